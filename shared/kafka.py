@@ -1,0 +1,71 @@
+"""Broker factory and topic administration shared by every service and by the `crs` tool."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+import structlog
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from faststream.kafka import KafkaBroker
+
+log = structlog.get_logger(__name__)
+
+
+def build_broker(bootstrap_servers: str, *, client_id: str) -> KafkaBroker:
+    """A FastStream Kafka broker with the delivery settings every service relies on.
+
+    ``acks="all"`` so a published event survives the loss of the leader; idempotent producers
+    are off because the local broker (tansu) cannot grant producer ids: consumers are
+    idempotent instead, which also covers redelivery.
+    """
+    return KafkaBroker(
+        bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=False,
+        logger=structlog.get_logger("faststream"),
+    )
+
+
+async def ensure_topics(
+    bootstrap_servers: str,
+    topics: Iterable[str],
+    *,
+    partitions: int,
+    replication_factor: int = 1,
+    attempts: int = 20,
+) -> None:
+    """Create the topics that do not exist yet; existing ones are left as they are.
+
+    Retries the connection for a while because at start the broker may still be coming up.
+    """
+    wanted = list(dict.fromkeys(topics))
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="crs-admin")
+    for attempt in range(1, attempts + 1):
+        try:
+            await admin.start()
+            break
+        except KafkaConnectionError:
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(min(0.2 * attempt, 2.0))
+    try:
+        existing = set(await admin.list_topics())
+        missing = [topic for topic in wanted if topic not in existing]
+        if not missing:
+            return
+        try:
+            await admin.create_topics(
+                [
+                    NewTopic(name=topic, num_partitions=partitions, replication_factor=replication_factor)
+                    for topic in missing
+                ]
+            )
+        except TopicAlreadyExistsError:
+            # Another service created some of them between our listing and our request.
+            pass
+        log.info("topics.created", topics=missing, partitions=partitions)
+    finally:
+        await admin.close()

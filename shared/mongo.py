@@ -1,0 +1,123 @@
+"""MongoDB: the client factory and the ledger (processed keys + outbox) of a service.
+
+We use PyMongo's own asyncio API (``AsyncMongoClient``), the official successor of Motor, which
+reached end of life in May 2026.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, AsyncMongoClient, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.delivery import OutgoingMessage
+
+Document = dict[str, Any]
+
+
+def build_mongo_client(uri: str) -> AsyncMongoClient[Document]:
+    """A client with timezone-aware datetimes (everything we store is UTC)."""
+    return AsyncMongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=10_000)
+
+
+class MongoLedgerTransaction:
+    """One MongoDB transaction: view writes, the processed mark and the outbox commit together."""
+
+    def __init__(self, database: AsyncDatabase[Document], session: AsyncClientSession, source_key: str) -> None:
+        self._database = database
+        self._session = session
+        self._source_key = source_key
+        self._outgoing: list[OutgoingMessage] = []
+
+    @property
+    def session(self) -> AsyncClientSession:
+        return self._session
+
+    async def is_processed(self, key: str) -> bool:
+        found = await self._database.processed_messages.find_one({"_id": key}, session=self._session)
+        return found is not None
+
+    async def mark_processed(self, key: str) -> None:
+        await self._database.processed_messages.insert_one(
+            {"_id": key, "processed_at": datetime.now(UTC)}, session=self._session
+        )
+
+    def emit(self, message: OutgoingMessage) -> None:
+        self._outgoing.append(message)
+
+    async def write_outbox(self) -> None:
+        if not self._outgoing:
+            return
+        now = datetime.now(UTC)
+        # Upsert with $setOnInsert: an event with the same stable id queued twice stays one entry.
+        await self._database.outbox.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": message.message_id},
+                    {
+                        "$setOnInsert": {
+                            "source_key": self._source_key,
+                            "topic": message.topic,
+                            "key": message.key,
+                            "value": message.value.decode(),
+                            "created_at": now,
+                            "position": position,
+                            "published": False,
+                        }
+                    },
+                    upsert=True,
+                )
+                for position, message in enumerate(self._outgoing)
+            ],
+            ordered=True,
+            session=self._session,
+        )
+
+
+class MongoLedger:
+    """The :class:`shared.delivery.Ledger` of a service, in its own database."""
+
+    def __init__(self, client: AsyncMongoClient[Document], database: AsyncDatabase[Document]) -> None:
+        self._client = client
+        self._database = database
+
+    async def ensure_indexes(self) -> None:
+        await self._database.outbox.create_index(
+            [("published", ASCENDING), ("created_at", ASCENDING), ("position", ASCENDING)]
+        )
+        await self._database.outbox.create_index([("source_key", ASCENDING), ("published", ASCENDING)])
+
+    @asynccontextmanager
+    async def transaction(self, source_key: str) -> AsyncIterator[MongoLedgerTransaction]:
+        async with self._client.start_session() as session:
+            async with await session.start_transaction():
+                transaction = MongoLedgerTransaction(self._database, session, source_key)
+                yield transaction
+                await transaction.write_outbox()
+
+    async def unpublished(
+        self, *, source_key: str | None = None, older_than: timedelta | None = None, limit: int = 500
+    ) -> list[OutgoingMessage]:
+        query: Document = {"published": False}
+        if source_key is not None:
+            query["source_key"] = source_key
+        if older_than is not None:
+            query["created_at"] = {"$lt": datetime.now(UTC) - older_than}
+        cursor = self._database.outbox.find(query).sort([("created_at", 1), ("position", 1)]).limit(limit)
+        return [
+            OutgoingMessage(
+                message_id=entry["_id"], topic=entry["topic"], key=entry["key"], value=entry["value"].encode()
+            )
+            async for entry in cursor
+        ]
+
+    async def mark_published(self, message_ids: Sequence[str]) -> None:
+        await self._database.outbox.update_many(
+            {"_id": {"$in": list(message_ids)}},
+            {"$set": {"published": True, "published_at": datetime.now(UTC)}},
+        )

@@ -1,0 +1,82 @@
+"""A service's own view of a reference topic (customers, invoices, payments, contracts).
+
+The contract says the latest message per key is the current record. Messages of one key arrive in
+order on one partition, but a republished or replayed older version can still come late, so a
+record replaces the stored one only when its ``updated_at`` is newer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from faststream.kafka import KafkaMessage
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.contract import ReferenceRecord
+from shared.delivery import LedgerTransaction, MessageOrigin
+from shared.mongo import Document
+from shared.runtime import ServiceRuntime, origin_of
+
+RecordT = TypeVar("RecordT", bound=ReferenceRecord)
+
+
+class ReferenceView:
+    """Latest-version-wins records of one reference topic, in one collection."""
+
+    def __init__(self, database: AsyncDatabase[Document], collection: str) -> None:
+        self._collection = database[collection]
+
+    async def upsert_if_newer(
+        self, key: str, record: dict[str, Any], updated_at: datetime, *, session: AsyncClientSession | None
+    ) -> bool:
+        """Store ``record`` under ``key`` unless a newer version is already stored."""
+        current = await self._collection.find_one({"_id": key}, {"updated_at": 1}, session=session)
+        if current is not None and current["updated_at"] >= updated_at:
+            return False
+        await self._collection.replace_one(
+            {"_id": key}, {**record, "_id": key, "updated_at": updated_at}, upsert=True, session=session
+        )
+        return True
+
+    async def get(self, key: str, *, session: AsyncClientSession | None = None) -> Document | None:
+        return await self._collection.find_one({"_id": key}, session=session)
+
+    async def find(self, query: Document, *, session: AsyncClientSession | None = None) -> list[Document]:
+        return [document async for document in self._collection.find(query, session=session)]
+
+    async def create_index(self, field: str) -> None:
+        await self._collection.create_index(field)
+
+
+def subscribe_reference_view(
+    runtime: ServiceRuntime,
+    *,
+    topic: str,
+    model: type[RecordT],
+    view: ReferenceView,
+    key_of: Callable[[RecordT], str],
+    document_of: Callable[[RecordT], dict[str, Any]] = lambda record: record.model_dump(mode="json"),
+) -> None:
+    """Keep ``view`` up to date from ``topic``: latest ``updated_at`` wins, redelivery is a no-op."""
+
+    async def apply(record: RecordT, tx: LedgerTransaction, _: MessageOrigin) -> None:
+        await view.upsert_if_newer(key_of(record), document_of(record), record.updated_at, session=tx.session)
+
+    def idempotency_key(record: RecordT, _: MessageOrigin) -> str:
+        return f"{topic}:{key_of(record)}:{record.updated_at.isoformat()}"
+
+    async def on_reference_record(message: KafkaMessage) -> None:
+        await runtime.consumer.consume(
+            value=message.body,
+            origin=origin_of(message),
+            model=model,
+            idempotency_key=idempotency_key,
+            apply=apply,
+        )
+
+    on_reference_record.__name__ = f"on_{topic.replace('.', '_')}"
+    runtime.subscriber(topic)(on_reference_record)

@@ -1,0 +1,187 @@
+"""What every service's composition root builds the same way: broker, database, delivery, health.
+
+A service's ``app.py`` creates its settings, calls :func:`build_runtime`, registers its thin
+handlers on ``runtime.broker`` with ``runtime.subscriber(...)``, and hands
+``runtime.asgi_app()`` to :func:`serve`. The ASGI app serves ``GET /health`` (broker and
+database answer) for ``crs stack`` and for Kubernetes probes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+import uvicorn
+from faststream import AckPolicy
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.kafka import KafkaBroker, KafkaMessage
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.delivery import DeliveryPolicy, MessageOrigin, ReliableConsumer
+from shared.kafka import build_broker, ensure_topics
+from shared.logging import configure_logging
+from shared.mongo import Document, MongoLedger, build_mongo_client
+from shared.settings import InfrastructureSettings, ServiceSettings
+from shared.topics import ALL_TOPICS
+
+log = structlog.get_logger(__name__)
+
+
+def origin_of(message: KafkaMessage) -> MessageOrigin:
+    """Where a FastStream Kafka message came from."""
+    record: Any = message.raw_message
+    key = record.key
+    return MessageOrigin(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=key.decode(errors="replace") if isinstance(key, bytes) else key,
+        timestamp_ms=record.timestamp,
+    )
+
+
+@dataclass
+class ServiceRuntime:
+    """The infrastructure of one service, built once in its composition root."""
+
+    settings: ServiceSettings
+    infrastructure: InfrastructureSettings
+    broker: KafkaBroker
+    mongo_client: AsyncMongoClient[Document]
+    database: AsyncDatabase[Document]
+    ledger: MongoLedger
+    consumer: ReliableConsumer
+    startup_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def subscriber(self, *topics: str, name: str | None = None) -> Any:
+        """A subscriber that commits only after handling, in a consumer group of its own.
+
+        Each subscriber gets its own group (``<service group>.<topic or name>``): several
+        consumers with different subscriptions in one group make every join a rebalance of all
+        of them, which on the local broker never settles.
+
+        ``NACK_ON_ERROR``: if the handler raises (the DLQ itself could not be reached), the
+        offset is not committed and the message comes back; every other failure is handled
+        inside :class:`ReliableConsumer`.
+        """
+        return self.broker.subscriber(
+            *topics,
+            group_id=f"{self.settings.consumer_group}.{name or '+'.join(topics)}",
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            session_timeout_ms=self.settings.session_timeout_ms,
+            heartbeat_interval_ms=max(self.settings.session_timeout_ms // 5, 500),
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+
+    async def _publish(self, value: bytes, *, topic: str, key: str | None, headers: dict[str, str]) -> None:
+        await self.broker.publish(
+            value, topic=topic, key=key.encode() if key is not None else None, headers=headers
+        )
+
+    async def _on_startup(self) -> None:
+        await ensure_topics(
+            self.infrastructure.kafka_bootstrap_servers,
+            ALL_TOPICS,
+            partitions=self.infrastructure.topic_partitions,
+            replication_factor=self.infrastructure.topic_replication_factor,
+        )
+        await self.ledger.ensure_indexes()
+        for hook in self.startup_hooks:
+            await hook()
+
+    async def _after_startup(self) -> None:
+        # Publish whatever a previous run committed but did not get out.
+        await self.consumer.flush_outbox()
+        self._background.append(
+            asyncio.create_task(self.consumer.sweep_outbox(self.settings.outbox_sweep_seconds))
+        )
+        log.info("service.started", consumer_group=self.settings.consumer_group)
+
+    async def _on_shutdown(self) -> None:
+        for task in self._background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _after_shutdown(self) -> None:
+        await self.mongo_client.close()
+
+    def asgi_app(self) -> AsgiFastStream:
+        """The FastStream app with ``/health``, ready for :func:`serve` or any ASGI server."""
+
+        @get(include_in_schema=False)
+        async def health(scope: Any) -> AsgiResponse:  # noqa: ARG001 - ASGI handler signature
+            broker_ok = await self.broker.ping(timeout=2.0)
+            try:
+                await self.mongo_client.admin.command("ping")
+                database_ok = True
+            except Exception:  # noqa: BLE001 - any failure means not healthy
+                database_ok = False
+            healthy = broker_ok and database_ok
+            return AsgiResponse(b"", 204 if healthy else 503)
+
+        return AsgiFastStream(
+            self.broker,
+            asgi_routes=[("/health", health)],
+            on_startup=[self._on_startup],
+            after_startup=[self._after_startup],
+            on_shutdown=[self._on_shutdown],
+            after_shutdown=[self._after_shutdown],
+        )
+
+
+def build_runtime(settings: ServiceSettings, infrastructure: InfrastructureSettings | None = None) -> ServiceRuntime:
+    """Build broker, database, ledger and reliable consumer for ``settings.service_name``."""
+    infrastructure = infrastructure or InfrastructureSettings()
+    configure_logging(
+        service=settings.service_name,
+        log_format=infrastructure.log_format,
+        level=infrastructure.log_level,
+    )
+    broker = build_broker(infrastructure.kafka_bootstrap_servers, client_id=f"crs-{settings.service_name}")
+    mongo_client = build_mongo_client(infrastructure.mongodb_uri)
+    database = mongo_client[settings.database]
+    ledger = MongoLedger(mongo_client, database)
+    runtime = ServiceRuntime(
+        settings=settings,
+        infrastructure=infrastructure,
+        broker=broker,
+        mongo_client=mongo_client,
+        database=database,
+        ledger=ledger,
+        consumer=ReliableConsumer(
+            service=settings.service_name,
+            ledger=ledger,
+            publish=lambda *args, **kwargs: runtime._publish(*args, **kwargs),
+            policy=DeliveryPolicy(
+                max_attempts=settings.max_attempts,
+                retry_backoff_seconds=settings.retry_backoff_seconds,
+                max_message_bytes=settings.max_message_bytes,
+            ),
+        ),
+    )
+    return runtime
+
+
+async def serve(app: AsgiFastStream, settings: ServiceSettings) -> None:
+    """Run the service until SIGINT/SIGTERM; uvicorn drives the app's lifespan."""
+    config = uvicorn.Config(
+        app, host=settings.health_host, port=settings.health_port, log_config=None, access_log=False
+    )
+    await uvicorn.Server(config).serve()
+
+
+def run_service(build_app: Callable[[], tuple[AsgiFastStream, ServiceSettings]]) -> None:
+    """Entry point of ``python -m services.<name>``."""
+    app, settings = build_app()
+    asyncio.run(serve(app, settings))
+
+
+__all__: Sequence[str] = ("ServiceRuntime", "build_runtime", "origin_of", "run_service", "serve")

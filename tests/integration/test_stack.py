@@ -1,0 +1,161 @@
+"""The local-stack supervisor against the real local servers (tansu and SecantusDB).
+
+Every test uses its own home and free ports, so it never touches a stack the developer runs.
+Only Kafka and MongoDB are started for real: the services are the other modules' business, and
+a service that dies at start is played by a fake interpreter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from crs.stack import (
+    INFRA,
+    SERVICES,
+    PortInUseError,
+    StackConfig,
+    StackStartError,
+    find_free_port,
+    stack_down,
+    stack_status,
+    stack_up,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Iterator[StackConfig]:
+    """A stack of its own: a temporary home and free ports; whatever is left is stopped."""
+    stack = StackConfig(
+        home=tmp_path / "crs-home",
+        kafka_port=find_free_port(),
+        mongo_port=find_free_port(),
+        health_ports={name: find_free_port() for name in SERVICES},
+    )
+    yield stack
+    # A failing assertion must not leave a broker or a database behind.
+    asyncio.run(stack_down(stack))
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(120)
+async def test_infra_comes_up_once_reports_healthy_and_goes_down_without_leftovers(
+    config: StackConfig,
+) -> None:
+    progress: list[str] = []
+
+    started = await stack_up(
+        config, include_services=False, on_progress=progress.append
+    )
+
+    assert [part.name for part in started] == list(INFRA)
+    assert all(part.running and part.healthy for part in started)
+    pids = {part.name: part.pid for part in started}
+    for name, pid in pids.items():
+        assert pid is not None
+        assert config.pid_path(name).read_text().strip() == str(pid)
+        assert config.log_path(name).is_file()
+    assert any(message.startswith("topics:") for message in progress)
+
+    status = {part.name: part for part in await stack_status(config)}
+    assert status["kafka"].healthy and status["mongodb"].healthy
+    assert status["kafka"].address == f"127.0.0.1:{config.kafka_port}"
+    assert not any(status[name].running for name in SERVICES)
+
+    again = await stack_up(config, include_services=False)
+
+    assert {part.name: part.pid for part in again} == pids
+    assert all(part.healthy for part in again)
+
+    stopped = await stack_down(config)
+
+    assert stopped == ["mongodb", "kafka"]
+    for name, pid in pids.items():
+        assert pid is not None
+        assert not _process_exists(pid), f"{name} (pid {pid}) is still alive"
+        assert not config.pid_path(name).exists()
+    after = await stack_status(config)
+    assert not any(part.running or part.healthy or part.pid for part in after)
+    assert await stack_down(config) == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(120)
+async def test_a_service_that_dies_at_start_is_named_with_its_log_and_infra_stays_up(
+    config: StackConfig, tmp_path: Path
+) -> None:
+    fake_python = tmp_path / "fake-python"
+    fake_python.write_text('#!/bin/sh\necho "boom: cannot start $2"\nexit 3\n')
+    fake_python.chmod(0o755)
+    infra = await stack_up(config, include_services=False)
+    broken = dataclasses.replace(config, python=str(fake_python))
+
+    with pytest.raises(StackStartError) as raised:
+        await stack_up(broken, timeout=30)
+
+    assert raised.value.part == "intake"
+    assert "exited with code 3" in str(raised.value)
+    assert "boom: cannot start services.intake" in str(raised.value)
+    status = {part.name: part for part in await stack_status(config)}
+    assert {name: status[name].pid for name in INFRA} == {p.name: p.pid for p in infra}
+    assert all(status[name].healthy for name in INFRA)
+    assert not any(config.pid_path(name).exists() for name in SERVICES)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_a_port_held_by_a_foreign_process_is_refused_before_anything_starts(
+    config: StackConfig,
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", config.mongo_port))
+        squatter.listen()
+
+        with pytest.raises(PortInUseError) as raised:
+            await stack_up(config, include_services=False)
+
+    assert raised.value.part == "mongodb"
+    assert f"127.0.0.1:{config.mongo_port}" in str(raised.value)
+    assert "CRS_MONGO_PORT" in str(raised.value)
+    assert not any(config.pid_path(name).exists() for name in INFRA)
+
+
+@pytest.mark.timeout(60)
+def test_a_recycled_pid_is_never_signalled_and_its_stale_pid_file_is_dropped(
+    config: StackConfig,
+) -> None:
+    # A live process that is not ours, named by the pid file as if its pid had been recycled.
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        config.pid_path("kafka").parent.mkdir(parents=True)
+        config.pid_path("kafka").write_text(f"{stranger.pid}\n")
+
+        status = {part.name: part for part in asyncio.run(stack_status(config))}
+        stopped = asyncio.run(stack_down(config))
+
+        assert not status["kafka"].running and status["kafka"].pid is None
+        assert stopped == []
+        assert stranger.poll() is None, "an unrelated process was signalled"
+        assert not config.pid_path("kafka").exists()
+    finally:
+        stranger.send_signal(signal.SIGKILL)
+        stranger.wait()
