@@ -328,9 +328,7 @@ def _allocate(
     total = sum(weight for _, weight in weights)
     raw = [n * weight / total for _, weight in weights]
     counts = [int(share) for share in raw]
-    by_remainder = sorted(
-        range(len(weights)), key=lambda i: raw[i] - counts[i], reverse=True
-    )
+    by_remainder = sorted(range(len(weights)), key=lambda i: raw[i] - counts[i], reverse=True)
     for i in by_remainder[: n - sum(counts)]:
         counts[i] += 1
     if ensure_each and n >= len(weights):
@@ -338,11 +336,7 @@ def _allocate(
             if count == 0:
                 counts[counts.index(max(counts))] -= 1
                 counts[i] = 1
-    values = [
-        value
-        for (value, _), count in zip(weights, counts, strict=True)
-        for _ in range(count)
-    ]
+    values = [value for (value, _), count in zip(weights, counts, strict=True) for _ in range(count)]
     rng.shuffle(values)
     return values
 
@@ -450,10 +444,7 @@ class DemoDataset:
 
     def invoices_of(self, customer_id: str) -> list[dict[str, Any]]:
         """Copies of the customer's invoices in invoice-number order (empty if none)."""
-        return [
-            _deep_copy(value)
-            for value in self._invoices_by_customer.get(customer_id, [])
-        ]
+        return [_deep_copy(value) for value in self._invoices_by_customer.get(customer_id, [])]
 
     def _own_contacts(self, customer_id: str) -> list[dict[str, str]]:
         shared = {contact.email for contact in SHARED_CONTACTS}
@@ -467,26 +458,19 @@ class DemoDataset:
         is the invoice repriced at the contract prices and ``disputed_amount`` the
         difference to the billed total. ``case_id`` and times derive from the seed.
         """
-        rng = random.Random(f"crs-demo-data:{self.seed}:sample-dispute")
+        rng = random.Random(f"crs-demo-data:{self.seed}:sample-dispute")  # noqa: S311 (demo data)
         invoice = self.invoice(self.dispute_invoice_id)
         contract = self.contract(invoice["contract_id"])
         customer = self.customer(invoice["customer_id"])
-        prices = {
-            price["sku"]: Decimal(price["unit_price"]) for price in contract["prices"]
-        }
+        prices = {price["sku"]: Decimal(price["unit_price"]) for price in contract["prices"]}
         currency: str = invoice["currency"]
         total = Decimal(invoice["total"]["amount"])
         expected = sum(
-            (
-                Decimal(line["quantity"]) * prices[line["sku"]]
-                for line in invoice["lines"]
-            ),
+            (Decimal(line["quantity"]) * prices[line["sku"]] for line in invoice["lines"]),
             start=_ZERO,
         )
         overbilled = next(
-            line
-            for line in invoice["lines"]
-            if Decimal(line["unit_price"]) > prices[line["sku"]]
+            line for line in invoice["lines"] if Decimal(line["unit_price"]) > prices[line["sku"]]
         )
         contact = self._own_contacts(customer["customer_id"])[0]
         # The agent flags big accounts; routing may still decide otherwise.
@@ -524,7 +508,7 @@ class DemoDataset:
         payment is :attr:`email_payment_id`. ``message_id`` and times derive from the
         seed.
         """
-        rng = random.Random(f"crs-demo-data:{self.seed}:sample-email")
+        rng = random.Random(f"crs-demo-data:{self.seed}:sample-email")  # noqa: S311 (demo data)
         payment = self.payment(self.email_payment_id)
         target = dict(self.unapplied_payment_targets)[self.email_payment_id]
         invoice = self.invoice(target)
@@ -627,9 +611,7 @@ class _Invoice:
 
     @property
     def total(self) -> Decimal:
-        return sum(
-            (line.quantity * line.unit_price for line in self.lines), start=_ZERO
-        )
+        return sum((line.quantity * line.unit_price for line in self.lines), start=_ZERO)
 
     @property
     def due_on(self) -> date:
@@ -672,7 +654,8 @@ class _Generator:
     def __init__(self, *, customers: int, seed: int, as_of: date) -> None:
         self.n = customers
         self.seed = seed
-        self.rng = random.Random(seed)
+        # Reproducible by design: demo data must not depend on a secure (unseedable) source.
+        self.rng = random.Random(seed)  # noqa: S311
         self.as_of = as_of
         self.last_day = as_of - timedelta(days=1)  # everything happened before as_of
         self.window_start = as_of - timedelta(days=365)
@@ -685,12 +668,8 @@ class _Generator:
     def build_customers(self) -> None:
         rng, n = self.rng, self.n
         ensure = n >= 20
-        currencies = _allocate(
-            rng, n, [("USD", 70), ("EUR", 20), ("GBP", 10)], ensure_each=ensure
-        )
-        statuses = _allocate(
-            rng, n, [("active", 88), ("blocked", 7), ("closed", 5)], ensure_each=ensure
-        )
+        currencies = _allocate(rng, n, [("USD", 70), ("EUR", 20), ("GBP", 10)], ensure_each=ensure)
+        statuses = _allocate(rng, n, [("active", 88), ("blocked", 7), ("closed", 5)], ensure_each=ensure)
         kyc = _allocate(
             rng,
             n,
@@ -706,11 +685,7 @@ class _Generator:
         # The demo requests need one active, verified customer; make sure one exists
         # even in tiny datasets by swapping a KYC state onto the first active customer.
         pairs = list(zip(statuses, kyc, strict=True))
-        if (
-            ("active", "verified") not in pairs
-            and "active" in statuses
-            and "verified" in kyc
-        ):
+        if ("active", "verified") not in pairs and "active" in statuses and "verified" in kyc:
             i, j = statuses.index("active"), kyc.index("verified")
             kyc[i], kyc[j] = kyc[j], kyc[i]
 
@@ -758,9 +733,7 @@ class _Generator:
             )
             self.shared_owners.append((SHARED_CONTACTS[k], owners))
 
-    def _company_name(
-        self, taken_names: set[str], taken_domains: set[str]
-    ) -> tuple[str, str]:
+    def _company_name(self, taken_names: set[str], taken_domains: set[str]) -> tuple[str, str]:
         rng = self.rng
         for attempt in range(200):
             pattern = rng.random()
@@ -769,10 +742,7 @@ class _Generator:
             elif pattern < 0.70:
                 base = f"{rng.choice(_FOUNDER_NAMES)} {rng.choice(_INDUSTRIES)}"
             elif pattern < 0.90:
-                base = (
-                    f"{rng.choice(_PLACE_WORDS)} {rng.choice(_INDUSTRIES)} "
-                    f"{rng.choice(_QUALIFIERS)}"
-                )
+                base = f"{rng.choice(_PLACE_WORDS)} {rng.choice(_INDUSTRIES)} {rng.choice(_QUALIFIERS)}"
             else:
                 first, second = rng.sample(_FOUNDER_NAMES, 2)
                 base = f"{first} & {second} {rng.choice(_QUALIFIERS)}"
@@ -799,9 +769,7 @@ class _Generator:
                 first_ascii = "".join(_slug_words(first))
                 last_ascii = "".join(_slug_words(last))
                 local = (
-                    f"{first_ascii}.{last_ascii}"
-                    if rng.random() < 0.75
-                    else f"{first_ascii[0]}{last_ascii}"
+                    f"{first_ascii}.{last_ascii}" if rng.random() < 0.75 else f"{first_ascii[0]}{last_ascii}"
                 )
             unique_local, suffix = local, 2
             while unique_local in local_parts:
@@ -818,56 +786,36 @@ class _Generator:
             terms = rng.choices([30, 45, 60], weights=[60, 25, 15])[0]
             if customer.tier == "strategic" and rng.random() < 0.5:
                 terms = 60  # big customers negotiate longer terms
-            skus = [
-                product.sku
-                for product in rng.sample(PRODUCT_CATALOGUE, rng.randint(3, 8))
-            ]
-            prices = {
-                sku: self._contract_price(customer, _PRODUCTS_BY_SKU[sku])
-                for sku in skus
-            }
+            skus = [product.sku for product in rng.sample(PRODUCT_CATALOGUE, rng.randint(3, 8))]
+            prices = {sku: self._contract_price(customer, _PRODUCTS_BY_SKU[sku]) for sku in skus}
             renewed = customer.status != "closed" and rng.random() < 0.3
             if not renewed:
-                valid_from = _first_of_month(
-                    self.window_start - timedelta(days=rng.randint(1, 900))
-                )
+                valid_from = _first_of_month(self.window_start - timedelta(days=rng.randint(1, 900)))
                 years = 1
                 while _add_years(valid_from, years) <= customer.activity_end:
                     years += 1
                 years += rng.randint(0, 1)
                 valid_to = _add_years(valid_from, years) - timedelta(days=1)
-                customer.contracts.append(
-                    _Contract(customer, valid_from, valid_to, prices, terms)
-                )
+                customer.contracts.append(_Contract(customer, valid_from, valid_to, prices, terms))
                 continue
             # A renewal inside the year: the old contract ends the day before the new
             # one starts, usually with a price increase and sometimes an extra product.
-            split = _first_of_month(
-                self.window_start + timedelta(days=rng.randint(60, 300))
-            )
+            split = _first_of_month(self.window_start + timedelta(days=rng.randint(60, 300)))
             first_from = _add_years(split, -rng.randint(1, 3))
             customer.contracts.append(
-                _Contract(
-                    customer, first_from, split - timedelta(days=1), prices, terms
-                )
+                _Contract(customer, first_from, split - timedelta(days=1), prices, terms)
             )
             uplift = 1 + Decimal(rng.randint(2, 6)) / 100
             new_prices = {sku: _cents(price * uplift) for sku, price in prices.items()}
             if len(new_prices) < 8:
-                extra = rng.choice(
-                    [p for p in PRODUCT_CATALOGUE if p.sku not in new_prices]
-                )
+                extra = rng.choice([p for p in PRODUCT_CATALOGUE if p.sku not in new_prices])
                 new_prices[extra.sku] = self._contract_price(customer, extra)
             new_terms = terms if rng.random() < 0.8 else rng.choice([30, 45, 60])
             second_to = _add_years(split, rng.randint(2, 3)) - timedelta(days=1)
-            customer.contracts.append(
-                _Contract(customer, split, second_to, new_prices, new_terms)
-            )
+            customer.contracts.append(_Contract(customer, split, second_to, new_prices, new_terms))
 
     def _contract_price(self, customer: _Customer, product: Product) -> Decimal:
-        low, high = {"strategic": (15, 25), "key": (8, 15), "standard": (0, 7)}[
-            customer.tier
-        ]
+        low, high = {"strategic": (15, 25), "key": (8, 15), "standard": (0, 7)}[customer.tier]
         discount = Decimal(self.rng.randint(low, high)) / 100
         list_price = product.list_price * _LIST_PRICE_RATE[customer.currency]
         return _cents(list_price * (1 - discount))
@@ -877,19 +825,13 @@ class _Generator:
     def build_invoices(self) -> None:
         rng = self.rng
         for customer in self.customers:
-            low, high = {"strategic": (12, 24), "key": (8, 16), "standard": (4, 14)}[
-                customer.tier
-            ]
+            low, high = {"strategic": (12, 24), "key": (8, 16), "standard": (4, 14)}[customer.tier]
             span = (customer.activity_end - self.window_start).days + 1
             count = max(2, round(rng.randint(low, high) * span / 365))
             days = sorted(rng.randint(0, span - 1) for _ in range(count))
             for offset in days:
                 issued_on = self.window_start + timedelta(days=offset)
-                contract = next(
-                    c
-                    for c in customer.contracts
-                    if c.valid_from <= issued_on <= c.valid_to
-                )
+                contract = next(c for c in customer.contracts if c.valid_from <= issued_on <= c.valid_to)
                 skus = list(contract.prices)
                 chosen = rng.sample(skus, rng.randint(1, min(4, len(skus))))
                 lines = []
@@ -917,9 +859,7 @@ class _Generator:
         rng = self.rng
         if rng.random() < _CANCELLED_SHARE:
             invoice.status = "cancelled"
-            invoice.cancelled_on = min(
-                invoice.issued_on + timedelta(days=rng.randint(1, 20)), self.last_day
-            )
+            invoice.cancelled_on = min(invoice.issued_on + timedelta(days=rng.randint(1, 20)), self.last_day)
             return
         days_overdue = (self.as_of - invoice.due_on).days
         if invoice.customer.status == "closed":
@@ -932,11 +872,7 @@ class _Generator:
             status = rng.choices(["open", "paid", "partially_paid"], [12, 78, 10])[0]
         else:
             status = rng.choices(["open", "paid", "partially_paid"], [3, 94, 3])[0]
-        if (
-            invoice.customer.status == "blocked"
-            and days_overdue >= 0
-            and rng.random() < 0.4
-        ):
+        if invoice.customer.status == "blocked" and days_overdue >= 0 and rng.random() < 0.4:
             status = "open"  # arrears are why the account is blocked
         invoice.status = status
         if status == "open":
@@ -977,19 +913,13 @@ class _Generator:
             candidates = [
                 c
                 for c in self.customers
-                if c.status == "active"
-                and c.kyc_status == "verified"
-                and len(c.invoices) >= 2
+                if c.status == "active" and c.kyc_status == "verified" and len(c.invoices) >= 2
             ]
         if not candidates:
             raise ValueError("the dataset has no active, KYC-verified customer")
         for customer in candidates:
-            disputes = [
-                i for i in customer.invoices if i.overpriced and i.status == "open"
-            ]
-            others = [
-                i for i in customer.invoices if i.status == "open" and not i.overpriced
-            ]
+            disputes = [i for i in customer.invoices if i.overpriced and i.status == "open"]
+            others = [i for i in customer.invoices if i.status == "open" and not i.overpriced]
             if disputes and others:
                 return disputes[-1], others[-1]
         customer = candidates[0]
@@ -1025,9 +955,7 @@ class _Generator:
         return invoices
 
     def number_payments(self) -> list[_Payment]:
-        payments = sorted(
-            self.payments, key=lambda p: (p.received_on, p.customer.index)
-        )
+        payments = sorted(self.payments, key=lambda p: (p.received_on, p.customer.index))
         counters: dict[int, int] = {}
         for payment in payments:
             year = payment.received_on.year
@@ -1080,9 +1008,7 @@ class _Generator:
             return f"PAYMENT {ids[0]}"
         return f"{payment.customer.token} PAYMENT {rng.randint(100000, 999999)}"
 
-    def build_unapplied_payments(
-        self, dispute: _Invoice, email_invoice: _Invoice
-    ) -> _Payment:
+    def build_unapplied_payments(self, dispute: _Invoice, email_invoice: _Invoice) -> _Payment:
         """About 5 % of all payments: money received for an open invoice, not yet matched.
 
         Returns the one the sample email is about. It carries the exact open amount and
@@ -1090,9 +1016,7 @@ class _Generator:
         reason the customer has to write.
         """
         rng = self.rng
-        target = max(
-            1, round(len(self.payments) * _UNAPPLIED_SHARE / (1 - _UNAPPLIED_SHARE))
-        )
+        target = max(1, round(len(self.payments) * _UNAPPLIED_SHARE / (1 - _UNAPPLIED_SHARE)))
         latest_issue = self.last_day - timedelta(days=4)
         candidates = [
             invoice
@@ -1105,16 +1029,12 @@ class _Generator:
             and invoice is not email_invoice
         ]
         chosen = rng.sample(candidates, min(target - 1, len(candidates)))
-        email_payment = self._unapplied(
-            email_invoice, exact=True, with_invoice_number=False
-        )
+        email_payment = self._unapplied(email_invoice, exact=True, with_invoice_number=False)
         for invoice in sorted(chosen, key=lambda i: (i.year, i.number)):
             self._unapplied(invoice, exact=rng.random() < 0.8, with_invoice_number=None)
         return email_payment
 
-    def _unapplied(
-        self, invoice: _Invoice, *, exact: bool, with_invoice_number: bool | None
-    ) -> _Payment:
+    def _unapplied(self, invoice: _Invoice, *, exact: bool, with_invoice_number: bool | None) -> _Payment:
         rng = self.rng
         earliest = min(invoice.issued_on + timedelta(days=1), self.last_day)
         received_on = max(earliest, self.last_day - timedelta(days=rng.randint(2, 40)))
@@ -1122,15 +1042,11 @@ class _Generator:
         fee = Decimal(rng.choice(["10.00", "15.00", "25.00"]))
         if not exact and amount > fee * 20:
             amount -= fee  # the bank kept its charges: a short payment
-        payment = _Payment(
-            invoice.customer, received_on, amount, [], intended_for=invoice
-        )
+        payment = _Payment(invoice.customer, received_on, amount, [], intended_for=invoice)
         if with_invoice_number is None:
             with_invoice_number = rng.random() < 0.55
         payment.reference = (
-            self._messy_reference(invoice)
-            if with_invoice_number
-            else self._anonymous_reference(payment)
+            self._messy_reference(invoice) if with_invoice_number else self._anonymous_reference(payment)
         )
         self.payments.append(payment)
         return payment
@@ -1151,9 +1067,7 @@ class _Generator:
 
     def _anonymous_reference(self, payment: _Payment) -> str:
         rng, token = self.rng, payment.customer.token
-        scheme = {"USD": "ACH CREDIT", "EUR": "SEPA CT", "GBP": "FPS CREDIT"}[
-            payment.customer.currency
-        ]
+        scheme = {"USD": "ACH CREDIT", "EUR": "SEPA CT", "GBP": "FPS CREDIT"}[payment.customer.currency]
         forms: tuple[Callable[[], str], ...] = (
             lambda: f"WIRE {token} {payment.received_on:%Y%m%d}",
             lambda: f"{scheme} {rng.randint(10**9, 10**10 - 1)}",
@@ -1203,8 +1117,7 @@ class _Generator:
             "valid_to": contract.valid_to.isoformat(),
             "currency": contract.customer.currency,
             "prices": [
-                {"sku": sku, "unit_price": _decimal_text(price)}
-                for sku, price in contract.prices.items()
+                {"sku": sku, "unit_price": _decimal_text(price)} for sku, price in contract.prices.items()
             ],
             "payment_terms_days": contract.terms_days,
             "updated_at": _timestamp(self.rng, signed),
@@ -1244,9 +1157,7 @@ class _Generator:
     def payment_record(self, payment: _Payment) -> DemoRecord:
         currency = payment.customer.currency
         # Cash application runs the next working day or so after the money arrives.
-        booked = min(
-            payment.received_on + timedelta(days=self.rng.randint(0, 2)), self.last_day
-        )
+        booked = min(payment.received_on + timedelta(days=self.rng.randint(0, 2)), self.last_day)
         value = {
             "payment_id": payment.payment_id,
             "customer_id": payment.customer.customer_id,
@@ -1279,16 +1190,10 @@ class _Generator:
             contracts=tuple(self.contract_record(c) for c in contracts),
             invoices=tuple(self.invoice_record(i) for i in invoices),
             payments=tuple(self.payment_record(p) for p in payments),
-            overpriced_invoice_ids=tuple(
-                i.invoice_id for i in invoices if i.overpriced
-            ),
-            unapplied_payment_ids=tuple(
-                p.payment_id for p in payments if not p.applications
-            ),
+            overpriced_invoice_ids=tuple(i.invoice_id for i in invoices if i.overpriced),
+            unapplied_payment_ids=tuple(p.payment_id for p in payments if not p.applications),
             unapplied_payment_targets=tuple(
-                (p.payment_id, p.intended_for.invoice_id)
-                for p in payments
-                if p.intended_for is not None
+                (p.payment_id, p.intended_for.invoice_id) for p in payments if p.intended_for is not None
             ),
             shared_contact_owners=tuple(
                 (contact.email, (first.customer_id, second.customer_id))

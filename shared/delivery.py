@@ -215,7 +215,7 @@ class ReliableConsumer:
             except PermanentFailure as failure:
                 await self.dead_letter(value, origin, reason=failure.reason, detail=failure.detail)
                 return False
-            except Exception as error:  # noqa: BLE001 - any failure is retried, then dead-lettered
+            except Exception as error:
                 if attempt == self.policy.max_attempts:
                     log.error("message.failed", key=key, attempts=attempt, exc_info=error)
                     await self.dead_letter(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 
 import structlog
@@ -27,6 +28,18 @@ def build_broker(bootstrap_servers: str, *, client_id: str) -> KafkaBroker:
         enable_idempotence=False,
         logger=structlog.get_logger("faststream"),
     )
+
+
+class BrokerPublisher:
+    """Publishes raw bytes with a string key through a FastStream broker (the delivery Publisher)."""
+
+    def __init__(self, broker: KafkaBroker) -> None:
+        self._broker = broker
+
+    async def __call__(self, value: bytes, *, topic: str, key: str | None, headers: dict[str, str]) -> None:
+        await self._broker.publish(
+            value, topic=topic, key=key.encode() if key is not None else None, headers=headers
+        )
 
 
 async def ensure_topics(
@@ -56,16 +69,14 @@ async def ensure_topics(
         missing = [topic for topic in wanted if topic not in existing]
         if not missing:
             return
-        try:
+        # Another service may create some of them between our listing and our request.
+        with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics(
                 [
                     NewTopic(name=topic, num_partitions=partitions, replication_factor=replication_factor)
                     for topic in missing
                 ]
             )
-        except TopicAlreadyExistsError:
-            # Another service created some of them between our listing and our request.
-            pass
         log.info("topics.created", topics=missing, partitions=partitions)
     finally:
         await admin.close()

@@ -56,9 +56,7 @@ def configure_logging(*, service: str, log_format: str = "auto", level: str = "I
 @contextmanager
 def bound_request(*, request_id: str | None, correlation_id: str | None) -> Iterator[None]:
     """Bind the request and correlation ids to every log line written inside the block."""
-    tokens = structlog.contextvars.bind_contextvars(
-        request_id=request_id, correlation_id=correlation_id
-    )
+    tokens = structlog.contextvars.bind_contextvars(request_id=request_id, correlation_id=correlation_id)
     try:
         yield
     finally:

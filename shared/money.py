@@ -17,8 +17,8 @@ MAX_DECIMAL_PLACES = 4
 
 def parse_decimal_amount(value: Any) -> Decimal:
     """Turn a wire value into a Decimal, refusing floats, non-finite values and absurd sizes."""
-    if isinstance(value, bool) or isinstance(value, float):
-        raise ValueError("amounts must be decimal strings such as \"12500.00\", not JSON numbers")
+    if isinstance(value, bool | float):
+        raise ValueError('amounts must be decimal strings such as "12500.00", not JSON numbers')
     if isinstance(value, Decimal):
         amount = value
     elif isinstance(value, int | str):
@@ -27,7 +27,7 @@ def parse_decimal_amount(value: Any) -> Decimal:
         except InvalidOperation as error:
             raise ValueError(f"{value!r} is not a decimal amount") from error
     else:
-        raise ValueError("amounts must be decimal strings such as \"12500.00\"")
+        raise ValueError('amounts must be decimal strings such as "12500.00"')
     if not amount.is_finite():
         raise ValueError("amounts must be finite")
     if abs(amount) >= MAX_ABSOLUTE_AMOUNT:

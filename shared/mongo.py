@@ -28,7 +28,9 @@ def build_mongo_client(uri: str) -> AsyncMongoClient[Document]:
 class MongoLedgerTransaction:
     """One MongoDB transaction: view writes, the processed mark and the outbox commit together."""
 
-    def __init__(self, database: AsyncDatabase[Document], session: AsyncClientSession, source_key: str) -> None:
+    def __init__(
+        self, database: AsyncDatabase[Document], session: AsyncClientSession, source_key: str
+    ) -> None:
         self._database = database
         self._session = session
         self._source_key = source_key
@@ -94,11 +96,10 @@ class MongoLedger:
 
     @asynccontextmanager
     async def transaction(self, source_key: str) -> AsyncIterator[MongoLedgerTransaction]:
-        async with self._client.start_session() as session:
-            async with await session.start_transaction():
-                transaction = MongoLedgerTransaction(self._database, session, source_key)
-                yield transaction
-                await transaction.write_outbox()
+        async with self._client.start_session() as session, await session.start_transaction():
+            transaction = MongoLedgerTransaction(self._database, session, source_key)
+            yield transaction
+            await transaction.write_outbox()
 
     async def unpublished(
         self, *, source_key: str | None = None, older_than: timedelta | None = None, limit: int = 500

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from faststream.kafka import KafkaMessage
-
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 

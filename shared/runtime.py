@@ -23,13 +23,16 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.delivery import DeliveryPolicy, MessageOrigin, ReliableConsumer
-from shared.kafka import build_broker, ensure_topics
+from shared.kafka import BrokerPublisher, build_broker, ensure_topics
 from shared.logging import configure_logging
 from shared.mongo import Document, MongoLedger, build_mongo_client
 from shared.settings import InfrastructureSettings, ServiceSettings
 from shared.topics import ALL_TOPICS
 
 log = structlog.get_logger(__name__)
+
+Handler = Callable[[KafkaMessage], Awaitable[None]]
+"""A thin handler: it receives the Kafka message and hands it to the reliable consumer."""
 
 
 def origin_of(message: KafkaMessage) -> MessageOrigin:
@@ -59,7 +62,7 @@ class ServiceRuntime:
     startup_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
-    def subscriber(self, *topics: str, name: str | None = None) -> Any:
+    def subscriber(self, *topics: str, name: str | None = None) -> Callable[[Handler], Handler]:
         """A subscriber that commits only after handling, in a consumer group of its own.
 
         Each subscriber gets its own group (``<service group>.<topic or name>``): several
@@ -70,7 +73,7 @@ class ServiceRuntime:
         offset is not committed and the message comes back; every other failure is handled
         inside :class:`ReliableConsumer`.
         """
-        return self.broker.subscriber(
+        registration = self.broker.subscriber(
             *topics,
             group_id=f"{self.settings.consumer_group}.{name or '+'.join(topics)}",
             auto_offset_reset="earliest",
@@ -80,10 +83,11 @@ class ServiceRuntime:
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
 
-    async def _publish(self, value: bytes, *, topic: str, key: str | None, headers: dict[str, str]) -> None:
-        await self.broker.publish(
-            value, topic=topic, key=key.encode() if key is not None else None, headers=headers
-        )
+        def register(handler: Handler) -> Handler:
+            registration(handler)
+            return handler
+
+        return register
 
     async def _on_startup(self) -> None:
         await ensure_topics(
@@ -137,7 +141,9 @@ class ServiceRuntime:
         )
 
 
-def build_runtime(settings: ServiceSettings, infrastructure: InfrastructureSettings | None = None) -> ServiceRuntime:
+def build_runtime(
+    settings: ServiceSettings, infrastructure: InfrastructureSettings | None = None
+) -> ServiceRuntime:
     """Build broker, database, ledger and reliable consumer for ``settings.service_name``."""
     infrastructure = infrastructure or InfrastructureSettings()
     configure_logging(
@@ -149,7 +155,7 @@ def build_runtime(settings: ServiceSettings, infrastructure: InfrastructureSetti
     mongo_client = build_mongo_client(infrastructure.mongodb_uri)
     database = mongo_client[settings.database]
     ledger = MongoLedger(mongo_client, database)
-    runtime = ServiceRuntime(
+    return ServiceRuntime(
         settings=settings,
         infrastructure=infrastructure,
         broker=broker,
@@ -159,7 +165,7 @@ def build_runtime(settings: ServiceSettings, infrastructure: InfrastructureSetti
         consumer=ReliableConsumer(
             service=settings.service_name,
             ledger=ledger,
-            publish=lambda *args, **kwargs: runtime._publish(*args, **kwargs),
+            publish=BrokerPublisher(broker),
             policy=DeliveryPolicy(
                 max_attempts=settings.max_attempts,
                 retry_backoff_seconds=settings.retry_backoff_seconds,
@@ -167,7 +173,6 @@ def build_runtime(settings: ServiceSettings, infrastructure: InfrastructureSetti
             ),
         ),
     )
-    return runtime
 
 
 async def serve(app: AsgiFastStream, settings: ServiceSettings) -> None:

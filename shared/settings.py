@@ -24,9 +24,7 @@ class InfrastructureSettings(BaseSettings):
     kafka_bootstrap_servers: str = Field(default=LOCAL_KAFKA)
     mongodb_uri: str = Field(default=LOCAL_MONGODB)
     topic_partitions: int = Field(default=4, ge=1, validation_alias="CRS_TOPIC_PARTITIONS")
-    topic_replication_factor: int = Field(
-        default=1, ge=1, validation_alias="CRS_TOPIC_REPLICATION_FACTOR"
-    )
+    topic_replication_factor: int = Field(default=1, ge=1, validation_alias="CRS_TOPIC_REPLICATION_FACTOR")
     log_format: str = Field(default="auto", description="json, console or auto (console on a TTY)")
     log_level: str = Field(default="INFO")
 

@@ -14,6 +14,7 @@ from services.audit.settings import AuditSettings
 from services.audit.store import AuditStore
 from shared.delivery import LedgerTransaction, MessageOrigin
 from shared.runtime import build_runtime, origin_of
+from shared.settings import InfrastructureSettings
 from shared.topics import REQUEST_TOPICS
 
 
@@ -51,10 +52,12 @@ class AuditHandlers:
         )
 
 
-def build_app(settings: AuditSettings | None = None) -> tuple[AsgiFastStream, AuditSettings]:
+def build_app(
+    settings: AuditSettings | None = None, infrastructure: InfrastructureSettings | None = None
+) -> tuple[AsgiFastStream, AuditSettings]:
     """Build the audit service."""
     settings = settings or AuditSettings()
-    runtime = build_runtime(settings)
+    runtime = build_runtime(settings, infrastructure)
     store = AuditStore(runtime.database)
     handlers = AuditHandlers(store)
     runtime.startup_hooks.append(store.ensure_indexes)

@@ -31,6 +31,7 @@ class AuditStore:
             return_document=ReturnDocument.AFTER,
             session=session,
         )
+        assert counter is not None  # upsert with ReturnDocument.AFTER always returns the document
         sequence = int(counter["last"])
         await self._entries.insert_one({**entry, "sequence": sequence}, session=session)
         return sequence

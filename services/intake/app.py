@@ -16,7 +16,8 @@ from services.intake.store import IntakeStore
 from shared.contract import Channel, CrmRequest, EmailRequest, RequestStatus
 from shared.delivery import LedgerTransaction, MessageOrigin, OutgoingMessage, describe_validation_error
 from shared.messages import outgoing_event, outgoing_status, status_changed
-from shared.runtime import ServiceRuntime, build_runtime, origin_of
+from shared.runtime import build_runtime, origin_of
+from shared.settings import InfrastructureSettings
 from shared.topics import CRM_REQUESTS, EMAIL_REQUESTS, REQUEST_CAPTURED
 
 
@@ -36,15 +37,21 @@ class IntakeHandlers:
         thread = domain.thread_message_ids(email)
         earlier = await self._store.request_for_email_thread(thread, session=tx.session)
         if earlier is not None:
-            reply = {"message_id": message_id, "from": email.sender, "subject": email.subject,
-                     "body_text": email.body_text,
-                     "attachments": [a.model_dump(mode="json") for a in email.attachments]}
+            reply = {
+                "message_id": message_id,
+                "from": email.sender,
+                "subject": email.subject,
+                "body_text": email.body_text,
+                "attachments": [a.model_dump(mode="json") for a in email.attachments],
+            }
             await self._store.add_reply(earlier, message_id, reply, now, session=tx.session)
             return
         capture = domain.capture_email(email, now=now)
         await self._save(capture, tx, email_message_ids=[message_id])
 
-    async def _save(self, capture: domain.Capture, tx: LedgerTransaction, *, email_message_ids: list[str]) -> None:
+    async def _save(
+        self, capture: domain.Capture, tx: LedgerTransaction, *, email_message_ids: list[str]
+    ) -> None:
         record = {
             **capture.captured.details.model_dump(mode="json"),
             "status": capture.received.status.value,
@@ -57,7 +64,9 @@ class IntakeHandlers:
         tx.emit(outgoing_status(capture.received))
 
 
-def reject_unreadable_case(payload: dict[str, Any], error: ValidationError, _: MessageOrigin) -> Sequence[OutgoingMessage]:
+def reject_unreadable_case(
+    payload: dict[str, Any], error: ValidationError, _: MessageOrigin
+) -> Sequence[OutgoingMessage]:
     """A CRM case we cannot read is rejected on the status stream when its case id is there."""
     case_id = payload.get("case_id")
     if not isinstance(case_id, str) or not case_id.strip():
@@ -77,7 +86,9 @@ def reject_unreadable_case(payload: dict[str, Any], error: ValidationError, _: M
     return (outgoing_status(change),)
 
 
-def reject_unreadable_email(payload: dict[str, Any], error: ValidationError, _: MessageOrigin) -> Sequence[OutgoingMessage]:
+def reject_unreadable_email(
+    payload: dict[str, Any], error: ValidationError, _: MessageOrigin
+) -> Sequence[OutgoingMessage]:
     """An email we cannot read is rejected on the status stream when its Message-ID is there."""
     message_id = payload.get("message_id")
     if not isinstance(message_id, str) or not message_id.strip():
@@ -95,10 +106,12 @@ def reject_unreadable_email(payload: dict[str, Any], error: ValidationError, _: 
     return (outgoing_status(change),)
 
 
-def build_app(settings: IntakeSettings | None = None) -> tuple[AsgiFastStream, IntakeSettings]:
+def build_app(
+    settings: IntakeSettings | None = None, infrastructure: InfrastructureSettings | None = None
+) -> tuple[AsgiFastStream, IntakeSettings]:
     """Build the intake service."""
     settings = settings or IntakeSettings()
-    runtime: ServiceRuntime = build_runtime(settings)
+    runtime = build_runtime(settings, infrastructure)
     store = IntakeStore(runtime.database)
     handlers = IntakeHandlers(store)
     runtime.startup_hooks.append(store.ensure_indexes)

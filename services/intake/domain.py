@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parseaddr
 
-from shared.contract import Channel, CrmRequest, EmailRequest, RequestStatus, RequestStatusChanged, RequestType
+from shared.contract import (
+    Channel,
+    CrmRequest,
+    EmailRequest,
+    RequestStatus,
+    RequestStatusChanged,
+    RequestType,
+)
 from shared.events import RequestCaptured, RequestDetails
 from shared.identity import event_id_for, request_id_for
 from shared.messages import status_changed
@@ -31,7 +38,11 @@ _CLASSIFICATION_RULES: tuple[tuple[RequestType, re.Pattern[str], float], ...] = 
         re.compile(r"overcharg|dispute|wrong (price|amount)|incorrect (price|amount)|billed twice", re.I),
         0.8,
     ),
-    (RequestType.INVOICE_CORRECTION, re.compile(r"correct(ion)? (the |our )?invoice|wrong address|PO number", re.I), 0.7),
+    (
+        RequestType.INVOICE_CORRECTION,
+        re.compile(r"correct(ion)? (the |our )?invoice|wrong address|PO number", re.I),
+        0.7,
+    ),
     (
         RequestType.PAYMENT_QUERY,
         re.compile(r"payment.*(not|never).*(posted|applied|received)|remittance|we (have )?paid", re.I),

@@ -21,7 +21,9 @@ class IntakeStore:
     async def ensure_indexes(self) -> None:
         await self._requests.create_index([("email_message_ids", ASCENDING)])
 
-    async def save_new_request(self, request_id: str, record: dict[str, Any], *, session: AsyncClientSession) -> None:
+    async def save_new_request(
+        self, request_id: str, record: dict[str, Any], *, session: AsyncClientSession
+    ) -> None:
         await self._requests.insert_one({**record, "_id": request_id}, session=session)
 
     async def request_for_email_thread(
@@ -36,7 +38,13 @@ class IntakeStore:
         return None if found is None else str(found["_id"])
 
     async def add_reply(
-        self, request_id: str, message_id: str, reply: dict[str, Any], at: datetime, *, session: AsyncClientSession
+        self,
+        request_id: str,
+        message_id: str,
+        reply: dict[str, Any],
+        at: datetime,
+        *,
+        session: AsyncClientSession,
     ) -> None:
         """Keep a reply's text and attachments on the request it answers."""
         await self._requests.update_one(

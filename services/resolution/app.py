@@ -15,6 +15,7 @@ from shared.delivery import LedgerTransaction, MessageOrigin, OutgoingMessage, P
 from shared.events import RequestRouted
 from shared.messages import outgoing_status, status_changed
 from shared.runtime import build_runtime, origin_of
+from shared.settings import InfrastructureSettings
 from shared.topics import ERP_ACKS, ERP_RESOLUTIONS, REQUEST_ROUTED
 
 
@@ -48,7 +49,10 @@ class ResolutionHandlers:
         )
         tx.emit(
             OutgoingMessage.of(
-                topic=ERP_RESOLUTIONS, key=event.request_id, event=resolution, message_id=resolution.resolution_id
+                topic=ERP_RESOLUTIONS,
+                key=event.request_id,
+                event=resolution,
+                message_id=resolution.resolution_id,
             )
         )
         tx.emit(
@@ -103,10 +107,12 @@ class ResolutionHandlers:
         )
 
 
-def build_app(settings: ResolutionSettings | None = None) -> tuple[AsgiFastStream, ResolutionSettings]:
+def build_app(
+    settings: ResolutionSettings | None = None, infrastructure: InfrastructureSettings | None = None
+) -> tuple[AsgiFastStream, ResolutionSettings]:
     """Build the resolution service."""
     settings = settings or ResolutionSettings()
-    runtime = build_runtime(settings)
+    runtime = build_runtime(settings, infrastructure)
     store = ResolutionStore(runtime.database)
     handlers = ResolutionHandlers(store)
     runtime.startup_hooks.append(store.ensure_indexes)

@@ -69,7 +69,9 @@ def acknowledge(ack: ErpAck) -> Decision:
     """What the ERP's answer means: posted closes the request, failed puts it back to its queue."""
     if ack.status == "posted":
         document = f" as document {ack.erp_document_id}" if ack.erp_document_id else ""
-        return Decision(None, RequestStatus.CLOSED, f"Your credit has been posted{document}. This request is closed.")
+        return Decision(
+            None, RequestStatus.CLOSED, f"Your credit has been posted{document}. This request is closed."
+        )
     return Decision(
         None,
         RequestStatus.ROUTED,

@@ -19,13 +19,19 @@ class ResolutionStore:
     async def ensure_indexes(self) -> None:
         await self._resolutions.create_index("request_id")
 
-    async def record_request(self, request_id: str, record: dict[str, Any], *, session: AsyncClientSession) -> None:
-        await self._requests.replace_one({"_id": request_id}, {**record, "_id": request_id}, upsert=True, session=session)
+    async def record_request(
+        self, request_id: str, record: dict[str, Any], *, session: AsyncClientSession
+    ) -> None:
+        await self._requests.replace_one(
+            {"_id": request_id}, {**record, "_id": request_id}, upsert=True, session=session
+        )
 
     async def request(self, request_id: str, *, session: AsyncClientSession) -> Document | None:
         return await self._requests.find_one({"_id": request_id}, session=session)
 
-    async def record_resolution(self, resolution_id: str, record: dict[str, Any], *, session: AsyncClientSession) -> None:
+    async def record_resolution(
+        self, resolution_id: str, record: dict[str, Any], *, session: AsyncClientSession
+    ) -> None:
         await self._resolutions.replace_one(
             {"_id": resolution_id}, {**record, "_id": resolution_id}, upsert=True, session=session
         )
@@ -34,15 +40,30 @@ class ResolutionStore:
         return await self._resolutions.find_one({"_id": resolution_id}, session=session)
 
     async def record_ack(
-        self, resolution_id: str, *, status: str, erp_document_id: str | None, error: str | None, at: datetime,
+        self,
+        resolution_id: str,
+        *,
+        status: str,
+        erp_document_id: str | None,
+        error: str | None,
+        at: datetime,
         session: AsyncClientSession,
     ) -> None:
         await self._resolutions.update_one(
             {"_id": resolution_id},
-            {"$set": {"status": status, "erp_document_id": erp_document_id, "erp_error": error, "acknowledged_at": at}},
+            {
+                "$set": {
+                    "status": status,
+                    "erp_document_id": erp_document_id,
+                    "erp_error": error,
+                    "acknowledged_at": at,
+                }
+            },
             session=session,
         )
         found = await self._resolutions.find_one({"_id": resolution_id}, {"request_id": 1}, session=session)
         if found is not None:
             state = "closed" if status == "posted" else "routed"
-            await self._requests.update_one({"_id": found["request_id"]}, {"$set": {"state": state}}, session=session)
+            await self._requests.update_one(
+                {"_id": found["request_id"]}, {"$set": {"state": state}}, session=session
+            )

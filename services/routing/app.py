@@ -16,6 +16,7 @@ from shared.events import RequestRouted, RequestValidated
 from shared.identity import event_id_for
 from shared.messages import outgoing_event, outgoing_status, status_changed
 from shared.runtime import build_runtime, origin_of
+from shared.settings import InfrastructureSettings
 from shared.topics import REQUEST_ROUTED, REQUEST_VALIDATED
 
 
@@ -75,10 +76,12 @@ class RoutingHandlers:
         )
 
 
-def build_app(settings: RoutingSettings | None = None) -> tuple[AsgiFastStream, RoutingSettings]:
+def build_app(
+    settings: RoutingSettings | None = None, infrastructure: InfrastructureSettings | None = None
+) -> tuple[AsgiFastStream, RoutingSettings]:
     """Build the routing service."""
     settings = settings or RoutingSettings()
-    runtime = build_runtime(settings)
+    runtime = build_runtime(settings, infrastructure)
     store = RoutingStore(runtime.database)
     handlers = RoutingHandlers(store)
     runtime.startup_hooks.append(store.ensure_indexes)

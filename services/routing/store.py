@@ -17,5 +17,9 @@ class RoutingStore:
     async def ensure_indexes(self) -> None:
         await self._routes.create_index([("queue", 1), ("sla_due_at", 1)])
 
-    async def record_route(self, request_id: str, route: dict[str, Any], *, session: AsyncClientSession) -> None:
-        await self._routes.replace_one({"_id": request_id}, {**route, "_id": request_id}, upsert=True, session=session)
+    async def record_route(
+        self, request_id: str, route: dict[str, Any], *, session: AsyncClientSession
+    ) -> None:
+        await self._routes.replace_one(
+            {"_id": request_id}, {**route, "_id": request_id}, upsert=True, session=session
+        )

@@ -13,11 +13,12 @@ from services.validation.settings import ValidationSettings
 from services.validation.store import ValidationStore
 from shared.contract import Customer, CustomerContract, Invoice, Payment, RequestStatus
 from shared.delivery import LedgerTransaction, MessageOrigin
-from shared.events import RequestCaptured, RequestValidated
+from shared.events import CheckResult, RequestCaptured, RequestValidated
 from shared.identity import event_id_for
 from shared.messages import outgoing_event, outgoing_status, status_changed
 from shared.reference_views import subscribe_reference_view
 from shared.runtime import build_runtime, origin_of
+from shared.settings import InfrastructureSettings
 from shared.topics import CONTRACTS, CUSTOMERS, INVOICES, PAYMENTS, REQUEST_CAPTURED, REQUEST_VALIDATED
 
 
@@ -37,7 +38,7 @@ class ValidationHandlers:
         if customer is None:
             verdict = domain.Verdict(
                 "rejected",
-                (domain.CheckResult(check="customer_exists", passed=False, detail=message),),
+                (CheckResult(check="customer_exists", passed=False, detail=message),),
                 reason=reason,
                 message=message,
             )
@@ -73,7 +74,10 @@ class ValidationHandlers:
                     ),
                 )
             )
-            status, message = RequestStatus.VALIDATED, "Your request has been checked and is being assigned to a team."
+            status, message = (
+                RequestStatus.VALIDATED,
+                "Your request has been checked and is being assigned to a team.",
+            )
         elif verdict.outcome == "on_hold":
             status, message = RequestStatus.ON_HOLD, verdict.message
         else:
@@ -103,10 +107,12 @@ def customer_document(customer: Customer) -> dict[str, Any]:
     return document
 
 
-def build_app(settings: ValidationSettings | None = None) -> tuple[AsgiFastStream, ValidationSettings]:
+def build_app(
+    settings: ValidationSettings | None = None, infrastructure: InfrastructureSettings | None = None
+) -> tuple[AsgiFastStream, ValidationSettings]:
     """Build the validation service."""
     settings = settings or ValidationSettings()
-    runtime = build_runtime(settings)
+    runtime = build_runtime(settings, infrastructure)
     store = ValidationStore(runtime.database)
     handlers = ValidationHandlers(store)
     runtime.startup_hooks.append(store.ensure_indexes)

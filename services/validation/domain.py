@@ -41,7 +41,9 @@ class _Checks:
         self.results.append(CheckResult(check=check, passed=False, detail=detail))
 
 
-def identify_customer(details: RequestDetails, candidates: list[Customer]) -> tuple[Customer | None, str | None, str]:
+def identify_customer(
+    details: RequestDetails, candidates: list[Customer]
+) -> tuple[Customer | None, str | None, str]:
     """The customer a request is about: by id (CRM), or by the sender among the contacts (email).
 
     Returns the customer, or a reason code and message saying why none could be chosen.
@@ -162,11 +164,16 @@ def _check_amounts(
     if not invoices:
         return None
     invoice = invoices[0]
-    for label, amount in (("disputed_amount", details.disputed_amount), ("expected_amount", details.expected_amount)):
+    for label, amount in (
+        ("disputed_amount", details.disputed_amount),
+        ("expected_amount", details.expected_amount),
+    ):
         if amount is None:
             continue
         if amount.currency != invoice.total.currency:
-            checks.failed("currency_matches", f"{label} in {amount.currency}, invoice in {invoice.total.currency}")
+            checks.failed(
+                "currency_matches", f"{label} in {amount.currency}, invoice in {invoice.total.currency}"
+            )
             return (
                 "currency_mismatch",
                 f"The amount you gave is in {amount.currency} but invoice {invoice.invoice_id} is in "
@@ -176,7 +183,8 @@ def _check_amounts(
             checks.failed("amount_in_range", f"disputed {amount}, invoice total {invoice.total}")
             return (
                 "amount_out_of_range",
-                f"The disputed amount must be more than zero and at most the invoice total of {invoice.total}.",
+                "The disputed amount must be more than zero and at most the invoice total of "
+                f"{invoice.total}.",
             )
         if label == "expected_amount" and amount.amount < 0:
             checks.failed("amount_in_range", f"expected {amount} is negative")

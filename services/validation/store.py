@@ -39,12 +39,18 @@ class ValidationStore:
             documents = []
         return [Customer.model_validate(document) for document in documents]
 
-    async def invoices_by_id(self, invoice_ids: tuple[str, ...], *, session: AsyncClientSession) -> dict[str, Invoice | None]:
+    async def invoices_by_id(
+        self, invoice_ids: tuple[str, ...], *, session: AsyncClientSession
+    ) -> dict[str, Invoice | None]:
         found: dict[str, Invoice | None] = {}
         for invoice_id in invoice_ids:
             document = await self.invoices.get(invoice_id, session=session)
             found[invoice_id] = None if document is None else Invoice.model_validate(document)
         return found
 
-    async def record_outcome(self, request_id: str, outcome: dict[str, Any], *, session: AsyncClientSession) -> None:
-        await self._outcomes.replace_one({"_id": request_id}, {**outcome, "_id": request_id}, upsert=True, session=session)
+    async def record_outcome(
+        self, request_id: str, outcome: dict[str, Any], *, session: AsyncClientSession
+    ) -> None:
+        await self._outcomes.replace_one(
+            {"_id": request_id}, {**outcome, "_id": request_id}, upsert=True, session=session
+        )

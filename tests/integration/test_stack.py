@@ -63,9 +63,7 @@ async def test_infra_comes_up_once_reports_healthy_and_goes_down_without_leftove
 ) -> None:
     progress: list[str] = []
 
-    started = await stack_up(
-        config, include_services=False, on_progress=progress.append
-    )
+    started = await stack_up(config, include_services=False, on_progress=progress.append)
 
     assert [part.name for part in started] == list(INFRA)
     assert all(part.running and part.healthy for part in started)
@@ -77,7 +75,8 @@ async def test_infra_comes_up_once_reports_healthy_and_goes_down_without_leftove
     assert any(message.startswith("topics:") for message in progress)
 
     status = {part.name: part for part in await stack_status(config)}
-    assert status["kafka"].healthy and status["mongodb"].healthy
+    assert status["kafka"].healthy
+    assert status["mongodb"].healthy
     assert status["kafka"].address == f"127.0.0.1:{config.kafka_port}"
     assert not any(status[name].running for name in SERVICES)
 
@@ -152,7 +151,8 @@ def test_a_recycled_pid_is_never_signalled_and_its_stale_pid_file_is_dropped(
         status = {part.name: part for part in asyncio.run(stack_status(config))}
         stopped = asyncio.run(stack_down(config))
 
-        assert not status["kafka"].running and status["kafka"].pid is None
+        assert not status["kafka"].running
+        assert status["kafka"].pid is None
         assert stopped == []
         assert stranger.poll() is None, "an unrelated process was signalled"
         assert not config.pid_path("kafka").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
@@ -88,10 +89,7 @@ def mentions_invoice(reference: str, invoice: str) -> bool:
     runs = re.findall(r"\d+", reference)
     if f"{year}{number}" in "".join(runs):
         return True
-    return any(
-        first == year and int(second) == int(number)
-        for first, second in zip(runs, runs[1:], strict=False)
-    )
+    return any(first == year and int(second) == int(number) for first, second in itertools.pairwise(runs))
 
 
 # --- determinism -------------------------------------------------------------------
@@ -138,9 +136,7 @@ def test_no_float_anywhere_and_every_amount_has_two_decimals(
     trees = [record.value for record in dataset.records()]
     trees += [dataset.sample_dispute(), dataset.sample_email()]
     # Every customer, invoice (twice), payment and sample request carries money.
-    money_expected = (
-        len(dataset.customers) + 2 * len(dataset.invoices) + len(dataset.payments) + 2
-    )
+    money_expected = len(dataset.customers) + 2 * len(dataset.invoices) + len(dataset.payments) + 2
     money_seen = 0
     for tree in trees:
         for path, node in walk(tree):
@@ -165,10 +161,7 @@ def test_no_float_anywhere_and_every_amount_has_two_decimals(
 
 def test_invoice_total_is_the_exact_sum_of_its_lines(dataset: DemoDataset) -> None:
     for invoice in values(dataset, INVOICES):
-        lines_sum = sum(
-            Decimal(line["quantity"]) * Decimal(line["unit_price"])
-            for line in invoice["lines"]
-        )
+        lines_sum = sum(Decimal(line["quantity"]) * Decimal(line["unit_price"]) for line in invoice["lines"])
         assert amount(invoice["total"]) == lines_sum, invoice["invoice_id"]
         assert invoice["total"]["currency"] == invoice["currency"]
         assert invoice["open_amount"]["currency"] == invoice["currency"]
@@ -176,7 +169,7 @@ def test_invoice_total_is_the_exact_sum_of_its_lines(dataset: DemoDataset) -> No
 
 
 def test_open_amount_is_consistent_with_status(dataset: DemoDataset) -> None:
-    statuses = Counter()
+    statuses: Counter[str] = Counter()
     for invoice in values(dataset, INVOICES):
         total, open_amount = amount(invoice["total"]), amount(invoice["open_amount"])
         status = invoice["status"]
@@ -207,12 +200,8 @@ def test_applied_payments_add_up_and_settle_exactly_what_was_paid(
             invoice = invoices[application["invoice_id"]]
             assert invoice["customer_id"] == payment["customer_id"]
             assert invoice["currency"] == payment["amount"]["currency"]
-            assert date.fromisoformat(payment["received_on"]) >= date.fromisoformat(
-                invoice["issued_on"]
-            )
-            applied_per_invoice[application["invoice_id"]] += Decimal(
-                application["amount"]
-            )
+            assert date.fromisoformat(payment["received_on"]) >= date.fromisoformat(invoice["issued_on"])
+            applied_per_invoice[application["invoice_id"]] += Decimal(application["amount"])
     for invoice in invoices.values():
         paid = applied_per_invoice.get(invoice["invoice_id"], Decimal(0))
         expected = amount(invoice["total"]) - amount(invoice["open_amount"])
@@ -259,16 +248,8 @@ def test_overpriced_invoices_bill_above_contract_and_all_others_at_contract(
     invoices = values(dataset, INVOICES)
     for invoice in invoices:
         prices = contract_prices(contracts[invoice["contract_id"]])
-        above = [
-            line
-            for line in invoice["lines"]
-            if Decimal(line["unit_price"]) > prices[line["sku"]]
-        ]
-        below = [
-            line
-            for line in invoice["lines"]
-            if Decimal(line["unit_price"]) < prices[line["sku"]]
-        ]
+        above = [line for line in invoice["lines"] if Decimal(line["unit_price"]) > prices[line["sku"]]]
+        below = [line for line in invoice["lines"] if Decimal(line["unit_price"]) < prices[line["sku"]]]
         assert below == [], invoice["invoice_id"]
         if invoice["invoice_id"] in overpriced:
             assert len(above) == 1, invoice["invoice_id"]
@@ -337,9 +318,8 @@ def test_company_names_are_unique_and_contacts_use_their_domain(
         name_words = ascii_words(customer["name"])
         domain_words = domain.removesuffix(".example").split("-")
         assert name_words[: len(domain_words)] == domain_words, customer
-        assert domains_seen.setdefault(domain, customer["customer_id"]) == (
-            customer["customer_id"]
-        )
+        owner = domains_seen.setdefault(domain, customer["customer_id"])
+        assert owner == customer["customer_id"], domain
         for contact in own:
             assert contact["name"], contact
             assert re.fullmatch(r"[a-z0-9.]+@" + re.escape(domain), contact["email"])

@@ -1,0 +1,99 @@
+"""Intake against the real broker and database: capture, redelivery, poison messages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from crs.io import producer, publish_json
+from services.intake.app import build_app
+from services.intake.domain import crm_request_id
+from services.intake.settings import IntakeSettings
+from shared.topics import CRM_REQUESTS, REQUEST_CAPTURED, REQUEST_STATUS, dead_letter_topic
+from tests.support import (
+    Servers,
+    isolated_settings,
+    mongo,
+    records_now,
+    running_service,
+    unique,
+    wait_for_records,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def crm_case(case_id: str, **fields: object) -> dict[str, object]:
+    return {
+        "case_id": case_id,
+        "customer_id": "CUST-00001",
+        "type": "billing_dispute",
+        "subject": "Invoice overcharged",
+        "invoice_ids": ["INV-2026-000001"],
+        "expected_amount": {"amount": "900.00", "currency": "USD"},
+        "submitted_at": "2026-11-22T10:15:00Z",
+        **fields,
+    }
+
+
+async def test_a_case_delivered_twice_becomes_one_request(servers: Servers) -> None:
+    settings = isolated_settings(IntakeSettings)
+    case_id = unique("CASE")
+    request_id = crm_request_id(case_id)
+    async with running_service(build_app, settings, servers), producer(servers.bootstrap_servers) as client:
+        await publish_json(client, CRM_REQUESTS, case_id, crm_case(case_id))
+        await publish_json(client, CRM_REQUESTS, case_id, crm_case(case_id))
+        await wait_for_records(servers, [REQUEST_CAPTURED], lambda r: r.key == request_id)
+        captured = await records_now(servers, [REQUEST_CAPTURED], lambda r: r.key == request_id)
+        statuses = await records_now(servers, [REQUEST_STATUS], lambda r: r.key == request_id)
+
+    assert len(captured) == 1
+    assert [record.value["status"] for record in statuses] == ["received"]
+    assert captured[0].value["details"]["expected_amount"] == {"amount": "900.00", "currency": "USD"}
+    stored = await mongo(servers)[settings.database].requests.count_documents({"_id": request_id})
+    assert stored == 1
+
+
+async def test_poison_messages_go_to_the_dead_letter_topic_and_the_service_keeps_going(
+    servers: Servers,
+) -> None:
+    settings = isolated_settings(IntakeSettings)
+    bad_key, invalid_case, good_case = unique("BAD"), unique("CASE"), unique("CASE")
+    async with running_service(build_app, settings, servers), producer(servers.bootstrap_servers) as client:
+        await client.send_and_wait(CRM_REQUESTS, b"{this is not json", key=bad_key.encode())
+        await publish_json(
+            client,
+            CRM_REQUESTS,
+            invalid_case,
+            crm_case(invalid_case, expected_amount={"amount": 9.99, "currency": "USD"}),
+        )
+        await publish_json(client, CRM_REQUESTS, good_case, crm_case(good_case))
+
+        dead = await wait_for_records(
+            servers, [dead_letter_topic(CRM_REQUESTS)], lambda r: r.key in {bad_key, invalid_case}, count=2
+        )
+        rejected = await wait_for_records(
+            servers, [REQUEST_STATUS], lambda r: r.key == crm_request_id(invalid_case)
+        )
+        await wait_for_records(servers, [REQUEST_CAPTURED], lambda r: r.key == crm_request_id(good_case))
+
+    reasons = {record.key: record.headers["x-error-reason"] for record in dead}
+    assert reasons == {bad_key: "malformed_json", invalid_case: "invalid_message"}
+    malformed = next(record for record in dead if record.key == bad_key)
+    assert malformed.raw == b"{this is not json"
+    assert malformed.headers["x-original-topic"] == CRM_REQUESTS
+    assert malformed.headers["x-original-offset"].isdigit()
+    assert rejected[0].value["status"] == "rejected"
+    assert rejected[0].value["reason"] == "invalid_request"
+    assert "not JSON numbers" in rejected[0].value["message"]
+
+
+async def test_a_huge_message_is_dead_lettered_not_stored(servers: Servers) -> None:
+    settings = isolated_settings(IntakeSettings, max_message_bytes=10_000)
+    case_id = unique("CASE")
+    async with running_service(build_app, settings, servers), producer(servers.bootstrap_servers) as client:
+        await publish_json(client, CRM_REQUESTS, case_id, crm_case(case_id, description="ü" * 20_000))
+        dead = await wait_for_records(servers, [dead_letter_topic(CRM_REQUESTS)], lambda r: r.key == case_id)
+    assert dead[0].headers["x-error-reason"] == "message_too_large"
+    assert json.loads(dead[0].raw)["case_id"] == case_id

@@ -1,0 +1,138 @@
+"""Helpers shared by the integration and end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from faststream.asgi import AsgiFastStream
+from pymongo import AsyncMongoClient
+
+from crs.io import TopicRecord, tail
+from crs.stack import StackConfig
+from shared.settings import InfrastructureSettings, ServiceSettings
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+
+@dataclass(frozen=True)
+class Servers:
+    """Addresses of the real servers under test; ``local_stack`` when we started them ourselves."""
+
+    bootstrap_servers: str
+    mongodb_uri: str
+    local_stack: StackConfig | None
+
+    def infrastructure(self) -> InfrastructureSettings:
+        return InfrastructureSettings(
+            kafka_bootstrap_servers=self.bootstrap_servers, mongodb_uri=self.mongodb_uri, log_format="console"
+        )
+
+
+class BuildApp(Protocol[SettingsT]):
+    def __call__(
+        self, settings: SettingsT | None = ..., infrastructure: InfrastructureSettings | None = ...
+    ) -> tuple[AsgiFastStream, SettingsT]: ...
+
+
+def unique(prefix: str) -> str:
+    """An id no other test uses: tests share one broker, so they never share ids."""
+    return f"{prefix}-{uuid.uuid4().hex[:10].upper()}"
+
+
+def isolated_settings(settings_type: type[SettingsT], **overrides: Any) -> SettingsT:
+    """Settings with a database and consumer groups of the test's own, and a short session timeout."""
+    name = unique("test")
+    values: dict[str, Any] = {
+        "database": f"{name.lower().replace('-', '_')}_{settings_type.service_name}",
+        "consumer_group": f"{name}-{settings_type.service_name}",
+        "session_timeout_ms": 2_000,
+        "health_port": 0,
+        "retry_backoff_seconds": 0.05,
+        **overrides,
+    }
+    return settings_type(**values)
+
+
+@asynccontextmanager
+async def running_service(
+    build_app: BuildApp[SettingsT], settings: SettingsT, servers: Servers
+) -> AsyncIterator[SettingsT]:
+    """Run a service in this process against the real servers for the length of the block."""
+    app, _ = build_app(settings, servers.infrastructure())
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    # The app's lifespan opens an anyio task group, which must be left in the task that entered
+    # it; an async fixture's teardown runs in another task, so the app lives in a task of its own.
+    async def run() -> None:
+        async with app.start_lifespan_context():
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(run())
+    waiter = asyncio.create_task(started.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        waiter.cancel()
+        task.result()
+    try:
+        yield settings
+    finally:
+        stop.set()
+        await task
+
+
+async def wait_for_records(
+    servers: Servers,
+    topics: list[str],
+    predicate: Callable[[TopicRecord], bool],
+    *,
+    count: int = 1,
+    timeout: float = 45.0,
+) -> list[TopicRecord]:
+    """The first ``count`` records of ``topics`` that match, or a timeout naming what was missing."""
+    found: list[TopicRecord] = []
+
+    async def collect() -> None:
+        async for record in tail(servers.bootstrap_servers, topics):
+            if predicate(record):
+                found.append(record)
+                if len(found) >= count:
+                    return
+
+    try:
+        await asyncio.wait_for(collect(), timeout)
+    except TimeoutError as error:
+        raise AssertionError(f"only {len(found)} of {count} records arrived on {topics}: {found}") from error
+    return found
+
+
+async def records_now(
+    servers: Servers, topics: list[str], predicate: Callable[[TopicRecord], bool], *, settle: float = 2.0
+) -> list[TopicRecord]:
+    """Every matching record on ``topics`` once nothing new has arrived for ``settle`` seconds."""
+    return [
+        record
+        async for record in tail(servers.bootstrap_servers, topics, idle_timeout=settle)
+        if predicate(record)
+    ]
+
+
+async def wait_until(check: Callable[[], Any], *, timeout: float = 45.0, interval: float = 0.2) -> Any:
+    """Poll an async ``check`` until it returns something truthy."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+def mongo(servers: Servers) -> AsyncMongoClient[dict[str, Any]]:
+    return AsyncMongoClient(servers.mongodb_uri, tz_aware=True)
