@@ -459,7 +459,19 @@ class DemoDataset:
         difference to the billed total. ``case_id`` and times derive from the seed.
         """
         rng = random.Random(f"crs-demo-data:{self.seed}:sample-dispute")  # noqa: S311 (demo data)
-        invoice = self.invoice(self.dispute_invoice_id)
+        return self.dispute_for(
+            self.dispute_invoice_id,
+            case_id=f"CASE-{self.as_of.year}-{rng.randrange(1, 1_000_000):06d}",
+            submitted_at=_timestamp(rng, self.as_of),
+        )
+
+    def dispute_for(self, invoice_id: str, *, case_id: str, submitted_at: str) -> dict[str, Any]:
+        """A billing dispute about an overpriced invoice, asking for the contract price.
+
+        ``expected_amount`` is the invoice repriced at its contract's prices and
+        ``disputed_amount`` the difference to the billed total.
+        """
+        invoice = self.invoice(invoice_id)
         contract = self.contract(invoice["contract_id"])
         customer = self.customer(invoice["customer_id"])
         prices = {price["sku"]: Decimal(price["unit_price"]) for price in contract["prices"]}
@@ -484,7 +496,7 @@ class DemoDataset:
             f"the rest on time."
         )
         return {
-            "case_id": f"CASE-{self.as_of.year}-{rng.randrange(1, 1_000_000):06d}",
+            "case_id": case_id,
             "channel": "crm",
             "customer_id": customer["customer_id"],
             "type": "billing_dispute",
@@ -497,7 +509,7 @@ class DemoDataset:
             "expected_amount": _money(expected, currency),
             "priority": priority,
             "contact": {"name": contact["name"], "email": contact["email"]},
-            "submitted_at": _timestamp(rng, self.as_of),
+            "submitted_at": submitted_at,
         }
 
     def sample_email(self) -> dict[str, Any]:

@@ -60,6 +60,7 @@ class ServiceRuntime:
     ledger: MongoLedger
     consumer: ReliableConsumer
     startup_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    ready: bool = False
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     def subscriber(self, *topics: str, name: str | None = None) -> Callable[[Handler], Handler]:
@@ -106,9 +107,12 @@ class ServiceRuntime:
         self._background.append(
             asyncio.create_task(self.consumer.sweep_outbox(self.settings.outbox_sweep_seconds))
         )
+        # Only now has every subscriber joined its group: before this, /health says "not yet".
+        self.ready = True
         log.info("service.started", consumer_group=self.settings.consumer_group)
 
     async def _on_shutdown(self) -> None:
+        self.ready = False
         for task in self._background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -118,7 +122,11 @@ class ServiceRuntime:
         await self.mongo_client.close()
 
     def asgi_app(self) -> AsgiFastStream:
-        """The FastStream app with ``/health``, ready for :func:`serve` or any ASGI server."""
+        """The FastStream app with ``/health``, ready for :func:`serve` or any ASGI server.
+
+        ``/health`` answers 204 once every subscriber has started and while the broker and the
+        database answer, 503 otherwise: it serves as readiness and liveness probe alike.
+        """
 
         @get(include_in_schema=False)
         async def health(scope: Any) -> AsgiResponse:  # noqa: ARG001 - ASGI handler signature
@@ -128,7 +136,7 @@ class ServiceRuntime:
                 database_ok = True
             except Exception:  # noqa: BLE001 - any failure means not healthy
                 database_ok = False
-            healthy = broker_ok and database_ok
+            healthy = self.ready and broker_ok and database_ok
             return AsgiResponse(b"", 204 if healthy else 503)
 
         return AsgiFastStream(

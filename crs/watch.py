@@ -1,0 +1,95 @@
+"""One readable line per record of the request topics, for `crs watch` and `make run`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from crs.io import TopicRecord
+from shared.topics import DLQ_SUFFIX
+
+_COLOURS = {
+    "received": "36",
+    "validated": "34",
+    "routed": "35",
+    "resolved": "32",
+    "closed": "32;1",
+    "rejected": "31",
+    "on_hold": "33",
+    "dlq": "31;1",
+}
+
+
+def _money(value: Any) -> str:
+    if isinstance(value, dict) and "amount" in value:
+        return f"{value['amount']} {value.get('currency', '')}".strip()
+    return ""
+
+
+def describe(record: TopicRecord) -> tuple[str, str, str, str]:
+    """(request id, what happened, who, detail) for a record of any request topic."""
+    value = record.value if isinstance(record.value, dict) else {}
+    if record.topic.endswith(DLQ_SUFFIX):
+        return (
+            record.key or "-",
+            "dlq",
+            record.headers.get("x-failed-service", "-"),
+            f"{record.headers.get('x-error-reason', '?')}: {record.headers.get('x-error', '')[:100]}",
+        )
+    request_id = str(value.get("request_id") or value.get("case_id") or value.get("message_id") or record.key)
+    if record.topic == "requests.status.v1":
+        extra = " ".join(
+            part
+            for part in (
+                f"[{value['reason']}]" if value.get("reason") else "",
+                f"queue={value['queue']}" if value.get("queue") else "",
+                f"priority={value['priority']}" if value.get("priority") else "",
+            )
+            if part
+        )
+        return (
+            request_id,
+            str(value.get("status")),
+            str(value.get("customer_id") or "-"),
+            (f"{value.get('message', '')} {extra}".strip()),
+        )
+    if record.topic == "erp.resolutions.v1":
+        return (
+            request_id,
+            f"erp:{value.get('kind')}",
+            str(value.get("customer_id") or "-"),
+            (
+                f"{_money(value.get('amount'))} on {value.get('invoice_id') or value.get('payment_id')} "
+                f"({value.get('resolution_id')})"
+            ),
+        )
+    if record.topic == "erp.acks.v1":
+        return (
+            request_id,
+            f"erp:{value.get('status')}",
+            "-",
+            str(value.get("erp_document_id") or value.get("error")),
+        )
+    if record.topic == "crm.requests.v1":
+        return (
+            request_id,
+            "crm:request",
+            str(value.get("customer_id") or "-"),
+            (f"{value.get('type') or 'unclassified'}: {value.get('subject', '')}"),
+        )
+    if record.topic == "email.requests.v1":
+        return request_id, "email", str(value.get("from") or "-"), str(value.get("subject", ""))
+    event = str(value.get("event_type") or record.topic)
+    return request_id, event, str(value.get("customer_id") or "-"), ""
+
+
+def format_line(record: TopicRecord, *, colour: bool) -> str:
+    """The watch line of a record: time, request, what, who, detail."""
+    request_id, what, who, detail = describe(record)
+    at = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC).strftime("%H:%M:%S")
+    shown = f"{what:<18}"
+    if colour:
+        code = _COLOURS.get(what) or _COLOURS.get(what.split(":")[0])
+        if code:
+            shown = f"\x1b[{code}m{shown}\x1b[0m"
+    return f"{at} {request_id:<24} {shown} {who:<14} {detail}"

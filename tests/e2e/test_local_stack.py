@@ -1,0 +1,69 @@
+"""`crs stack up` as a user runs it: seven processes on loopback, a request all the way through."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from crs.io import producer, publish_json
+from crs.stack import SERVICES, StackConfig, find_free_port, stack_down, stack_status, stack_up
+from services.intake.domain import crm_request_id
+from shared.topics import CRM_REQUESTS, CUSTOMERS, ERP_RESOLUTIONS, INVOICES, REQUEST_STATUS
+from tests.e2e.scenario import new_world
+from tests.support import Servers, records_now, unique, wait_for_records, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+async def local_stack(tmp_path: Path) -> AsyncIterator[StackConfig]:
+    config = StackConfig(
+        home=tmp_path / "crs-home",
+        kafka_port=find_free_port(),
+        mongo_port=find_free_port(),
+        health_ports={name: find_free_port() for name in SERVICES},
+    )
+    try:
+        await stack_up(config, timeout=120)
+        yield config
+    finally:
+        await stack_down(config)
+
+
+@pytest.mark.timeout(240)
+async def test_the_stack_processes_resolve_a_dispute_and_stop_cleanly(local_stack: StackConfig) -> None:
+    servers = Servers(local_stack.bootstrap_servers, local_stack.mongodb_uri, local_stack)
+    status = await stack_status(local_stack)
+    assert all(part.healthy for part in status), status
+    world = new_world()
+    case_id = unique("CASE")
+    request_id = crm_request_id(case_id)
+    async with producer(local_stack.bootstrap_servers) as client:
+        await publish_json(client, CUSTOMERS, world.customer_id, world.customer)
+        await publish_json(client, INVOICES, world.invoice_id, world.invoice)
+        from pymongo import AsyncMongoClient
+
+        views = AsyncMongoClient[dict[str, object]](local_stack.mongodb_uri).crs_validation
+
+        async def reference_data_known() -> bool:
+            invoices = await views.invoices.count_documents({"_id": world.invoice_id})
+            customers = await views.customers.count_documents({"_id": world.customer_id})
+            return invoices == customers == 1
+
+        await wait_until(reference_data_known)
+        await publish_json(client, CRM_REQUESTS, case_id, world.dispute(case_id))
+        (resolution,) = await wait_for_records(servers, [ERP_RESOLUTIONS], lambda r: r.key == request_id)
+    assert resolution.value["amount"] == {"amount": "200.00", "currency": "USD"}
+    statuses = await records_now(servers, [REQUEST_STATUS], lambda r: r.key == request_id)
+    assert [record.value["status"] for record in statuses] == ["received", "validated", "routed", "resolved"]
+
+    pids = [part.pid for part in await stack_status(local_stack) if part.pid is not None]
+    assert len(pids) == 7
+    await stack_down(local_stack)
+    after = await stack_status(local_stack)
+    assert not any(part.running for part in after)
+    for pid in pids:
+        assert not os.path.exists(f"/proc/{pid}"), f"process {pid} survived stack down"  # noqa: ASYNC240
