@@ -1,0 +1,79 @@
+"""Hand-written fakes of the delivery boundary: an in-memory ledger and a recording publisher."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from shared.delivery import OutgoingMessage
+
+
+@dataclass
+class FakeTransaction:
+    ledger: FakeLedger
+    source_key: str
+    emitted: list[OutgoingMessage] = field(default_factory=list)
+    marks: list[str] = field(default_factory=list)
+    session: Any = None
+
+    async def is_processed(self, key: str) -> bool:
+        return key in self.ledger.processed
+
+    async def mark_processed(self, key: str) -> None:
+        self.marks.append(key)
+
+    def emit(self, message: OutgoingMessage) -> None:
+        self.emitted.append(message)
+
+
+@dataclass
+class FakeLedger:
+    """Commits atomically like the real one: all of a transaction's effects or none."""
+
+    processed: set[str] = field(default_factory=set)
+    outbox: dict[str, tuple[str, OutgoingMessage, bool]] = field(default_factory=dict)
+    fail_next_commits: int = 0
+
+    @asynccontextmanager
+    async def transaction(self, source_key: str) -> AsyncIterator[FakeTransaction]:
+        transaction = FakeTransaction(self, source_key)
+        yield transaction
+        if self.fail_next_commits:
+            self.fail_next_commits -= 1
+            raise ConnectionError("database went away during commit")
+        self.processed.update(transaction.marks)
+        for message in transaction.emitted:
+            self.outbox.setdefault(message.message_id, (source_key, message, False))
+
+    async def unpublished(
+        self, *, source_key: str | None = None, older_than: timedelta | None = None, limit: int = 500
+    ) -> list[OutgoingMessage]:
+        del older_than  # every entry counts as old enough in a fake
+        return [
+            message
+            for key, message, published in self.outbox.values()
+            if not published and (source_key is None or key == source_key)
+        ][:limit]
+
+    async def mark_published(self, message_ids: Sequence[str]) -> None:
+        for message_id in message_ids:
+            key, message, _ = self.outbox[message_id]
+            self.outbox[message_id] = (key, message, True)
+
+
+@dataclass
+class RecordingPublisher:
+    sent: list[tuple[str, str | None, bytes, dict[str, str]]] = field(default_factory=list)
+    fail_next: int = 0
+
+    async def __call__(self, value: bytes, *, topic: str, key: str | None, headers: dict[str, str]) -> None:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise ConnectionError("broker unavailable")
+        self.sent.append((topic, key, value, headers))
+
+    def on(self, topic: str) -> list[tuple[str, str | None, bytes, dict[str, str]]]:
+        return [sent for sent in self.sent if sent[0] == topic]
