@@ -7,7 +7,9 @@ How one inbound message is handled (:meth:`ReliableConsumer.consume`):
    (except a rejection on the status stream where the sender can be identified).
 2. Otherwise, in ONE database transaction of the service's own database: skip it if its
    idempotency key is already recorded; else apply it to the view, queue the events it causes in
-   the outbox, and record the key. A crash anywhere before the commit leaves no trace, and the
+   the outbox, and record the key. A batch of messages shares one transaction (falling back to one
+   message per transaction if the batch fails), because database round trips are what limit
+   throughput. A crash anywhere before the commit leaves no trace, and the
    broker redelivers (offsets are committed only after the handler returns).
 3. After the commit, the events of that message still in the outbox are published and marked.
    A crash between the commit and the publish loses nothing: the redelivered message finds its
@@ -29,7 +31,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 from pydantic import BaseModel, ValidationError
@@ -73,6 +75,22 @@ class MessageOrigin:
     timestamp_ms: int | None = None
 
 
+@dataclass(frozen=True)
+class Inbound:
+    """One message as it came off the broker: its bytes and where they came from."""
+
+    value: bytes
+    origin: MessageOrigin
+
+
+@dataclass(frozen=True)
+class _Accepted(Generic[ModelT]):
+    message: ModelT
+    key: str
+    inbound: Inbound
+    log_ids: tuple[str | None, str | None]
+
+
 class PermanentFailure(Exception):
     """A message that can never succeed, however often retried: straight to the DLQ."""
 
@@ -83,26 +101,40 @@ class PermanentFailure(Exception):
 
 
 class LedgerTransaction(Protocol):
-    """One atomic unit of work in the service's database."""
+    """One atomic unit of work in the service's database, covering one message or a batch."""
 
     @property
     def session(self) -> Any:
         """The database session stores must use so their writes join the transaction."""
 
-    async def is_processed(self, key: str) -> bool: ...
+    async def processed_among(self, keys: Sequence[str]) -> set[str]:
+        """Which of ``keys`` an earlier, committed transaction already recorded."""
 
-    async def mark_processed(self, key: str) -> None: ...
+    def begin(self, key: str) -> None:
+        """Start applying the message with idempotency key ``key``: what it emits is its own."""
 
-    def emit(self, message: OutgoingMessage) -> None: ...
+    def mark_processed(self, key: str) -> None:
+        """Record ``key`` as processed when the transaction commits."""
+
+    def emit(self, message: OutgoingMessage) -> None:
+        """Queue ``message`` in the outbox, on behalf of the message begun last."""
+
+    @property
+    def emitted(self) -> Sequence[OutgoingMessage]:
+        """Everything queued, in order; published once the transaction has committed."""
 
 
 class Ledger(Protocol):
     """The record of processed messages and the outbox, kept in the service's own database."""
 
-    def transaction(self, source_key: str) -> AbstractAsyncContextManager[LedgerTransaction]: ...
+    def transaction(self) -> AbstractAsyncContextManager[LedgerTransaction]: ...
 
     async def unpublished(
-        self, *, source_key: str | None = None, older_than: timedelta | None = None, limit: int = 500
+        self,
+        *,
+        source_keys: Sequence[str] | None = None,
+        older_than: timedelta | None = None,
+        limit: int = 500,
     ) -> list[OutgoingMessage]: ...
 
     async def mark_published(self, message_ids: Sequence[str]) -> None: ...
@@ -151,14 +183,60 @@ class ReliableConsumer:
         on_invalid: InvalidHook | None = None,
     ) -> None:
         """Handle one inbound message end to end; see the module docstring for the guarantees."""
-        parsed = await self._parse(value, origin, model, on_invalid)
-        if parsed is None:
+        await self.consume_batch(
+            [Inbound(value, origin)],
+            model=model,
+            idempotency_key=idempotency_key,
+            apply=apply,
+            log_ids=log_ids,
+            on_invalid=on_invalid,
+        )
+
+    async def consume_batch(
+        self,
+        batch: Sequence[Inbound],
+        *,
+        model: type[ModelT],
+        idempotency_key: Callable[[ModelT, MessageOrigin], str],
+        apply: Apply[ModelT],
+        log_ids: Callable[[ModelT], tuple[str | None, str | None]] = lambda _: (None, None),
+        on_invalid: InvalidHook | None = None,
+    ) -> None:
+        """Handle a batch of inbound messages, in order, in as few transactions as possible.
+
+        The whole batch is applied in one transaction (the database round trips are what limit
+        throughput). If that transaction fails, the batch is handled again one message at a time,
+        each with its own retries and dead letter, so one bad message never holds up the others.
+        """
+        accepted: list[_Accepted[ModelT]] = []
+        for inbound in batch:
+            parsed = await self._parse(inbound.value, inbound.origin, model, on_invalid)
+            if parsed is not None:
+                accepted.append(
+                    _Accepted(parsed, idempotency_key(parsed, inbound.origin), inbound, log_ids(parsed))
+                )
+        if not accepted:
             return
-        key = idempotency_key(parsed, origin)
-        request_id, correlation_id = log_ids(parsed)
-        with bound_request(request_id=request_id, correlation_id=correlation_id):
-            if await self._apply_with_retries(parsed, key, value, origin, apply):
-                await self.flush_outbox(source_key=key)
+        committed: list[OutgoingMessage] = []
+        repeated: list[str] = []
+        if len(accepted) > 1:
+            try:
+                await self._apply(accepted, apply, committed, repeated)
+            except Exception as error:  # noqa: BLE001 - the fallback below retries each one
+                log.warning("batch.failed_falling_back", size=len(accepted), error=str(error))
+                committed.clear()
+                repeated.clear()
+                for one in accepted:
+                    await self._apply_one_with_retries(one, apply, committed, repeated)
+        else:
+            await self._apply_one_with_retries(accepted[0], apply, committed, repeated)
+        # Publishing happens after the commit and outside the retries: if the broker is gone, the
+        # error reaches the subscriber, the offset is not committed and the batch comes back,
+        # finding its keys recorded and its events still in the outbox.
+        await self._publish_committed(committed)
+        if repeated:
+            log.info("message.already_processed", keys=repeated)
+            await self.flush_outbox(source_keys=repeated)
 
     async def _parse(
         self,
@@ -195,47 +273,72 @@ class ReliableConsumer:
             await self.dead_letter(value, origin, reason="invalid_message", detail=detail)
             return None
 
-    async def _apply_with_retries(
+    async def _apply(
         self,
-        parsed: ModelT,
-        key: str,
-        value: bytes,
-        origin: MessageOrigin,
+        accepted: Sequence[_Accepted[ModelT]],
         apply: Apply[ModelT],
-    ) -> bool:
+        committed: list[OutgoingMessage],
+        repeated: list[str],
+    ) -> None:
+        """Apply messages in one transaction; on commit, add what they emitted to ``committed``."""
+        async with self.ledger.transaction() as transaction:
+            done = await transaction.processed_among([one.key for one in accepted])
+            already = [one.key for one in accepted if one.key in done]
+            for one in accepted:
+                if one.key in done:
+                    continue
+                done.add(one.key)
+                request_id, correlation_id = one.log_ids
+                with bound_request(request_id=request_id, correlation_id=correlation_id):
+                    transaction.begin(one.key)
+                    await apply(one.message, transaction, one.inbound.origin)
+                    transaction.mark_processed(one.key)
+        committed.extend(transaction.emitted)
+        repeated.extend(already)
+
+    async def _apply_one_with_retries(
+        self,
+        one: _Accepted[ModelT],
+        apply: Apply[ModelT],
+        committed: list[OutgoingMessage],
+        repeated: list[str],
+    ) -> None:
+        origin = one.inbound.origin
         for attempt in range(1, self.policy.max_attempts + 1):
             try:
-                async with self.ledger.transaction(key) as transaction:
-                    if await transaction.is_processed(key):
-                        log.info("message.already_processed", key=key, topic=origin.topic)
-                        return True
-                    await apply(parsed, transaction, origin)
-                    await transaction.mark_processed(key)
-                return True
+                await self._apply([one], apply, committed, repeated)
+                return
             except PermanentFailure as failure:
-                await self.dead_letter(value, origin, reason=failure.reason, detail=failure.detail)
-                return False
+                await self.dead_letter(
+                    one.inbound.value, origin, reason=failure.reason, detail=failure.detail
+                )
+                return
             except Exception as error:
                 if attempt == self.policy.max_attempts:
-                    log.error("message.failed", key=key, attempts=attempt, exc_info=error)
+                    log.error("message.failed", key=one.key, attempts=attempt, exc_info=error)
                     await self.dead_letter(
-                        value, origin, reason="handler_failed", detail=f"{type(error).__name__}: {error}"
+                        one.inbound.value,
+                        origin,
+                        reason="handler_failed",
+                        detail=f"{type(error).__name__}: {error}",
                     )
-                    return False
+                    return
                 delay = self.policy.retry_backoff_seconds * 2 ** (attempt - 1)
-                log.warning("message.retrying", key=key, attempt=attempt, delay=delay, error=str(error))
+                log.warning("message.retrying", key=one.key, attempt=attempt, delay=delay, error=str(error))
                 await asyncio.sleep(delay)
-        return False
+
+    async def _publish_committed(self, messages: Sequence[OutgoingMessage]) -> None:
+        for message in messages:
+            await self._publish(message)
+        if messages:
+            await self.ledger.mark_published([message.message_id for message in messages])
 
     async def flush_outbox(
-        self, *, source_key: str | None = None, older_than: timedelta | None = None
+        self, *, source_keys: Sequence[str] | None = None, older_than: timedelta | None = None
     ) -> int:
-        """Publish what is still in the outbox (for one message, or everything old enough)."""
-        pending = await self.ledger.unpublished(source_key=source_key, older_than=older_than)
-        for message in pending:
-            await self._publish(message)
-        if pending:
-            await self.ledger.mark_published([message.message_id for message in pending])
+        """Publish what is still in the outbox (for some messages, or everything old enough)."""
+        pending = await self.ledger.unpublished(source_keys=source_keys, older_than=older_than)
+        await self._publish_committed(pending)
         return len(pending)
 
     async def sweep_outbox(self, interval_seconds: float) -> None:

@@ -26,36 +26,47 @@ def build_mongo_client(uri: str) -> AsyncMongoClient[Document]:
 
 
 class MongoLedgerTransaction:
-    """One MongoDB transaction: view writes, the processed mark and the outbox commit together."""
+    """One MongoDB transaction: view writes, processed marks and the outbox commit together."""
 
-    def __init__(
-        self, database: AsyncDatabase[Document], session: AsyncClientSession, source_key: str
-    ) -> None:
+    def __init__(self, database: AsyncDatabase[Document], session: AsyncClientSession) -> None:
         self._database = database
         self._session = session
-        self._source_key = source_key
-        self._outgoing: list[OutgoingMessage] = []
+        self._current_key = ""
+        self._processed: list[str] = []
+        self._outgoing: list[tuple[str, OutgoingMessage]] = []
 
     @property
     def session(self) -> AsyncClientSession:
         return self._session
 
-    async def is_processed(self, key: str) -> bool:
-        found = await self._database.processed_messages.find_one({"_id": key}, session=self._session)
-        return found is not None
-
-    async def mark_processed(self, key: str) -> None:
-        await self._database.processed_messages.insert_one(
-            {"_id": key, "processed_at": datetime.now(UTC)}, session=self._session
+    async def processed_among(self, keys: Sequence[str]) -> set[str]:
+        cursor = self._database.processed_messages.find(
+            {"_id": {"$in": list(keys)}}, {"_id": 1}, session=self._session
         )
+        return {str(found["_id"]) async for found in cursor}
+
+    def begin(self, key: str) -> None:
+        self._current_key = key
+
+    def mark_processed(self, key: str) -> None:
+        self._processed.append(key)
 
     def emit(self, message: OutgoingMessage) -> None:
-        self._outgoing.append(message)
+        self._outgoing.append((self._current_key, message))
 
-    async def write_outbox(self) -> None:
+    @property
+    def emitted(self) -> list[OutgoingMessage]:
+        return [message for _, message in self._outgoing]
+
+    async def write_ledger(self) -> None:
+        """Write the processed marks and the outbox entries, as the transaction's last writes."""
+        now = datetime.now(UTC)
+        if self._processed:
+            await self._database.processed_messages.insert_many(
+                [{"_id": key, "processed_at": now} for key in self._processed], session=self._session
+            )
         if not self._outgoing:
             return
-        now = datetime.now(UTC)
         # Upsert with $setOnInsert: an event with the same stable id queued twice stays one entry.
         await self._database.outbox.bulk_write(
             [
@@ -63,7 +74,7 @@ class MongoLedgerTransaction:
                     {"_id": message.message_id},
                     {
                         "$setOnInsert": {
-                            "source_key": self._source_key,
+                            "source_key": source_key,
                             "topic": message.topic,
                             "key": message.key,
                             "value": message.value.decode(),
@@ -74,7 +85,7 @@ class MongoLedgerTransaction:
                     },
                     upsert=True,
                 )
-                for position, message in enumerate(self._outgoing)
+                for position, (source_key, message) in enumerate(self._outgoing)
             ],
             ordered=True,
             session=self._session,
@@ -93,20 +104,26 @@ class MongoLedger:
             [("published", ASCENDING), ("created_at", ASCENDING), ("position", ASCENDING)]
         )
         await self._database.outbox.create_index([("source_key", ASCENDING), ("published", ASCENDING)])
+        # Published entries are history: keep them a week for inspection, then let MongoDB drop them.
+        await self._database.outbox.create_index("published_at", expireAfterSeconds=7 * 24 * 3600)
 
     @asynccontextmanager
-    async def transaction(self, source_key: str) -> AsyncIterator[MongoLedgerTransaction]:
+    async def transaction(self) -> AsyncIterator[MongoLedgerTransaction]:
         async with self._client.start_session() as session, await session.start_transaction():
-            transaction = MongoLedgerTransaction(self._database, session, source_key)
+            transaction = MongoLedgerTransaction(self._database, session)
             yield transaction
-            await transaction.write_outbox()
+            await transaction.write_ledger()
 
     async def unpublished(
-        self, *, source_key: str | None = None, older_than: timedelta | None = None, limit: int = 500
+        self,
+        *,
+        source_keys: Sequence[str] | None = None,
+        older_than: timedelta | None = None,
+        limit: int = 500,
     ) -> list[OutgoingMessage]:
         query: Document = {"published": False}
-        if source_key is not None:
-            query["source_key"] = source_key
+        if source_keys is not None:
+            query["source_key"] = {"$in": list(source_keys)}
         if older_than is not None:
             query["created_at"] = {"$lt": datetime.now(UTC) - older_than}
         cursor = self._database.outbox.find(query).sort([("created_at", 1), ("position", 1)]).limit(limit)

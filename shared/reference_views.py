@@ -18,7 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared.contract import ReferenceRecord
 from shared.delivery import LedgerTransaction, MessageOrigin
 from shared.mongo import Document
-from shared.runtime import ServiceRuntime, origin_of
+from shared.runtime import ServiceRuntime, inbound_batch
 
 RecordT = TypeVar("RecordT", bound=ReferenceRecord)
 
@@ -69,9 +69,8 @@ def subscribe_reference_view(
         return f"{topic}:{key_of(record)}:{record.updated_at.isoformat()}"
 
     async def on_reference_record(message: KafkaMessage) -> None:
-        await runtime.consumer.consume(
-            value=message.body,
-            origin=origin_of(message),
+        await runtime.consumer.consume_batch(
+            inbound_batch(message),
             model=model,
             idempotency_key=idempotency_key,
             apply=apply,

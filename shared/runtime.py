@@ -22,7 +22,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.delivery import DeliveryPolicy, MessageOrigin, ReliableConsumer
+from shared.delivery import DeliveryPolicy, Inbound, MessageOrigin, ReliableConsumer
 from shared.kafka import BrokerPublisher, build_broker, ensure_topics
 from shared.logging import configure_logging
 from shared.mongo import Document, MongoLedger, build_mongo_client
@@ -32,12 +32,23 @@ from shared.topics import ALL_TOPICS
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[KafkaMessage], Awaitable[None]]
-"""A thin handler: it receives the Kafka message and hands it to the reliable consumer."""
+"""A thin handler: it receives a batch of Kafka records and hands it to the reliable consumer."""
+
+
+def inbound_batch(message: KafkaMessage) -> list[Inbound]:
+    """The records of a batch subscriber's message, each with where it came from."""
+    records: Any = message.raw_message
+    if not isinstance(records, tuple | list):
+        records = (records,)
+    return [Inbound(record.value or b"", _origin_of_record(record)) for record in records]
 
 
 def origin_of(message: KafkaMessage) -> MessageOrigin:
-    """Where a FastStream Kafka message came from."""
-    record: Any = message.raw_message
+    """Where a (single-record) FastStream Kafka message came from."""
+    return _origin_of_record(message.raw_message)
+
+
+def _origin_of_record(record: Any) -> MessageOrigin:
     key = record.key
     return MessageOrigin(
         topic=record.topic,
@@ -76,6 +87,9 @@ class ServiceRuntime:
         """
         registration = self.broker.subscriber(
             *topics,
+            # Batches: one database transaction per batch instead of per message.
+            batch=True,
+            max_records=self.settings.max_batch_size,
             group_id=f"{self.settings.consumer_group}.{name or '+'.join(topics)}",
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
@@ -197,4 +211,11 @@ def run_service(build_app: Callable[[], tuple[AsgiFastStream, ServiceSettings]])
     asyncio.run(serve(app, settings))
 
 
-__all__: Sequence[str] = ("ServiceRuntime", "build_runtime", "origin_of", "run_service", "serve")
+__all__: Sequence[str] = (
+    "ServiceRuntime",
+    "build_runtime",
+    "inbound_batch",
+    "origin_of",
+    "run_service",
+    "serve",
+)

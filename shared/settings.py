@@ -40,6 +40,7 @@ class ServiceSettings(BaseSettings):
     health_port: int = 8080
     session_timeout_ms: int = Field(default=6_000, ge=1_000)
     max_attempts: int = Field(default=4, ge=1, description="Handler attempts before the DLQ")
+    max_batch_size: int = Field(default=200, ge=1, description="Records handled in one transaction")
     retry_backoff_seconds: float = Field(default=0.2, gt=0)
     max_message_bytes: int = Field(default=512 * 1024, description="Larger messages go to the DLQ")
     outbox_sweep_seconds: float = Field(default=2.0, gt=0)

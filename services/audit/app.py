@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict
 from services.audit import domain
 from services.audit.settings import AuditSettings
 from services.audit.store import AuditStore
-from shared.delivery import LedgerTransaction, MessageOrigin
-from shared.runtime import build_runtime, origin_of
+from shared.delivery import Inbound, LedgerTransaction, MessageOrigin
+from shared.runtime import build_runtime, inbound_batch
 from shared.settings import InfrastructureSettings
 from shared.topics import REQUEST_TOPICS
 
@@ -66,10 +66,14 @@ def build_app(
     @runtime.subscriber(*REQUEST_TOPICS, name="request-topics")
     async def on_request_record(message: KafkaMessage) -> None:
         # Audit keeps even what is not JSON, so it wraps the text instead of parsing it.
-        text = message.body.decode("utf-8", errors="replace")
-        await consumer.consume(
-            value=json.dumps({"text": text}).encode(),
-            origin=origin_of(message),
+        records = [
+            Inbound(
+                json.dumps({"text": record.value.decode("utf-8", errors="replace")}).encode(), record.origin
+            )
+            for record in inbound_batch(message)
+        ]
+        await consumer.consume_batch(
+            records,
             model=RecordText,
             idempotency_key=lambda _, origin: f"{origin.topic}:{origin.partition}:{origin.offset}",
             apply=handlers.record,

@@ -16,7 +16,7 @@ from services.intake.store import IntakeStore
 from shared.contract import Channel, CrmRequest, EmailRequest, RequestStatus
 from shared.delivery import LedgerTransaction, MessageOrigin, OutgoingMessage, describe_validation_error
 from shared.messages import outgoing_event, outgoing_status, status_changed
-from shared.runtime import build_runtime, origin_of
+from shared.runtime import build_runtime, inbound_batch
 from shared.settings import InfrastructureSettings
 from shared.topics import CRM_REQUESTS, EMAIL_REQUESTS, REQUEST_CAPTURED
 
@@ -119,9 +119,8 @@ def build_app(
 
     @runtime.subscriber(CRM_REQUESTS)
     async def on_crm_request(message: KafkaMessage) -> None:
-        await consumer.consume(
-            value=message.body,
-            origin=origin_of(message),
+        await consumer.consume_batch(
+            inbound_batch(message),
             model=CrmRequest,
             idempotency_key=lambda case, _: f"crm:{case.case_id}",
             apply=handlers.capture_crm_request,
@@ -131,9 +130,8 @@ def build_app(
 
     @runtime.subscriber(EMAIL_REQUESTS)
     async def on_email(message: KafkaMessage) -> None:
-        await consumer.consume(
-            value=message.body,
-            origin=origin_of(message),
+        await consumer.consume_batch(
+            inbound_batch(message),
             model=EmailRequest,
             idempotency_key=lambda email, _: f"email:{domain.normalize_message_id(email.message_id)}",
             apply=handlers.capture_email,

@@ -14,7 +14,7 @@ from shared.contract import Channel, ErpAck
 from shared.delivery import LedgerTransaction, MessageOrigin, OutgoingMessage, PermanentFailure
 from shared.events import RequestRouted
 from shared.messages import outgoing_status, status_changed
-from shared.runtime import build_runtime, origin_of
+from shared.runtime import build_runtime, inbound_batch
 from shared.settings import InfrastructureSettings
 from shared.topics import ERP_ACKS, ERP_RESOLUTIONS, REQUEST_ROUTED
 
@@ -120,9 +120,8 @@ def build_app(
 
     @runtime.subscriber(REQUEST_ROUTED)
     async def on_request_routed(message: KafkaMessage) -> None:
-        await consumer.consume(
-            value=message.body,
-            origin=origin_of(message),
+        await consumer.consume_batch(
+            inbound_batch(message),
             model=RequestRouted,
             idempotency_key=lambda event, _: f"event:{event.event_id}",
             apply=handlers.resolve,
@@ -131,9 +130,8 @@ def build_app(
 
     @runtime.subscriber(ERP_ACKS)
     async def on_erp_ack(message: KafkaMessage) -> None:
-        await consumer.consume(
-            value=message.body,
-            origin=origin_of(message),
+        await consumer.consume_batch(
+            inbound_batch(message),
             model=ErpAck,
             idempotency_key=lambda ack, _: f"ack:{ack.resolution_id}:{ack.status}",
             apply=handlers.acknowledge,

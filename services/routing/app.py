@@ -15,7 +15,7 @@ from shared.delivery import LedgerTransaction, MessageOrigin
 from shared.events import RequestRouted, RequestValidated
 from shared.identity import event_id_for
 from shared.messages import outgoing_event, outgoing_status, status_changed
-from shared.runtime import build_runtime, origin_of
+from shared.runtime import build_runtime, inbound_batch
 from shared.settings import InfrastructureSettings
 from shared.topics import REQUEST_ROUTED, REQUEST_VALIDATED
 
@@ -89,9 +89,8 @@ def build_app(
 
     @runtime.subscriber(REQUEST_VALIDATED)
     async def on_request_validated(message: KafkaMessage) -> None:
-        await consumer.consume(
-            value=message.body,
-            origin=origin_of(message),
+        await consumer.consume_batch(
+            inbound_batch(message),
             model=RequestValidated,
             idempotency_key=lambda event, _: f"event:{event.event_id}",
             apply=handlers.route,

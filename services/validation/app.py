@@ -17,7 +17,7 @@ from shared.events import CheckResult, RequestCaptured, RequestValidated
 from shared.identity import event_id_for
 from shared.messages import outgoing_event, outgoing_status, status_changed
 from shared.reference_views import subscribe_reference_view
-from shared.runtime import build_runtime, origin_of
+from shared.runtime import build_runtime, inbound_batch
 from shared.settings import InfrastructureSettings
 from shared.topics import CONTRACTS, CUSTOMERS, INVOICES, PAYMENTS, REQUEST_CAPTURED, REQUEST_VALIDATED
 
@@ -120,9 +120,8 @@ def build_app(
 
     @runtime.subscriber(REQUEST_CAPTURED)
     async def on_request_captured(message: KafkaMessage) -> None:
-        await consumer.consume(
-            value=message.body,
-            origin=origin_of(message),
+        await consumer.consume_batch(
+            inbound_batch(message),
             model=RequestCaptured,
             idempotency_key=lambda event, _: f"event:{event.event_id}",
             apply=handlers.validate,

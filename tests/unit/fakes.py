@@ -14,19 +14,26 @@ from shared.delivery import OutgoingMessage
 @dataclass
 class FakeTransaction:
     ledger: FakeLedger
-    source_key: str
-    emitted: list[OutgoingMessage] = field(default_factory=list)
+    outgoing: list[tuple[str, OutgoingMessage]] = field(default_factory=list)
     marks: list[str] = field(default_factory=list)
+    current_key: str = ""
     session: Any = None
 
-    async def is_processed(self, key: str) -> bool:
-        return key in self.ledger.processed
+    async def processed_among(self, keys: Sequence[str]) -> set[str]:
+        return {key for key in keys if key in self.ledger.processed}
 
-    async def mark_processed(self, key: str) -> None:
+    def begin(self, key: str) -> None:
+        self.current_key = key
+
+    def mark_processed(self, key: str) -> None:
         self.marks.append(key)
 
     def emit(self, message: OutgoingMessage) -> None:
-        self.emitted.append(message)
+        self.outgoing.append((self.current_key, message))
+
+    @property
+    def emitted(self) -> list[OutgoingMessage]:
+        return [message for _, message in self.outgoing]
 
 
 @dataclass
@@ -36,26 +43,32 @@ class FakeLedger:
     processed: set[str] = field(default_factory=set)
     outbox: dict[str, tuple[str, OutgoingMessage, bool]] = field(default_factory=dict)
     fail_next_commits: int = 0
+    commits: int = 0
 
     @asynccontextmanager
-    async def transaction(self, source_key: str) -> AsyncIterator[FakeTransaction]:
-        transaction = FakeTransaction(self, source_key)
+    async def transaction(self) -> AsyncIterator[FakeTransaction]:
+        transaction = FakeTransaction(self)
         yield transaction
         if self.fail_next_commits:
             self.fail_next_commits -= 1
             raise ConnectionError("database went away during commit")
+        self.commits += 1
         self.processed.update(transaction.marks)
-        for message in transaction.emitted:
+        for source_key, message in transaction.outgoing:
             self.outbox.setdefault(message.message_id, (source_key, message, False))
 
     async def unpublished(
-        self, *, source_key: str | None = None, older_than: timedelta | None = None, limit: int = 500
+        self,
+        *,
+        source_keys: Sequence[str] | None = None,
+        older_than: timedelta | None = None,
+        limit: int = 500,
     ) -> list[OutgoingMessage]:
         del older_than  # every entry counts as old enough in a fake
         return [
             message
             for key, message, published in self.outbox.values()
-            if not published and (source_key is None or key == source_key)
+            if not published and (source_keys is None or key in source_keys)
         ][:limit]
 
     async def mark_published(self, message_ids: Sequence[str]) -> None:

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from shared.delivery import (
     DeliveryPolicy,
+    Inbound,
     LedgerTransaction,
     MessageOrigin,
     OutgoingMessage,
@@ -194,3 +195,43 @@ async def test_a_thin_handler_on_the_in_memory_broker_dead_letters_poison_and_go
 
     assert dead_letters == [(b"\x00garbage", "malformed_json")]
     assert accepted == ["O-1"]
+
+
+def inbound(order_id: str, offset: int, quantity: object = 1) -> Inbound:
+    value = json.dumps({"order_id": order_id, "quantity": quantity}).encode()
+    return Inbound(value, MessageOrigin(topic="orders.v1", partition=0, offset=offset, key=order_id))
+
+
+class PickyHandler(Handler):
+    """Refuses one order for good; accepts the rest."""
+
+    async def __call__(self, order: Order, tx: LedgerTransaction, origin: MessageOrigin) -> None:
+        self.calls += 1
+        if order.order_id == "O-BAD":
+            raise PermanentFailure("unknown_order", "no such order")
+        await Handler.__call__(self, order, tx, origin)
+        self.calls -= 1  # counted once above
+
+
+async def test_a_batch_is_one_transaction_and_repeats_inside_it_count_once() -> None:
+    ledger, publisher, handler = FakeLedger(), RecordingPublisher(), Handler()
+    batch = [inbound("O-1", 1), inbound("O-2", 2), inbound("O-1", 3), inbound("O-3", 4, quantity="x")]
+    await consumer(ledger, publisher).consume_batch(
+        batch, model=Order, idempotency_key=lambda order, _: f"order:{order.order_id}", apply=handler
+    )
+    assert ledger.commits == 1
+    assert handler.calls == 2
+    assert [sent[1] for sent in publisher.on("orders.accepted.v1")] == ["O-1", "O-2"]
+    assert [sent[1] for sent in publisher.on("orders.v1.dlq")] == ["O-3"]
+
+
+async def test_one_bad_message_does_not_hold_up_the_rest_of_its_batch() -> None:
+    ledger, publisher, handler = FakeLedger(), RecordingPublisher(), PickyHandler()
+    batch = [inbound("O-1", 1), inbound("O-BAD", 2), inbound("O-2", 3)]
+    await consumer(ledger, publisher).consume_batch(
+        batch, model=Order, idempotency_key=lambda order, _: f"order:{order.order_id}", apply=handler
+    )
+    assert ledger.processed == {"order:O-1", "order:O-2"}
+    assert [sent[1] for sent in publisher.on("orders.accepted.v1")] == ["O-1", "O-2"]
+    (dead,) = publisher.on("orders.v1.dlq")
+    assert (dead[1], dead[3]["x-error-reason"]) == ("O-BAD", "unknown_order")
