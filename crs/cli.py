@@ -239,6 +239,7 @@ async def _run(args: argparse.Namespace) -> int:
     await stack_up(config, on_progress=lambda line: print(f"  {line}"))
     try:
         dataset = await _publish_demo_data(config.bootstrap_servers, args.customers, args.seed)
+        await _wait_for_reference_views(config.mongodb_uri, dataset)
         print(
             f"\nwatching the request topics; a demo request every {args.interval}s "
             "(Ctrl-C stops everything this command started)\n"
@@ -273,6 +274,34 @@ async def _run(args: argparse.Namespace) -> int:
             stopped = await stack_down(config)
             print("stopped: " + ", ".join(stopped))
     return 0
+
+
+async def _wait_for_reference_views(mongodb_uri: str, dataset: Any, *, timeout: float = 600.0) -> None:
+    """Wait until validation's views hold the demo data, so demo requests find their documents."""
+    from pymongo import AsyncMongoClient
+
+    from services.validation.settings import ValidationSettings
+
+    database = AsyncMongoClient[dict[str, Any]](mongodb_uri)[ValidationSettings().database]
+    wanted = {
+        "customers": [record.key for record in dataset.customers],
+        "contracts": [record.key for record in dataset.contracts],
+        "invoices": [record.key for record in dataset.invoices],
+        "payments": [record.key for record in dataset.payments],
+    }
+    total = sum(len(keys) for keys in wanted.values())
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        known = 0
+        for collection, keys in wanted.items():
+            known += await database[collection].count_documents({"_id": {"$in": keys}})
+        print(f"  validation has taken in {known}/{total} reference records", flush=True)
+        if known >= total:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            print("  still incomplete; going on (early requests may be rejected as unknown)")
+            return
+        await asyncio.sleep(3)
 
 
 def _key_value(value: dict[str, Any], key_field: str) -> tuple[str, dict[str, Any]]:

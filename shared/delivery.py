@@ -141,11 +141,15 @@ class Ledger(Protocol):
 
 
 class Publisher(Protocol):
-    """The one broker operation the delivery machinery needs."""
+    """The one broker operation the delivery machinery needs.
+
+    It hands the record to the producer and returns what to await for the broker's
+    acknowledgement, so that many records can be in flight at once and still leave in order.
+    """
 
     async def __call__(
         self, value: bytes, *, topic: str, key: str | None, headers: dict[str, str]
-    ) -> None: ...
+    ) -> Awaitable[object]: ...
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,7 @@ class ReliableConsumer:
         apply: Apply[ModelT],
         log_ids: Callable[[ModelT], tuple[str | None, str | None]] = lambda _: (None, None),
         on_invalid: InvalidHook | None = None,
+        decode: Callable[[bytes], dict[str, Any]] | None = None,
     ) -> None:
         """Handle one inbound message end to end; see the module docstring for the guarantees."""
         await self.consume_batch(
@@ -190,6 +195,7 @@ class ReliableConsumer:
             apply=apply,
             log_ids=log_ids,
             on_invalid=on_invalid,
+            decode=decode,
         )
 
     async def consume_batch(
@@ -201,8 +207,12 @@ class ReliableConsumer:
         apply: Apply[ModelT],
         log_ids: Callable[[ModelT], tuple[str | None, str | None]] = lambda _: (None, None),
         on_invalid: InvalidHook | None = None,
+        decode: Callable[[bytes], dict[str, Any]] | None = None,
     ) -> None:
         """Handle a batch of inbound messages, in order, in as few transactions as possible.
+
+        ``decode`` replaces JSON parsing for a consumer that takes any bytes (audit keeps even
+        what is not JSON); what it returns must still validate as ``model``.
 
         The whole batch is applied in one transaction (the database round trips are what limit
         throughput). If that transaction fails, the batch is handled again one message at a time,
@@ -210,7 +220,7 @@ class ReliableConsumer:
         """
         accepted: list[_Accepted[ModelT]] = []
         for inbound in batch:
-            parsed = await self._parse(inbound.value, inbound.origin, model, on_invalid)
+            parsed = await self._parse(inbound.value, inbound.origin, model, on_invalid, decode)
             if parsed is not None:
                 accepted.append(
                     _Accepted(parsed, idempotency_key(parsed, inbound.origin), inbound, log_ids(parsed))
@@ -244,6 +254,7 @@ class ReliableConsumer:
         origin: MessageOrigin,
         model: type[ModelT],
         on_invalid: InvalidHook | None,
+        decode: Callable[[bytes], dict[str, Any]] | None,
     ) -> ModelT | None:
         if len(value) > self.policy.max_message_bytes:
             await self.dead_letter(
@@ -253,15 +264,8 @@ class ReliableConsumer:
                 detail=f"{len(value)} bytes, limit {self.policy.max_message_bytes}",
             )
             return None
-        try:
-            payload = json.loads(value)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            await self.dead_letter(value, origin, reason="malformed_json", detail=str(error))
-            return None
-        if not isinstance(payload, dict):
-            await self.dead_letter(
-                value, origin, reason="not_an_object", detail="the value must be a JSON object"
-            )
+        payload = decode(value) if decode is not None else await self._json_object(value, origin)
+        if payload is None:
             return None
         try:
             return model.model_validate(payload)
@@ -272,6 +276,19 @@ class ReliableConsumer:
                     await self._publish(message)
             await self.dead_letter(value, origin, reason="invalid_message", detail=detail)
             return None
+
+    async def _json_object(self, value: bytes, origin: MessageOrigin) -> dict[str, Any] | None:
+        try:
+            payload = json.loads(value)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            await self.dead_letter(value, origin, reason="malformed_json", detail=str(error))
+            return None
+        if not isinstance(payload, dict):
+            await self.dead_letter(
+                value, origin, reason="not_an_object", detail="the value must be a JSON object"
+            )
+            return None
+        return payload
 
     async def _apply(
         self,
@@ -328,8 +345,9 @@ class ReliableConsumer:
                 await asyncio.sleep(delay)
 
     async def _publish_committed(self, messages: Sequence[OutgoingMessage]) -> None:
-        for message in messages:
-            await self._publish(message)
+        # Handed to the producer one by one (so they leave in order), acknowledged all together.
+        acknowledgements = [await self._send(message) for message in messages]
+        await asyncio.gather(*acknowledgements)
         if messages:
             await self.ledger.mark_published([message.message_id for message in messages])
 
@@ -353,7 +371,10 @@ class ReliableConsumer:
                 log.warning("outbox.sweep_failed", error=str(error))
 
     async def _publish(self, message: OutgoingMessage) -> None:
-        await self.publish(
+        await (await self._send(message))
+
+    async def _send(self, message: OutgoingMessage) -> Awaitable[object]:
+        return await self.publish(
             message.value,
             topic=message.topic,
             key=message.key,
@@ -370,7 +391,7 @@ class ReliableConsumer:
             reason=reason,
             detail=detail[:500],
         )
-        await self.publish(
+        acknowledgement = await self.publish(
             value,
             topic=dead_letter_topic(origin.topic),
             key=origin.key,
@@ -385,6 +406,7 @@ class ReliableConsumer:
                 "x-failed-at": datetime.now(UTC).isoformat(),
             },
         )
+        await acknowledgement
 
 
 def describe_validation_error(error: ValidationError) -> str:

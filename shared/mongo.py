@@ -99,6 +99,10 @@ class MongoLedger:
         self._client = client
         self._database = database
 
+    @property
+    def database(self) -> AsyncDatabase[Document]:
+        return self._database
+
     async def ensure_indexes(self) -> None:
         await self._database.outbox.create_index(
             [("published", ASCENDING), ("created_at", ASCENDING), ("position", ASCENDING)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 from faststream.asgi import AsgiFastStream
@@ -12,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from services.audit import domain
 from services.audit.settings import AuditSettings
 from services.audit.store import AuditStore
-from shared.delivery import Inbound, LedgerTransaction, MessageOrigin
+from shared.delivery import LedgerTransaction, MessageOrigin
 from shared.runtime import build_runtime, inbound_batch
 from shared.settings import InfrastructureSettings
 from shared.topics import REQUEST_TOPICS
@@ -65,15 +64,10 @@ def build_app(
 
     @runtime.subscriber(*REQUEST_TOPICS, name="request-topics")
     async def on_request_record(message: KafkaMessage) -> None:
-        # Audit keeps even what is not JSON, so it wraps the text instead of parsing it.
-        records = [
-            Inbound(
-                json.dumps({"text": record.value.decode("utf-8", errors="replace")}).encode(), record.origin
-            )
-            for record in inbound_batch(message)
-        ]
         await consumer.consume_batch(
-            records,
+            inbound_batch(message),
+            # Audit keeps even what is not JSON: it records the text instead of parsing it.
+            decode=lambda raw: {"text": raw.decode("utf-8", errors="replace")},
             model=RecordText,
             idempotency_key=lambda _, origin: f"{origin.topic}:{origin.partition}:{origin.offset}",
             apply=handlers.record,

@@ -8,9 +8,9 @@ import pytest
 
 from crs.io import producer, publish_json
 from services.intake.app import build_app
-from services.intake.domain import crm_request_id
+from services.intake.domain import crm_request_id, email_request_id
 from services.intake.settings import IntakeSettings
-from shared.topics import CRM_REQUESTS, REQUEST_CAPTURED, REQUEST_STATUS, dead_letter_topic
+from shared.topics import CRM_REQUESTS, EMAIL_REQUESTS, REQUEST_CAPTURED, REQUEST_STATUS, dead_letter_topic
 from tests.support import (
     Servers,
     isolated_settings,
@@ -19,6 +19,7 @@ from tests.support import (
     running_service,
     unique,
     wait_for_records,
+    wait_until,
 )
 
 pytestmark = pytest.mark.integration
@@ -97,3 +98,42 @@ async def test_a_huge_message_is_dead_lettered_not_stored(servers: Servers) -> N
         dead = await wait_for_records(servers, [dead_letter_topic(CRM_REQUESTS)], lambda r: r.key == case_id)
     assert dead[0].headers["x-error-reason"] == "message_too_large"
     assert json.loads(dead[0].raw)["case_id"] == case_id
+
+
+async def test_a_reply_to_a_request_email_is_added_to_that_request_not_opened_anew(servers: Servers) -> None:
+    settings = isolated_settings(IntakeSettings)
+    first_id = f"<{unique('first').lower()}@acme.example>"
+    reply_id = f"<{unique('reply').lower()}@acme.example>"
+    email = {
+        "message_id": first_id,
+        "from": "Jane Doe <jane@acme.example>",
+        "to": ["ar@billing.example"],
+        "subject": "Overcharged on INV-2026-000123",
+        "body_text": "We were overcharged.",
+        "received_at": "2026-11-22T10:00:00Z",
+    }
+    reply = {
+        **email,
+        "message_id": reply_id,
+        "subject": "RE: Overcharged on INV-2026-000123",
+        "body_text": "Attached the contract page.\n\n> We were overcharged.",
+        "in_reply_to": first_id,
+        "references": [first_id],
+        "attachments": [{"filename": "contract-p4.pdf", "content_type": "application/pdf", "size": 20480}],
+    }
+    request_id = email_request_id(first_id)
+    async with running_service(build_app, settings, servers), producer(servers.bootstrap_servers) as client:
+        await publish_json(client, EMAIL_REQUESTS, first_id, email)
+        await wait_for_records(servers, [REQUEST_CAPTURED], lambda r: r.key == request_id)
+        await publish_json(client, EMAIL_REQUESTS, reply_id, reply)
+        requests = mongo(servers)[settings.database].requests
+
+        async def reply_kept() -> dict[str, object] | None:
+            return await requests.find_one({"_id": request_id, "replies.message_id": reply_id.strip("<>")})
+
+        stored = await wait_until(reply_kept)
+    assert stored["replies"][0]["attachments"][0]["filename"] == "contract-p4.pdf"
+    assert "contract page" in stored["replies"][0]["body_text"]
+    assert await requests.count_documents({"_id": email_request_id(reply_id)}) == 0
+    captured = await records_now(servers, [REQUEST_CAPTURED], lambda r: r.key == email_request_id(reply_id))
+    assert captured == []

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -82,11 +83,16 @@ class RecordingPublisher:
     sent: list[tuple[str, str | None, bytes, dict[str, str]]] = field(default_factory=list)
     fail_next: int = 0
 
-    async def __call__(self, value: bytes, *, topic: str, key: str | None, headers: dict[str, str]) -> None:
+    async def __call__(
+        self, value: bytes, *, topic: str, key: str | None, headers: dict[str, str]
+    ) -> Awaitable[object]:
         if self.fail_next:
             self.fail_next -= 1
             raise ConnectionError("broker unavailable")
         self.sent.append((topic, key, value, headers))
+        delivered: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        delivered.set_result(None)
+        return delivered
 
     def on(self, topic: str) -> list[tuple[str, str | None, bytes, dict[str, str]]]:
         return [sent for sent in self.sent if sent[0] == topic]

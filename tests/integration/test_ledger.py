@@ -1,0 +1,110 @@
+"""The MongoDB ledger under the delivery machinery: atomic commits, crash recovery, batches."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.delivery import (
+    DeliveryPolicy,
+    Inbound,
+    LedgerTransaction,
+    MessageOrigin,
+    OutgoingMessage,
+    ReliableConsumer,
+)
+from shared.mongo import MongoLedger, build_mongo_client
+from tests.support import Servers, unique
+from tests.unit.fakes import RecordingPublisher
+
+pytestmark = pytest.mark.integration
+
+POLICY = DeliveryPolicy(max_attempts=2, retry_backoff_seconds=0.01)
+
+
+class Order(BaseModel):
+    order_id: str
+
+
+def inbound(order_id: str, offset: int) -> Inbound:
+    return Inbound(
+        json.dumps({"order_id": order_id}).encode(),
+        MessageOrigin(topic="orders.v1", partition=0, offset=offset, key=order_id),
+    )
+
+
+class CountingHandler:
+    """Counts each order in a view and emits one event per order; breaks on one order if asked."""
+
+    def __init__(self, database: AsyncDatabase[dict[str, Any]], fail_on: str | None = None) -> None:
+        self.database = database
+        self.fail_on = fail_on
+
+    async def __call__(self, order: Order, tx: LedgerTransaction, _: MessageOrigin) -> None:
+        await self.database.orders.update_one(
+            {"_id": order.order_id}, {"$inc": {"applied": 1}}, upsert=True, session=tx.session
+        )
+        if order.order_id == self.fail_on:
+            raise RuntimeError("the handler broke after writing")
+        tx.emit(OutgoingMessage(f"evt-{order.order_id}", "orders.accepted.v1", order.order_id, b"{}"))
+
+
+async def consume(reliable: ReliableConsumer, batch: list[Inbound], handler: CountingHandler) -> None:
+    await reliable.consume_batch(
+        batch, model=Order, idempotency_key=lambda order, _: f"order:{order.order_id}", apply=handler
+    )
+
+
+@pytest.fixture
+async def ledger(servers: Servers) -> MongoLedger:
+    client = build_mongo_client(servers.mongodb_uri)
+    ledger = MongoLedger(client, client[unique("ledger").lower().replace("-", "_")])
+    await ledger.ensure_indexes()
+    return ledger
+
+
+async def applied_counts(database: AsyncDatabase[dict[str, Any]]) -> dict[str, int]:
+    return {doc["_id"]: doc["applied"] async for doc in database.orders.find()}
+
+
+async def test_a_crash_after_commit_is_repaired_on_restart_and_nothing_is_applied_twice(
+    ledger: MongoLedger,
+) -> None:
+    database = ledger.database
+    handler = CountingHandler(database)
+    batch = [inbound("O-1", 1), inbound("O-2", 2)]
+
+    crashed = RecordingPublisher(fail_next=1)
+    with pytest.raises(ConnectionError):
+        await consume(ReliableConsumer("test", ledger, crashed, POLICY), batch, handler)
+    assert crashed.sent == []
+
+    restarted = RecordingPublisher()
+    reliable = ReliableConsumer("test", ledger, restarted, POLICY)
+    assert await reliable.flush_outbox() == 2  # what a restarted service does at start
+    await consume(reliable, batch, handler)  # and then the broker redelivers the batch
+
+    assert sorted(str(sent[1]) for sent in restarted.on("orders.accepted.v1")) == ["O-1", "O-2"]
+    assert await applied_counts(database) == {"O-1": 1, "O-2": 1}
+    assert await database.outbox.count_documents({"published": False}) == 0
+
+
+async def test_a_failing_message_rolls_back_its_batch_and_only_itself_is_dead_lettered(
+    ledger: MongoLedger,
+) -> None:
+    database = ledger.database
+    publisher = RecordingPublisher()
+    reliable = ReliableConsumer("test", ledger, publisher, POLICY)
+    await consume(
+        reliable, [inbound("O-1", 1), inbound("O-2", 2), inbound("O-3", 3)], CountingHandler(database, "O-2")
+    )
+
+    assert await applied_counts(database) == {"O-1": 1, "O-3": 1}  # O-2's write rolled back with it
+    assert [sent[1] for sent in publisher.on("orders.accepted.v1")] == ["O-1", "O-3"]
+    (dead,) = publisher.on("orders.v1.dlq")
+    assert (dead[1], dead[3]["x-error-reason"]) == ("O-2", "handler_failed")
+    assert await database.processed_messages.count_documents({}) == 2
