@@ -270,9 +270,10 @@ async def _run(args: argparse.Namespace) -> int:
             await traffic
     finally:
         if not already_running:
-            print("\nstopping the stack")
+            # Stop first, report after: the terminal may already be gone (a closed pipe, a hangup).
             stopped = await stack_down(config)
-            print("stopped: " + ", ".join(stopped))
+            with contextlib.suppress(OSError):
+                print("\nstopped: " + ", ".join(stopped), flush=True)
     return 0
 
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crs.io import TopicRecord
+from services.audit.domain import facts_of
 from shared.topics import DLQ_SUFFIX
 
 _COLOURS = {
@@ -36,7 +37,10 @@ def describe(record: TopicRecord) -> tuple[str, str, str, str]:
             record.headers.get("x-failed-service", "-"),
             f"{record.headers.get('x-error-reason', '?')}: {record.headers.get('x-error', '')[:100]}",
         )
-    request_id = str(value.get("request_id") or value.get("case_id") or value.get("message_id") or record.key)
+    # The same attribution audit uses: a CRM case or an email shows under our request id.
+    request_id = facts_of(record.topic, record.raw.decode("utf-8", errors="replace")).request_id or str(
+        record.key
+    )
     if record.topic == "requests.status.v1":
         extra = " ".join(
             part
@@ -80,7 +84,18 @@ def describe(record: TopicRecord) -> tuple[str, str, str, str]:
     if record.topic == "email.requests.v1":
         return request_id, "email", str(value.get("from") or "-"), str(value.get("subject", ""))
     event = str(value.get("event_type") or record.topic)
-    return request_id, event, str(value.get("customer_id") or "-"), ""
+    found = value.get("details")
+    details: dict[str, Any] = found if isinstance(found, dict) else {}
+    what = " ".join(
+        part
+        for part in (
+            str(details.get("request_type") or "unclassified"),
+            f"queue={value['queue']}" if value.get("queue") else "",
+            f"sla_due_at={value['sla_due_at']}" if value.get("sla_due_at") else "",
+        )
+        if part
+    )
+    return request_id, event, str(value.get("customer_id") or details.get("customer_id") or "-"), what
 
 
 def format_line(record: TopicRecord, *, colour: bool) -> str:

@@ -1,0 +1,69 @@
+"""`crs watch` lines: every kind of record reads as request, what happened, who, detail."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from crs.io import TopicRecord
+from crs.watch import describe, format_line
+from services.intake.domain import crm_request_id, email_request_id
+
+
+def record(topic: str, value: Any, key: str = "k", headers: dict[str, str] | None = None) -> TopicRecord:
+    raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+    return TopicRecord(topic, 0, 7, key, value, raw, headers or {}, 1_795_000_000_000)
+
+
+def test_a_crm_case_and_an_email_show_under_our_request_id() -> None:
+    case = record("crm.requests.v1", {"case_id": "C-1", "customer_id": "CUST-1", "subject": "Hi"})
+    email = record("email.requests.v1", {"message_id": "<m@x>", "from": "a@x", "subject": "Hello"})
+    assert describe(case)[:3] == (crm_request_id("C-1"), "crm:request", "CUST-1")
+    assert describe(email)[:3] == (email_request_id("m@x"), "email", "a@x")
+
+
+def test_a_status_change_shows_status_reason_and_queue() -> None:
+    status = record(
+        "requests.status.v1",
+        {
+            "request_id": "REQ-1",
+            "status": "rejected",
+            "reason": "unknown_invoice",
+            "customer_id": "CUST-1",
+            "message": "We cannot find invoice X.",
+        },
+    )
+    request_id, what, who, detail = describe(status)
+    assert (request_id, what, who) == ("REQ-1", "rejected", "CUST-1")
+    assert detail == "We cannot find invoice X. [unknown_invoice]"
+    assert "\x1b[31m" in format_line(status, colour=True)
+    assert "\x1b[" not in format_line(status, colour=False)
+
+
+def test_a_dead_letter_shows_the_service_and_the_reason() -> None:
+    dead = record(
+        "crm.requests.v1.dlq",
+        b"{nope",
+        key="C-9",
+        headers={
+            "x-error-reason": "malformed_json",
+            "x-error": "Expecting value",
+            "x-failed-service": "intake",
+        },
+    )
+    assert describe(dead) == ("C-9", "dlq", "intake", "malformed_json: Expecting value")
+
+
+def test_an_erp_resolution_shows_the_money() -> None:
+    resolution = record(
+        "erp.resolutions.v1",
+        {
+            "request_id": "REQ-1",
+            "kind": "credit_memo",
+            "customer_id": "CUST-1",
+            "invoice_id": "INV-1",
+            "amount": {"amount": "200.00", "currency": "USD"},
+            "resolution_id": "RES-1",
+        },
+    )
+    assert describe(resolution) == ("REQ-1", "erp:credit_memo", "CUST-1", "200.00 USD on INV-1 (RES-1)")
