@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 import uvicorn
@@ -22,7 +22,8 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.delivery import DeliveryPolicy, Inbound, MessageOrigin, ReliableConsumer
+from shared.delivery import Apply, DeliveryPolicy, Inbound, MessageOrigin, ReliableConsumer
+from shared.events import InternalEvent
 from shared.kafka import BrokerPublisher, build_broker, ensure_topics
 from shared.logging import configure_logging
 from shared.mongo import Document, MongoLedger, build_mongo_client
@@ -30,6 +31,8 @@ from shared.settings import InfrastructureSettings, ServiceSettings
 from shared.topics import ALL_TOPICS
 
 log = structlog.get_logger(__name__)
+
+EventT = TypeVar("EventT", bound=InternalEvent)
 
 Handler = Callable[[KafkaMessage], Awaitable[None]]
 """A thin handler: it receives a batch of Kafka records and hands it to the reliable consumer."""
@@ -103,6 +106,21 @@ class ServiceRuntime:
             return handler
 
         return register
+
+    def subscribe_events(self, topic: str, model: type[EventT], apply: Apply[EventT]) -> None:
+        """Consume our own internal events of ``topic``: once per event id, logs bound to the request."""
+
+        async def on_event(message: KafkaMessage) -> None:
+            await self.consumer.consume_batch(
+                inbound_batch(message),
+                model=model,
+                idempotency_key=lambda event, _: f"event:{event.event_id}",
+                apply=apply,
+                log_ids=lambda event: (event.request_id, event.correlation_id),
+            )
+
+        on_event.__name__ = f"on_{topic.replace('.', '_')}"
+        self.subscriber(topic)(on_event)
 
     async def _on_startup(self) -> None:
         await ensure_topics(

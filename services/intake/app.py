@@ -13,9 +13,15 @@ from pydantic import ValidationError
 from services.intake import domain
 from services.intake.settings import IntakeSettings
 from services.intake.store import IntakeStore
-from shared.contract import Channel, CrmRequest, EmailRequest, RequestStatus
-from shared.delivery import LedgerTransaction, MessageOrigin, OutgoingMessage, describe_validation_error
-from shared.messages import outgoing_event, outgoing_status, status_changed
+from shared.contract import CrmRequest, EmailRequest
+from shared.delivery import (
+    InvalidHook,
+    LedgerTransaction,
+    MessageOrigin,
+    OutgoingMessage,
+    describe_validation_error,
+)
+from shared.messages import outgoing_event, outgoing_status
 from shared.runtime import build_runtime, inbound_batch
 from shared.settings import InfrastructureSettings
 from shared.topics import CRM_REQUESTS, EMAIL_REQUESTS, REQUEST_CAPTURED
@@ -64,46 +70,16 @@ class IntakeHandlers:
         tx.emit(outgoing_status(capture.received))
 
 
-def reject_unreadable_case(
-    payload: dict[str, Any], error: ValidationError, _: MessageOrigin
-) -> Sequence[OutgoingMessage]:
-    """A CRM case we cannot read is rejected on the status stream when its case id is there."""
-    case_id = payload.get("case_id")
-    if not isinstance(case_id, str) or not case_id.strip():
-        return ()
-    channel = Channel.PORTAL if payload.get("channel") == "portal" else Channel.CRM
-    customer_id = payload.get("customer_id") if isinstance(payload.get("customer_id"), str) else None
-    change = status_changed(
-        request_id=domain.crm_request_id(case_id.strip()),
-        channel=channel,
-        source_id=case_id.strip(),
-        customer_id=customer_id,
-        status=RequestStatus.REJECTED,
-        reason="invalid_request",
-        message=f"We could not read this request: {describe_validation_error(error)}.",
-        at=datetime.now(UTC),
-    )
-    return (outgoing_status(change),)
+def reject_unreadable(channel_group: str) -> InvalidHook:
+    """The dead-letter hook that also tells the sender, when it can be identified, what is wrong."""
 
+    def hook(payload: dict[str, Any], error: ValidationError, _: MessageOrigin) -> Sequence[OutgoingMessage]:
+        rejection = domain.reject_unreadable(
+            channel_group, payload, describe_validation_error(error), now=datetime.now(UTC)
+        )
+        return () if rejection is None else (outgoing_status(rejection),)
 
-def reject_unreadable_email(
-    payload: dict[str, Any], error: ValidationError, _: MessageOrigin
-) -> Sequence[OutgoingMessage]:
-    """An email we cannot read is rejected on the status stream when its Message-ID is there."""
-    message_id = payload.get("message_id")
-    if not isinstance(message_id, str) or not message_id.strip():
-        return ()
-    change = status_changed(
-        request_id=domain.email_request_id(message_id.strip()),
-        channel=Channel.EMAIL,
-        source_id=message_id.strip(),
-        customer_id=None,
-        status=RequestStatus.REJECTED,
-        reason="invalid_request",
-        message=f"We could not read this email: {describe_validation_error(error)}.",
-        at=datetime.now(UTC),
-    )
-    return (outgoing_status(change),)
+    return hook
 
 
 def build_app(
@@ -125,7 +101,7 @@ def build_app(
             idempotency_key=lambda case, _: f"crm:{case.case_id}",
             apply=handlers.capture_crm_request,
             log_ids=lambda case: (domain.crm_request_id(case.case_id), case.case_id),
-            on_invalid=reject_unreadable_case,
+            on_invalid=reject_unreadable("crm"),
         )
 
     @runtime.subscriber(EMAIL_REQUESTS)
@@ -136,7 +112,7 @@ def build_app(
             idempotency_key=lambda email, _: f"email:{domain.normalize_message_id(email.message_id)}",
             apply=handlers.capture_email,
             log_ids=lambda email: (domain.email_request_id(email.message_id), email.message_id),
-            on_invalid=reject_unreadable_email,
+            on_invalid=reject_unreadable("email"),
         )
 
     return runtime.asgi_app(), settings

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parseaddr
+from typing import Any
 
 from shared.contract import (
     Channel,
@@ -180,3 +181,34 @@ def thread_message_ids(email: EmailRequest) -> tuple[str, ...]:
     """The earlier Message-IDs this email answers, from ``In-Reply-To`` and ``References``."""
     raw = " ".join([email.in_reply_to or "", *email.references]).split()
     return tuple(dict.fromkeys(normalize_message_id(item) for item in raw if normalize_message_id(item)))
+
+
+def reject_unreadable(
+    channel_group: str, payload: dict[str, Any], problems: str, *, now: datetime
+) -> RequestStatusChanged | None:
+    """The rejection of a message that does not match the contract, if its sender can be told.
+
+    ``channel_group`` is ``crm`` (cases, identified by ``case_id``) or ``email`` (identified by
+    ``message_id``); without a usable id there is nobody to tell, only the dead letter remains.
+    """
+    id_field = "case_id" if channel_group == "crm" else "message_id"
+    raw_id = payload.get(id_field)
+    if not isinstance(raw_id, str) or not raw_id.strip():
+        return None
+    source_id = raw_id.strip()
+    if channel_group == "crm":
+        channel = Channel.PORTAL if payload.get("channel") == "portal" else Channel.CRM
+        request_id, what = crm_request_id(source_id), "request"
+        customer_id = payload.get("customer_id") if isinstance(payload.get("customer_id"), str) else None
+    else:
+        channel, request_id, what, customer_id = Channel.EMAIL, email_request_id(source_id), "email", None
+    return status_changed(
+        request_id=request_id,
+        channel=channel,
+        source_id=source_id,
+        customer_id=customer_id,
+        status=RequestStatus.REJECTED,
+        reason="invalid_request",
+        message=f"We could not read this {what}: {problems}.",
+        at=now,
+    )

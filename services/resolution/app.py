@@ -118,15 +118,7 @@ def build_app(
     runtime.startup_hooks.append(store.ensure_indexes)
     consumer = runtime.consumer
 
-    @runtime.subscriber(REQUEST_ROUTED)
-    async def on_request_routed(message: KafkaMessage) -> None:
-        await consumer.consume_batch(
-            inbound_batch(message),
-            model=RequestRouted,
-            idempotency_key=lambda event, _: f"event:{event.event_id}",
-            apply=handlers.resolve,
-            log_ids=lambda event: (event.request_id, event.correlation_id),
-        )
+    runtime.subscribe_events(REQUEST_ROUTED, RequestRouted, handlers.resolve)
 
     @runtime.subscriber(ERP_ACKS)
     async def on_erp_ack(message: KafkaMessage) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from faststream.asgi import AsgiFastStream
-from faststream.kafka import KafkaMessage
 
 from services.routing import domain
 from services.routing.settings import RoutingSettings
@@ -15,7 +14,7 @@ from shared.delivery import LedgerTransaction, MessageOrigin
 from shared.events import RequestRouted, RequestValidated
 from shared.identity import event_id_for
 from shared.messages import outgoing_event, outgoing_status, status_changed
-from shared.runtime import build_runtime, inbound_batch
+from shared.runtime import build_runtime
 from shared.settings import InfrastructureSettings
 from shared.topics import REQUEST_ROUTED, REQUEST_VALIDATED
 
@@ -85,16 +84,7 @@ def build_app(
     store = RoutingStore(runtime.database)
     handlers = RoutingHandlers(store)
     runtime.startup_hooks.append(store.ensure_indexes)
-    consumer = runtime.consumer
 
-    @runtime.subscriber(REQUEST_VALIDATED)
-    async def on_request_validated(message: KafkaMessage) -> None:
-        await consumer.consume_batch(
-            inbound_batch(message),
-            model=RequestValidated,
-            idempotency_key=lambda event, _: f"event:{event.event_id}",
-            apply=handlers.route,
-            log_ids=lambda event: (event.request_id, event.correlation_id),
-        )
+    runtime.subscribe_events(REQUEST_VALIDATED, RequestValidated, handlers.route)
 
     return runtime.asgi_app(), settings

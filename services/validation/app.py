@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from faststream.asgi import AsgiFastStream
-from faststream.kafka import KafkaMessage
 
 from services.validation import domain
 from services.validation.settings import ValidationSettings
@@ -17,7 +16,7 @@ from shared.events import CheckResult, RequestCaptured, RequestValidated
 from shared.identity import event_id_for
 from shared.messages import outgoing_event, outgoing_status, status_changed
 from shared.reference_views import subscribe_reference_view
-from shared.runtime import build_runtime, inbound_batch
+from shared.runtime import build_runtime
 from shared.settings import InfrastructureSettings
 from shared.topics import CONTRACTS, CUSTOMERS, INVOICES, PAYMENTS, REQUEST_CAPTURED, REQUEST_VALIDATED
 
@@ -116,17 +115,8 @@ def build_app(
     store = ValidationStore(runtime.database)
     handlers = ValidationHandlers(store)
     runtime.startup_hooks.append(store.ensure_indexes)
-    consumer = runtime.consumer
 
-    @runtime.subscriber(REQUEST_CAPTURED)
-    async def on_request_captured(message: KafkaMessage) -> None:
-        await consumer.consume_batch(
-            inbound_batch(message),
-            model=RequestCaptured,
-            idempotency_key=lambda event, _: f"event:{event.event_id}",
-            apply=handlers.validate,
-            log_ids=lambda event: (event.request_id, event.correlation_id),
-        )
+    runtime.subscribe_events(REQUEST_CAPTURED, RequestCaptured, handlers.validate)
 
     subscribe_reference_view(
         runtime,

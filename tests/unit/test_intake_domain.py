@@ -96,3 +96,29 @@ def test_an_email_captures_sender_documents_and_thread() -> None:
     assert details.payment_ids == ("PAY-2026-000042",)
     assert details.customer_id is None
     assert domain.thread_message_ids(email) == ("m1@acme.example", "m0@acme.example")
+
+
+@pytest.mark.parametrize(
+    ("group", "payload", "channel", "expected_id"),
+    [
+        ("crm", {"case_id": " C-7 ", "channel": "portal", "customer_id": "CUST-1"}, "portal", "C-7"),
+        ("crm", {"case_id": "C-8"}, "crm", "C-8"),
+        ("email", {"message_id": "<m@x>"}, "email", "<m@x>"),
+    ],
+)
+def test_an_unreadable_message_with_an_id_is_rejected_to_its_sender(
+    group: str, payload: dict[str, object], channel: str, expected_id: str
+) -> None:
+    rejection = domain.reject_unreadable(group, payload, "submitted_at: Field required", now=NOW)
+    assert rejection is not None
+    assert (rejection.channel.value, rejection.source_id, rejection.reason) == (
+        channel,
+        expected_id,
+        "invalid_request",
+    )
+    assert rejection.message.endswith("submitted_at: Field required.")
+
+
+@pytest.mark.parametrize("payload", [{}, {"case_id": ""}, {"case_id": 42}, {"message_id": "<m@x>"}])
+def test_without_a_usable_case_id_there_is_nobody_to_tell(payload: dict[str, object]) -> None:
+    assert domain.reject_unreadable("crm", payload, "broken", now=NOW) is None
