@@ -17,7 +17,9 @@ How one inbound message is handled (:meth:`ReliableConsumer.consume`):
    publishes leftovers on a timer as well. Consumers downstream drop repeats by event id, so the
    at-least-once publishing is harmless.
 4. A handler that keeps failing is retried a bounded number of times with exponential backoff,
-   then dead-lettered, and the consumer moves on to the next message.
+   then dead-lettered, and the consumer moves on to the next message. When the failure is the
+   database being unreachable, the message is not at fault: it is not dead-lettered but left
+   uncommitted, so it comes back once the database does.
 
 The ledger (processed keys + outbox) is a protocol so unit tests can run the same machinery on a
 hand-written in-memory fake; production uses :class:`shared.mongo.MongoLedger`.
@@ -138,6 +140,17 @@ class Ledger(Protocol):
     ) -> list[OutgoingMessage]: ...
 
     async def mark_published(self, message_ids: Sequence[str]) -> None: ...
+
+    def is_unavailable(self, error: BaseException) -> bool:
+        """Whether ``error`` means the database cannot be reached (not that the message is bad)."""
+
+
+class DatabaseUnavailable(Exception):
+    """The service's database did not answer through every retry: the message is not at fault.
+
+    It reaches the subscriber, so the offset is not committed and the message comes back later,
+    instead of being dead-lettered for an outage.
+    """
 
 
 class Publisher(Protocol):
@@ -331,6 +344,9 @@ class ReliableConsumer:
                 )
                 return
             except Exception as error:
+                if attempt == self.policy.max_attempts and self.ledger.is_unavailable(error):
+                    log.error("database.unavailable", key=one.key, attempts=attempt, error=str(error))
+                    raise DatabaseUnavailable(str(error)) from error
                 if attempt == self.policy.max_attempts:
                     log.error("message.failed", key=one.key, attempts=attempt, exc_info=error)
                     await self.dead_letter(

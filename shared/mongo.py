@@ -14,6 +14,7 @@ from typing import Any
 from pymongo import ASCENDING, AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 from shared.delivery import OutgoingMessage
 
@@ -137,6 +138,12 @@ class MongoLedger:
             )
             async for entry in cursor
         ]
+
+    def is_unavailable(self, error: BaseException) -> bool:
+        """Network trouble, no server to select, or a transaction MongoDB itself calls transient."""
+        if isinstance(error, ConnectionFailure):
+            return True
+        return isinstance(error, PyMongoError) and error.has_error_label("TransientTransactionError")
 
     async def mark_published(self, message_ids: Sequence[str]) -> None:
         await self._database.outbox.update_many(

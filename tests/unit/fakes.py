@@ -72,6 +72,9 @@ class FakeLedger:
             if not published and (source_keys is None or key in source_keys)
         ][:limit]
 
+    def is_unavailable(self, error: BaseException) -> bool:
+        return isinstance(error, ConnectionError)
+
     async def mark_published(self, message_ids: Sequence[str]) -> None:
         for message_id in message_ids:
             key, message, _ = self.outbox[message_id]

@@ -9,6 +9,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage, TestKafkaBroker
 from pydantic import BaseModel
 
 from shared.delivery import (
+    DatabaseUnavailable,
     DeliveryPolicy,
     Inbound,
     LedgerTransaction,
@@ -235,3 +236,33 @@ async def test_one_bad_message_does_not_hold_up_the_rest_of_its_batch() -> None:
     assert [sent[1] for sent in publisher.on("orders.accepted.v1")] == ["O-1", "O-2"]
     (dead,) = publisher.on("orders.v1.dlq")
     assert (dead[1], dead[3]["x-error-reason"]) == ("O-BAD", "unknown_order")
+
+
+async def test_a_database_outage_is_not_blamed_on_the_message() -> None:
+    ledger, publisher, handler = FakeLedger(fail_next_commits=3), RecordingPublisher(), Handler()
+    reliable = consumer(ledger, publisher)
+    with pytest.raises(DatabaseUnavailable):
+        await consume(reliable, ORDER, handler)  # three attempts, three failed commits
+    assert publisher.sent == []  # nothing dead-lettered, the offset stays uncommitted
+    await consume(reliable, ORDER, handler)  # the broker redelivers once the database is back
+    assert ledger.processed == {"order:O-1"}
+    assert len(publisher.on("orders.accepted.v1")) == 1
+    assert publisher.on("orders.v1.dlq") == []
+
+
+def test_mongodb_errors_that_mean_unreachable_are_told_apart_from_bad_messages() -> None:
+    from pymongo import AsyncMongoClient
+    from pymongo.errors import AutoReconnect, DuplicateKeyError, OperationFailure, ServerSelectionTimeoutError
+
+    from shared.mongo import MongoLedger
+
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient("mongodb://127.0.0.1:1", connect=False)
+    ledger = MongoLedger(client, client.unit)
+    transient = OperationFailure(
+        "write conflict", code=112, details={"errorLabels": ["TransientTransactionError"]}
+    )
+    assert ledger.is_unavailable(AutoReconnect("connection reset"))
+    assert ledger.is_unavailable(ServerSelectionTimeoutError("no primary"))
+    assert ledger.is_unavailable(transient)
+    assert not ledger.is_unavailable(DuplicateKeyError("E11000"))
+    assert not ledger.is_unavailable(ValueError("bad amount"))
