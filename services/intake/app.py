@@ -43,14 +43,7 @@ class IntakeHandlers:
         thread = domain.thread_message_ids(email)
         earlier = await self._store.request_for_email_thread(thread, session=tx.session)
         if earlier is not None:
-            reply = {
-                "message_id": message_id,
-                "from": email.sender,
-                "subject": email.subject,
-                "body_text": email.body_text,
-                "attachments": [a.model_dump(mode="json") for a in email.attachments],
-            }
-            await self._store.add_reply(earlier, message_id, reply, now, session=tx.session)
+            await self._store.add_reply(earlier, message_id, domain.reply_of(email), now, session=tx.session)
             return
         capture = domain.capture_email(email, now=now)
         await self._save(capture, tx, email_message_ids=[message_id])

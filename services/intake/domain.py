@@ -177,6 +177,18 @@ def normalize_message_id(value: str) -> str:
     return value.strip().strip("<>").strip()
 
 
+def reply_of(email: EmailRequest) -> dict[str, Any]:
+    """What is kept of a reply on the request it answers: who, what, and its attachments."""
+    return {
+        "message_id": normalize_message_id(email.message_id),
+        "from": email.sender,
+        "subject": email.subject,
+        "body_text": email.body_text,
+        "received_at": email.received_at.isoformat(),
+        "attachments": [attachment.model_dump(mode="json") for attachment in email.attachments],
+    }
+
+
 def thread_message_ids(email: EmailRequest) -> tuple[str, ...]:
     """The earlier Message-IDs this email answers, from ``In-Reply-To`` and ``References``."""
     raw = " ".join([email.in_reply_to or "", *email.references]).split()

@@ -12,7 +12,7 @@ from services.validation.settings import ValidationSettings
 from services.validation.store import ValidationStore
 from shared.contract import Customer, CustomerContract, Invoice, Payment, RequestStatus
 from shared.delivery import LedgerTransaction, MessageOrigin
-from shared.events import CheckResult, RequestCaptured, RequestValidated
+from shared.events import RequestCaptured, RequestValidated
 from shared.identity import event_id_for
 from shared.messages import outgoing_event, outgoing_status, status_changed
 from shared.reference_views import subscribe_reference_view
@@ -33,17 +33,8 @@ class ValidationHandlers:
         candidates = await self._store.customers_for(
             customer_id=details.customer_id, sender_email=details.sender_email, session=tx.session
         )
-        customer, reason, message = domain.identify_customer(details, candidates)
-        if customer is None:
-            verdict = domain.Verdict(
-                "rejected",
-                (CheckResult(check="customer_exists", passed=False, detail=message),),
-                reason=reason,
-                message=message,
-            )
-        else:
-            invoices = await self._store.invoices_by_id(details.invoice_ids, session=tx.session)
-            verdict = domain.validate_request(details, customer, invoices, today=now.date())
+        invoices = await self._store.invoices_by_id(details.invoice_ids, session=tx.session)
+        verdict = domain.decide(details, candidates, invoices, today=now.date())
         customer_id = verdict.customer.customer_id if verdict.customer else details.customer_id
         await self._store.record_outcome(
             event.request_id,
@@ -56,7 +47,7 @@ class ValidationHandlers:
             },
             session=tx.session,
         )
-        if verdict.outcome == "validated" and verdict.customer is not None:
+        if verdict.outcome is RequestStatus.VALIDATED and verdict.customer is not None:
             tx.emit(
                 outgoing_event(
                     REQUEST_VALIDATED,
@@ -73,14 +64,6 @@ class ValidationHandlers:
                     ),
                 )
             )
-            status, message = (
-                RequestStatus.VALIDATED,
-                "Your request has been checked and is being assigned to a team.",
-            )
-        elif verdict.outcome == "on_hold":
-            status, message = RequestStatus.ON_HOLD, verdict.message
-        else:
-            status, message = RequestStatus.REJECTED, verdict.message
         tx.emit(
             outgoing_status(
                 status_changed(
@@ -88,9 +71,9 @@ class ValidationHandlers:
                     channel=details.channel,
                     source_id=details.source_id,
                     customer_id=customer_id,
-                    status=status,
+                    status=verdict.outcome,
                     reason=verdict.reason,
-                    message=message,
+                    message=verdict.message,
                     at=now,
                 )
             )

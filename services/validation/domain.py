@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from shared.contract import Customer, CustomerStatus, Invoice, KycStatus, RequestType
+from shared.contract import Customer, CustomerStatus, Invoice, KycStatus, RequestStatus, RequestType
 from shared.events import CheckResult, InvoiceSnapshot, RequestDetails
 
 MONEY_MOVING_TYPES = frozenset({RequestType.REFUND, RequestType.WRITE_OFF, RequestType.CREDIT_LIMIT_CHANGE})
@@ -22,7 +22,7 @@ INVOICE_TYPES = frozenset({RequestType.BILLING_DISPUTE, RequestType.INVOICE_CORR
 class Verdict:
     """The outcome: validated, rejected or on hold, with every check that ran."""
 
-    outcome: str  # "validated" | "rejected" | "on_hold"
+    outcome: RequestStatus  # VALIDATED, REJECTED or ON_HOLD
     checks: tuple[CheckResult, ...]
     customer: Customer | None = None
     invoices: tuple[InvoiceSnapshot, ...] = ()
@@ -70,6 +70,25 @@ def identify_customer(
     )
 
 
+def decide(
+    details: RequestDetails,
+    candidates: list[Customer],
+    invoices: dict[str, Invoice | None],
+    *,
+    today: date,
+) -> Verdict:
+    """The verdict on a request, given the customers it may be about and the invoices it names."""
+    customer, reason, message = identify_customer(details, candidates)
+    if customer is None:
+        return Verdict(
+            RequestStatus.REJECTED,
+            (CheckResult(check="customer_exists", passed=False, detail=message),),
+            reason=reason,
+            message=message,
+        )
+    return validate_request(details, customer, invoices, today=today)
+
+
 def validate_request(
     details: RequestDetails,
     customer: Customer,
@@ -82,7 +101,7 @@ def validate_request(
     checks.passed("customer_exists", f"customer {customer.customer_id} ({customer.name})")
 
     def reject(reason: str, message: str) -> Verdict:
-        return Verdict("rejected", tuple(checks.results), customer, (), reason, message)
+        return Verdict(RequestStatus.REJECTED, tuple(checks.results), customer, (), reason, message)
 
     if customer.status is not CustomerStatus.ACTIVE:
         checks.failed("customer_active", f"customer status is {customer.status.value}")
@@ -126,7 +145,13 @@ def validate_request(
     if amount_verdict is not None:
         reason, message = amount_verdict
         return reject(reason, message)
-    return Verdict("validated", tuple(checks.results), customer, tuple(snapshots))
+    return Verdict(
+        RequestStatus.VALIDATED,
+        tuple(checks.results),
+        customer,
+        tuple(snapshots),
+        message="Your request has been checked and is being assigned to a team.",
+    )
 
 
 def _check_kyc(details: RequestDetails, customer: Customer, checks: _Checks, today: date) -> Verdict | None:
@@ -137,7 +162,7 @@ def _check_kyc(details: RequestDetails, customer: Customer, checks: _Checks, tod
     if customer.kyc_status is KycStatus.PENDING:
         checks.failed("kyc_verified", "KYC verification is pending")
         return Verdict(
-            "on_hold",
+            RequestStatus.ON_HOLD,
             tuple(checks.results),
             customer,
             (),
@@ -148,7 +173,7 @@ def _check_kyc(details: RequestDetails, customer: Customer, checks: _Checks, tod
     checks.failed("kyc_verified", f"KYC is {status}")
     request_type = details.request_type.value.replace("_", " ") if details.request_type else "request"
     return Verdict(
-        "rejected",
+        RequestStatus.REJECTED,
         tuple(checks.results),
         customer,
         (),
