@@ -309,6 +309,16 @@ def _key_value(value: dict[str, Any], key_field: str) -> tuple[str, dict[str, An
     return str(value[key_field]), value
 
 
+async def _asyncapi(args: argparse.Namespace) -> int:
+    from crs.asyncapi import render
+
+    output = Path(args.output)
+    await asyncio.to_thread(output.parent.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(output.write_text, render(), encoding="utf-8")
+    print(f"wrote {args.output}")
+    return 0
+
+
 async def _bench(args: argparse.Namespace) -> int:
     from crs.bench import report, run_bench
 
@@ -378,6 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=42)
     run.add_argument("--interval", type=float, default=2.0, help="seconds between demo requests (0: none)")
 
+    asyncapi = commands.add_parser("asyncapi", help="write the AsyncAPI document of every topic")
+    asyncapi.add_argument("--output", default="docs/asyncapi.json")
+
     bench = commands.add_parser("bench", help="measure the running stack")
     bench.add_argument("-n", "--count", type=int, default=5_000)
     bench.add_argument("--mongodb-uri")
@@ -397,6 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "watch": _watch,
         "run": _run,
         "bench": _bench,
+        "asyncapi": _asyncapi,
     }
     try:
         return asyncio.run(handlers[args.command](args))
