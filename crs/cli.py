@@ -191,15 +191,16 @@ async def _watch_until_stopped(
     colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
     async def follow() -> None:
-        async for record in tail(kafka, topics, from_beginning=args.from_beginning):
-            request_id, what, who, _ = describe(record)
-            if args.request and args.request != request_id:
-                continue
-            if args.customer and args.customer != who:
-                continue
-            if args.status and args.status != what:
-                continue
-            print(format_line(record, colour=colour), flush=True)
+        async with contextlib.aclosing(tail(kafka, topics, from_beginning=args.from_beginning)) as records:
+            async for record in records:
+                request_id, what, who, _ = describe(record)
+                if args.request and args.request != request_id:
+                    continue
+                if args.customer and args.customer != who:
+                    continue
+                if args.status and args.status != what:
+                    continue
+                print(format_line(record, colour=colour), flush=True)
 
     watcher = asyncio.create_task(follow())
     stopper = asyncio.create_task(stop.wait())

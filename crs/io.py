@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -71,7 +71,7 @@ async def tail(
     *,
     from_beginning: bool = True,
     idle_timeout: float | None = None,
-) -> AsyncIterator[TopicRecord]:
+) -> AsyncGenerator[TopicRecord, None]:
     """Yield the records of ``topics`` as they arrive, without joining a consumer group.
 
     Stops after ``idle_timeout`` seconds without a record when it is given; runs forever otherwise.

@@ -121,6 +121,13 @@ class LedgerTransaction(Protocol):
     def emit(self, message: OutgoingMessage) -> None:
         """Queue ``message`` in the outbox, on behalf of the message begun last."""
 
+    def before_commit(self, action: Callable[[], Awaitable[None]]) -> None:
+        """Run ``action`` inside the transaction, after every message, just before the commit.
+
+        For writes collected over a whole batch and made in one statement (see
+        :class:`shared.mongo.BatchedInserts`).
+        """
+
     @property
     def emitted(self) -> Sequence[OutgoingMessage]:
         """Everything queued, in order; published once the transaction has committed."""

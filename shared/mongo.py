@@ -6,17 +6,18 @@ reached end of life in May 2026.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from pymongo import ASCENDING, AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, PyMongoError
 
-from shared.delivery import OutgoingMessage
+from shared.delivery import LedgerTransaction, OutgoingMessage
 
 Document = dict[str, Any]
 
@@ -35,6 +36,7 @@ class MongoLedgerTransaction:
         self._current_key = ""
         self._processed: list[str] = []
         self._outgoing: list[tuple[str, OutgoingMessage]] = []
+        self._before_commit: list[Callable[[], Awaitable[None]]] = []
 
     @property
     def session(self) -> AsyncClientSession:
@@ -55,12 +57,17 @@ class MongoLedgerTransaction:
     def emit(self, message: OutgoingMessage) -> None:
         self._outgoing.append((self._current_key, message))
 
+    def before_commit(self, action: Callable[[], Awaitable[None]]) -> None:
+        self._before_commit.append(action)
+
     @property
     def emitted(self) -> list[OutgoingMessage]:
         return [message for _, message in self._outgoing]
 
     async def write_ledger(self) -> None:
-        """Write the processed marks and the outbox entries, as the transaction's last writes."""
+        """Write what was collected, the processed marks and the outbox: the last writes."""
+        for action in self._before_commit:
+            await action()
         now = datetime.now(UTC)
         if self._processed:
             await self._database.processed_messages.insert_many(
@@ -91,6 +98,31 @@ class MongoLedgerTransaction:
             ordered=True,
             session=self._session,
         )
+
+
+class BatchedInserts:
+    """Documents collected over one transaction and written in one statement before it commits.
+
+    The local database server runs one statement at a time, so a batch of 200 messages costs one
+    ``insert_many`` instead of 200 ``insert_one``. Only for writes that no later message of the
+    same batch reads back.
+    """
+
+    def __init__(self, write: Callable[[list[Document], AsyncClientSession], Awaitable[None]]) -> None:
+        self._write = write
+        self._pending: WeakKeyDictionary[LedgerTransaction, list[Document]] = WeakKeyDictionary()
+
+    def add(self, transaction: LedgerTransaction, document: Document) -> None:
+        pending = self._pending.get(transaction)
+        if pending is None:
+            pending = self._pending[transaction] = []
+            collected = pending
+
+            async def write() -> None:
+                await self._write(collected, transaction.session)
+
+            transaction.before_commit(write)
+        pending.append(document)
 
 
 class MongoLedger:

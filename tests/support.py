@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -98,11 +99,12 @@ async def wait_for_records(
     found: list[TopicRecord] = []
 
     async def collect() -> None:
-        async for record in tail(servers.bootstrap_servers, topics):
-            if predicate(record):
-                found.append(record)
-                if len(found) >= count:
-                    return
+        async with contextlib.aclosing(tail(servers.bootstrap_servers, topics)) as records:
+            async for record in records:
+                if predicate(record):
+                    found.append(record)
+                    if len(found) >= count:
+                        return
 
     try:
         await asyncio.wait_for(collect(), timeout)

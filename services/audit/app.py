@@ -12,6 +12,7 @@ from services.audit import domain
 from services.audit.settings import AuditSettings
 from services.audit.store import AuditStore
 from shared.delivery import LedgerTransaction, MessageOrigin
+from shared.mongo import BatchedInserts
 from shared.runtime import build_runtime, inbound_batch
 from shared.settings import InfrastructureSettings
 from shared.topics import REQUEST_TOPICS
@@ -27,11 +28,12 @@ class RecordText(BaseModel):
 
 class AuditHandlers:
     def __init__(self, store: AuditStore) -> None:
-        self._store = store
+        self._entries = BatchedInserts(store.append_many)
 
     async def record(self, record: RecordText, tx: LedgerTransaction, origin: MessageOrigin) -> None:
         facts = domain.facts_of(origin.topic, record.text)
-        await self._store.append(
+        self._entries.add(
+            tx,
             {
                 "request_id": facts.request_id,
                 "event_type": facts.event_type,
@@ -47,7 +49,6 @@ class AuditHandlers:
                 "recorded_at": datetime.now(UTC),
                 "text": record.text,
             },
-            session=tx.session,
         )
 
 

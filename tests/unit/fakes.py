@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -12,13 +12,14 @@ from typing import Any
 from shared.delivery import OutgoingMessage
 
 
-@dataclass
+@dataclass(eq=False)  # identity, like a real transaction: it keys per-transaction buffers
 class FakeTransaction:
     ledger: FakeLedger
     outgoing: list[tuple[str, OutgoingMessage]] = field(default_factory=list)
     marks: list[str] = field(default_factory=list)
     current_key: str = ""
     session: Any = None
+    actions: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def processed_among(self, keys: Sequence[str]) -> set[str]:
         return {key for key in keys if key in self.ledger.processed}
@@ -31,6 +32,9 @@ class FakeTransaction:
 
     def emit(self, message: OutgoingMessage) -> None:
         self.outgoing.append((self.current_key, message))
+
+    def before_commit(self, action: Callable[[], Awaitable[None]]) -> None:
+        self.actions.append(action)
 
     @property
     def emitted(self) -> list[OutgoingMessage]:
@@ -50,6 +54,8 @@ class FakeLedger:
     async def transaction(self) -> AsyncIterator[FakeTransaction]:
         transaction = FakeTransaction(self)
         yield transaction
+        for action in transaction.actions:
+            await action()
         if self.fail_next_commits:
             self.fail_next_commits -= 1
             raise ConnectionError("database went away during commit")
