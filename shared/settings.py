@@ -46,10 +46,9 @@ class ServiceSettings(BaseSettings):
     outbox_sweep_seconds: float = Field(default=2.0, gt=0)
 
     def model_post_init(self, __context: object) -> None:
-        if not self.database:
-            object.__setattr__(self, "database", f"crs_{self.service_name}")
-        if not self.consumer_group:
-            object.__setattr__(self, "consumer_group", f"crs-{self.service_name}")
+        # Defaults that follow from the service's name, so subclasses only name themselves.
+        self.database = self.database or f"crs_{self.service_name}"
+        self.consumer_group = self.consumer_group or f"crs-{self.service_name}"
 
 
 def service_settings_config(service_name: str) -> SettingsConfigDict:
