@@ -206,13 +206,13 @@ async def run_bench(
     def progress(label: str) -> Callable[[int, int], None]:
         shown = [-1]
 
-        def report(done: int, total: int) -> None:
+        def show(done: int, total: int) -> None:
             step = max(total // 10, 1)
             if done // step != shown[0] // step or done == total:
                 shown[0] = done
                 say(f"  {label}: {done}/{total}")
 
-        return report
+        return show
 
     say(f"bench {run_id}: publishing 1 customer and {count} invoices")
     async with producer(bootstrap_servers) as client:

@@ -81,14 +81,7 @@ class ResolutionHandlers:
         request = await self._store.request(ack.request_id, session=tx.session) or {}
         now = datetime.now(UTC)
         decision = domain.acknowledge(ack)
-        await self._store.record_ack(
-            ack.resolution_id,
-            status=ack.status,
-            erp_document_id=ack.erp_document_id,
-            error=ack.error,
-            at=now,
-            session=tx.session,
-        )
+        await self._store.record_ack(ack, request_state=decision.status.value, at=now, session=tx.session)
         tx.emit(
             outgoing_status(
                 status_changed(

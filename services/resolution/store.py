@@ -8,6 +8,7 @@ from typing import Any
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.contract import ErpAck
 from shared.mongo import Document
 
 
@@ -41,29 +42,25 @@ class ResolutionStore:
 
     async def record_ack(
         self,
-        resolution_id: str,
+        ack: ErpAck,
         *,
-        status: str,
-        erp_document_id: str | None,
-        error: str | None,
+        request_state: str,
         at: datetime,
         session: AsyncClientSession,
     ) -> None:
+        """Keep the ERP's answer on the resolution, and the request's new state."""
         await self._resolutions.update_one(
-            {"_id": resolution_id},
+            {"_id": ack.resolution_id},
             {
                 "$set": {
-                    "status": status,
-                    "erp_document_id": erp_document_id,
-                    "erp_error": error,
+                    "status": ack.status,
+                    "erp_document_id": ack.erp_document_id,
+                    "erp_error": ack.error,
                     "acknowledged_at": at,
                 }
             },
             session=session,
         )
-        found = await self._resolutions.find_one({"_id": resolution_id}, {"request_id": 1}, session=session)
-        if found is not None:
-            state = "closed" if status == "posted" else "routed"
-            await self._requests.update_one(
-                {"_id": found["request_id"]}, {"$set": {"state": state}}, session=session
-            )
+        await self._requests.update_one(
+            {"_id": ack.request_id}, {"$set": {"state": request_state}}, session=session
+        )
