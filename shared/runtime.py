@@ -84,9 +84,9 @@ class ServiceRuntime:
         consumers with different subscriptions in one group make every join a rebalance of all
         of them, which on the local broker never settles.
 
-        ``NACK_ON_ERROR``: if the handler raises (the DLQ itself could not be reached), the
-        offset is not committed and the message comes back; every other failure is handled
-        inside :class:`ReliableConsumer`.
+        ``NACK_ON_ERROR``: if the handler raises (the broker or the database could not be
+        reached, through every retry), the offset is not committed and the batch comes back;
+        every failure of a message itself is handled inside :class:`ReliableConsumer`.
         """
         registration = self.broker.subscriber(
             *topics,
