@@ -1,6 +1,6 @@
 """Delivery guarantees every service relies on: idempotent consumption, an outbox, dead letters.
 
-How one inbound message is handled (:meth:`ReliableConsumer.consume`):
+How inbound messages are handled (:meth:`ReliableConsumer.consume_batch`):
 
 1. Too large, not JSON, not an object, or not the expected model: it goes to ``<topic>.dlq`` with
    the error, the original topic, partition, offset and key in headers. Nothing else happens
@@ -194,29 +194,6 @@ class ReliableConsumer:
     ledger: Ledger
     publish: Publisher
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
-
-    async def consume(
-        self,
-        *,
-        value: bytes,
-        origin: MessageOrigin,
-        model: type[ModelT],
-        idempotency_key: Callable[[ModelT, MessageOrigin], str],
-        apply: Apply[ModelT],
-        log_ids: Callable[[ModelT], tuple[str | None, str | None]] = lambda _: (None, None),
-        on_invalid: InvalidHook | None = None,
-        decode: Callable[[bytes], dict[str, Any]] | None = None,
-    ) -> None:
-        """Handle one inbound message end to end; see the module docstring for the guarantees."""
-        await self.consume_batch(
-            [Inbound(value, origin)],
-            model=model,
-            idempotency_key=idempotency_key,
-            apply=apply,
-            log_ids=log_ids,
-            on_invalid=on_invalid,
-            decode=decode,
-        )
 
     async def consume_batch(
         self,

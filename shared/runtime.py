@@ -40,15 +40,8 @@ Handler = Callable[[KafkaMessage], Awaitable[None]]
 
 def inbound_batch(message: KafkaMessage) -> list[Inbound]:
     """The records of a batch subscriber's message, each with where it came from."""
-    records: Any = message.raw_message
-    if not isinstance(records, tuple | list):
-        records = (records,)
+    records: Any = message.raw_message  # every subscriber here is a batch subscriber
     return [Inbound(record.value or b"", _origin_of_record(record)) for record in records]
-
-
-def origin_of(message: KafkaMessage) -> MessageOrigin:
-    """Where a (single-record) FastStream Kafka message came from."""
-    return _origin_of_record(message.raw_message)
 
 
 def _origin_of_record(record: Any) -> MessageOrigin:
@@ -233,7 +226,6 @@ __all__: Sequence[str] = (
     "ServiceRuntime",
     "build_runtime",
     "inbound_batch",
-    "origin_of",
     "run_service",
     "serve",
 )

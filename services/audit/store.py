@@ -53,8 +53,3 @@ class AuditStore:
             session=session,
         )
         await self._entries.insert_many(numbered, ordered=True, session=session)
-
-    async def trail(self, request_id: str) -> list[Document]:
-        """Every entry of a request, in order."""
-        cursor = self._entries.find({"request_id": request_id}, {"_id": 0}).sort("sequence", ASCENDING)
-        return [entry async for entry in cursor]

@@ -19,7 +19,7 @@ from shared.delivery import (
     ReliableConsumer,
 )
 from shared.kafka import BrokerPublisher
-from shared.runtime import origin_of
+from shared.runtime import inbound_batch
 from tests.unit.fakes import FakeLedger, RecordingPublisher
 
 ORIGIN = MessageOrigin(topic="orders.v1", partition=2, offset=41, key="K-1")
@@ -62,9 +62,8 @@ def consumer(ledger: FakeLedger, publisher: RecordingPublisher) -> ReliableConsu
 
 
 async def consume(reliable: ReliableConsumer, value: bytes, handler: Handler) -> None:
-    await reliable.consume(
-        value=value,
-        origin=ORIGIN,
+    await reliable.consume_batch(
+        [Inbound(value, ORIGIN)],
         model=Order,
         idempotency_key=lambda order, _: f"order:{order.order_id}",
         apply=handler,
@@ -171,11 +170,10 @@ async def test_a_thin_handler_on_the_in_memory_broker_dead_letters_poison_and_go
     dead_letters: list[tuple[bytes, str]] = []
     accepted: list[str] = []
 
-    @broker.subscriber("orders.v1", group_id="test")
+    @broker.subscriber("orders.v1", group_id="test", batch=True)
     async def on_order(message: KafkaMessage) -> None:
-        await reliable.consume(
-            value=message.body,
-            origin=origin_of(message),
+        await reliable.consume_batch(
+            inbound_batch(message),
             model=Order,
             idempotency_key=lambda order, _: f"order:{order.order_id}",
             apply=handler,
