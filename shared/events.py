@@ -7,7 +7,7 @@ keyed by ``request_id``. A later version of an event adds optional fields and bu
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -37,8 +37,12 @@ class RequestDetails(BaseModel):
     source_id: str = Field(description="The CRM case id or the email Message-ID")
     customer_id: str | None = Field(default=None, description="Absent for email until validation")
     sender_email: str | None = Field(default=None, description="The email sender's address")
+    sender_name: str | None = Field(default=None, description="The email sender's display name")
     request_type: RequestType | None = Field(default=None, description="None: not classified")
     type_confidence: float = Field(default=1.0, ge=0, le=1, description="1.0 when the CRM said")
+    type_evidence: tuple[str, ...] = Field(
+        default=(), description="What in the text decided the type; empty when the CRM said"
+    )
     subject: str
     description: str | None = None
     invoice_ids: tuple[str, ...] = ()
@@ -47,6 +51,10 @@ class RequestDetails(BaseModel):
     disputed_amount: Money | None = None
     expected_amount: Money | None = None
     requested_credit_limit: Money | None = None
+    mentioned_amounts: tuple[Money, ...] = Field(
+        default=(), description="Every amount with a currency found in the text, in order"
+    )
+    mentioned_dates: tuple[date, ...] = Field(default=(), description="Every date found in the text")
     priority_hint: Priority | None = None
     contact: Contact | None = None
     attachments: tuple[Attachment, ...] = ()
