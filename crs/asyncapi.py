@@ -27,7 +27,7 @@ from shared.contract import (
     Payment,
     RequestStatusChanged,
 )
-from shared.events import RequestCaptured, RequestRouted, RequestValidated
+from shared.events import RequestCaptured, RequestRouted, RequestSetAside, RequestValidated
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,13 @@ CHANNELS = (
     ),
     Channel(
         topics.REQUEST_VALIDATED, "request_id", RequestValidated, "send", "Internal: validation to routing."
+    ),
+    Channel(
+        topics.REQUEST_SET_ASIDE,
+        "request_id",
+        RequestSetAside,
+        "send",
+        "Internal: validation's holds, rejections and duplicates, with their checks (audit reads it).",
     ),
     Channel(topics.REQUEST_ROUTED, "request_id", RequestRouted, "send", "Internal: routing to resolution."),
 )

@@ -279,8 +279,9 @@ class RequestStatus(StrEnum):
 class RequestStatusChanged(ContractModel):
     """``requests.status.v1`` (key ``request_id``): every change of a request's status.
 
-    ``event_id`` is an optional addition to the contract: stable for one change, so a consumer
-    can drop the copies an at-least-once publisher may send.
+    ``event_id`` and ``duplicate_of`` are optional additions to the contract: the event id is
+    stable for one change, so a consumer can drop the copies an at-least-once publisher may send;
+    ``duplicate_of`` names the open request a duplicate was linked to.
     """
 
     event_id: str
@@ -294,4 +295,7 @@ class RequestStatusChanged(ContractModel):
     queue: str | None = None
     priority: Priority | None = None
     sla_due_at: AwareDatetime | None = None
+    duplicate_of: str | None = Field(
+        default=None, description="With status duplicate_of: the open request this one repeats"
+    )
     at: AwareDatetime

@@ -344,6 +344,20 @@ class ReliableConsumer:
                 log.warning("message.retrying", key=one.key, attempt=attempt, delay=delay, error=str(error))
                 await asyncio.sleep(delay)
 
+    async def run_in_transaction(
+        self, work: Callable[[LedgerTransaction], Awaitable[None]], *, source_key: str
+    ) -> None:
+        """Work that no inbound message started (a timer, a re-check) with the same guarantee.
+
+        Its view writes and the events it emits commit together; the events are published after
+        the commit. If publishing fails, the outbox sweeper publishes them later. Errors reach
+        the caller: a periodic job simply tries again next time.
+        """
+        async with self.ledger.transaction() as transaction:
+            transaction.begin(source_key)
+            await work(transaction)
+        await self._publish_committed(transaction.emitted)
+
     async def _publish_committed(self, messages: Sequence[OutgoingMessage]) -> None:
         # Handed to the producer one by one (so they leave in order), acknowledged all together.
         acknowledgements = [await self._send(message) for message in messages]

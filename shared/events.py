@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.contract import Attachment, Channel, Contact, Priority, RequestType
+from shared.contract import Attachment, Channel, Contact, Priority, RequestStatus, RequestType
 from shared.money import Money
 
 
@@ -98,6 +98,24 @@ class RequestValidated(InternalEvent):
     customer_tier: str
     invoices: tuple[InvoiceSnapshot, ...] = ()
     checks: tuple[CheckResult, ...] = ()
+
+
+class RequestSetAside(InternalEvent):
+    """Validation did not pass the request on: it is on hold, rejected, or a duplicate of an open one.
+
+    Carries every check that ran, so the audit record shows why, and for a hold what it waits for.
+    """
+
+    event_type: Literal["RequestSetAside"] = "RequestSetAside"
+    details: RequestDetails
+    customer_id: str | None
+    verdict: RequestStatus = Field(description="on_hold, rejected or duplicate_of")
+    reason: str
+    message: str
+    checks: tuple[CheckResult, ...] = ()
+    waiting_for: tuple[str, ...] = Field(default=(), description="Documents or KYC a hold waits for")
+    reject_after: AwareDatetime | None = Field(default=None, description="When a hold turns into a rejection")
+    duplicate_of: str | None = Field(default=None, description="The open request this one repeats")
 
 
 class RequestRouted(InternalEvent):

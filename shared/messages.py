@@ -24,6 +24,7 @@ def status_changed(
     queue: str | None = None,
     priority: Priority | None = None,
     sla_due_at: datetime | None = None,
+    duplicate_of: str | None = None,
     occurrence: str = "",
 ) -> RequestStatusChanged:
     """A status change with a stable event id (one per request, status, reason and occurrence)."""
@@ -39,6 +40,7 @@ def status_changed(
         queue=queue,
         priority=priority,
         sla_due_at=sla_due_at,
+        duplicate_of=duplicate_of,
         at=at,
     )
 

@@ -67,6 +67,7 @@ class ServiceRuntime:
     ledger: MongoLedger
     consumer: ReliableConsumer
     startup_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    periodic_jobs: list[tuple[str, float, Callable[[], Awaitable[None]]]] = field(default_factory=list)
     ready: bool = False
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -115,6 +116,14 @@ class ServiceRuntime:
         on_event.__name__ = f"on_{topic.replace('.', '_')}"
         self.subscriber(topic)(on_event)
 
+    def every(self, seconds: float, job: Callable[[], Awaitable[None]], *, name: str) -> None:
+        """Run ``job`` every ``seconds`` once the service has started, until it stops.
+
+        A failing run is logged and the next run tries again, so a job must be safe to repeat
+        (timers here re-read their state from the database on every run).
+        """
+        self.periodic_jobs.append((name, seconds, job))
+
     async def _on_startup(self) -> None:
         await ensure_topics(
             self.infrastructure.kafka_bootstrap_servers,
@@ -132,6 +141,8 @@ class ServiceRuntime:
         self._background.append(
             asyncio.create_task(self.consumer.sweep_outbox(self.settings.outbox_sweep_seconds))
         )
+        for name, seconds, job in self.periodic_jobs:
+            self._background.append(asyncio.create_task(_repeat(name, seconds, job)))
         # Only now has every subscriber joined its group: before this, /health says "not yet".
         self.ready = True
         log.info("service.started", consumer_group=self.settings.consumer_group)
@@ -172,6 +183,15 @@ class ServiceRuntime:
             on_shutdown=[self._on_shutdown],
             after_shutdown=[self._after_shutdown],
         )
+
+
+async def _repeat(name: str, seconds: float, job: Callable[[], Awaitable[None]]) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await job()
+        except Exception as error:  # noqa: BLE001 - a periodic job must outlive a bad moment
+            log.warning("periodic_job.failed", job=name, error=str(error))
 
 
 def build_runtime(

@@ -28,6 +28,8 @@ REQUEST_STATUS: Final = "requests.status.v1"
 # Internal events between our own services.
 REQUEST_CAPTURED: Final = "requests.captured.v1"
 REQUEST_VALIDATED: Final = "requests.validated.v1"
+REQUEST_SET_ASIDE: Final = "requests.set-aside.v1"
+"""Validation's other verdicts: held, rejected or linked as a duplicate, with the checks that ran."""
 REQUEST_ROUTED: Final = "requests.routed.v1"
 
 REFERENCE_TOPICS: Final = (CUSTOMERS, INVOICES, PAYMENTS, CONTRACTS)
@@ -36,6 +38,7 @@ REQUEST_TOPICS: Final = (
     EMAIL_REQUESTS,
     REQUEST_CAPTURED,
     REQUEST_VALIDATED,
+    REQUEST_SET_ASIDE,
     REQUEST_ROUTED,
     REQUEST_STATUS,
     ERP_RESOLUTIONS,

@@ -1,69 +1,313 @@
-"""Composition root of the validation service: wiring only."""
+"""Composition root of the validation service: wiring only, plus the handlers that call the domain."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
+import structlog
 from faststream.asgi import AsgiFastStream
+from faststream.kafka import KafkaMessage
 
 from services.validation import domain
 from services.validation.settings import ValidationSettings
 from services.validation.store import ValidationStore
-from shared.contract import Customer, CustomerContract, Invoice, Payment, RequestStatus
-from shared.delivery import LedgerTransaction, MessageOrigin
-from shared.events import RequestCaptured, RequestValidated
+from shared.contract import (
+    Customer,
+    CustomerContract,
+    Invoice,
+    KycStatus,
+    Payment,
+    RequestStatus,
+    RequestStatusChanged,
+)
+from shared.delivery import LedgerTransaction, MessageOrigin, ReliableConsumer
+from shared.events import RequestCaptured, RequestSetAside, RequestValidated
 from shared.identity import event_id_for
+from shared.logging import bound_request
 from shared.messages import outgoing_event, outgoing_status, status_changed
+from shared.mongo import Document
 from shared.reference_views import subscribe_reference_view
-from shared.runtime import build_runtime
+from shared.runtime import build_runtime, inbound_batch
 from shared.settings import InfrastructureSettings
-from shared.topics import CONTRACTS, CUSTOMERS, INVOICES, PAYMENTS, REQUEST_CAPTURED, REQUEST_VALIDATED
+from shared.topics import (
+    CONTRACTS,
+    CUSTOMERS,
+    INVOICES,
+    PAYMENTS,
+    REQUEST_CAPTURED,
+    REQUEST_SET_ASIDE,
+    REQUEST_STATUS,
+    REQUEST_VALIDATED,
+)
+
+log = structlog.get_logger(__name__)
+
+Clock = Callable[[], datetime]
+
+# A request stops being open for duplicate matching once one of these is published for it.
+TERMINAL_STATUSES = frozenset({RequestStatus.CLOSED, RequestStatus.REJECTED})
 
 
 class ValidationHandlers:
-    """What validation does with captured requests and reference data."""
+    """What validation does with captured requests, held requests and status changes."""
 
-    def __init__(self, store: ValidationStore) -> None:
+    def __init__(
+        self,
+        store: ValidationStore,
+        settings: ValidationSettings,
+        consumer: ReliableConsumer,
+        clock: Clock = lambda: datetime.now(UTC),
+    ) -> None:
         self._store = store
+        self._consumer = consumer
+        self._clock = clock
+        self._hold_limit = timedelta(seconds=settings.hold_reference_seconds)
+        self._duplicates = domain.DuplicateRule(
+            window=timedelta(hours=settings.duplicate_window_hours), criteria=settings.duplicate_match
+        )
 
     async def validate(self, event: RequestCaptured, tx: LedgerTransaction, _: MessageOrigin) -> None:
         details = event.details
-        now = datetime.now(UTC)
+        now = self._clock()
         candidates = await self._store.customers_for(
             customer_id=details.customer_id, sender_email=details.sender_email, session=tx.session
         )
-        invoices = await self._store.invoices_by_id(details.invoice_ids, session=tx.session)
-        verdict = domain.decide(details, candidates, invoices, today=now.date())
-        customer_id = verdict.customer.customer_id if verdict.customer else details.customer_id
+        references = await self._references_of(event, tx)
+        verdict = domain.decide(details, candidates, references, today=now.date())
+        await self._conclude(event, verdict, tx, now=now, hold=None)
+
+    async def recheck_holds(self) -> None:
+        """Decide again every held request whose wait may be over, each in its own transaction.
+
+        Runs every few seconds. Reading what changed first keeps an idle run to a few queries;
+        one transaction per request keeps one broken hold from blocking the others. Two replicas
+        deciding the same hold conflict in their transactions and one gives way; the events
+        they would publish have the same ids, so consumers drop a repeat.
+        """
+        now = self._clock()
+        holds = await self._store.all_holds(session=None)
+        if not holds:
+            return
+        waited = _awaited_keys(holds)
+        customers = await self._store.customers_by_id({hold["customer_id"] for hold in holds}, session=None)
+        known = await self._store.references(
+            invoice_ids=waited["invoice"],
+            payment_ids=waited["payment"],
+            contract_ids=waited["contract"],
+            session=None,
+        )
+        for hold in holds:
+            if now < hold["reject_after"] and not _wait_may_be_over(hold, customers, known):
+                continue
+            request_id = str(hold["_id"])
+            with bound_request(request_id=request_id, correlation_id=None):
+                try:
+                    await self._consumer.run_in_transaction(
+                        partial(self._decide_held, request_id),
+                        source_key=f"hold:{request_id}:{now.isoformat()}",
+                    )
+                except Exception as error:  # noqa: BLE001 - the next run tries again
+                    log.warning("hold.recheck_failed", error=str(error))
+
+    async def _decide_held(self, request_id: str, tx: LedgerTransaction) -> None:
+        hold = await self._store.held(request_id, session=tx.session)
+        if hold is None:  # released meanwhile, by another replica
+            return
+        now = self._clock()
+        event = RequestCaptured.model_validate(hold["event"])
+        customers = await self._store.customers_by_id([hold["customer_id"]], session=tx.session)
+        customer = customers.get(hold["customer_id"])
+        if customer is None:
+            return
+        references = await self._references_of(event, tx)
+        verdict = domain.validate_request(
+            event.details, customer, references, today=now.date(), hold_expired=now >= hold["reject_after"]
+        )
+        log.info("hold.decided_again", outcome=verdict.outcome.value, reason=verdict.reason)
+        await self._conclude(event, verdict, tx, now=now, hold=hold)
+
+    async def close_finished(
+        self, change: RequestStatusChanged, tx: LedgerTransaction, _: MessageOrigin
+    ) -> None:
+        if change.status in TERMINAL_STATUSES:
+            await self._store.close_requests([change.request_id], session=tx.session)
+
+    async def _references_of(self, event: RequestCaptured, tx: LedgerTransaction) -> domain.References:
+        details = event.details
+        return await self._store.references(
+            invoice_ids=details.invoice_ids,
+            payment_ids=details.payment_ids,
+            contract_ids=[details.contract_id] if details.contract_id else [],
+            session=tx.session,
+        )
+
+    async def _conclude(
+        self,
+        event: RequestCaptured,
+        verdict: domain.Verdict,
+        tx: LedgerTransaction,
+        *,
+        now: datetime,
+        hold: Document | None,
+    ) -> None:
+        """Record the verdict and tell routing, the audit and the customer what it is."""
+        customer_id = verdict.customer.customer_id if verdict.customer else event.details.customer_id
+        if verdict.outcome is RequestStatus.ON_HOLD:
+            unchanged = hold is not None and (hold["reason"], tuple(hold["waiting_for"])) == (
+                verdict.reason,
+                verdict.waiting_for,
+            )
+            if unchanged:
+                return  # still waiting for the same things: nothing new to say
+            reject_after = hold["reject_after"] if hold is not None else now + self._hold_limit
+            await self._store.hold(
+                event,
+                customer_id=customer_id or "",
+                reason=verdict.reason or domain.AWAITING_REFERENCE_DATA,
+                waiting_for=verdict.waiting_for,
+                held_at=now,
+                reject_after=reject_after,
+                session=tx.session,
+            )
+            self._set_aside(event, verdict, tx, now=now, customer_id=customer_id, reject_after=reject_after)
+        elif hold is not None:
+            await self._store.release(event.request_id, session=tx.session)
+
+        outcome = verdict.outcome
+        if verdict.outcome is RequestStatus.VALIDATED and verdict.customer is not None:
+            outcome = await self._pass_on(event, verdict, verdict.customer, tx, now=now)
+        elif verdict.outcome is RequestStatus.REJECTED:
+            self._set_aside(event, verdict, tx, now=now, customer_id=customer_id)
         await self._store.record_outcome(
             event.request_id,
             {
-                "outcome": verdict.outcome,
+                "outcome": outcome.value,
                 "reason": verdict.reason,
                 "customer_id": customer_id,
+                "waiting_for": list(verdict.waiting_for),
                 "checks": [check.model_dump() for check in verdict.checks],
                 "decided_at": now,
             },
             session=tx.session,
         )
-        if verdict.outcome is RequestStatus.VALIDATED and verdict.customer is not None:
-            tx.emit(
-                outgoing_event(
-                    REQUEST_VALIDATED,
-                    RequestValidated(
-                        event_id=event_id_for(event.request_id, "RequestValidated"),
-                        request_id=event.request_id,
-                        correlation_id=event.correlation_id,
-                        occurred_at=now,
-                        details=details,
-                        customer_id=verdict.customer.customer_id,
-                        customer_tier=verdict.customer.tier,
-                        invoices=verdict.invoices,
-                        checks=verdict.checks,
-                    ),
-                )
+
+    async def _pass_on(
+        self,
+        event: RequestCaptured,
+        verdict: domain.Verdict,
+        customer: Customer,
+        tx: LedgerTransaction,
+        *,
+        now: datetime,
+    ) -> RequestStatus:
+        """A valid request goes to routing, unless it repeats one that is still open."""
+        details = event.details
+        open_requests = await self._store.open_requests_of(
+            customer.customer_id, since=now - self._duplicates.window, session=tx.session
+        )
+        earlier = domain.find_duplicate(
+            event.request_id, customer.customer_id, details, open_requests, self._duplicates, now=now
+        )
+        if earlier is not None:
+            await self._store.link_duplicate(earlier.request_id, event.request_id, session=tx.session)
+            duplicate = domain.Verdict(
+                RequestStatus.DUPLICATE_OF,
+                verdict.checks,
+                customer,
+                reason="duplicate",
+                message=domain.duplicate_message(earlier),
             )
+            self._set_aside(
+                event,
+                duplicate,
+                tx,
+                now=now,
+                customer_id=customer.customer_id,
+                duplicate_of=earlier.request_id,
+            )
+            return RequestStatus.DUPLICATE_OF
+        await self._store.open_request(
+            domain.OpenRequest(
+                request_id=event.request_id,
+                customer_id=customer.customer_id,
+                request_type=details.request_type,
+                invoice_ids=details.invoice_ids,
+                payment_ids=details.payment_ids,
+                opened_at=now,
+            ),
+            session=tx.session,
+        )
+        tx.emit(
+            outgoing_event(
+                REQUEST_VALIDATED,
+                RequestValidated(
+                    event_id=event_id_for(event.request_id, "RequestValidated"),
+                    request_id=event.request_id,
+                    correlation_id=event.correlation_id,
+                    occurred_at=now,
+                    details=details,
+                    customer_id=customer.customer_id,
+                    customer_tier=customer.tier,
+                    invoices=verdict.invoices,
+                    checks=verdict.checks,
+                ),
+            )
+        )
+        self._emit_status(event, verdict, tx, now=now, customer_id=customer.customer_id)
+        return RequestStatus.VALIDATED
+
+    def _set_aside(
+        self,
+        event: RequestCaptured,
+        verdict: domain.Verdict,
+        tx: LedgerTransaction,
+        *,
+        now: datetime,
+        customer_id: str | None,
+        reject_after: datetime | None = None,
+        duplicate_of: str | None = None,
+    ) -> None:
+        """A held, rejected or duplicate request: its checks for the audit, its status for the customer."""
+        occurrence = ",".join(verdict.waiting_for)
+        reason = verdict.reason or ""
+        tx.emit(
+            outgoing_event(
+                REQUEST_SET_ASIDE,
+                RequestSetAside(
+                    event_id=event_id_for(
+                        event.request_id, "RequestSetAside", verdict.outcome.value, reason, occurrence
+                    ),
+                    request_id=event.request_id,
+                    correlation_id=event.correlation_id,
+                    occurred_at=now,
+                    details=event.details,
+                    customer_id=customer_id,
+                    verdict=verdict.outcome,
+                    reason=reason,
+                    message=verdict.message,
+                    checks=verdict.checks,
+                    waiting_for=verdict.waiting_for,
+                    reject_after=reject_after,
+                    duplicate_of=duplicate_of,
+                ),
+            )
+        )
+        self._emit_status(event, verdict, tx, now=now, customer_id=customer_id, duplicate_of=duplicate_of)
+
+    def _emit_status(
+        self,
+        event: RequestCaptured,
+        verdict: domain.Verdict,
+        tx: LedgerTransaction,
+        *,
+        now: datetime,
+        customer_id: str | None,
+        duplicate_of: str | None = None,
+    ) -> None:
+        details = event.details
         tx.emit(
             outgoing_status(
                 status_changed(
@@ -74,10 +318,39 @@ class ValidationHandlers:
                     status=verdict.outcome,
                     reason=verdict.reason,
                     message=verdict.message,
+                    duplicate_of=duplicate_of,
+                    occurrence=",".join(verdict.waiting_for),
                     at=now,
                 )
             )
         )
+
+
+def _awaited_keys(holds: list[Document]) -> dict[str, set[str]]:
+    waited: dict[str, set[str]] = {"invoice": set(), "payment": set(), "contract": set(), "kyc": set()}
+    for hold in holds:
+        for item in hold["waiting_for"]:
+            kind, key = domain.split_awaited(item)
+            waited.setdefault(kind, set()).add(key)
+    return waited
+
+
+def _wait_may_be_over(hold: Document, customers: dict[str, Customer], known: domain.References) -> bool:
+    """Has anything a hold waits for arrived (a document) or changed (a KYC no longer pending)?"""
+    documents: dict[str, Any] = {
+        "invoice": known.invoices,
+        "payment": known.payments,
+        "contract": known.contracts,
+    }
+    for item in hold["waiting_for"]:
+        kind, key = domain.split_awaited(item)
+        if kind == "kyc":
+            customer = customers.get(key)
+            if customer is not None and customer.kyc_status is not KycStatus.PENDING:
+                return True
+        elif documents.get(kind, {}).get(key) is not None:
+            return True
+    return False
 
 
 def customer_document(customer: Customer) -> dict[str, Any]:
@@ -90,16 +363,28 @@ def customer_document(customer: Customer) -> dict[str, Any]:
 
 
 def build_app(
-    settings: ValidationSettings | None = None, infrastructure: InfrastructureSettings | None = None
+    settings: ValidationSettings | None = None,
+    infrastructure: InfrastructureSettings | None = None,
+    clock: Clock | None = None,
 ) -> tuple[AsgiFastStream, ValidationSettings]:
-    """Build the validation service."""
+    """Build the validation service. ``clock`` lets tests move time past a hold's limit."""
     settings = settings or ValidationSettings()
     runtime = build_runtime(settings, infrastructure)
     store = ValidationStore(runtime.database)
-    handlers = ValidationHandlers(store)
+    handlers = ValidationHandlers(store, settings, runtime.consumer, clock or (lambda: datetime.now(UTC)))
     runtime.startup_hooks.append(store.ensure_indexes)
+    runtime.every(settings.hold_recheck_seconds, handlers.recheck_holds, name="recheck_holds")
 
     runtime.subscribe_events(REQUEST_CAPTURED, RequestCaptured, handlers.validate)
+
+    @runtime.subscriber(REQUEST_STATUS)
+    async def on_status(message: KafkaMessage) -> None:
+        await runtime.consumer.consume_batch(
+            inbound_batch(message),
+            model=RequestStatusChanged,
+            idempotency_key=lambda change, _: f"status:{change.event_id}",
+            apply=handlers.close_finished,
+        )
 
     subscribe_reference_view(
         runtime,

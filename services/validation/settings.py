@@ -2,6 +2,9 @@
 
 from typing import ClassVar
 
+from pydantic import Field
+
+from services.validation.domain import DuplicateCriterion
 from shared.settings import ServiceSettings, service_settings_config
 
 
@@ -10,3 +13,20 @@ class ValidationSettings(ServiceSettings):
     model_config = service_settings_config("validation")
 
     health_port: int = 8082
+    hold_reference_seconds: float = Field(
+        default=24 * 3600,
+        gt=0,
+        description="How long a request waits for a named invoice, payment or contract before it "
+        "is rejected as unknown_invoice / unknown_payment / unknown_contract",
+    )
+    hold_recheck_seconds: float = Field(
+        default=2.0, gt=0, description="How often held requests are decided again"
+    )
+    duplicate_window_hours: float = Field(
+        default=30 * 24, ge=0, description="How far back an open request counts for duplicates"
+    )
+    duplicate_match: tuple[DuplicateCriterion, ...] = Field(
+        default=("type", "invoice"),
+        description="What a repeat must share with the open request besides the customer: "
+        "any of type, invoice, payment (JSON list in the environment)",
+    )

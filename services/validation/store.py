@@ -1,19 +1,27 @@
-"""Validation's own views: the four reference topics, and what it decided about each request."""
+"""Validation's own views: the four reference topics, held requests, open requests, outcomes."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
+from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.contract import Customer, Invoice
+from services.validation.domain import OpenRequest, References
+from shared.contract import Customer, CustomerContract, Invoice, Payment, RequestType
+from shared.events import RequestCaptured
 from shared.mongo import Document
 from shared.reference_views import ReferenceView
 
+RecordT = TypeVar("RecordT", bound=BaseModel)
+
 
 class ValidationStore:
-    """Reference views (latest version wins) and validation outcomes, in validation's database."""
+    """Reference views (latest version wins), holds, open requests and outcomes."""
 
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self.customers = ReferenceView(database, "customers")
@@ -21,10 +29,13 @@ class ValidationStore:
         self.payments = ReferenceView(database, "payments")
         self.contracts = ReferenceView(database, "contracts")
         self._outcomes = database.validations
+        self._holds = database.holds
+        self._open = database.open_requests
 
     async def ensure_indexes(self) -> None:
         await self.customers.create_index("contact_emails")
         await self.invoices.create_index("customer_id")
+        await self._open.create_index([("customer_id", ASCENDING), ("opened_at", ASCENDING)])
 
     async def customers_for(
         self, *, customer_id: str | None, sender_email: str | None, session: AsyncClientSession
@@ -39,14 +50,30 @@ class ValidationStore:
             documents = []
         return [Customer.model_validate(document) for document in documents]
 
-    async def invoices_by_id(
-        self, invoice_ids: tuple[str, ...], *, session: AsyncClientSession
-    ) -> dict[str, Invoice | None]:
-        found: dict[str, Invoice | None] = {}
-        for invoice_id in invoice_ids:
-            document = await self.invoices.get(invoice_id, session=session)
-            found[invoice_id] = None if document is None else Invoice.model_validate(document)
-        return found
+    async def customers_by_id(
+        self, customer_ids: Iterable[str], *, session: AsyncClientSession | None
+    ) -> dict[str, Customer]:
+        found = await _by_id(self.customers, customer_ids, Customer, session)
+        return {key: customer for key, customer in found.items() if customer is not None}
+
+    async def references(
+        self,
+        *,
+        invoice_ids: Iterable[str],
+        payment_ids: Iterable[str],
+        contract_ids: Iterable[str],
+        session: AsyncClientSession | None,
+    ) -> References:
+        """The documents named, one query per kind (None: not known yet).
+
+        Contracts named by the invoices are fetched too, in a second round, since which contract
+        an invoice falls under is only known once the invoice is.
+        """
+        invoices = await _by_id(self.invoices, invoice_ids, Invoice, session)
+        payments = await _by_id(self.payments, payment_ids, Payment, session)
+        contract_keys = {*contract_ids, *(i.contract_id for i in invoices.values() if i and i.contract_id)}
+        contracts = await _by_id(self.contracts, contract_keys, CustomerContract, session)
+        return References(invoices=invoices, payments=payments, contracts=contracts)
 
     async def record_outcome(
         self, request_id: str, outcome: dict[str, Any], *, session: AsyncClientSession
@@ -54,3 +81,100 @@ class ValidationStore:
         await self._outcomes.replace_one(
             {"_id": request_id}, {**outcome, "_id": request_id}, upsert=True, session=session
         )
+
+    # Holds ------------------------------------------------------------------------------
+
+    async def hold(
+        self,
+        event: RequestCaptured,
+        *,
+        customer_id: str,
+        reason: str,
+        waiting_for: tuple[str, ...],
+        held_at: datetime,
+        reject_after: datetime,
+        session: AsyncClientSession,
+    ) -> None:
+        """Keep the request to decide again; ``held_at`` and ``reject_after`` of a first hold stay."""
+        await self._holds.update_one(
+            {"_id": event.request_id},
+            {
+                "$set": {"customer_id": customer_id, "reason": reason, "waiting_for": list(waiting_for)},
+                "$setOnInsert": {
+                    "event": event.model_dump(mode="json"),
+                    "held_at": held_at,
+                    "reject_after": reject_after,
+                },
+            },
+            upsert=True,
+            session=session,
+        )
+
+    async def held(self, request_id: str, *, session: AsyncClientSession) -> Document | None:
+        return await self._holds.find_one({"_id": request_id}, session=session)
+
+    async def all_holds(self, *, session: AsyncClientSession | None) -> list[Document]:
+        return [hold async for hold in self._holds.find({}, session=session).sort("held_at", ASCENDING)]
+
+    async def release(self, request_id: str, *, session: AsyncClientSession) -> None:
+        await self._holds.delete_one({"_id": request_id}, session=session)
+
+    # Open requests (for duplicates) ------------------------------------------------------
+
+    async def open_requests_of(
+        self, customer_id: str, *, since: datetime, session: AsyncClientSession
+    ) -> list[OpenRequest]:
+        cursor = self._open.find(
+            {"customer_id": customer_id, "open": True, "opened_at": {"$gte": since}}, session=session
+        )
+        return [
+            OpenRequest(
+                request_id=str(found["_id"]),
+                customer_id=found["customer_id"],
+                request_type=RequestType(found["request_type"]) if found.get("request_type") else None,
+                invoice_ids=tuple(found.get("invoice_ids", ())),
+                payment_ids=tuple(found.get("payment_ids", ())),
+                opened_at=found["opened_at"],
+            )
+            async for found in cursor
+        ]
+
+    async def open_request(self, request: OpenRequest, *, session: AsyncClientSession) -> None:
+        # Written straight away, not batched: a repeat later in the same batch must find it.
+        await self._open.replace_one(
+            {"_id": request.request_id},
+            {
+                "_id": request.request_id,
+                "customer_id": request.customer_id,
+                "request_type": request.request_type.value if request.request_type else None,
+                "invoice_ids": list(request.invoice_ids),
+                "payment_ids": list(request.payment_ids),
+                "opened_at": request.opened_at,
+                "open": True,
+                "duplicates": [],
+            },
+            upsert=True,
+            session=session,
+        )
+
+    async def link_duplicate(self, earlier_id: str, request_id: str, *, session: AsyncClientSession) -> None:
+        await self._open.update_one(
+            {"_id": earlier_id}, {"$addToSet": {"duplicates": request_id}}, session=session
+        )
+
+    async def close_requests(self, request_ids: list[str], *, session: AsyncClientSession) -> None:
+        """Closed or rejected downstream: no longer open, so a new request is not its duplicate."""
+        await self._open.update_many(
+            {"_id": {"$in": request_ids}, "open": True}, {"$set": {"open": False}}, session=session
+        )
+
+
+async def _by_id(
+    view: ReferenceView, keys: Iterable[str], model: type[RecordT], session: AsyncClientSession | None
+) -> dict[str, RecordT | None]:
+    wanted = list(dict.fromkeys(keys))
+    found: dict[str, RecordT | None] = dict.fromkeys(wanted)
+    if wanted:
+        for document in await view.find({"_id": {"$in": wanted}}, session=session):
+            found[str(document["_id"])] = model.model_validate(document)
+    return found

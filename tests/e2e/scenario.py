@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from shared.topics import CONTRACTS, CUSTOMERS, INVOICES
 from tests.support import unique
 
 UPDATED_AT = "2026-11-01T08:00:00Z"
@@ -17,6 +18,19 @@ class World:
     contact_email: str
     customer: dict[str, Any]
     invoice: dict[str, Any]
+    contract: dict[str, Any]
+
+    @property
+    def contract_id(self) -> str:
+        return str(self.contract["contract_id"])
+
+    def reference_records(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(topic, key, value) of the world's master data, customer first."""
+        return [
+            (CUSTOMERS, self.customer_id, self.customer),
+            (CONTRACTS, self.contract_id, self.contract),
+            (INVOICES, self.invoice_id, self.invoice),
+        ]
 
     def dispute(self, case_id: str, expected: str = "1000.00") -> dict[str, Any]:
         return {
@@ -55,6 +69,7 @@ def new_world() -> World:
     digits = "".join(str(int(char, 16) % 10) for char in invoice_number)
     invoice_id = f"INV-2026-{digits}"
     contact_email = f"jane.{customer_id.lower()}@acme.example"
+    contract_id = f"CTR-2026-{digits[:4]}"
     customer = {
         "customer_id": customer_id,
         "name": "Acme Logistics GmbH",
@@ -69,7 +84,7 @@ def new_world() -> World:
     invoice = {
         "invoice_id": invoice_id,
         "customer_id": customer_id,
-        "contract_id": "CTR-2026-0001",
+        "contract_id": contract_id,
         "issued_on": "2026-10-01",
         "due_on": "2026-10-31",
         "currency": "USD",
@@ -81,4 +96,14 @@ def new_world() -> World:
         "status": "open",
         "updated_at": UPDATED_AT,
     }
-    return World(customer_id, invoice_id, contact_email, customer, invoice)
+    contract = {
+        "contract_id": contract_id,
+        "customer_id": customer_id,
+        "valid_from": "2026-01-01",
+        "valid_to": "2027-12-31",
+        "currency": "USD",
+        "prices": [{"sku": "SKU-CLD-100", "unit_price": "500.00"}],
+        "payment_terms_days": 30,
+        "updated_at": UPDATED_AT,
+    }
+    return World(customer_id, invoice_id, contact_email, customer, invoice, contract)

@@ -11,7 +11,7 @@ import pytest
 from crs.io import producer, publish_json
 from crs.stack import SERVICES, StackConfig, find_free_port, stack_down, stack_status, stack_up
 from services.intake.domain import crm_request_id
-from shared.topics import CRM_REQUESTS, CUSTOMERS, ERP_RESOLUTIONS, INVOICES, REQUEST_STATUS
+from shared.topics import CRM_REQUESTS, ERP_RESOLUTIONS, REQUEST_STATUS
 from tests.e2e.scenario import new_world
 from tests.support import Servers, records_now, unique, wait_for_records, wait_until
 
@@ -42,8 +42,8 @@ async def test_the_stack_processes_resolve_a_dispute_and_stop_cleanly(local_stac
     case_id = unique("CASE")
     request_id = crm_request_id(case_id)
     async with producer(local_stack.bootstrap_servers) as client:
-        await publish_json(client, CUSTOMERS, world.customer_id, world.customer)
-        await publish_json(client, INVOICES, world.invoice_id, world.invoice)
+        for topic, key, value in world.reference_records():
+            await publish_json(client, topic, key, value)
         from pymongo import AsyncMongoClient
 
         views = AsyncMongoClient[dict[str, object]](local_stack.mongodb_uri).crs_validation
@@ -51,7 +51,8 @@ async def test_the_stack_processes_resolve_a_dispute_and_stop_cleanly(local_stac
         async def reference_data_known() -> bool:
             invoices = await views.invoices.count_documents({"_id": world.invoice_id})
             customers = await views.customers.count_documents({"_id": world.customer_id})
-            return invoices == customers == 1
+            contracts = await views.contracts.count_documents({"_id": world.contract_id})
+            return invoices == customers == contracts == 1
 
         await wait_until(reference_data_known)
         await publish_json(client, CRM_REQUESTS, case_id, world.dispute(case_id))

@@ -22,11 +22,9 @@ from services.validation.app import build_app as build_validation
 from services.validation.settings import ValidationSettings
 from shared.topics import (
     CRM_REQUESTS,
-    CUSTOMERS,
     EMAIL_REQUESTS,
     ERP_ACKS,
     ERP_RESOLUTIONS,
-    INVOICES,
     REQUEST_STATUS,
 )
 from tests.e2e.scenario import World, new_world
@@ -67,14 +65,15 @@ async def services(servers: Servers) -> AsyncIterator[FiveServices]:
 
 async def publish_reference_data(servers: Servers, five: FiveServices, world: World) -> None:
     async with producer(servers.bootstrap_servers) as client:
-        await publish_json(client, CUSTOMERS, world.customer_id, world.customer)
-        await publish_json(client, INVOICES, world.invoice_id, world.invoice)
+        for topic, key, value in world.reference_records():
+            await publish_json(client, topic, key, value)
     database = mongo(servers)[five.validation.database]
 
     async def known() -> bool:
         customer = await database.customers.find_one({"_id": world.customer_id})
         invoice = await database.invoices.find_one({"_id": world.invoice_id})
-        return customer is not None and invoice is not None
+        contract = await database.contracts.find_one({"_id": world.contract_id})
+        return None not in (customer, invoice, contract)
 
     await wait_until(known)
 

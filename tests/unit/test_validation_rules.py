@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from services.validation.domain import identify_customer, validate_request
-from shared.contract import Customer, Invoice, RequestType
+from services.validation.domain import (
+    DuplicateRule,
+    OpenRequest,
+    References,
+    decide,
+    find_duplicate,
+    identify_customer,
+    missing_pieces,
+    validate_request,
+)
+from shared.contract import Customer, CustomerContract, Invoice, Payment, RequestType
 from shared.events import RequestDetails
 
 TODAY = date(2026, 11, 23)
@@ -35,6 +44,7 @@ def invoice(**change: Any) -> Invoice:
         {
             "invoice_id": "INV-1",
             "customer_id": "CUST-1",
+            "contract_id": "CTR-1",
             "issued_on": "2026-10-01",
             "currency": "USD",
             "total": {"amount": "1200.00", "currency": "USD"},
@@ -43,6 +53,47 @@ def invoice(**change: Any) -> Invoice:
             "updated_at": "2026-11-01T00:00:00Z",
             **change,
         }
+    )
+
+
+def payment(**change: Any) -> Payment:
+    return Payment.model_validate(
+        {
+            "payment_id": "PAY-1",
+            "customer_id": "CUST-1",
+            "amount": {"amount": "1000.00", "currency": "USD"},
+            "received_on": "2026-10-20",
+            "status": "unapplied",
+            "updated_at": "2026-11-01T00:00:00Z",
+            **change,
+        }
+    )
+
+
+def contract(**change: Any) -> CustomerContract:
+    return CustomerContract.model_validate(
+        {
+            "contract_id": "CTR-1",
+            "customer_id": "CUST-1",
+            "valid_from": "2026-01-01",
+            "valid_to": "2026-12-31",
+            "currency": "USD",
+            "updated_at": "2026-11-01T00:00:00Z",
+            **change,
+        }
+    )
+
+
+def refs(
+    invoices: dict[str, Invoice | None] | None = None,
+    payments: dict[str, Payment | None] | None = None,
+    contracts: dict[str, CustomerContract | None] | None = None,
+) -> References:
+    """The documents as the views hold them; by default the invoice INV-1 under contract CTR-1."""
+    return References(
+        invoices={"INV-1": invoice()} if invoices is None else invoices,
+        payments={"PAY-1": payment()} if payments is None else payments,
+        contracts={"CTR-1": contract()} if contracts is None else contracts,
     )
 
 
@@ -61,96 +112,515 @@ def details(**change: Any) -> RequestDetails:
     return RequestDetails.model_validate(values)
 
 
+USD_200 = {"amount": "200.00", "currency": "USD"}
+
+# (case, request, customer, documents, outcome, reason)
+RULES: list[tuple[str, RequestDetails, Customer, References, str, str | None]] = [
+    ("a dispute in order", details(), customer(), refs(), "validated", None),
+    # The account.
+    ("blocked customer", details(), customer(status="blocked"), refs(), "rejected", "customer_blocked"),
+    ("closed customer", details(), customer(status="closed"), refs(), "rejected", "customer_closed"),
+    # Completeness by type.
+    ("dispute names no invoice", details(invoice_ids=()), customer(), refs(), "rejected", "missing_invoice"),
+    (
+        "correction names no invoice",
+        details(request_type=RequestType.INVOICE_CORRECTION, invoice_ids=(), disputed_amount=None),
+        customer(),
+        refs(),
+        "rejected",
+        "missing_invoice",
+    ),
+    (
+        "write-off names no invoice",
+        details(request_type=RequestType.WRITE_OFF, invoice_ids=(), disputed_amount=None),
+        customer(),
+        refs(),
+        "rejected",
+        "missing_invoice",
+    ),
+    (
+        "credit-limit change names no limit",
+        details(request_type=RequestType.CREDIT_LIMIT_CHANGE, invoice_ids=(), disputed_amount=None),
+        customer(),
+        refs(),
+        "rejected",
+        "missing_requested_limit",
+    ),
+    (
+        "payment query with nothing to find the payment by",
+        details(request_type=RequestType.PAYMENT_QUERY, invoice_ids=(), disputed_amount=None),
+        customer(),
+        refs(),
+        "rejected",
+        "missing_payment_details",
+    ),
+    (
+        "payment query with an amount but no date",
+        details(
+            request_type=RequestType.PAYMENT_QUERY,
+            invoice_ids=(),
+            mentioned_amounts=(USD_200,),
+            disputed_amount=None,
+        ),
+        customer(),
+        refs(),
+        "rejected",
+        "missing_payment_details",
+    ),
+    (
+        "payment query with an amount and a date",
+        details(
+            request_type=RequestType.PAYMENT_QUERY,
+            invoice_ids=(),
+            disputed_amount=None,
+            mentioned_amounts=(USD_200,),
+            mentioned_dates=("2026-10-20",),
+        ),
+        customer(),
+        refs(),
+        "validated",
+        None,
+    ),
+    (
+        "payment query naming a payment",
+        details(
+            request_type=RequestType.PAYMENT_QUERY,
+            invoice_ids=(),
+            payment_ids=("PAY-1",),
+            disputed_amount=None,
+        ),
+        customer(),
+        refs(),
+        "validated",
+        None,
+    ),
+    (
+        "refund naming nothing to refund",
+        details(request_type=RequestType.REFUND, invoice_ids=(), disputed_amount=None),
+        customer(),
+        refs(),
+        "rejected",
+        "missing_refund_details",
+    ),
+    (
+        "refund of an overpayment",
+        details(
+            request_type=RequestType.REFUND, invoice_ids=(), payment_ids=("PAY-1",), disputed_amount=None
+        ),
+        customer(),
+        refs(),
+        "validated",
+        None,
+    ),
+    (
+        "an unclassified request needs nothing in particular",
+        details(request_type=None, invoice_ids=(), disputed_amount=None),
+        customer(),
+        refs(),
+        "validated",
+        None,
+    ),
+    # KYC, for what moves money or credit.
+    (
+        "refund while KYC is pending",
+        details(request_type=RequestType.REFUND),
+        customer(kyc_status="pending"),
+        refs(),
+        "on_hold",
+        "kyc_pending",
+    ),
+    (
+        "refund with KYC failed",
+        details(request_type=RequestType.REFUND),
+        customer(kyc_status="failed"),
+        refs(),
+        "rejected",
+        "kyc_failed",
+    ),
+    (
+        "write-off with KYC expired",
+        details(request_type=RequestType.WRITE_OFF),
+        customer(kyc_status="expired"),
+        refs(),
+        "rejected",
+        "kyc_expired",
+    ),
+    (
+        "credit-limit change with KYC past its date",
+        details(
+            request_type=RequestType.CREDIT_LIMIT_CHANGE,
+            invoice_ids=(),
+            disputed_amount=None,
+            requested_credit_limit=USD_200,
+        ),
+        customer(kyc_expires_on="2026-01-01"),
+        refs(),
+        "rejected",
+        "kyc_expired",
+    ),
+    (
+        "a payment query does not need KYC",
+        details(request_type=RequestType.PAYMENT_QUERY, payment_ids=("PAY-1",)),
+        customer(kyc_status="pending"),
+        refs(),
+        "validated",
+        None,
+    ),
+    # Documents that are not known yet: wait.
+    (
+        "invoice not known yet",
+        details(),
+        customer(),
+        refs(invoices={"INV-1": None}),
+        "on_hold",
+        "awaiting_reference_data",
+    ),
+    (
+        "payment not known yet",
+        details(request_type=RequestType.PAYMENT_QUERY, payment_ids=("PAY-1",)),
+        customer(),
+        refs(payments={"PAY-1": None}),
+        "on_hold",
+        "awaiting_reference_data",
+    ),
+    (
+        "contract not known yet",
+        details(),
+        customer(),
+        refs(contracts={"CTR-1": None}),
+        "on_hold",
+        "awaiting_reference_data",
+    ),
+    # Documents that are wrong.
+    (
+        "invoice of another customer",
+        details(),
+        customer(),
+        refs(invoices={"INV-1": invoice(customer_id="CUST-2")}),
+        "rejected",
+        "invoice_not_owned",
+    ),
+    (
+        "payment of another customer",
+        details(payment_ids=("PAY-1",)),
+        customer(),
+        refs(payments={"PAY-1": payment(customer_id="CUST-2")}),
+        "rejected",
+        "payment_not_owned",
+    ),
+    (
+        "contract of another customer",
+        details(),
+        customer(),
+        refs(contracts={"CTR-1": contract(customer_id="CUST-2")}),
+        "rejected",
+        "contract_not_owned",
+    ),
+    (
+        "invoice dated before the contract",
+        details(),
+        customer(),
+        refs(contracts={"CTR-1": contract(valid_from="2026-10-02")}),
+        "rejected",
+        "invoice_outside_contract",
+    ),
+    (
+        "invoice dated after the contract ended",
+        details(),
+        customer(),
+        refs(contracts={"CTR-1": contract(valid_to="2026-09-30")}),
+        "rejected",
+        "invoice_outside_contract",
+    ),
+    (
+        "open-ended contract",
+        details(),
+        customer(),
+        refs(contracts={"CTR-1": contract(valid_to=None)}),
+        "validated",
+        None,
+    ),
+    # Amounts and currencies.
+    (
+        "disputed amount in another currency",
+        details(disputed_amount={"amount": "200.00", "currency": "EUR"}),
+        customer(),
+        refs(),
+        "rejected",
+        "currency_mismatch",
+    ),
+    (
+        "payment in another currency than the invoice",
+        details(payment_ids=("PAY-1",)),
+        customer(),
+        refs(payments={"PAY-1": payment(amount={"amount": "1000.00", "currency": "EUR"})}),
+        "rejected",
+        "currency_mismatch",
+    ),
+    (
+        "requested limit in another currency than the current one",
+        details(
+            request_type=RequestType.CREDIT_LIMIT_CHANGE,
+            invoice_ids=(),
+            disputed_amount=None,
+            requested_credit_limit=USD_200,
+        ),
+        customer(credit_limit={"amount": "100.00", "currency": "EUR"}),
+        refs(),
+        "rejected",
+        "currency_mismatch",
+    ),
+    (
+        "disputed amount above the invoice total",
+        details(disputed_amount={"amount": "1200.01", "currency": "USD"}),
+        customer(),
+        refs(),
+        "rejected",
+        "amount_out_of_range",
+    ),
+    (
+        "disputed amount of the total exactly",
+        details(disputed_amount={"amount": "1200.00", "currency": "USD"}),
+        customer(),
+        refs(),
+        "validated",
+        None,
+    ),
+    (
+        "disputed amount of zero",
+        details(disputed_amount={"amount": "0.00", "currency": "USD"}),
+        customer(),
+        refs(),
+        "rejected",
+        "amount_out_of_range",
+    ),
+    (
+        "negative expected amount",
+        details(disputed_amount=None, expected_amount={"amount": "-1.00", "currency": "USD"}),
+        customer(),
+        refs(),
+        "rejected",
+        "amount_out_of_range",
+    ),
+    (
+        "credit limit of zero",
+        details(
+            request_type=RequestType.CREDIT_LIMIT_CHANGE,
+            invoice_ids=(),
+            disputed_amount=None,
+            requested_credit_limit={"amount": "0", "currency": "USD"},
+        ),
+        customer(),
+        refs(),
+        "rejected",
+        "amount_out_of_range",
+    ),
+    (
+        "credit limit raised",
+        details(
+            request_type=RequestType.CREDIT_LIMIT_CHANGE,
+            invoice_ids=(),
+            disputed_amount=None,
+            requested_credit_limit=USD_200,
+        ),
+        customer(credit_limit={"amount": "100.00", "currency": "USD"}),
+        refs(),
+        "validated",
+        None,
+    ),
+]
+
+
 @pytest.mark.parametrize(
-    ("request_details", "the_customer", "invoices", "outcome", "reason"),
-    [
-        (details(), customer(), {"INV-1": invoice()}, "validated", None),
-        (details(), customer(status="blocked"), {"INV-1": invoice()}, "rejected", "customer_blocked"),
-        (details(), customer(status="closed"), {"INV-1": invoice()}, "rejected", "customer_closed"),
-        (details(invoice_ids=()), customer(), {}, "rejected", "missing_invoice"),
-        (details(), customer(), {"INV-1": None}, "rejected", "unknown_invoice"),
-        (details(), customer(), {"INV-1": invoice(customer_id="CUST-2")}, "rejected", "invoice_not_owned"),
-        (
-            details(disputed_amount={"amount": "200.00", "currency": "EUR"}),
-            customer(),
-            {"INV-1": invoice()},
-            "rejected",
-            "currency_mismatch",
-        ),
-        (
-            details(disputed_amount={"amount": "1200.01", "currency": "USD"}),
-            customer(),
-            {"INV-1": invoice()},
-            "rejected",
-            "amount_out_of_range",
-        ),
-        (
-            details(disputed_amount={"amount": "0.00", "currency": "USD"}),
-            customer(),
-            {"INV-1": invoice()},
-            "rejected",
-            "amount_out_of_range",
-        ),
-        (
-            details(disputed_amount=None, expected_amount={"amount": "-1.00", "currency": "USD"}),
-            customer(),
-            {"INV-1": invoice()},
-            "rejected",
-            "amount_out_of_range",
-        ),
-        (
-            details(request_type=RequestType.REFUND),
-            customer(kyc_status="pending"),
-            {"INV-1": invoice()},
-            "on_hold",
-            "kyc_pending",
-        ),
-        (
-            details(request_type=RequestType.REFUND),
-            customer(kyc_status="failed"),
-            {"INV-1": invoice()},
-            "rejected",
-            "kyc_failed",
-        ),
-        (
-            details(request_type=RequestType.WRITE_OFF),
-            customer(kyc_status="expired"),
-            {"INV-1": invoice()},
-            "rejected",
-            "kyc_expired",
-        ),
-        (
-            details(request_type=RequestType.CREDIT_LIMIT_CHANGE, invoice_ids=()),
-            customer(kyc_expires_on="2026-01-01"),
-            {},
-            "rejected",
-            "kyc_expired",
-        ),
-        (
-            details(request_type=RequestType.PAYMENT_QUERY),
-            customer(kyc_status="pending"),
-            {"INV-1": invoice()},
-            "validated",
-            None,
-        ),
-    ],
+    ("request_details", "the_customer", "documents", "outcome", "reason"),
+    [pytest.param(*rule[1:], id=rule[0]) for rule in RULES],
 )
 def test_validation_rules(
     request_details: RequestDetails,
     the_customer: Customer,
-    invoices: dict[str, Invoice | None],
+    documents: References,
     outcome: str,
     reason: str | None,
 ) -> None:
-    verdict = validate_request(request_details, the_customer, invoices, today=TODAY)
+    verdict = validate_request(request_details, the_customer, documents, today=TODAY)
     assert (verdict.outcome, verdict.reason) == (outcome, reason)
     assert verdict.checks[0].check == "customer_exists"
     if outcome == "validated":
         assert all(check.passed for check in verdict.checks)
         assert [snapshot.invoice_id for snapshot in verdict.invoices] == list(request_details.invoice_ids)
     else:
-        assert not verdict.checks[-1].passed
+        assert any(not check.passed for check in verdict.checks)
         assert verdict.message.endswith(".")
+    if outcome == "rejected":
+        assert not verdict.checks[-1].passed, "the check that failed is the last one recorded"
+
+
+def test_every_reason_code_is_covered_by_the_table() -> None:
+    codes = {rule[5] for rule in RULES}
+    assert codes >= {
+        "customer_blocked",
+        "customer_closed",
+        "missing_invoice",
+        "missing_requested_limit",
+        "missing_payment_details",
+        "missing_refund_details",
+        "kyc_pending",
+        "kyc_failed",
+        "kyc_expired",
+        "awaiting_reference_data",
+        "invoice_not_owned",
+        "payment_not_owned",
+        "contract_not_owned",
+        "invoice_outside_contract",
+        "currency_mismatch",
+        "amount_out_of_range",
+    }
+
+
+@pytest.mark.parametrize(
+    ("documents", "reason", "waiting_for"),
+    [
+        (refs(invoices={"INV-1": None}), "unknown_invoice", ()),
+        (refs(contracts={"CTR-1": None}), "unknown_contract", ()),
+    ],
+)
+def test_once_a_hold_has_expired_a_missing_document_is_rejected(
+    documents: References, reason: str, waiting_for: tuple[str, ...]
+) -> None:
+    verdict = validate_request(details(), customer(), documents, today=TODAY, hold_expired=True)
+    assert (verdict.outcome, verdict.reason, verdict.waiting_for) == ("rejected", reason, waiting_for)
+    expired_payment = validate_request(
+        details(payment_ids=("PAY-1",)),
+        customer(),
+        refs(payments={"PAY-1": None}),
+        today=TODAY,
+        hold_expired=True,
+    )
+    assert expired_payment.reason == "unknown_payment"
+
+
+def test_a_hold_names_everything_it_waits_for_and_says_so() -> None:
+    verdict = validate_request(
+        details(request_type=RequestType.REFUND, payment_ids=("PAY-7",)),
+        customer(kyc_status="pending"),
+        refs(invoices={"INV-1": None}, payments={"PAY-7": None}),
+        today=TODAY,
+    )
+    assert verdict.outcome == "on_hold"
+    assert verdict.reason == "awaiting_reference_data"
+    assert verdict.waiting_for == ("kyc:CUST-1", "invoice:INV-1", "payment:PAY-7")
+    assert "invoice INV-1 and payment PAY-7" in verdict.message
+    assert "verification" in verdict.message
+
+
+def test_a_rejection_wins_over_a_hold() -> None:
+    verdict = validate_request(
+        details(payment_ids=("PAY-1",)),
+        customer(),
+        refs(invoices={"INV-1": None}, payments={"PAY-1": payment(customer_id="CUST-2")}),
+        today=TODAY,
+    )
+    assert (verdict.outcome, verdict.reason) == ("rejected", "payment_not_owned")
+
+
+@pytest.mark.parametrize(
+    ("change", "missing_words"),
+    [
+        ({"request_type": RequestType.BILLING_DISPUTE, "invoice_ids": ()}, "the number of the invoice"),
+        ({"request_type": RequestType.CREDIT_LIMIT_CHANGE}, "the new credit limit"),
+        (
+            {"request_type": RequestType.PAYMENT_QUERY, "mentioned_amounts": (USD_200,)},
+            "the date you made the payment",
+        ),
+        (
+            {"request_type": RequestType.PAYMENT_QUERY, "mentioned_dates": ("2026-10-20",)},
+            "the amount you paid",
+        ),
+        ({"request_type": RequestType.REFUND, "invoice_ids": ()}, "what is to be refunded"),
+    ],
+)
+def test_a_rejection_for_missing_pieces_says_exactly_what_is_missing(
+    change: dict[str, Any], missing_words: str
+) -> None:
+    request = details(**{"invoice_ids": ("INV-1",), "disputed_amount": None, **change})
+    found = missing_pieces(request)
+    assert found is not None
+    assert found[1].startswith(missing_words)
+    verdict = validate_request(request, customer(), refs(), today=TODAY)
+    assert verdict.message == f"Please tell us {found[1]}, so that we can handle your request."
+
+
+def test_decide_rejects_requests_whose_customer_cannot_be_identified() -> None:
+    verdict = decide(details(customer_id=None, sender_email="x@unknown.example"), [], refs(), today=TODAY)
+    assert (verdict.outcome, verdict.reason) == ("rejected", "unknown_sender")
+    assert [(check.check, check.passed) for check in verdict.checks] == [("customer_exists", False)]
+
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def open_request(**change: Any) -> OpenRequest:
+    values: dict[str, Any] = {
+        "request_id": "REQ-EARLIER",
+        "customer_id": "CUST-1",
+        "request_type": RequestType.BILLING_DISPUTE,
+        "invoice_ids": ("INV-1",),
+        "payment_ids": (),
+        "opened_at": NOW - timedelta(days=2),
+        **change,
+    }
+    return OpenRequest(**values)
+
+
+RULE = DuplicateRule(window=timedelta(days=30))
+
+
+@pytest.mark.parametrize(
+    ("earlier", "repeat", "rule", "is_duplicate"),
+    [
+        pytest.param(open_request(), details(), RULE, True, id="same customer, type and invoice"),
+        pytest.param(
+            open_request(), details(channel="email", customer_id=None), RULE, True, id="across channels"
+        ),
+        pytest.param(open_request(customer_id="CUST-2"), details(), RULE, False, id="another customer"),
+        pytest.param(
+            open_request(request_type=RequestType.INVOICE_CORRECTION),
+            details(),
+            RULE,
+            False,
+            id="another type",
+        ),
+        pytest.param(open_request(invoice_ids=("INV-2",)), details(), RULE, False, id="another invoice"),
+        pytest.param(
+            open_request(invoice_ids=("INV-2", "INV-1")), details(), RULE, True, id="one invoice in common"
+        ),
+        pytest.param(
+            open_request(opened_at=NOW - timedelta(days=31)), details(), RULE, False, id="outside the window"
+        ),
+        pytest.param(
+            open_request(invoice_ids=()), details(invoice_ids=()), RULE, False, id="no document to match on"
+        ),
+        pytest.param(
+            open_request(request_type=RequestType.INVOICE_CORRECTION),
+            details(),
+            DuplicateRule(window=timedelta(days=30), criteria=("invoice",)),
+            True,
+            id="configured to ignore the type",
+        ),
+        pytest.param(open_request(request_id="REQ-SELF"), details(), RULE, False, id="never itself"),
+    ],
+)
+def test_duplicates(
+    earlier: OpenRequest, repeat: RequestDetails, rule: DuplicateRule, is_duplicate: bool
+) -> None:
+    found = find_duplicate("REQ-SELF", "CUST-1", repeat, [earlier], rule, now=NOW)
+    assert (found is earlier) is is_duplicate
+
+
+def test_the_earliest_open_request_is_the_one_a_duplicate_is_linked_to() -> None:
+    first = open_request(request_id="REQ-FIRST", opened_at=NOW - timedelta(days=5))
+    second = open_request(request_id="REQ-SECOND", opened_at=NOW - timedelta(days=1))
+    assert find_duplicate("REQ-NEW", "CUST-1", details(), [second, first], RULE, now=NOW) is first
 
 
 def test_an_email_sender_is_matched_or_explained() -> None:
