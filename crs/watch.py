@@ -48,6 +48,7 @@ def describe(record: TopicRecord) -> tuple[str, str, str, str]:
                 f"[{value['reason']}]" if value.get("reason") else "",
                 f"queue={value['queue']}" if value.get("queue") else "",
                 f"priority={value['priority']}" if value.get("priority") else "",
+                f"duplicate_of={value['duplicate_of']}" if value.get("duplicate_of") else "",
             )
             if part
         )
@@ -90,6 +91,8 @@ def describe(record: TopicRecord) -> tuple[str, str, str, str]:
         part
         for part in (
             str(details.get("request_type") or "unclassified"),
+            f"{value['verdict']}[{value.get('reason')}]" if value.get("verdict") else "",
+            f"waiting_for={','.join(value['waiting_for'])}" if value.get("waiting_for") else "",
             f"queue={value['queue']}" if value.get("queue") else "",
             f"sla_due_at={value['sla_due_at']}" if value.get("sla_due_at") else "",
         )

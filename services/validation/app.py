@@ -205,8 +205,12 @@ class ValidationHandlers:
     ) -> RequestStatus:
         """A valid request goes to routing, unless it repeats one that is still open."""
         details = event.details
-        open_requests = await self._store.open_requests_of(
-            customer.customer_id, since=now - self._duplicates.window, session=tx.session
+        open_requests = await self._store.open_requests_like(
+            customer.customer_id,
+            details,
+            self._duplicates.criteria,
+            since=now - self._duplicates.window,
+            session=tx.session,
         )
         earlier = domain.find_duplicate(
             event.request_id, customer.customer_id, details, open_requests, self._duplicates, now=now

@@ -11,9 +11,9 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.validation.domain import OpenRequest, References
+from services.validation.domain import DuplicateCriterion, OpenRequest, References
 from shared.contract import Customer, CustomerContract, Invoice, Payment, RequestType
-from shared.events import RequestCaptured
+from shared.events import RequestCaptured, RequestDetails
 from shared.mongo import Document
 from shared.reference_views import ReferenceView
 
@@ -36,6 +36,7 @@ class ValidationStore:
         await self.customers.create_index("contact_emails")
         await self.invoices.create_index("customer_id")
         await self._open.create_index([("customer_id", ASCENDING), ("opened_at", ASCENDING)])
+        await self._open.create_index("invoice_ids")
 
     async def customers_for(
         self, *, customer_id: str | None, sender_email: str | None, session: AsyncClientSession
@@ -121,12 +122,24 @@ class ValidationStore:
 
     # Open requests (for duplicates) ------------------------------------------------------
 
-    async def open_requests_of(
-        self, customer_id: str, *, since: datetime, session: AsyncClientSession
+    async def open_requests_like(
+        self,
+        customer_id: str,
+        details: RequestDetails,
+        criteria: tuple[DuplicateCriterion, ...],
+        *,
+        since: datetime,
+        session: AsyncClientSession,
     ) -> list[OpenRequest]:
-        cursor = self._open.find(
-            {"customer_id": customer_id, "open": True, "opened_at": {"$gte": since}}, session=session
-        )
+        """The customer's open requests that may match on ``criteria``: a narrow query, since a
+        customer can have thousands of open requests; :func:`find_duplicate` decides."""
+        query: Document = {"customer_id": customer_id, "open": True, "opened_at": {"$gte": since}}
+        if "type" in criteria:
+            query["request_type"] = details.request_type.value if details.request_type else None
+        if "invoice" in criteria:
+            query["invoice_ids"] = {"$in": list(details.invoice_ids)}
+        if "payment" in criteria:
+            query["payment_ids"] = {"$in": list(details.payment_ids)}
         return [
             OpenRequest(
                 request_id=str(found["_id"]),
@@ -136,7 +149,7 @@ class ValidationStore:
                 payment_ids=tuple(found.get("payment_ids", ())),
                 opened_at=found["opened_at"],
             )
-            async for found in cursor
+            async for found in self._open.find(query, session=session)
         ]
 
     async def open_request(self, request: OpenRequest, *, session: AsyncClientSession) -> None:

@@ -67,3 +67,29 @@ def test_an_erp_resolution_shows_the_money() -> None:
         },
     )
     assert describe(resolution) == ("REQ-1", "erp:credit_memo", "CUST-1", "200.00 USD on INV-1 (RES-1)")
+
+
+def test_a_hold_shows_what_it_waits_for_and_a_duplicate_what_it_repeats() -> None:
+    held = record(
+        "requests.set-aside.v1",
+        {
+            "event_type": "RequestSetAside",
+            "request_id": "REQ-2",
+            "customer_id": "CUST-1",
+            "verdict": "on_hold",
+            "reason": "awaiting_reference_data",
+            "waiting_for": ["invoice:INV-1", "kyc:CUST-1"],
+            "details": {"request_type": "refund"},
+        },
+    )
+    assert describe(held) == (
+        "REQ-2",
+        "RequestSetAside",
+        "CUST-1",
+        "refund on_hold[awaiting_reference_data] waiting_for=invoice:INV-1,kyc:CUST-1",
+    )
+    duplicate = record(
+        "requests.status.v1",
+        {"request_id": "REQ-3", "status": "duplicate_of", "reason": "duplicate", "duplicate_of": "REQ-1"},
+    )
+    assert describe(duplicate)[3].endswith("[duplicate] duplicate_of=REQ-1")
