@@ -27,7 +27,7 @@ from shared.contract import (
     Payment,
     RequestStatusChanged,
 )
-from shared.events import RequestCaptured, RequestRouted, RequestSetAside, RequestValidated
+from shared.events import EmailReplyAdded, RequestCaptured, RequestRouted, RequestSetAside, RequestValidated
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,13 @@ CHANNELS = (
         "Internal: validation's holds, rejections and duplicates, with their checks (audit reads it).",
     ),
     Channel(topics.REQUEST_ROUTED, "request_id", RequestRouted, "send", "Internal: routing to resolution."),
+    Channel(
+        topics.REQUEST_UPDATED,
+        "request_id",
+        EmailReplyAdded,
+        "send",
+        "Internal: an email reply intake added to an existing request (audit reads it).",
+    ),
 )
 
 DEAD_LETTER_HEADERS = {

@@ -118,6 +118,21 @@ class RequestSetAside(InternalEvent):
     duplicate_of: str | None = Field(default=None, description="The open request this one repeats")
 
 
+class EmailReplyAdded(InternalEvent):
+    """Intake added an email to the request its ``In-Reply-To``/``References`` point at.
+
+    The email's own record on ``email.requests.v1`` cannot name the request it belongs to; this
+    event does, so the request's audit record shows the reply.
+    """
+
+    event_type: Literal["EmailReplyAdded"] = "EmailReplyAdded"
+    message_id: str
+    sender: str
+    subject: str
+    received_at: AwareDatetime
+    attachments: tuple[Attachment, ...] = ()
+
+
 class RequestRouted(InternalEvent):
     """Routing put the request in a queue with a priority and an SLA."""
 

@@ -31,6 +31,8 @@ REQUEST_VALIDATED: Final = "requests.validated.v1"
 REQUEST_SET_ASIDE: Final = "requests.set-aside.v1"
 """Validation's other verdicts: held, rejected or linked as a duplicate, with the checks that ran."""
 REQUEST_ROUTED: Final = "requests.routed.v1"
+REQUEST_UPDATED: Final = "requests.updated.v1"
+"""What is added to an existing request: replies by email, so far."""
 
 REFERENCE_TOPICS: Final = (CUSTOMERS, INVOICES, PAYMENTS, CONTRACTS)
 REQUEST_TOPICS: Final = (
@@ -40,6 +42,7 @@ REQUEST_TOPICS: Final = (
     REQUEST_VALIDATED,
     REQUEST_SET_ASIDE,
     REQUEST_ROUTED,
+    REQUEST_UPDATED,
     REQUEST_STATUS,
     ERP_RESOLUTIONS,
     ERP_ACKS,

@@ -21,10 +21,12 @@ from shared.delivery import (
     OutgoingMessage,
     describe_validation_error,
 )
+from shared.events import EmailReplyAdded
+from shared.identity import event_id_for
 from shared.messages import outgoing_event, outgoing_status
 from shared.runtime import build_runtime, inbound_batch
 from shared.settings import InfrastructureSettings
-from shared.topics import CRM_REQUESTS, EMAIL_REQUESTS, REQUEST_CAPTURED
+from shared.topics import CRM_REQUESTS, EMAIL_REQUESTS, REQUEST_CAPTURED, REQUEST_UPDATED
 
 
 class IntakeHandlers:
@@ -43,7 +45,26 @@ class IntakeHandlers:
         thread = domain.thread_message_ids(email)
         earlier = await self._store.request_for_email_thread(thread, session=tx.session)
         if earlier is not None:
-            await self._store.add_reply(earlier, message_id, domain.reply_of(email), now, session=tx.session)
+            request_id, source_id = earlier
+            await self._store.add_reply(
+                request_id, message_id, domain.reply_of(email), now, session=tx.session
+            )
+            tx.emit(
+                outgoing_event(
+                    REQUEST_UPDATED,
+                    EmailReplyAdded(
+                        event_id=event_id_for(request_id, "EmailReplyAdded", message_id),
+                        request_id=request_id,
+                        correlation_id=source_id,
+                        occurred_at=now,
+                        message_id=message_id,
+                        sender=email.sender,
+                        subject=email.subject,
+                        received_at=email.received_at,
+                        attachments=tuple(email.attachments),
+                    ),
+                )
+            )
             return
         capture = domain.capture_email(email, now=now)
         await self._save(capture, tx, email_message_ids=[message_id])

@@ -28,14 +28,14 @@ class IntakeStore:
 
     async def request_for_email_thread(
         self, message_ids: tuple[str, ...], *, session: AsyncClientSession
-    ) -> str | None:
-        """The request an email thread already belongs to, if any of its ids is known."""
+    ) -> tuple[str, str] | None:
+        """The request (its id and source id) an email thread already belongs to, if any."""
         if not message_ids:
             return None
         found = await self._requests.find_one(
-            {"email_message_ids": {"$in": list(message_ids)}}, {"_id": 1}, session=session
+            {"email_message_ids": {"$in": list(message_ids)}}, {"_id": 1, "source_id": 1}, session=session
         )
-        return None if found is None else str(found["_id"])
+        return None if found is None else (str(found["_id"]), str(found["source_id"]))
 
     async def add_reply(
         self,

@@ -10,7 +10,14 @@ from crs.io import producer, publish_json
 from services.intake.app import build_app
 from services.intake.domain import crm_request_id, email_request_id
 from services.intake.settings import IntakeSettings
-from shared.topics import CRM_REQUESTS, EMAIL_REQUESTS, REQUEST_CAPTURED, REQUEST_STATUS, dead_letter_topic
+from shared.topics import (
+    CRM_REQUESTS,
+    EMAIL_REQUESTS,
+    REQUEST_CAPTURED,
+    REQUEST_STATUS,
+    REQUEST_UPDATED,
+    dead_letter_topic,
+)
 from tests.support import (
     Servers,
     isolated_settings,
@@ -137,3 +144,8 @@ async def test_a_reply_to_a_request_email_is_added_to_that_request_not_opened_an
     assert await requests.count_documents({"_id": email_request_id(reply_id)}) == 0
     captured = await records_now(servers, [REQUEST_CAPTURED], lambda r: r.key == email_request_id(reply_id))
     assert captured == []
+    (added,) = await wait_for_records(servers, [REQUEST_UPDATED], lambda r: r.key == request_id)
+    assert added.value["event_type"] == "EmailReplyAdded"
+    assert added.value["message_id"] == reply_id.strip("<>")
+    assert added.value["correlation_id"] == first_id
+    assert added.value["attachments"][0]["filename"] == "contract-p4.pdf"
