@@ -190,3 +190,39 @@ async def test_a_request_for_an_unknown_customer_is_rejected_with_a_readable_rea
         )
     assert rejected.value["reason"] == "unknown_customer"
     assert world.customer_id in rejected.value["message"]
+
+
+async def test_an_email_repeating_an_open_portal_case_is_linked_to_it_and_not_resolved_twice(
+    servers: Servers, services: FiveServices
+) -> None:
+    world = new_world()
+    await publish_reference_data(servers, services, world)
+    case_id = unique("CASE")
+    portal_request = crm_request_id(case_id)
+    message_id = unique("msg").lower()
+    email_request = email_request_id(f"{message_id}@mail.example")
+
+    async with producer(servers.bootstrap_servers) as client:
+        await publish_json(client, CRM_REQUESTS, case_id, world.dispute(case_id))
+        await wait_for_records(
+            servers, [REQUEST_STATUS], lambda r: r.key == portal_request and r.value["status"] == "validated"
+        )
+        await publish_json(client, EMAIL_REQUESTS, message_id, world.email(message_id))
+        (linked,) = await wait_for_records(
+            servers,
+            [REQUEST_STATUS],
+            lambda r: r.key == email_request and r.value["status"] == "duplicate_of",
+        )
+
+    assert linked.value["duplicate_of"] == portal_request
+    assert linked.value["customer_id"] == world.customer_id
+    statuses = await records_now(servers, [REQUEST_STATUS], lambda r: r.key == email_request)
+    assert statuses_of(statuses) == ["received", "duplicate_of"]
+    audit = mongo(servers)[services.audit.database]
+
+    async def set_aside_audited() -> dict[str, Any] | None:
+        return await audit.entries.find_one({"request_id": email_request, "event_type": "RequestSetAside"})
+
+    entry = await wait_until(set_aside_audited)
+    assert '"verdict":"duplicate_of"' in entry["text"].replace(" ", "")
+    assert '"check":"invoice_exists","passed":true' in entry["text"].replace(" ", "")
