@@ -63,6 +63,48 @@ async def test_a_case_delivered_twice_becomes_one_request(servers: Servers) -> N
     assert stored == 1
 
 
+FULL_PORTAL_CASE = {
+    "channel": "portal",
+    "description": "Line 2 is billed at 600.00; our contract CTR-2026-0001 says 500.00.",
+    "payment_ids": ["PAY-2026-000009"],
+    "contract_id": "CTR-2026-0001",
+    "disputed_amount": {"amount": "200.00", "currency": "USD"},
+    "requested_credit_limit": {"amount": "75000.00", "currency": "USD"},
+    "priority": "high",
+    "contact": {"name": "Zoë Ångström", "email": "zoe@acme.example"},
+    "attachments": [
+        {
+            "filename": "Rechnung März.pdf",
+            "content_type": "application/pdf",
+            "size": 48213,
+            "sha256": "9f" * 32,
+            "uri": "s3://crm-attachments/CASE/1.pdf",
+        }
+    ],
+}
+
+
+async def test_every_optional_field_of_a_portal_case_is_kept_on_the_request(servers: Servers) -> None:
+    settings = isolated_settings(IntakeSettings)
+    case_id = unique("CASE")
+    request_id = crm_request_id(case_id)
+    async with running_service(build_app, settings, servers), producer(servers.bootstrap_servers) as client:
+        await publish_json(client, CRM_REQUESTS, case_id, crm_case(case_id, **FULL_PORTAL_CASE))
+        (captured,) = await wait_for_records(servers, [REQUEST_CAPTURED], lambda r: r.key == request_id)
+    stored = await mongo(servers)[settings.database].requests.find_one({"_id": request_id})
+    assert stored is not None
+    for record in (stored, captured.value["details"]):
+        assert record["channel"] == "portal"
+        assert record["priority_hint"] == "high"
+        assert record["contract_id"] == "CTR-2026-0001"
+        assert record["payment_ids"] == ["PAY-2026-000009"]
+        assert record["disputed_amount"] == {"amount": "200.00", "currency": "USD"}
+        assert record["requested_credit_limit"] == {"amount": "75000.00", "currency": "USD"}
+        assert record["contact"] == FULL_PORTAL_CASE["contact"]
+        assert record["attachments"] == FULL_PORTAL_CASE["attachments"]
+        assert record["description"] == FULL_PORTAL_CASE["description"]
+
+
 async def test_poison_messages_go_to_the_dead_letter_topic_and_the_service_keeps_going(
     servers: Servers,
 ) -> None:
