@@ -1,8 +1,10 @@
 """Demo traffic: a varied, deterministic stream of requests over a demo dataset.
 
 What `make run` trickles through the stack so an operator sees requests flow and end in every
-outcome the services know today: disputes credited by the contract price, emails matched to the
-sender's account, questions left for a person, and rejections (blocked accounts, unknown invoices).
+outcome the services know today: disputes credited by the contract price (a dispute drawn twice
+while the first is open is linked as a duplicate), emails matched to the sender's account,
+questions left for a person, rejections (blocked accounts) and holds (a refund while KYC is
+pending, a dispute about an invoice the ERP has not sent).
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ def demo_requests(dataset: DemoDataset, *, seed: int = 7) -> Iterator[tuple[str,
         if record.value["status"] == "active" and record.value["kyc_status"] == "verified"
     ]
     blocked = [record.value for record in dataset.customers if record.value["status"] != "active"]
+    kyc_pending = [
+        record.value
+        for record in dataset.customers
+        if record.value["status"] == "active" and record.value["kyc_status"] == "pending"
+    ]
     overpriced_open = [
         invoice_id
         for invoice_id in dataset.overpriced_invoice_ids
@@ -77,7 +84,9 @@ def demo_requests(dataset: DemoDataset, *, seed: int = 7) -> Iterator[tuple[str,
                 },
             )
         elif roll < 0.93 and blocked:
-            customer = rng.choice(blocked)
+            # Half from blocked accounts (rejected), half from accounts whose KYC is pending (held).
+            customer = rng.choice(kyc_pending if kyc_pending and rng.random() < 0.5 else blocked)
+            refunded = dataset.invoices_of(customer["customer_id"])[:1]
             yield (
                 CRM_REQUESTS,
                 case_id,
@@ -86,6 +95,7 @@ def demo_requests(dataset: DemoDataset, *, seed: int = 7) -> Iterator[tuple[str,
                     "customer_id": customer["customer_id"],
                     "type": "refund",
                     "subject": "Refund of our credit balance",
+                    "invoice_ids": [invoice["invoice_id"] for invoice in refunded],
                     "submitted_at": now,
                 },
             )
