@@ -42,24 +42,36 @@ async def test_the_stack_processes_resolve_a_dispute_and_stop_cleanly(local_stac
     case_id = unique("CASE")
     request_id = crm_request_id(case_id)
     async with producer(local_stack.bootstrap_servers) as client:
-        for topic, key, value in world.reference_records():
+        # The invoice comes after the request: the request waits for it, then goes on by itself.
+        customer, contract, invoice = world.reference_records()
+        for topic, key, value in (customer, contract):
             await publish_json(client, topic, key, value)
         from pymongo import AsyncMongoClient
 
         views = AsyncMongoClient[dict[str, object]](local_stack.mongodb_uri).crs_validation
 
         async def reference_data_known() -> bool:
-            invoices = await views.invoices.count_documents({"_id": world.invoice_id})
             customers = await views.customers.count_documents({"_id": world.customer_id})
             contracts = await views.contracts.count_documents({"_id": world.contract_id})
-            return invoices == customers == contracts == 1
+            return customers == contracts == 1
 
         await wait_until(reference_data_known)
         await publish_json(client, CRM_REQUESTS, case_id, world.dispute(case_id))
+        await wait_for_records(
+            servers, [REQUEST_STATUS], lambda r: r.key == request_id and r.value["status"] == "on_hold"
+        )
+        await publish_json(client, *invoice)
         (resolution,) = await wait_for_records(servers, [ERP_RESOLUTIONS], lambda r: r.key == request_id)
     assert resolution.value["amount"] == {"amount": "200.00", "currency": "USD"}
     statuses = await records_now(servers, [REQUEST_STATUS], lambda r: r.key == request_id)
-    assert [record.value["status"] for record in statuses] == ["received", "validated", "routed", "resolved"]
+    assert [record.value["status"] for record in statuses] == [
+        "received",
+        "on_hold",
+        "validated",
+        "routed",
+        "resolved",
+    ]
+    assert statuses[1].value["reason"] == "awaiting_reference_data"
 
     pids = [part.pid for part in await stack_status(local_stack) if part.pid is not None]
     assert len(pids) == 7
