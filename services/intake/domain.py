@@ -1,19 +1,18 @@
 """Intake's domain: turn a CRM case or an email into a captured request. No I/O here.
 
-Email understanding is deliberately simple at this stage: the sender's address, invoice and
-payment numbers in the demo data's formats (and the usual typing variations), and a keyword
-classification with a confidence. A request we cannot classify keeps ``request_type=None`` and is
-routed to customer service for a person, never silently defaulted.
+What an email says (sender, documents, amounts, dates, type) is read by
+:mod:`services.intake.email_understanding`; the CRM's free text is classified the same way when
+the CRM gives no known type. A request we cannot classify keeps ``request_type=None`` and is routed
+to customer service for a person, never silently defaulted.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import parseaddr
 from typing import Any
 
+from services.intake.email_understanding import classify, find_amounts, find_dates, understand_email
 from shared.contract import (
     Channel,
     CrmRequest,
@@ -25,33 +24,6 @@ from shared.contract import (
 from shared.events import RequestCaptured, RequestDetails
 from shared.identity import event_id_for, request_id_for
 from shared.messages import status_changed
-
-_INVOICE_NUMBER = re.compile(r"\binv(?:oice)?[\s#:._-]*(\d{4})[\s._-]*(\d{6})\b", re.IGNORECASE)
-_PAYMENT_NUMBER = re.compile(r"\bpa?y(?:ment)?[\s#:._-]*(\d{4})[\s._-]*(\d{6})\b", re.IGNORECASE)
-
-# Ordered: the first rule whose words appear wins; the confidence says how sure the words are.
-_CLASSIFICATION_RULES: tuple[tuple[RequestType, re.Pattern[str], float], ...] = (
-    (RequestType.CREDIT_LIMIT_CHANGE, re.compile(r"credit[\s-]*limit", re.I), 0.9),
-    (RequestType.REFUND, re.compile(r"\brefund", re.I), 0.85),
-    (RequestType.WRITE_OFF, re.compile(r"write[\s-]*off", re.I), 0.85),
-    (
-        RequestType.BILLING_DISPUTE,
-        re.compile(r"overcharg|dispute|wrong (price|amount)|incorrect (price|amount)|billed twice", re.I),
-        0.8,
-    ),
-    (
-        RequestType.INVOICE_CORRECTION,
-        re.compile(r"correct(ion)? (the |our )?invoice|wrong address|PO number", re.I),
-        0.7,
-    ),
-    (
-        RequestType.PAYMENT_QUERY,
-        re.compile(r"payment.*(not|never).*(posted|applied|received)|remittance|we (have )?paid", re.I),
-        0.75,
-    ),
-    (RequestType.CONTRACT_QUERY, re.compile(r"\bcontract\b", re.I), 0.6),
-)
-CONFIDENT_ENOUGH = 0.6
 
 
 @dataclass(frozen=True)
@@ -82,18 +54,33 @@ def parse_request_type(value: str | None) -> RequestType | None:
 
 
 def capture_crm_request(case: CrmRequest, *, now: datetime) -> Capture:
-    """A CRM or portal case becomes a request; its type is taken as given when it is known."""
+    """A CRM or portal case becomes a request; its type is taken as given when it is known.
+
+    Without a known type the subject and description are classified (the case's documents count
+    as evidence). The CRM's structured fields stay as given; only the amounts and dates the
+    description mentions are added, for the checks that need them.
+    """
     request_id = crm_request_id(case.case_id)
     request_type = parse_request_type(case.type)
     type_confidence = 1.0
+    type_evidence: tuple[str, ...] = ()
     if request_type is None:
-        request_type, type_confidence = classify(f"{case.subject}\n{case.description or ''}")
+        classification = classify(
+            case.description or "",
+            subject=case.subject,
+            invoice_ids=tuple(case.invoice_ids),
+            payment_ids=tuple(case.payment_ids),
+            contract_ids=(case.contract_id,) if case.contract_id else (),
+        )
+        request_type = classification.request_type
+        type_confidence, type_evidence = classification.confidence, classification.evidence
     details = RequestDetails(
         channel=Channel(case.channel),
         source_id=case.case_id,
         customer_id=case.customer_id,
         request_type=request_type,
         type_confidence=type_confidence,
+        type_evidence=type_evidence,
         subject=case.subject,
         description=case.description,
         invoice_ids=tuple(case.invoice_ids),
@@ -102,6 +89,8 @@ def capture_crm_request(case: CrmRequest, *, now: datetime) -> Capture:
         disputed_amount=case.disputed_amount,
         expected_amount=case.expected_amount,
         requested_credit_limit=case.requested_credit_limit,
+        mentioned_amounts=find_amounts(case.description or ""),
+        mentioned_dates=find_dates(case.description or ""),
         priority_hint=case.priority,
         contact=case.contact,
         attachments=tuple(case.attachments),
@@ -111,21 +100,30 @@ def capture_crm_request(case: CrmRequest, *, now: datetime) -> Capture:
 
 
 def capture_email(email: EmailRequest, *, now: datetime) -> Capture:
-    """An email that is not a reply to a known request becomes a new request."""
+    """An email that is not a reply to a known request becomes a new request.
+
+    The customer is not known yet: validation finds it from ``sender_email``.
+    """
     request_id = email_request_id(email.message_id)
-    text = f"{email.subject}\n{email.body_text}"
-    request_type, confidence = classify(text)
-    _, address = parseaddr(email.sender)
+    understood = understand_email(subject=email.subject, body_text=email.body_text, sender=email.sender)
     details = RequestDetails(
         channel=Channel.EMAIL,
         source_id=email.message_id,
-        sender_email=address.lower() or None,
-        request_type=request_type,
-        type_confidence=confidence,
+        sender_email=understood.sender_email,
+        sender_name=understood.sender_name,
+        request_type=understood.request_type,
+        type_confidence=understood.type_confidence,
+        type_evidence=understood.type_evidence,
         subject=email.subject,
         description=email.body_text,
-        invoice_ids=find_invoice_numbers(text),
-        payment_ids=find_payment_numbers(text),
+        invoice_ids=understood.invoice_ids,
+        payment_ids=understood.payment_ids,
+        contract_id=understood.contract_ids[0] if understood.contract_ids else None,
+        disputed_amount=understood.disputed_amount,
+        expected_amount=understood.expected_amount,
+        requested_credit_limit=understood.requested_credit_limit,
+        mentioned_amounts=understood.mentioned_amounts,
+        mentioned_dates=understood.mentioned_dates,
         attachments=tuple(email.attachments),
         submitted_at=email.received_at,
     )
@@ -150,26 +148,6 @@ def _capture(request_id: str, details: RequestDetails, *, now: datetime) -> Capt
         at=now,
     )
     return Capture(request_id=request_id, captured=captured, received=received)
-
-
-def find_invoice_numbers(text: str) -> tuple[str, ...]:
-    """Invoice numbers such as ``INV-2026-000123``, ``inv 2026 000123`` or ``INV2026000123``."""
-    found = (f"INV-{year}-{number}" for year, number in _INVOICE_NUMBER.findall(text))
-    return tuple(dict.fromkeys(found))
-
-
-def find_payment_numbers(text: str) -> tuple[str, ...]:
-    """Payment numbers such as ``PAY-2026-000123`` in their usual variations."""
-    found = (f"PAY-{year}-{number}" for year, number in _PAYMENT_NUMBER.findall(text))
-    return tuple(dict.fromkeys(found))
-
-
-def classify(text: str) -> tuple[RequestType | None, float]:
-    """The request type the words suggest, with a confidence; ``None`` when nothing is clear."""
-    for request_type, pattern, confidence in _CLASSIFICATION_RULES:
-        if pattern.search(text):
-            return (request_type, confidence) if confidence >= CONFIDENT_ENOUGH else (None, confidence)
-    return None, 0.0
 
 
 def normalize_message_id(value: str) -> str:
