@@ -2,7 +2,9 @@
 
 At this stage one strategy is automatic: a billing dispute (or invoice correction) about one
 invoice, where the customer says what the invoice should be and that is below its total, gets a
-credit memo for the difference. Everything else waits in its queue for a person.
+credit memo for the difference. Everything else waits in its queue for a person, and so does
+a dispute by email: an expected amount read out of free text is not a structured claim to post on
+(issue 4 replaces trusting the customer's figure with repricing against the contract).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.contract import ErpAck, ErpResolution, RequestStatus, RequestType, ResolutionKind
+from shared.contract import Channel, ErpAck, ErpResolution, RequestStatus, RequestType, ResolutionKind
 from shared.events import RequestRouted
 from shared.identity import stable_id
 
@@ -37,6 +39,8 @@ def resolve(event: RequestRouted, *, now: datetime) -> Decision | None:
     details = event.details
     expected = details.expected_amount
     if details.request_type not in AUTOMATIC_CREDIT_TYPES or expected is None or len(event.invoices) != 1:
+        return None
+    if details.channel is Channel.EMAIL:
         return None
     invoice = event.invoices[0]
     if expected.currency != invoice.total.currency or not (0 <= expected.amount < invoice.total.amount):

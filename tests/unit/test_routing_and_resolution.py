@@ -127,6 +127,8 @@ def test_a_dispute_below_the_invoice_total_is_credited_the_difference() -> None:
         {"details": {"expected_amount": {"amount": "1000.00", "currency": "EUR"}}},
         {"details": {"expected_amount": money("1000.00"), "request_type": RequestType.PAYMENT_QUERY}},
         {"details": {"expected_amount": money("1000.00")}, "invoices": []},
+        # An amount read out of an email's words is not a claim to post on.
+        {"details": {"expected_amount": money("1000.00"), "channel": "email", "sender_email": "a@b.example"}},
     ],
 )
 def test_anything_else_waits_for_a_person(change: dict[str, Any]) -> None:
