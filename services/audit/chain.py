@@ -316,8 +316,10 @@ class StoreVerification:
 
     global_walker: ChainWalker = field(default_factory=lambda: ChainWalker(GLOBAL_CHAIN, GLOBAL))
     walkers: dict[str, ChainWalker] = field(default_factory=dict)
+    entries: int = 0
 
     def feed(self, entry: Mapping[str, Any]) -> None:
+        self.entries += 1
         self.global_walker.feed(entry)
         chain = chain_of(entry)
         walker = self.walkers.get(chain)
@@ -336,7 +338,7 @@ class StoreVerification:
             if (found := walker.finish(heads.get(chain))) is not None
         ]
         return StoreReport(
-            entries=self.global_walker.count,
+            entries=self.entries,
             chains=len(self.walkers),
             global_break=self.global_walker.finish(global_head),
             request_breaks=breaks,
