@@ -19,6 +19,10 @@ INTACT, BROKEN, NOT_FOUND = 0, 1, 2
 """Exit codes: every chain checked is intact; one is broken; there was nothing to check."""
 
 
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
+
+
 def _short(value: str | None) -> str:
     return f"{value[:16]}…" if value else "-"
 
@@ -38,8 +42,8 @@ async def verify_request(mongodb_uri: str, database: str, request_id: str) -> tu
     if found is None:
         last = entries[-1]
         return INTACT, [
-            f"{request_id}: {len(entries)} entries, chain intact (head #{last['sequence']} "
-            f"{_short(last.get('entry_hash'))})"
+            f"{request_id}: {_count(len(entries), 'entry', 'entries')}, chain intact "
+            f"(head #{last['sequence']} {_short(last.get('entry_hash'))})"
         ]
     return BROKEN, [f"{request_id}: BROKEN", f"  first broken entry: {describe_break(found)}"]
 
@@ -60,7 +64,10 @@ async def verify_store(mongodb_uri: str, database: str) -> tuple[int, list[str]]
 
 
 def _store_lines(database: str, report: StoreReport) -> Iterator[str]:
-    yield f"audit database {database}: {report.entries} entries in {report.chains} request chains"
+    yield (
+        f"audit database {database}: {_count(report.entries, 'entry', 'entries')} in "
+        f"{_count(report.chains, 'request chain', 'request chains')}"
+    )
     if report.global_break is not None:
         yield f"global chain: BROKEN at {describe_break(report.global_break)}"
     elif report.global_head is not None:
@@ -111,7 +118,7 @@ def format_record(record: CustomerRequestRecord) -> str:
     lines = [
         f"Customer Request Record {record.request_id}",
         f"customer: {record.customer_id or '-'}",
-        f"audit: {record.entries} entries{unreadable}; {chain}",
+        f"audit: {_count(record.entries, 'entry', 'entries')}{unreadable}; {chain}",
     ]
     for received in record.received:
         lines += ["", f"received: {_stamp(received, _received_at(received.message))} on {received.topic}"]

@@ -13,7 +13,7 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.audit.chain import Head, chain_of, seal
+from services.audit.chain import UNATTRIBUTED, Head, chain_of, seal
 from shared.mongo import Document
 
 GLOBAL_HEAD_ID = 0
@@ -75,18 +75,19 @@ class AuditStore:
         )
         await self._entries.insert_many(sealed.entries, ordered=True, session=session)
 
-    async def entries_of(self, request_id: str) -> list[Document]:
-        """A request's entries in its chain's order."""
-        return [entry async for entry in self._entries.find({"request_id": request_id}).sort("sequence", 1)]
+    async def entries_of(self, chain: str) -> list[Document]:
+        """The entries of a request's chain (or of ``UNATTRIBUTED``) in the chain's order."""
+        query = {"request_id": {"$in": [None, UNATTRIBUTED]} if chain == UNATTRIBUTED else chain}
+        return [entry async for entry in self._entries.find(query).sort("sequence", 1)]
 
     async def every_entry(self) -> AsyncIterator[Document]:
         """Every entry in the global chain's order, streamed."""
         async for entry in self._entries.find({}).sort("global_sequence", 1):
             yield entry
 
-    async def head_of(self, request_id: str) -> Head | None:
-        """The recorded head of a request's chain."""
-        found = await self._heads.find_one({"_id": request_id})
+    async def head_of(self, chain: str) -> Head | None:
+        """The recorded head of a request's chain (or of ``UNATTRIBUTED``)."""
+        found = await self._heads.find_one({"_id": chain})
         return None if found is None else Head(int(found["last"]), found.get("hash"))
 
     async def heads(self) -> tuple[dict[str, Head], Head | None]:

@@ -123,17 +123,19 @@ async def test_verify_passes_on_what_audit_recorded_and_names_an_edited_or_delet
     async with running_service(build_audit, settings, servers), producer(servers.bootstrap_servers) as client:
         for topic, key, value in records:
             await publish_json(client, topic, key, value)
-        await wait_until(
-            lambda: _count_is(entries, {"request_id": {"$in": [dispute, other]}}, len(records)), timeout=60
-        )
+        await client.send_and_wait(REQUEST_STATUS, b"\xff not json", key=other.encode())
+        await wait_until(lambda: _count_is(entries, {}, len(records) + 1), timeout=60)
 
     code, out = await crs(capsys, "audit", "verify", dispute, *where)
     assert code == 0, out
     assert f"{dispute}: 8 entries, chain intact" in out
     code, out = await crs(capsys, "audit", "verify", "--all", *where)
     assert code == 0, out
-    assert "10 entries in 2 request chains" in out
+    assert "11 entries in 3 request chains" in out
     assert "result: INTACT" in out
+    code, out = await crs(capsys, "audit", "verify", "__unattributed__", *where)
+    assert code == 0
+    assert out.startswith("__unattributed__: 1 entry, chain intact")
 
     # The record an auditor reads, from the audit store alone.
     code, out = await crs(capsys, "record", dispute, "--json", *where)
@@ -170,7 +172,7 @@ async def test_verify_passes_on_what_audit_recorded_and_names_an_edited_or_delet
     assert code == 1
     assert f"global chain: BROKEN at global chain #{edited['global_sequence']} " in out
     assert f"  {dispute} #{number} (" in out
-    assert "request chains: 1 intact, 1 broken" in out
+    assert "request chains: 2 intact, 1 broken" in out
     code, out = await crs(capsys, "record", dispute, *where)
     assert code == 0
     assert f"chain BROKEN: {dispute} #{number} (" in out
@@ -188,7 +190,7 @@ async def test_verify_passes_on_what_audit_recorded_and_names_an_edited_or_delet
     assert "gap in the sequence: expected #1, found #2: #1 missing" in out
     code, out = await crs(capsys, "audit", "verify", "--all", *where)
     assert code == 1
-    assert "9 entries in 2 request chains" in out
+    assert "10 entries in 3 request chains" in out
     assert f"global chain #{deleted['global_sequence']} (" in out
     assert "gap in the sequence" in out
 
