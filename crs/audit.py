@@ -206,9 +206,13 @@ def _request_lines(message: dict[str, Any]) -> Iterator[str]:
 
 def _resolution_line(part: Any) -> str:
     message = part.message
+    change = (
+        f"; {_money(message.get('original_amount'))} -> {_money(message.get('corrected_amount'))}"
+        if message.get("original_amount") or message.get("corrected_amount")
+        else ""
+    )
     return (
         f"  {_stamp(part, message.get('created_at'))} {message.get('kind')} "
         f"{_money(message.get('amount'))} on {message.get('invoice_id') or message.get('payment_id') or '-'}"
-        f" ({message.get('resolution_id')}; {_money(message.get('original_amount'))} -> "
-        f"{_money(message.get('corrected_amount'))}, reason {message.get('reason_code')})"
+        f" ({message.get('resolution_id')}{change}, reason {message.get('reason_code')})"
     )

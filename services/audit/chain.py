@@ -347,9 +347,14 @@ class StoreVerification:
 
 
 def describe_break(found: ChainBreak) -> str:
-    """One readable line naming the broken entry and what is wrong with it."""
+    """One readable line naming the broken entry (or the missing one) and what is wrong."""
     chain = "global chain" if found.chain == GLOBAL_CHAIN else found.chain
-    where = "missing" if found.entry is None else _origin(found.entry)
+    if found.entry is None:
+        where = "missing"
+    elif found.kind is BreakKind.SEQUENCE_GAP:
+        where = f"missing; next is {_origin(found.entry)}"
+    else:
+        where = _origin(found.entry)
     return f"{chain} #{found.sequence} ({where}): {found.kind}: {found.detail}"
 
 

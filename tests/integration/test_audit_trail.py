@@ -186,7 +186,7 @@ async def test_verify_passes_on_what_audit_recorded_and_names_an_edited_or_delet
     assert deleted is not None
     code, out = await crs(capsys, "audit", "verify", other, *where)
     assert code == 1
-    assert f"first broken entry: {other} #1 (" in out
+    assert f"first broken entry: {other} #1 (missing; next is request {other} #2, " in out
     assert "gap in the sequence: expected #1, found #2: #1 missing" in out
     code, out = await crs(capsys, "audit", "verify", "--all", *where)
     assert code == 1

@@ -186,6 +186,16 @@ def test_entries_deleted_at_the_end_are_found_against_the_head() -> None:
     )
 
 
+def test_a_gap_names_the_missing_number_and_the_entry_found_in_its_place() -> None:
+    store = sealed_store([[content("REQ-A", "one"), content("REQ-A", "two"), content("REQ-A", "three")]])
+    found = verify_chain("REQ-A", [store.entries[0], store.entries[2]], head=store.heads["REQ-A"])
+    assert found is not None
+    assert describe_break(found) == (
+        "REQ-A #2 (missing; next is request REQ-A #3, global #3, crm.requests.v1 partition 0 offset 0): "
+        "gap in the sequence: expected #2, found #3: #2 missing"
+    )
+
+
 def test_a_head_without_any_entries_means_the_whole_chain_was_deleted() -> None:
     store = sealed_store([[content("REQ-A", "one")], [content("REQ-B", "two")]])
     verification = StoreVerification()
