@@ -124,6 +124,11 @@ def seal(entries: Iterable[Mapping[str, Any]], *, heads: Mapping[str, Head], glo
     sealed: list[dict[str, Any]] = []
     last_global = global_head
     for entry in entries:
+        # A field the hash does not cover could be changed unnoticed: adding one to audit's
+        # entries means adding it to CONTENT_FIELDS (and changes every hash from then on).
+        uncovered = set(entry) - set(CONTENT_FIELDS)
+        if uncovered:
+            raise ValueError(f"fields no hash would cover: {sorted(uncovered)}")
         chain = chain_of(entry)
         previous = touched.get(chain) or heads.get(chain) or Head()
         content = {

@@ -228,6 +228,11 @@ def test_the_canonical_form_is_sorted_compact_ascii_json_with_utc_microsecond_ti
     assert canonical_json({"at": datetime(2026, 11, 23, 15, 17)}) == b'{"at":"2026-11-23T15:17:00.000000Z"}'  # noqa: DTZ001
 
 
+def test_an_entry_with_a_field_the_hash_would_not_cover_is_refused() -> None:
+    with pytest.raises(ValueError, match="approved_by"):
+        seal([{**content("REQ-A", "x"), "approved_by": "someone"}], heads={}, global_head=Head())
+
+
 def test_floats_have_no_canonical_form() -> None:
     with pytest.raises(TypeError, match="floats"):
         canonical_json({"amount": 1.5})
