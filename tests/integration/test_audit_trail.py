@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -101,15 +103,24 @@ def a_dispute_from_capture_to_erp_ack() -> tuple[str, list[tuple[str, str, dict[
     return request_id, records
 
 
-async def crs(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    """Run the `crs` command line (in a thread: it runs its own event loop) and what it printed."""
-    capsys.readouterr()
-    code = await asyncio.to_thread(main, list(argv))
-    return code, capsys.readouterr().out
+async def crs(*argv: str) -> tuple[int, str]:
+    """Run the `crs` command line and return its exit code and what it printed.
+
+    In a thread, because it runs its own event loop. Not with capsys: a service built while
+    capsys is active caches loggers writing to capsys's stream, which later tests find closed.
+    """
+
+    def run() -> tuple[int, str]:
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            code = main(list(argv))
+        return code, printed.getvalue()
+
+    return await asyncio.to_thread(run)
 
 
 async def test_verify_passes_on_what_audit_recorded_and_names_an_edited_or_deleted_entry(
-    servers: Servers, capsys: pytest.CaptureFixture[str]
+    servers: Servers,
 ) -> None:
     settings = isolated_settings(AuditSettings)
     where = ("--mongodb-uri", servers.mongodb_uri, "--database", settings.database)
@@ -126,19 +137,19 @@ async def test_verify_passes_on_what_audit_recorded_and_names_an_edited_or_delet
         await client.send_and_wait(REQUEST_STATUS, b"\xff not json", key=other.encode())
         await wait_until(lambda: _count_is(entries, {}, len(records) + 1), timeout=60)
 
-    code, out = await crs(capsys, "audit", "verify", dispute, *where)
+    code, out = await crs("audit", "verify", dispute, *where)
     assert code == 0, out
     assert f"{dispute}: 8 entries, chain intact" in out
-    code, out = await crs(capsys, "audit", "verify", "--all", *where)
+    code, out = await crs("audit", "verify", "--all", *where)
     assert code == 0, out
     assert "11 entries in 3 request chains" in out
     assert "result: INTACT" in out
-    code, out = await crs(capsys, "audit", "verify", "__unattributed__", *where)
+    code, out = await crs("audit", "verify", "__unattributed__", *where)
     assert code == 0
     assert out.startswith("__unattributed__: 1 entry, chain intact")
 
     # The record an auditor reads, from the audit store alone.
-    code, out = await crs(capsys, "record", dispute, "--json", *where)
+    code, out = await crs("record", dispute, "--json", *where)
     assert code == 0
     record = json.loads(out)
     assert record["received"][0]["message"]["case_id"] == records[0][2]["case_id"]
@@ -161,34 +172,34 @@ async def test_verify_passes_on_what_audit_recorded_and_names_an_edited_or_delet
     number, forged = edited["sequence"], edited["text"].replace("received", "closed")
     assert forged != edited["text"]
     await entries.update_one({"_id": edited["_id"]}, {"$set": {"text": forged}})
-    code, out = await crs(capsys, "audit", "verify", dispute, *where)
+    code, out = await crs("audit", "verify", dispute, *where)
     assert code == 1
     assert (
         f"first broken entry: {dispute} #{number} (request {dispute} #{number}, "
         f"global #{edited['global_sequence']}, {REQUEST_STATUS} partition {edited['partition']} "
         f"offset {edited['offset']}): content changed"
     ) in out
-    code, out = await crs(capsys, "audit", "verify", "--all", *where)
+    code, out = await crs("audit", "verify", "--all", *where)
     assert code == 1
     assert f"global chain: BROKEN at global chain #{edited['global_sequence']} " in out
     assert f"  {dispute} #{number} (" in out
     assert "request chains: 2 intact, 1 broken" in out
-    code, out = await crs(capsys, "record", dispute, *where)
+    code, out = await crs("record", dispute, *where)
     assert code == 0
     assert f"chain BROKEN: {dispute} #{number} (" in out
 
     # Put back exactly what was there: intact again, so it was the text that broke it.
     await entries.update_one({"_id": edited["_id"]}, {"$set": {"text": edited["text"]}})
-    assert (await crs(capsys, "audit", "verify", "--all", *where))[0] == 0
+    assert (await crs("audit", "verify", "--all", *where))[0] == 0
 
     # Someone deletes an entry.
     deleted = await entries.find_one_and_delete({"request_id": other, "sequence": 1})
     assert deleted is not None
-    code, out = await crs(capsys, "audit", "verify", other, *where)
+    code, out = await crs("audit", "verify", other, *where)
     assert code == 1
     assert f"first broken entry: {other} #1 (missing; next is request {other} #2, " in out
     assert "gap in the sequence: expected #1, found #2: #1 missing" in out
-    code, out = await crs(capsys, "audit", "verify", "--all", *where)
+    code, out = await crs("audit", "verify", "--all", *where)
     assert code == 1
     assert "10 entries in 3 request chains" in out
     assert f"global chain #{deleted['global_sequence']} (" in out
@@ -200,10 +211,10 @@ async def _count_is(collection: Any, query: dict[str, Any], expected: int) -> bo
 
 
 async def test_verify_and_record_of_an_unknown_request_say_so(
-    servers: Servers, capsys: pytest.CaptureFixture[str]
+    servers: Servers,
 ) -> None:
     where = ("--mongodb-uri", servers.mongodb_uri, "--database", isolated_settings(AuditSettings).database)
-    code, out = await crs(capsys, "audit", "verify", "REQ-NOBODY", *where)
+    code, out = await crs("audit", "verify", "REQ-NOBODY", *where)
     assert code == 2
     assert "REQ-NOBODY: no audit entries" in out
-    assert (await crs(capsys, "record", "REQ-NOBODY", *where))[0] == 2
+    assert (await crs("record", "REQ-NOBODY", *where))[0] == 2
