@@ -7,6 +7,8 @@ crs submit                   publish a request as the CRM or email gateway would
 crs watch                    tail the request topics, one line per event
 crs run                      all of the above for a live demo; Ctrl-C stops what it started
 crs bench                    throughput and latency against a bare aiokafka relay
+crs audit verify             check the audit store's hash chains
+crs record                   one request's Customer Request Record, from the audit store
 """
 
 from __future__ import annotations
@@ -333,7 +335,59 @@ async def _bench(args: argparse.Namespace) -> int:
     return 0 if system.count == args.count else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _audit_database(args: argparse.Namespace) -> tuple[str, str]:
+    """The audit service's MongoDB server and database: flags, else the service's own settings."""
+    from services.audit.settings import AuditSettings
+
+    _, mongodb = _addresses(args)
+    return mongodb, args.database or AuditSettings().database
+
+
+async def _audit(args: argparse.Namespace) -> int:
+    from crs.audit import verify_request, verify_store
+
+    mongodb, database = _audit_database(args)
+    if args.all:
+        code, lines = await verify_store(mongodb, database)
+    else:
+        code, lines = await verify_request(mongodb, database, args.request_id)
+    print("\n".join(lines))
+    return code
+
+
+async def _record(args: argparse.Namespace) -> int:
+    from crs.audit import NOT_FOUND, format_record, request_record
+
+    mongodb, database = _audit_database(args)
+    record = await request_record(mongodb, database, args.request_id)
+    if record is None:
+        print(f"{args.request_id}: no audit entries in {database}", file=sys.stderr)
+        return NOT_FOUND
+    print(record.model_dump_json(indent=2) if args.json else format_record(record))
+    return 0
+
+
+def _add_audit_commands(commands: Any) -> None:
+    """`crs audit verify` and `crs record`."""
+    audit = commands.add_parser("audit", help="check the audit trail")
+    audit.add_argument("action", choices=["verify"])
+    which = audit.add_mutually_exclusive_group(required=True)
+    which.add_argument("request_id", nargs="?", help="check this request's chain")
+    which.add_argument("--all", action="store_true", help="check every request's chain and the global chain")
+    _add_audit_database_flags(audit)
+
+    record = commands.add_parser("record", help="a request's Customer Request Record, from the audit store")
+    record.add_argument("request_id")
+    record.add_argument("--json", action="store_true", help="print it as JSON")
+    _add_audit_database_flags(record)
+
+
+def _add_audit_database_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mongodb-uri", help="default: MONGODB_URI, else the local stack's")
+    parser.add_argument("--database", help="the audit database (default: CRS_AUDIT_DATABASE, else crs_audit)")
+
+
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - every command in one flat list
     """The `crs` command line."""
     parser = argparse.ArgumentParser(
         prog="crs", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -396,6 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("-n", "--count", type=int, default=5_000)
     bench.add_argument("--mongodb-uri")
     bench.add_argument("--timeout", type=float, default=1_800.0)
+    _add_audit_commands(commands)
     return parser
 
 
@@ -412,6 +467,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": _run,
         "bench": _bench,
         "asyncapi": _asyncapi,
+        "audit": _audit,
+        "record": _record,
     }
     try:
         return asyncio.run(handlers[args.command](args))
