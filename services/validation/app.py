@@ -18,7 +18,6 @@ from shared.contract import (
     Customer,
     CustomerContract,
     Invoice,
-    KycStatus,
     Payment,
     RequestStatus,
     RequestStatusChanged,
@@ -100,7 +99,9 @@ class ValidationHandlers:
             session=None,
         )
         for hold in holds:
-            if now < hold["reject_after"] and not _wait_may_be_over(hold, customers, known):
+            waiting_for = tuple(hold["waiting_for"])
+            expired = domain.hold_expired(waiting_for, hold["reject_after"], now=now)
+            if not expired and not domain.wait_may_be_over(waiting_for, customers, known):
                 continue
             request_id = str(hold["_id"])
             with bound_request(request_id=request_id, correlation_id=None):
@@ -337,24 +338,6 @@ def _awaited_keys(holds: list[Document]) -> dict[str, set[str]]:
             kind, key = domain.split_awaited(item)
             waited.setdefault(kind, set()).add(key)
     return waited
-
-
-def _wait_may_be_over(hold: Document, customers: dict[str, Customer], known: domain.References) -> bool:
-    """Has anything a hold waits for arrived (a document) or changed (a KYC no longer pending)?"""
-    documents: dict[str, Any] = {
-        "invoice": known.invoices,
-        "payment": known.payments,
-        "contract": known.contracts,
-    }
-    for item in hold["waiting_for"]:
-        kind, key = domain.split_awaited(item)
-        if kind == "kyc":
-            customer = customers.get(key)
-            if customer is not None and customer.kyc_status is not KycStatus.PENDING:
-                return True
-        elif documents.get(kind, {}).get(key) is not None:
-            return True
-    return False
 
 
 def customer_document(customer: Customer) -> dict[str, Any]:

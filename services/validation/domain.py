@@ -215,6 +215,32 @@ def _hold(customer: Customer, checks: _Checks) -> Verdict:
     )
 
 
+def hold_expired(waiting_for: Sequence[str], reject_after: datetime, *, now: datetime) -> bool:
+    """Past its time limit while waiting for a document (a wait for KYC alone has no limit)."""
+    waits_for_documents = any(split_awaited(item)[0] != "kyc" for item in waiting_for)
+    return waits_for_documents and now >= reject_after
+
+
+def wait_may_be_over(
+    waiting_for: Sequence[str], customers: Mapping[str, Customer], known: References
+) -> bool:
+    """Has anything a hold waits for arrived (a document) or changed (a KYC no longer pending)?"""
+    documents: dict[str, Mapping[str, object | None]] = {
+        "invoice": known.invoices,
+        "payment": known.payments,
+        "contract": known.contracts,
+    }
+    for item in waiting_for:
+        kind, key = split_awaited(item)
+        if kind == "kyc":
+            customer = customers.get(key)
+            if customer is not None and customer.kyc_status is not KycStatus.PENDING:
+                return True
+        elif documents.get(kind, {}).get(key) is not None:
+            return True
+    return False
+
+
 def _check_account(customer: Customer, checks: _Checks) -> None:
     if customer.status is not CustomerStatus.ACTIVE:
         checks.failed("customer_active", f"customer status is {customer.status.value}")

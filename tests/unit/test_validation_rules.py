@@ -13,9 +13,11 @@ from services.validation.domain import (
     References,
     decide,
     find_duplicate,
+    hold_expired,
     identify_customer,
     missing_pieces,
     validate_request,
+    wait_may_be_over,
 )
 from shared.contract import Customer, CustomerContract, Invoice, Payment, RequestType
 from shared.events import RequestDetails
@@ -629,3 +631,35 @@ def test_an_email_sender_is_matched_or_explained() -> None:
     assert identify_customer(email, [])[1] == "unknown_sender"
     assert identify_customer(email, [customer(), customer(customer_id="CUST-2")])[1] == "ambiguous_sender"
     assert identify_customer(details(customer_id="CUST-9"), [])[1] == "unknown_customer"
+
+
+def test_a_hold_expires_only_while_it_waits_for_a_document() -> None:
+    limit = NOW
+    assert hold_expired(("invoice:INV-1",), limit, now=NOW)
+    assert not hold_expired(("invoice:INV-1",), limit, now=NOW - timedelta(seconds=1))
+    assert not hold_expired(("kyc:CUST-1",), limit, now=NOW + timedelta(days=365))
+    assert hold_expired(("kyc:CUST-1", "payment:PAY-1"), limit, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("waiting_for", "customers", "known", "over"),
+    [
+        pytest.param(
+            ("invoice:INV-1",), {}, refs(invoices={"INV-1": None}), False, id="invoice still unknown"
+        ),
+        pytest.param(("invoice:INV-1",), {}, refs(), True, id="invoice arrived"),
+        pytest.param(("contract:CTR-1",), {}, refs(), True, id="contract arrived"),
+        pytest.param(("payment:PAY-9",), {}, refs(), False, id="another payment arrived"),
+        pytest.param(
+            ("kyc:CUST-1",), {"CUST-1": customer(kyc_status="pending")}, refs(), False, id="KYC pending"
+        ),
+        pytest.param(("kyc:CUST-1",), {"CUST-1": customer()}, refs(), True, id="KYC verified"),
+        pytest.param(
+            ("kyc:CUST-1",), {"CUST-1": customer(kyc_status="failed")}, refs(), True, id="KYC failed"
+        ),
+    ],
+)
+def test_a_hold_is_decided_again_when_what_it_waits_for_changed(
+    waiting_for: tuple[str, ...], customers: dict[str, Customer], known: References, over: bool
+) -> None:
+    assert wait_may_be_over(waiting_for, customers, known) is over
