@@ -13,11 +13,11 @@ once ``hold_expired``, missing documents turn into rejections.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, TypeVar
 
 from shared.contract import (
     Customer,
@@ -164,8 +164,24 @@ def validate_request(
         _check_complete(details, checks)
         if details.request_type in MONEY_MOVING_TYPES:
             _check_kyc(details, customer, checks, today)
-        invoices = _check_invoices(details, customer, references, checks, hold_expired=hold_expired)
-        payments = _check_payments(details, customer, references, checks, hold_expired=hold_expired)
+        invoices = _known_and_owned(
+            "invoice",
+            details.invoice_ids,
+            references.invoices,
+            customer,
+            checks,
+            hold_expired=hold_expired,
+            describe=lambda invoice: f"{invoice.invoice_id} total {invoice.total}, {invoice.status}",
+        )
+        payments = _known_and_owned(
+            "payment",
+            details.payment_ids,
+            references.payments,
+            customer,
+            checks,
+            hold_expired=hold_expired,
+            describe=lambda payment: f"{payment.payment_id} of {payment.amount}, {payment.status}",
+        )
         _check_contracts(details, customer, invoices, references, checks, hold_expired=hold_expired)
         _check_amounts(details, customer, invoices, payments, checks)
         snapshots = [_snapshot(invoice) for invoice in invoices]
@@ -314,51 +330,34 @@ def _check_kyc(details: RequestDetails, customer: Customer, checks: _Checks, tod
     )
 
 
-def _check_invoices(
-    details: RequestDetails,
+DocumentT = TypeVar("DocumentT", Invoice, Payment, CustomerContract)
+
+
+def _known_and_owned(
+    kind: AwaitedKind,
+    keys: Iterable[str],
+    records: Mapping[str, DocumentT | None],
     customer: Customer,
-    references: References,
     checks: _Checks,
     *,
     hold_expired: bool,
-) -> list[Invoice]:
-    known: list[Invoice] = []
-    for invoice_id in details.invoice_ids:
-        invoice = references.invoices.get(invoice_id)
-        if invoice is None:
-            _unknown_document("invoice", invoice_id, checks, hold_expired=hold_expired)
+    describe: Callable[[DocumentT], str],
+) -> list[DocumentT]:
+    """The named documents that exist and are the customer's; an unknown one is waited for."""
+    known: list[DocumentT] = []
+    for key in keys:
+        record = records.get(key)
+        if record is None:
+            _unknown_document(kind, key, checks, hold_expired=hold_expired)
             continue
-        if invoice.customer_id != customer.customer_id:
-            checks.failed("invoice_owned", f"{invoice_id} belongs to another customer")
+        if record.customer_id != customer.customer_id:
+            checks.failed(f"{kind}_owned", f"{key} belongs to another customer")
             raise _Rejected(
-                "invoice_not_owned", f"Invoice {invoice_id} is not on your account; please check the number."
+                f"{kind}_not_owned",
+                f"{kind.capitalize()} {key} is not on your account; please check the number.",
             )
-        checks.passed("invoice_exists", f"{invoice_id} total {invoice.total}, {invoice.status}")
-        known.append(invoice)
-    return known
-
-
-def _check_payments(
-    details: RequestDetails,
-    customer: Customer,
-    references: References,
-    checks: _Checks,
-    *,
-    hold_expired: bool,
-) -> list[Payment]:
-    known: list[Payment] = []
-    for payment_id in details.payment_ids:
-        payment = references.payments.get(payment_id)
-        if payment is None:
-            _unknown_document("payment", payment_id, checks, hold_expired=hold_expired)
-            continue
-        if payment.customer_id != customer.customer_id:
-            checks.failed("payment_owned", f"{payment_id} belongs to another customer")
-            raise _Rejected(
-                "payment_not_owned", f"Payment {payment_id} is not on your account; please check the number."
-            )
-        checks.passed("payment_exists", f"{payment_id} of {payment.amount}, {payment.status}")
-        known.append(payment)
+        checks.passed(f"{kind}_exists", describe(record))
+        known.append(record)
     return known
 
 
@@ -377,20 +376,18 @@ def _check_contracts(
             *(i.contract_id for i in invoices if i.contract_id),
         ]
     )
-    contracts: dict[str, CustomerContract] = {}
-    for contract_id in named:
-        contract = references.contracts.get(contract_id)
-        if contract is None:
-            _unknown_document("contract", contract_id, checks, hold_expired=hold_expired)
-            continue
-        if contract.customer_id != customer.customer_id:
-            checks.failed("contract_owned", f"{contract_id} belongs to another customer")
-            raise _Rejected(
-                "contract_not_owned",
-                f"Contract {contract_id} is not on your account; please check the number.",
-            )
-        checks.passed("contract_exists", f"{contract_id} valid {_validity(contract)}")
-        contracts[contract_id] = contract
+    contracts = {
+        contract.contract_id: contract
+        for contract in _known_and_owned(
+            "contract",
+            named,
+            references.contracts,
+            customer,
+            checks,
+            hold_expired=hold_expired,
+            describe=lambda contract: f"{contract.contract_id} valid {_validity(contract)}",
+        )
+    }
     for invoice in invoices:
         contract = contracts.get(invoice.contract_id or "")
         if contract is None:
