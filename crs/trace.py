@@ -261,9 +261,8 @@ def format_trace(trace: RequestTrace) -> str:
     widths = [max(len(row[column]) for row in [header, *rows]) for column in range(4)]
     lines = [f"Trace of {trace.request_id} (customer {trace.customer_id or '-'})", ""]
     for row in [header, *rows]:
-        lines.append(
-            "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)) + "  " + row[4]
-        )
+        cells = "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
+        lines.append(f"{cells}  {row[4]}".rstrip())
     lines += [
         "",
         "time by service: "
