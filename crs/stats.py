@@ -98,6 +98,8 @@ class Stats(BaseModel):
     open: int
     backlog_by_status: dict[str, int]
     backlog_by_queue: dict[str, int]
+    flagged_open: dict[str, int]
+    """Open requests with an SLA warning, an SLA breach or an escalation (from routing's timers)."""
     ageing: dict[str, int]
     sla_met: int
     sla_breached: int
@@ -263,6 +265,9 @@ def compute_stats(requests: Mapping[str, RequestFacts], *, now: datetime, top: i
         backlog_by_queue=dict(
             Counter(facts.queue or "(not routed)" for facts in open_requests).most_common()
         ),
+        flagged_open={
+            flag: sum(1 for facts in open_requests if flag in facts.flags) for flag in sorted(FLAGS)
+        },
         ageing=ageing,
         sla_met=met,
         sla_breached=breached,
@@ -337,7 +342,8 @@ def format_stats(stats: Stats) -> str:
     lines += [
         "",
         f"SLA: {stats.sla_met} met, {stats.sla_breached} breached, "
-        f"{stats.sla_open_within} open within their SLA",
+        f"{stats.sla_open_within} open within their SLA; open flagged: "
+        + ", ".join(f"{count} {flag}" for flag, count in stats.flagged_open.items()),
         f"time to resolution ({stats.resolved} resolved): "
         f"median {_seconds(stats.median_resolution_seconds)}, p90 {_seconds(stats.p90_resolution_seconds)}",
         "",

@@ -89,7 +89,7 @@ async def test_trace_stats_and_export_read_what_audit_recorded(servers: Servers,
     code, out = await crs("stats", *where)
     assert code == 0
     assert "amount credited:             200.00 USD" in out
-    assert "SLA: 1 met, 0 breached, 0 open within their SLA" in out
+    assert "SLA: 1 met, 0 breached, 0 open within their SLA; open flagged: 0 escalated" in out
 
     window = (
         (started - timedelta(minutes=5)).isoformat(),

@@ -99,6 +99,7 @@ def test_backlog_ageing_sla_and_resolution_times() -> None:
     assert stats.backlog_by_queue == {"accounts_receivable": 1, "(not routed)": 1}
     assert stats.ageing == {"<1d": 0, "1-3d": 1, "3-7d": 0, ">7d": 1}
     assert (stats.sla_met, stats.sla_breached, stats.sla_open_within) == (1, 2, 0)
+    assert stats.flagged_open == {"escalated": 0, "sla_breached": 1, "sla_warning": 0}
     assert stats.resolved == 2
     assert (stats.median_resolution_seconds, stats.p90_resolution_seconds) == (2 * 3600, 30 * 3600)
 
@@ -135,7 +136,8 @@ def test_the_table_shows_every_section() -> None:
     text = format_stats(compute_stats(gather(a_history().entries), now=NOW))
     for line in (
         "Customer requests at 2026-11-23T12:00:00Z: 5 in total, 2 open",
-        "SLA: 1 met, 2 breached, 0 open within their SLA",
+        "SLA: 1 met, 2 breached, 0 open within their SLA; "
+        "open flagged: 0 escalated, 1 sla_breached, 0 sla_warning",
         "time to resolution (2 resolved): median 2 h 0 min, p90 30 h 0 min",
         "amount under dispute (open): 250.50 USD",
         "amount credited:             96.60 USD",
