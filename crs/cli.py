@@ -8,7 +8,11 @@ crs watch                    tail the request topics, one line per event
 crs run                      all of the above for a live demo; Ctrl-C stops what it started
 crs bench                    throughput and latency against a bare aiokafka relay
 crs audit verify             check the audit store's hash chains
+crs audit export             the audit entries of a time window as JSON Lines and CSV
 crs record                   one request's Customer Request Record, from the audit store
+crs trace                    one request's path through the services, time per step, where it is now
+crs stats                    backlog, ageing, SLAs, resolution times, money, top reasons and customers
+crs dlq list|show|replay     inspect dead letters and send them back once fixed
 """
 
 from __future__ import annotations
@@ -81,18 +85,20 @@ async def _topics(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _publish_demo_data(kafka: str, customers: int, seed: int) -> Any:
+async def _publish_demo_data(kafka: str, customers: int, seed: int, *, progress: bool | None = None) -> Any:
     from crs.demo_data import generate_demo_data
     from crs.io import producer, publish_many
+    from crs.progress import Progress
 
     dataset = generate_demo_data(customers=customers, seed=seed)
     records = list(dataset.records())
+    counter = Progress("demo data", total=len(records), enabled=progress, interval=0.0)
     async with producer(kafka) as client:
         chunk = 2_000
         for start in range(0, len(records), chunk):
             part = records[start : start + chunk]
             await publish_many(client, ((r.topic, r.key, r.value) for r in part))
-            print(f"  demo data: {min(start + chunk, len(records))}/{len(records)} records published")
+            counter.advance(len(part))
     counts = ", ".join(f"{count} on {topic}" for topic, count in dataset.counts().items())
     print(f"demo data published: {counts}")
     return dataset
@@ -100,7 +106,7 @@ async def _publish_demo_data(kafka: str, customers: int, seed: int) -> Any:
 
 async def _demo_data(args: argparse.Namespace) -> int:
     kafka, _ = _addresses(args)
-    await _publish_demo_data(kafka, args.customers, args.seed)
+    await _publish_demo_data(kafka, args.customers, args.seed, progress=args.progress or None)
     return 0
 
 
@@ -188,21 +194,15 @@ async def _watch_until_stopped(
     kafka: str, topics: list[str], args: argparse.Namespace, stop: asyncio.Event
 ) -> None:
     from crs.io import tail
-    from crs.watch import describe, format_line
+    from crs.watch import format_line, matches
 
     colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
     async def follow() -> None:
         async with contextlib.aclosing(tail(kafka, topics, from_beginning=args.from_beginning)) as records:
             async for record in records:
-                request_id, what, who, _ = describe(record)
-                if args.request and args.request != request_id:
-                    continue
-                if args.customer and args.customer != who:
-                    continue
-                if args.status and args.status != what:
-                    continue
-                print(format_line(record, colour=colour), flush=True)
+                if matches(record, request=args.request, customer=args.customer, status=args.status):
+                    print(format_line(record, colour=colour), flush=True)
 
     watcher = asyncio.create_task(follow())
     stopper = asyncio.create_task(stop.wait())
@@ -241,7 +241,7 @@ async def _run(args: argparse.Namespace) -> int:
     )
     await stack_up(config, on_progress=lambda line: print(f"  {line}"))
     try:
-        dataset = await _publish_demo_data(config.bootstrap_servers, args.customers, args.seed)
+        dataset = await _publish_demo_data(config.bootstrap_servers, args.customers, args.seed, progress=True)
         await _wait_for_reference_views(config.mongodb_uri, dataset)
         print(
             f"\nwatching the request topics; a demo request every {args.interval}s "
@@ -346,6 +346,11 @@ def _audit_database(args: argparse.Namespace) -> tuple[str, str]:
 async def _audit(args: argparse.Namespace) -> int:
     from crs.audit import verify_request, verify_store
 
+    if args.action == "export":
+        return await _audit_export(args)
+    if not args.all and not args.request_id:
+        print("crs audit verify: give a REQUEST_ID or --all", file=sys.stderr)
+        return 2
     mongodb, database = _audit_database(args)
     if args.all:
         code, lines = await verify_store(mongodb, database)
@@ -370,16 +375,142 @@ async def _record(args: argparse.Namespace) -> int:
 def _add_audit_commands(commands: Any) -> None:
     """`crs audit verify` and `crs record`."""
     audit = commands.add_parser("audit", help="check the audit trail")
-    audit.add_argument("action", choices=["verify"])
-    which = audit.add_mutually_exclusive_group(required=True)
-    which.add_argument("request_id", nargs="?", help="check this request's chain")
-    which.add_argument("--all", action="store_true", help="check every request's chain and the global chain")
+    audit.add_argument("action", choices=["verify", "export"])
+    which = audit.add_mutually_exclusive_group()
+    which.add_argument("request_id", nargs="?", help="verify: check this request's chain")
+    which.add_argument(
+        "--all", action="store_true", help="verify: check every request's chain and the global chain"
+    )
+    audit.add_argument("--from", dest="start", help="export: entries recorded from (ISO date or time, UTC)")
+    audit.add_argument("--to", dest="end", help="export: entries recorded before (ISO date or time, UTC)")
+    audit.add_argument("--out", default=".", help="export: the directory to write to (default: here)")
+    audit.add_argument("--progress", action="store_true", help="show progress even when not on a terminal")
     _add_audit_database_flags(audit)
 
     record = commands.add_parser("record", help="a request's Customer Request Record, from the audit store")
     record.add_argument("request_id")
     record.add_argument("--json", action="store_true", help="print it as JSON")
     _add_audit_database_flags(record)
+
+
+async def _audit_export(args: argparse.Namespace) -> int:
+    from crs.export import export_audit, parse_instant
+
+    if not args.start or not args.end:
+        print("crs audit export: --from and --to are required", file=sys.stderr)
+        return 2
+    mongodb, database = _audit_database(args)
+    try:
+        result = await export_audit(
+            mongodb,
+            database,
+            start=parse_instant(args.start),
+            end=parse_instant(args.end),
+            out=Path(args.out),
+            progress=args.progress or None,
+        )
+    except ValueError as error:
+        print(f"crs audit export: {error}", file=sys.stderr)
+        return 2
+    print(f"{result.entries} entries written to {result.jsonl} and {result.csv}")
+    return 0
+
+
+async def _trace(args: argparse.Namespace) -> int:
+    from crs.audit import NOT_FOUND
+    from crs.trace import format_trace, load_trace
+
+    mongodb, database = _audit_database(args)
+    trace = await load_trace(mongodb, database, args.request_id, now=datetime.now(UTC))
+    if trace is None:
+        print(f"{args.request_id}: no audit entries in {database}", file=sys.stderr)
+        return NOT_FOUND
+    print(trace.model_dump_json(indent=2) if args.json else format_trace(trace))
+    return 0
+
+
+async def _stats(args: argparse.Namespace) -> int:
+    from crs.stats import format_stats, load_stats
+
+    mongodb, database = _audit_database(args)
+    stats = await load_stats(mongodb, database, now=datetime.now(UTC), top=args.top)
+    print(stats.model_dump_json(indent=2) if args.json else format_stats(stats))
+    return 0
+
+
+async def _dlq(args: argparse.Namespace) -> int:
+    from crs.dlq import dead_letter_topics, format_letter, format_list, load_dead_letters, replay, select
+
+    kafka, mongodb = _addresses(args)
+    topics = dead_letter_topics(args.topic)
+    if args.action == "show" and args.ids:
+        topics = sorted({letter.rsplit(":", 2)[0] for letter in args.ids})
+    letters = select(
+        await load_dead_letters(kafka, mongodb, topics, ops_database=args.ops_database),
+        reason=args.reason,
+        ids=args.ids,
+    )
+    if args.action == "list":
+        print(format_list(letters, latest=args.latest))
+        return 0
+    if args.action == "show":
+        if len(args.ids) != 1 or not letters:
+            print(
+                "crs dlq show: give the id of one dead letter (as `crs dlq list` names it)", file=sys.stderr
+            )
+            return 2
+        print(format_letter(letters[0]))
+        return 0
+    if not (args.ids or args.topic or args.reason or args.all):
+        print("crs dlq replay: say what to replay: ids, --topic, --reason or --all", file=sys.stderr)
+        return 2
+    outcome = await replay(
+        kafka,
+        mongodb,
+        letters,
+        force=args.force,
+        dry_run=args.dry_run,
+        progress=args.progress or None,
+        ops_database=args.ops_database,
+    )
+    verb = "would replay" if args.dry_run else "replayed"
+    print(
+        f"{verb} {len(outcome.replayed)} dead letters" + "".join(f"\n  {name}" for name in outcome.replayed)
+    )
+    if outcome.skipped:
+        print(
+            f"skipped {len(outcome.skipped)} already replayed (--force sends them again)"
+            + "".join(f"\n  {name}" for name in outcome.skipped)
+        )
+    return 0
+
+
+def _add_ops_commands(commands: Any) -> None:
+    """`crs trace`, `crs stats` and `crs dlq`."""
+    trace = commands.add_parser("trace", help="a request's path through the services and where it is now")
+    trace.add_argument("request_id")
+    trace.add_argument("--json", action="store_true", help="print it as JSON")
+    _add_audit_database_flags(trace)
+
+    stats = commands.add_parser("stats", help="backlog, ageing, SLAs, resolution times, money, top customers")
+    stats.add_argument("--json", action="store_true", help="print it as JSON")
+    stats.add_argument("--top", type=int, default=10, help="how many reasons and customers (default 10)")
+    _add_audit_database_flags(stats)
+
+    dlq = commands.add_parser("dlq", help="inspect dead letters and replay them")
+    dlq.add_argument("action", choices=["list", "show", "replay"])
+    dlq.add_argument(
+        "ids", nargs="*", help="dead letters as `crs dlq list` names them (topic:partition:offset)"
+    )
+    dlq.add_argument("--topic", action="append", help="only this DLQ or original topic (repeatable)")
+    dlq.add_argument("--reason", help="only dead letters with this x-error-reason")
+    dlq.add_argument("--latest", type=int, default=10, help="list: how many of the latest to show")
+    dlq.add_argument("--all", action="store_true", help="replay: every dead letter selected by the filters")
+    dlq.add_argument("--force", action="store_true", help="replay: send again what was replayed before")
+    dlq.add_argument("--dry-run", action="store_true", help="replay: only say what would be sent")
+    dlq.add_argument("--progress", action="store_true", help="show progress even when not on a terminal")
+    dlq.add_argument("--mongodb-uri", help="where replays are recorded (default: MONGODB_URI, else local)")
+    dlq.add_argument("--ops-database", default="crs_ops", help="the database of replays (default crs_ops)")
 
 
 def _add_audit_database_flags(parser: argparse.ArgumentParser) -> None:
@@ -407,6 +538,9 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - every command 
     demo = commands.add_parser("demo-data", help="publish the demo reference data")
     demo.add_argument("--customers", type=int, default=300, help="size of the dataset (default 300)")
     demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument(
+        "--progress", action="store_true", help="show progress even when stderr is not a terminal"
+    )
 
     submit = commands.add_parser("submit", help="publish a request as a gateway would")
     submit.add_argument("--file", help="a JSON file with the whole message")
@@ -435,7 +569,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - every command 
     watch.add_argument("--topic", action="append", help="only these topics (repeatable)")
     watch.add_argument("--request", help="only this request id")
     watch.add_argument("--customer", help="only this customer id")
-    watch.add_argument("--status", help="only this status or event")
+    watch.add_argument("--status", help="only these statuses or events, comma-separated (e.g. rejected,dlq)")
     watch.add_argument("--dlq", action="store_true", help="the dead-letter topics too")
 
     run = commands.add_parser("run", help="stack up, demo data, live requests, watch; Ctrl-C stops it")
@@ -451,6 +585,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - every command 
     bench.add_argument("--mongodb-uri")
     bench.add_argument("--timeout", type=float, default=1_800.0)
     _add_audit_commands(commands)
+    _add_ops_commands(commands)
     return parser
 
 
@@ -469,6 +604,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "asyncapi": _asyncapi,
         "audit": _audit,
         "record": _record,
+        "trace": _trace,
+        "stats": _stats,
+        "dlq": _dlq,
     }
     try:
         return asyncio.run(handlers[args.command](args))

@@ -17,6 +17,12 @@ _COLOURS = {
     "closed": "32;1",
     "rejected": "31",
     "on_hold": "33",
+    "duplicate_of": "90",
+    "awaiting_approval": "33;1",
+    "approved": "36;1",
+    "sla_warning": "33;7",
+    "sla_breached": "31;7",
+    "escalated": "35;7",
     "dlq": "31;1",
 }
 
@@ -99,6 +105,28 @@ def describe(record: TopicRecord) -> tuple[str, str, str, str]:
         if part
     )
     return request_id, event, str(value.get("customer_id") or details.get("customer_id") or "-"), what
+
+
+def matches(
+    record: TopicRecord,
+    *,
+    request: str | None = None,
+    customer: str | None = None,
+    status: str | None = None,
+) -> bool:
+    """Whether a record passes `crs watch`'s filters (each one left out lets everything through).
+
+    ``customer`` matches the customer the record names, or the sender of an email; ``status``
+    is a comma-separated list of statuses or events (``rejected,on_hold``, ``dlq``, ``erp:posted``).
+    """
+    request_id, what, who, _ = describe(record)
+    if request and request != request_id:
+        return False
+    if customer:
+        named = record.value.get("customer_id") if isinstance(record.value, dict) else None
+        if customer not in (who, named):
+            return False
+    return not status or what in {part.strip() for part in status.split(",") if part.strip()}
 
 
 def format_line(record: TopicRecord, *, colour: bool) -> str:
