@@ -22,7 +22,9 @@ How inbound messages are handled (:meth:`ReliableConsumer.consume_batch`):
    uncommitted, so it comes back once the database does.
 
 The ledger (processed keys + outbox) is a protocol so unit tests can run the same machinery on a
-hand-written in-memory fake; production uses :class:`shared.mongo.MongoLedger`.
+hand-written in-memory fake; production uses :class:`shared.mongo.MongoLedger`. What happened to
+each message (processed, repeated, dead-lettered, retried) is reported to a
+:class:`DeliveryObserver`; production's is :class:`shared.metrics.ServiceMetrics`.
 """
 
 from __future__ import annotations
