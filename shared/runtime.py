@@ -183,8 +183,15 @@ class ServiceRuntime:
             assigned = sorted(consumer.assignment(), key=lambda tp: (tp.topic, tp.partition))
             if not assigned:
                 continue
-            ends = await consumer.end_offsets(assigned)
-            committed = {tp: await consumer.committed(tp) for tp in assigned}
+            # The high watermark of the latest fetch response (the consumer long-polls, so it is
+            # at most a fetch wait old); asked of the broker only for partitions not fetched yet.
+            ends = {tp: consumer.highwater(tp) for tp in assigned}
+            unknown = [tp for tp, end in ends.items() if end is None]
+            if unknown:
+                ends.update(await consumer.end_offsets(unknown))
+            # One request per partition: issued together, not one after another.
+            offsets = await asyncio.gather(*(consumer.committed(tp) for tp in assigned))
+            committed = dict(zip(assigned, offsets, strict=True))
             beginnings = await consumer.beginning_offsets(assigned) if None in committed.values() else {}
             lags.extend(
                 PartitionLag(
