@@ -22,14 +22,17 @@ How inbound messages are handled (:meth:`ReliableConsumer.consume_batch`):
    uncommitted, so it comes back once the database does.
 
 The ledger (processed keys + outbox) is a protocol so unit tests can run the same machinery on a
-hand-written in-memory fake; production uses :class:`shared.mongo.MongoLedger`.
+hand-written in-memory fake; production uses :class:`shared.mongo.MongoLedger`. What happened to
+each message (processed, repeated, dead-lettered, retried) is reported to a
+:class:`DeliveryObserver`; production's is :class:`shared.metrics.ServiceMetrics`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -182,6 +185,54 @@ class DeliveryPolicy:
     outbox_grace: timedelta = timedelta(seconds=5)
 
 
+PROCESSED = "processed"
+"""Outcome of a message applied and committed."""
+REPEATED = "repeated"
+"""Outcome of a message whose idempotency key was already recorded: nothing applied again."""
+DEAD_LETTERED = "dead_lettered"
+"""Outcome of a message sent to ``<topic>.dlq``."""
+FAILED = "failed"
+"""Outcome of a message left uncommitted because the database did not answer: it comes back."""
+
+
+class DeliveryObserver(Protocol):
+    """What the delivery machinery reports as it goes (metrics), kept free of any metrics library."""
+
+    def message_handled(self, topic: str, outcome: str) -> None:
+        """A message of ``topic`` ended with ``outcome`` (:data:`PROCESSED`, :data:`REPEATED`, ...)."""
+
+    def message_retried(self, topic: str) -> None:
+        """An attempt at a message of ``topic`` failed and will be tried again."""
+
+    def dead_lettered(self, topic: str, reason: str) -> None:
+        """A message of ``topic`` was published to its dead-letter topic for ``reason``."""
+
+    def batch_handled(self, topics: Iterable[str], seconds: float) -> None:
+        """A consumed batch with records of ``topics`` took ``seconds``, parse to publish."""
+
+    def event_published(self, message: OutgoingMessage) -> None:
+        """``message`` was acknowledged by the broker."""
+
+
+class NoObserver:
+    """The observer that notes nothing: the default, and what unit tests get unless they ask."""
+
+    def message_handled(self, topic: str, outcome: str) -> None:
+        pass
+
+    def message_retried(self, topic: str) -> None:
+        pass
+
+    def dead_lettered(self, topic: str, reason: str) -> None:
+        pass
+
+    def batch_handled(self, topics: Iterable[str], seconds: float) -> None:
+        pass
+
+    def event_published(self, message: OutgoingMessage) -> None:
+        pass
+
+
 Apply = Callable[[ModelT, LedgerTransaction, MessageOrigin], Awaitable[None]]
 InvalidHook = Callable[[dict[str, Any], ValidationError, MessageOrigin], Sequence[OutgoingMessage]]
 
@@ -194,6 +245,7 @@ class ReliableConsumer:
     ledger: Ledger
     publish: Publisher
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    observer: DeliveryObserver = field(default_factory=NoObserver)
 
     async def consume_batch(
         self,
@@ -215,6 +267,33 @@ class ReliableConsumer:
         throughput). If that transaction fails, the batch is handled again one message at a time,
         each with its own retries and dead letter, so one bad message never holds up the others.
         """
+        started = time.perf_counter()
+        try:
+            await self._consume_batch(
+                batch,
+                model=model,
+                idempotency_key=idempotency_key,
+                apply=apply,
+                log_ids=log_ids,
+                on_invalid=on_invalid,
+                decode=decode,
+            )
+        finally:
+            self.observer.batch_handled(
+                (inbound.origin.topic for inbound in batch), time.perf_counter() - started
+            )
+
+    async def _consume_batch(
+        self,
+        batch: Sequence[Inbound],
+        *,
+        model: type[ModelT],
+        idempotency_key: Callable[[ModelT, MessageOrigin], str],
+        apply: Apply[ModelT],
+        log_ids: Callable[[ModelT], tuple[str | None, str | None]],
+        on_invalid: InvalidHook | None,
+        decode: Callable[[bytes], dict[str, Any]] | None,
+    ) -> None:
         accepted: list[_Accepted[ModelT]] = []
         for inbound in batch:
             parsed = await self._parse(inbound.value, inbound.origin, model, on_invalid, decode)
@@ -298,8 +377,10 @@ class ReliableConsumer:
         async with self.ledger.transaction() as transaction:
             done = await transaction.processed_among([one.key for one in accepted])
             already = [one.key for one in accepted if one.key in done]
+            outcomes: list[tuple[str, str]] = []  # (topic, outcome), reported once committed
             for one in accepted:
-                if one.key in done:
+                if one.key in done:  # processed before, or earlier in this batch
+                    outcomes.append((one.inbound.origin.topic, REPEATED))
                     continue
                 done.add(one.key)
                 request_id, correlation_id = one.log_ids
@@ -307,8 +388,11 @@ class ReliableConsumer:
                     transaction.begin(one.key)
                     await apply(one.message, transaction, one.inbound.origin)
                     transaction.mark_processed(one.key)
+                outcomes.append((one.inbound.origin.topic, PROCESSED))
         committed.extend(transaction.emitted)
         repeated.extend(already)
+        for topic, outcome in outcomes:
+            self.observer.message_handled(topic, outcome)
 
     async def _apply_one_with_retries(
         self,
@@ -330,6 +414,7 @@ class ReliableConsumer:
             except Exception as error:
                 if attempt == self.policy.max_attempts and self.ledger.is_unavailable(error):
                     log.error("database.unavailable", key=one.key, attempts=attempt, error=str(error))
+                    self.observer.message_handled(origin.topic, FAILED)
                     raise DatabaseUnavailable(str(error)) from error
                 if attempt == self.policy.max_attempts:
                     log.error("message.failed", key=one.key, attempts=attempt, exc_info=error)
@@ -341,6 +426,7 @@ class ReliableConsumer:
                     )
                     return
                 delay = self.policy.retry_backoff_seconds * 2 ** (attempt - 1)
+                self.observer.message_retried(origin.topic)
                 log.warning("message.retrying", key=one.key, attempt=attempt, delay=delay, error=str(error))
                 await asyncio.sleep(delay)
 
@@ -362,6 +448,8 @@ class ReliableConsumer:
         # Handed to the producer one by one (so they leave in order), acknowledged all together.
         acknowledgements = [await self._send(message) for message in messages]
         await asyncio.gather(*acknowledgements)
+        for message in messages:
+            self.observer.event_published(message)
         if messages:
             await self.ledger.mark_published([message.message_id for message in messages])
 
@@ -386,6 +474,7 @@ class ReliableConsumer:
 
     async def _publish(self, message: OutgoingMessage) -> None:
         await (await self._send(message))
+        self.observer.event_published(message)
 
     async def _send(self, message: OutgoingMessage) -> Awaitable[object]:
         return await self.publish(
@@ -421,6 +510,8 @@ class ReliableConsumer:
             },
         )
         await acknowledgement
+        self.observer.dead_lettered(origin.topic, reason)
+        self.observer.message_handled(origin.topic, DEAD_LETTERED)
 
 
 def describe_validation_error(error: ValidationError) -> str:

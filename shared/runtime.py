@@ -2,8 +2,10 @@
 
 A service's ``app.py`` creates its settings, calls :func:`build_runtime`, registers its thin
 handlers on ``runtime.broker`` with ``runtime.subscriber(...)``, and hands
-``runtime.asgi_app()`` to :func:`serve`. The ASGI app serves ``GET /health`` (broker and
-database answer) for ``crs stack`` and for Kubernetes probes.
+``runtime.asgi_app()`` to :func:`serve`. The ASGI app serves, on the service's health port,
+``GET /health`` (readiness: subscribers joined, broker and database answer) for ``crs stack`` and
+Kubernetes, ``GET /health/live`` (liveness: the process answers) and ``GET /metrics`` (Prometheus,
+see :mod:`shared.metrics`).
 """
 
 from __future__ import annotations
@@ -26,11 +28,16 @@ from shared.delivery import Apply, DeliveryPolicy, Inbound, MessageOrigin, Relia
 from shared.events import InternalEvent
 from shared.kafka import BrokerPublisher, build_broker, ensure_topics
 from shared.logging import configure_logging
+from shared.metrics import METRICS_CONTENT_TYPE, PartitionLag, ServiceMetrics, lag_of
 from shared.mongo import Document, MongoLedger, build_mongo_client
 from shared.settings import InfrastructureSettings, ServiceSettings
 from shared.topics import ALL_TOPICS
 
 log = structlog.get_logger(__name__)
+
+# A scrape must answer even when the broker or the database does not: past this, the gauges keep
+# their last values and the failure is counted.
+GAUGE_REFRESH_TIMEOUT_SECONDS = 5.0
 
 EventT = TypeVar("EventT", bound=InternalEvent)
 
@@ -66,9 +73,12 @@ class ServiceRuntime:
     database: AsyncDatabase[Document]
     ledger: MongoLedger
     consumer: ReliableConsumer
+    metrics: ServiceMetrics
     startup_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     periodic_jobs: list[tuple[str, float, Callable[[], Awaitable[None]]]] = field(default_factory=list)
     ready: bool = False
+    # Every subscriber with its consumer group: where the consumer lag is read from.
+    _subscribers: list[tuple[Any, str]] = field(default_factory=list)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     def subscriber(self, *topics: str, name: str | None = None) -> Callable[[Handler], Handler]:
@@ -82,18 +92,20 @@ class ServiceRuntime:
         reached, through every retry), the offset is not committed and the batch comes back;
         every failure of a message itself is handled inside :class:`ReliableConsumer`.
         """
+        group_id = f"{self.settings.consumer_group}.{name or '+'.join(topics)}"
         registration = self.broker.subscriber(
             *topics,
             # Batches: one database transaction per batch instead of per message.
             batch=True,
             max_records=self.settings.max_batch_size,
-            group_id=f"{self.settings.consumer_group}.{name or '+'.join(topics)}",
+            group_id=group_id,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
             session_timeout_ms=self.settings.session_timeout_ms,
             heartbeat_interval_ms=max(self.settings.session_timeout_ms // 5, 500),
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
+        self._subscribers.append((registration, group_id))
 
         def register(handler: Handler) -> Handler:
             registration(handler)
@@ -157,11 +169,69 @@ class ServiceRuntime:
     async def _after_shutdown(self) -> None:
         await self.mongo_client.close()
 
-    def asgi_app(self) -> AsgiFastStream:
-        """The FastStream app with ``/health``, ready for :func:`serve` or any ASGI server.
+    async def consumer_lags(self) -> list[PartitionLag]:
+        """End offset minus committed offset of every partition assigned to our consumers.
 
-        ``/health`` answers 204 once every subscriber has started and while the broker and the
-        database answer, 503 otherwise: it serves as readiness and liveness probe alike.
+        Read from the aiokafka consumer behind each FastStream subscriber (``subscriber.consumer``),
+        so it covers exactly the partitions this replica holds; other replicas report theirs.
+        """
+        lags: list[PartitionLag] = []
+        for subscriber, group in self._subscribers:
+            consumer: Any = getattr(subscriber, "consumer", None)
+            if consumer is None:
+                continue
+            assigned = sorted(consumer.assignment(), key=lambda tp: (tp.topic, tp.partition))
+            if not assigned:
+                continue
+            # The high watermark of the latest fetch response (the consumer long-polls, so it is
+            # at most a fetch wait old); asked of the broker only for partitions not fetched yet.
+            ends = {tp: consumer.highwater(tp) for tp in assigned}
+            unknown = [tp for tp, end in ends.items() if end is None]
+            if unknown:
+                ends.update(await consumer.end_offsets(unknown))
+            # One request per partition: issued together, not one after another.
+            offsets = await asyncio.gather(*(consumer.committed(tp) for tp in assigned))
+            committed = dict(zip(assigned, offsets, strict=True))
+            beginnings = await consumer.beginning_offsets(assigned) if None in committed.values() else {}
+            lags.extend(
+                PartitionLag(
+                    group=group,
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    lag=lag_of(ends[tp], committed[tp], beginnings.get(tp, 0)),
+                )
+                for tp in assigned
+            )
+        return lags
+
+    async def refresh_gauges(self) -> None:
+        """Read consumer lag and outbox size into the metrics; a failure keeps the old values."""
+        try:
+            async with asyncio.timeout(GAUGE_REFRESH_TIMEOUT_SECONDS):
+                self.metrics.set_consumer_lag(await self.consumer_lags())
+        except Exception as error:  # noqa: BLE001 - a scrape must still answer
+            self.metrics.refresh_failed("consumer_lag")
+            log.warning("metrics.consumer_lag_failed", error=str(error))
+        try:
+            async with asyncio.timeout(GAUGE_REFRESH_TIMEOUT_SECONDS):
+                unpublished = await self.database.outbox.count_documents({"published": False})
+            self.metrics.set_outbox_unpublished(unpublished)
+        except Exception as error:  # noqa: BLE001 - a scrape must still answer
+            self.metrics.refresh_failed("outbox")
+            log.warning("metrics.outbox_failed", error=str(error))
+
+    async def render_metrics(self) -> bytes:
+        """What ``GET /metrics`` answers: the gauges read now, then every series as text."""
+        await self.refresh_gauges()
+        return self.metrics.render()
+
+    def asgi_app(self) -> AsgiFastStream:
+        """The FastStream app with its HTTP routes, ready for :func:`serve` or any ASGI server.
+
+        ``/health`` (readiness) answers 204 once every subscriber has started and while the broker
+        and the database answer, 503 otherwise. ``/health/live`` (liveness) answers 204 whenever
+        the process does: an outage of the broker or the database takes a replica out of service
+        but is no reason to restart it. ``/metrics`` is the Prometheus text format.
         """
 
         @get(include_in_schema=False)
@@ -175,9 +245,19 @@ class ServiceRuntime:
             healthy = self.ready and broker_ok and database_ok
             return AsgiResponse(b"", 204 if healthy else 503)
 
+        @get(include_in_schema=False)
+        async def live(scope: Any) -> AsgiResponse:  # noqa: ARG001 - ASGI handler signature
+            return AsgiResponse(b"", 204)
+
+        @get(include_in_schema=False)
+        async def metrics(scope: Any) -> AsgiResponse:  # noqa: ARG001 - ASGI handler signature
+            return AsgiResponse(
+                await self.render_metrics(), 200, headers={"content-type": METRICS_CONTENT_TYPE}
+            )
+
         return AsgiFastStream(
             self.broker,
-            asgi_routes=[("/health", health)],
+            asgi_routes=[("/health", health), ("/health/live", live), ("/metrics", metrics)],
             on_startup=[self._on_startup],
             after_startup=[self._after_startup],
             on_shutdown=[self._on_shutdown],
@@ -208,6 +288,7 @@ def build_runtime(
     mongo_client = build_mongo_client(infrastructure.mongodb_uri)
     database = mongo_client[settings.database]
     ledger = MongoLedger(mongo_client, database)
+    metrics = ServiceMetrics(settings.service_name)
     return ServiceRuntime(
         settings=settings,
         infrastructure=infrastructure,
@@ -215,6 +296,7 @@ def build_runtime(
         mongo_client=mongo_client,
         database=database,
         ledger=ledger,
+        metrics=metrics,
         consumer=ReliableConsumer(
             service=settings.service_name,
             ledger=ledger,
@@ -224,6 +306,7 @@ def build_runtime(
                 retry_backoff_seconds=settings.retry_backoff_seconds,
                 max_message_bytes=settings.max_message_bytes,
             ),
+            observer=metrics,
         ),
     )
 
