@@ -49,7 +49,7 @@ def zurich(moment: str) -> datetime:
 
 
 @dataclass
-class TestTime:
+class SharedTime:
     """The instant every routing instance of a test believes it is; the test sets it."""
 
     now: datetime
@@ -59,7 +59,7 @@ class TestTime:
 class InstanceClock:
     """One instance's clock: the test's time, counting how often the instance read it."""
 
-    time: TestTime
+    time: SharedTime
     calls: int = 0
 
     def __call__(self) -> datetime:
@@ -70,7 +70,7 @@ class InstanceClock:
 @dataclass
 class Routing:
     settings: RoutingSettings
-    time: TestTime
+    time: SharedTime
     servers: Servers
 
     @asynccontextmanager
@@ -112,7 +112,7 @@ class Routing:
 @pytest.fixture
 def routing(servers: Servers) -> Routing:
     settings = isolated_settings(RoutingSettings, sla_check_seconds=0.2)
-    return Routing(settings, TestTime(zurich("2026-11-27T15:00")), servers)
+    return Routing(settings, SharedTime(zurich("2026-11-27T15:00")), servers)
 
 
 def validated_urgent_dispute() -> tuple[str, dict[str, Any]]:

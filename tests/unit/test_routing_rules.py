@@ -400,3 +400,12 @@ def test_a_late_resume_never_counts_time_before_the_pause() -> None:
 
 def test_rules_model_round_trips() -> None:
     assert RoutingRules.model_validate(RULES.model_dump()) == RULES
+
+
+def test_the_service_refuses_to_start_on_a_bad_rules_file(tmp_path: Path) -> None:
+    from services.routing.app import build_app
+
+    path = tmp_path / "rules.toml"
+    path.write_text(SHIPPED.replace('refund = "collections"', 'refund = "treasury"'))
+    with pytest.raises(RoutingRulesError, match=r"rules\.toml is not usable: \[types\] sends requests"):
+        build_app(RoutingSettings(rules_file=path))
