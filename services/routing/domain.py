@@ -1,71 +1,234 @@
-"""Routing's rules: which team, how urgent, due when. Pure functions, no I/O.
+"""Routing's decisions: which team, how urgent, due when; and the SLA clock. Pure, no I/O.
 
-This is the first, built-in rule set; a versioned rules file and SLAs in business time replace it
-later. ``RULE_VERSION`` is stored on every routed request so a decision can be traced to its rules.
+The rules come from the rules file (:mod:`services.routing.rules`); the version that decided is
+kept on every decision. The SLA clock runs in working time of the rules' business calendar
+(:mod:`services.routing.business_time`), stops while a request is on hold, and says which of its
+two timers (the warning, the breach) are due at a given instant.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from decimal import Decimal
+from enum import StrEnum
 
-from shared.contract import Priority, RequestType
+from services.routing.business_time import BusinessCalendar, add_working_time, working_time_between
+from services.routing.rules import PRIORITY_ORDER, HintPolicy, RoutingRules
+from shared.contract import Priority, RequestStatus
 from shared.events import RequestDetails
-
-RULE_VERSION = "builtin-2026.11.1"
-
-QUEUE_BY_TYPE: dict[RequestType | None, str] = {
-    RequestType.BILLING_DISPUTE: "accounts_receivable",
-    RequestType.INVOICE_CORRECTION: "accounts_receivable",
-    RequestType.PAYMENT_QUERY: "cash_application",
-    RequestType.CREDIT_LIMIT_CHANGE: "credit_control",
-    RequestType.WRITE_OFF: "collections",
-    RequestType.REFUND: "collections",
-    RequestType.ACCOUNT_UPDATE: "master_data",
-    RequestType.CONTRACT_QUERY: "customer_service",
-    RequestType.SERVICE_REQUEST: "customer_service",
-    None: "customer_service",
-}
-
-SLA_BY_PRIORITY: dict[Priority, timedelta] = {
-    Priority.URGENT: timedelta(hours=4),
-    Priority.HIGH: timedelta(hours=24),
-    Priority.NORMAL: timedelta(hours=72),
-    Priority.LOW: timedelta(hours=120),
-}
-
-_ORDER = [Priority.LOW, Priority.NORMAL, Priority.HIGH, Priority.URGENT]
+from shared.money import Money
 
 
 @dataclass(frozen=True)
 class RoutingDecision:
     queue: str
+    escalation_target: str
     priority: Priority
+    sla_target: timedelta  # working time
+    sla_warning_after: timedelta  # working time
     sla_due_at: datetime
-    rule_version: str = RULE_VERSION
+    rule_version: str
 
 
-def amount_at_stake(details: RequestDetails) -> Decimal:
-    """The money a request is about: disputed amount, else requested credit limit, else zero."""
+def amount_at_stake(details: RequestDetails) -> Money | None:
+    """The money a request is about: the disputed amount, else the requested credit limit."""
     for money in (details.disputed_amount, details.requested_credit_limit):
-        if money is not None:
-            return abs(money.amount)
-    return Decimal(0)
+        if money is not None and money.amount != 0:
+            return money
+    return None
 
 
-def decide_route(details: RequestDetails, *, customer_tier: str, now: datetime) -> RoutingDecision:
-    """Queue by type; priority from amount and tier, raised (never lowered) by the agent's hint."""
-    queue = QUEUE_BY_TYPE.get(details.request_type, "customer_service")
-    amount = amount_at_stake(details)
-    if amount >= Decimal(100_000):
-        priority = Priority.URGENT
-    elif amount >= Decimal(10_000) or customer_tier == "strategic":
-        priority = Priority.HIGH
-    elif amount > 0 or customer_tier == "key":
-        priority = Priority.NORMAL
-    else:
-        priority = Priority.LOW
-    if details.priority_hint is not None and _ORDER.index(details.priority_hint) > _ORDER.index(priority):
-        priority = details.priority_hint
-    return RoutingDecision(queue=queue, priority=priority, sla_due_at=now + SLA_BY_PRIORITY[priority])
+def priority_for_amount(rules: RoutingRules, money: Money | None) -> Priority:
+    """The highest priority whose threshold in the amount's currency the amount reaches."""
+    if money is None:
+        return Priority.LOW
+    thresholds = rules.priority.amount.get(money.currency)
+    if thresholds is None:
+        return rules.priority.unknown_currency
+    reached = [priority for priority, at_least in thresholds.items() if abs(money.amount) >= at_least]
+    return _highest(reached)
+
+
+def decide_priority(details: RequestDetails, *, customer_tier: str, rules: RoutingRules) -> Priority:
+    """The highest of the amount, tier and type floors; then the agent's hint as the rules allow."""
+    matrix = rules.priority
+    floors = [
+        priority_for_amount(rules, amount_at_stake(details)),
+        matrix.tier.get(customer_tier, Priority.LOW),
+        matrix.type.get(details.request_type, Priority.LOW) if details.request_type else Priority.LOW,
+    ]
+    priority = _highest(floors)
+    hint = details.priority_hint
+    if hint is None:
+        return priority
+    if matrix.hint is HintPolicy.OVERRIDE:
+        return hint
+    return _highest([priority, hint])
+
+
+def decide_route(
+    details: RequestDetails,
+    *,
+    customer_tier: str,
+    now: datetime,
+    rules: RoutingRules,
+    calendar: BusinessCalendar,
+) -> RoutingDecision:
+    """Queue by type, priority by the matrix, SLA due after the priority's working hours."""
+    queue = rules.queue_for(details.request_type)
+    priority = decide_priority(details, customer_tier=customer_tier, rules=rules)
+    target = rules.sla.target(priority)
+    return RoutingDecision(
+        queue=queue,
+        escalation_target=rules.queues[queue].escalation_target,
+        priority=priority,
+        sla_target=target,
+        sla_warning_after=rules.sla.warning_after(priority),
+        sla_due_at=add_working_time(calendar, now, target),
+        rule_version=rules.version,
+    )
+
+
+def _highest(priorities: list[Priority]) -> Priority:
+    return max(priorities, key=PRIORITY_ORDER.index, default=Priority.LOW)
+
+
+# --- The SLA clock ------------------------------------------------------------------------
+
+
+class ClockState(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"  # on hold: waiting for something outside, the clock does not run
+    STOPPED = "stopped"  # resolved: runs again if the request comes back to its queue
+    FINISHED = "finished"  # closed or rejected: for good
+
+
+class SlaTimer(StrEnum):
+    WARNING = "warning"
+    BREACH = "breach"
+
+
+# Statuses that are flags or that routing publishes about the SLA itself: they say nothing
+# about whether the request is being worked on.
+_FLAGS = frozenset(
+    {
+        RequestStatus.SLA_WARNING,
+        RequestStatus.SLA_BREACHED,
+        RequestStatus.ESCALATED,
+        RequestStatus.DUPLICATE_OF,
+    }
+)
+_FINAL = frozenset({RequestStatus.CLOSED, RequestStatus.REJECTED})
+
+
+@dataclass(frozen=True)
+class SlaClock:
+    """A routed request's SLA: its target in working time and how much of it has been used.
+
+    ``consumed`` is the working time used up to ``running_since`` (the last start or resume);
+    while running, more is being used. The due instants follow from these and the calendar, so a
+    pause simply moves ``consumed`` forward and a resume sets a new ``running_since``.
+    """
+
+    target: timedelta
+    warning_after: timedelta
+    routed_at: datetime
+    consumed: timedelta
+    running_since: datetime | None
+    state: ClockState
+    halted_at: datetime | None = None
+    warning_fired: bool = False
+    breach_fired: bool = False
+
+    @classmethod
+    def start(cls, decision: RoutingDecision, *, at: datetime) -> SlaClock:
+        return cls(
+            target=decision.sla_target,
+            warning_after=decision.sla_warning_after,
+            routed_at=at,
+            consumed=timedelta(0),
+            running_since=at,
+            state=ClockState.RUNNING,
+        )
+
+    def due_at(self, calendar: BusinessCalendar, timer: SlaTimer) -> datetime | None:
+        """When ``timer`` fires if nothing changes; None while the clock does not run."""
+        if self.state is not ClockState.RUNNING or self.running_since is None:
+            return None
+        after = self.warning_after if timer is SlaTimer.WARNING else self.target
+        return add_working_time(calendar, self.running_since, max(after - self.consumed, timedelta(0)))
+
+    def next_due_at(self, calendar: BusinessCalendar) -> datetime | None:
+        """When the next timer not yet fired is due; None if none is pending or the clock stands."""
+        for timer, fired in ((SlaTimer.WARNING, self.warning_fired), (SlaTimer.BREACH, self.breach_fired)):
+            if not fired:
+                return self.due_at(calendar, timer)
+        return None
+
+    def due_timers(self, calendar: BusinessCalendar, now: datetime) -> tuple[SlaTimer, ...]:
+        """The timers not yet fired that are due at ``now``, warning first."""
+        due = []
+        for timer, fired in ((SlaTimer.WARNING, self.warning_fired), (SlaTimer.BREACH, self.breach_fired)):
+            at = self.due_at(calendar, timer)
+            if not fired and at is not None and at <= now:
+                due.append(timer)
+        return tuple(due)
+
+    def fired(self, timers: tuple[SlaTimer, ...]) -> SlaClock:
+        return replace(
+            self,
+            warning_fired=self.warning_fired or SlaTimer.WARNING in timers,
+            breach_fired=self.breach_fired or SlaTimer.BREACH in timers,
+        )
+
+    def halted(self, calendar: BusinessCalendar, *, at: datetime, state: ClockState) -> SlaClock:
+        """The clock stops at ``at`` (paused, stopped or finished), keeping the time it used."""
+        if self.state is not ClockState.RUNNING or self.running_since is None:
+            return replace(self, state=state)
+        used = working_time_between(calendar, self.running_since, max(at, self.running_since))
+        return replace(self, consumed=self.consumed + used, running_since=None, state=state, halted_at=at)
+
+    def resumed(self, *, at: datetime) -> SlaClock:
+        """The clock runs again from ``at`` with the working time it had left."""
+        if self.state in (ClockState.RUNNING, ClockState.FINISHED):
+            return self
+        since = max(at, self.halted_at or self.routed_at)
+        return replace(self, running_since=since, state=ClockState.RUNNING, halted_at=None)
+
+    def after_status(self, calendar: BusinessCalendar, status: RequestStatus, *, at: datetime) -> SlaClock:
+        """What a status change seen on ``requests.status.v1`` does to the clock.
+
+        ``on_hold`` pauses it; ``resolved`` stops it; ``closed`` and ``rejected`` finish it; any
+        other status (the request back with its team) resumes a paused or stopped clock. Flags,
+        routing's own SLA statuses and anything from before the request was routed change
+        nothing.
+        """
+        if status in _FLAGS or at < self.routed_at or self.state is ClockState.FINISHED:
+            return self
+        if status in _FINAL:
+            return self.halted(calendar, at=at, state=ClockState.FINISHED)
+        if status is RequestStatus.ON_HOLD:
+            return self.halted(calendar, at=at, state=ClockState.PAUSED)
+        if status is RequestStatus.RESOLVED:
+            return self.halted(calendar, at=at, state=ClockState.STOPPED)
+        return self.resumed(at=at)
+
+
+def routed_message(queue: str) -> str:
+    return f"Your request is with our {_team(queue)} team."
+
+
+def warning_message(queue: str) -> str:
+    return f"Your request is taking longer than we aim for; our {_team(queue)} team is on it."
+
+
+def breached_message(queue: str) -> str:
+    return f"We have not answered your request in the time we promise; our {_team(queue)} team has been told."
+
+
+def escalated_message(escalation_target: str) -> str:
+    return f"Your request has been passed to {_team(escalation_target)} to be dealt with first."
+
+
+def _team(queue: str) -> str:
+    return queue.replace("_", " ")

@@ -1,21 +1,46 @@
-"""Routing's own view: where each request went and when it is due."""
+"""Routing's own view: where each request went, and the state of its SLA clock.
+
+``routes`` keeps each decision as made. ``sla_clocks`` keeps one clock per routed request with
+``next_due_at``, the instant its next timer fires (absent while the clock stands or when both
+timers have fired), so the timer job finds due clocks with one indexed query, and ``revision``,
+which every write raises, so a write made on a stale read matches nothing.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.routing.business_time import BusinessCalendar
+from services.routing.domain import ClockState, SlaClock, SlaTimer
 from shared.mongo import Document
 
 
+@dataclass(frozen=True)
+class StoredClock:
+    """A clock as read, with what the timer job needs to say who it is about."""
+
+    request_id: str
+    clock: SlaClock
+    revision: int
+    document: Document
+
+
 class RoutingStore:
-    def __init__(self, database: AsyncDatabase[Document]) -> None:
+    def __init__(self, database: AsyncDatabase[Document], calendar: BusinessCalendar) -> None:
         self._routes = database.routes
+        self._clocks = database.sla_clocks
+        self._calendar = calendar
 
     async def ensure_indexes(self) -> None:
         await self._routes.create_index([("queue", 1), ("sla_due_at", 1)])
+        await self._clocks.create_index([("next_due_at", ASCENDING)])
 
     async def record_route(
         self, request_id: str, route: dict[str, Any], *, session: AsyncClientSession
@@ -23,3 +48,83 @@ class RoutingStore:
         await self._routes.replace_one(
             {"_id": request_id}, {**route, "_id": request_id}, upsert=True, session=session
         )
+
+    async def start_clock(
+        self, request_id: str, clock: SlaClock, about: Mapping[str, Any], *, session: AsyncClientSession
+    ) -> None:
+        """Keep a new clock with ``about`` (channel, source, customer, queue…) for its status events."""
+        await self._clocks.replace_one(
+            {"_id": request_id},
+            {**about, **self._fields(clock), "_id": request_id, "revision": 0},
+            upsert=True,
+            session=session,
+        )
+
+    async def due_clocks(self, now: datetime, *, limit: int = 200) -> list[str]:
+        """Requests with a timer due at ``now`` (read outside any transaction: a hint, re-read later)."""
+        cursor = self._clocks.find({"next_due_at": {"$lte": now}}, {"_id": 1}).sort("next_due_at", 1)
+        return [str(found["_id"]) async for found in cursor.limit(limit)]
+
+    async def clocks(
+        self, request_ids: Iterable[str], *, session: AsyncClientSession | None
+    ) -> dict[str, StoredClock]:
+        """The clocks of these requests (one ``$in`` query), by request id."""
+        cursor = self._clocks.find({"_id": {"$in": sorted(set(request_ids))}}, session=session)
+        return {
+            str(found["_id"]): StoredClock(str(found["_id"]), _clock_of(found), found["revision"], found)
+            async for found in cursor
+        }
+
+    async def save_clocks(
+        self, changed: Iterable[tuple[StoredClock, SlaClock]], *, session: AsyncClientSession
+    ) -> int:
+        """Write new states in one statement; return how many were written.
+
+        Each write matches only the revision that was read, so a state computed from a stale
+        read is never written over a newer one: it is simply not written (and not counted).
+        """
+        writes = [
+            UpdateOne(
+                {"_id": stored.request_id, "revision": stored.revision},
+                {"$set": self._fields(clock), "$inc": {"revision": 1}},
+            )
+            for stored, clock in changed
+        ]
+        if not writes:
+            return 0
+        result = await self._clocks.bulk_write(writes, ordered=False, session=session)
+        return result.matched_count
+
+    def _fields(self, clock: SlaClock) -> Document:
+        return {
+            "target_us": _micros(clock.target),
+            "warning_after_us": _micros(clock.warning_after),
+            "consumed_us": _micros(clock.consumed),
+            "routed_at": clock.routed_at,
+            "running_since": clock.running_since,
+            "halted_at": clock.halted_at,
+            "state": clock.state.value,
+            "warning_fired": clock.warning_fired,
+            "breach_fired": clock.breach_fired,
+            "warning_due_at": clock.due_at(self._calendar, SlaTimer.WARNING),
+            "breach_due_at": clock.due_at(self._calendar, SlaTimer.BREACH),
+            "next_due_at": clock.next_due_at(self._calendar),
+        }
+
+
+def _clock_of(document: Document) -> SlaClock:
+    return SlaClock(
+        target=timedelta(microseconds=document["target_us"]),
+        warning_after=timedelta(microseconds=document["warning_after_us"]),
+        routed_at=document["routed_at"],
+        consumed=timedelta(microseconds=document["consumed_us"]),
+        running_since=document["running_since"],
+        halted_at=document["halted_at"],
+        state=ClockState(document["state"]),
+        warning_fired=document["warning_fired"],
+        breach_fired=document["breach_fired"],
+    )
+
+
+def _micros(duration: timedelta) -> int:
+    return duration // timedelta(microseconds=1)
