@@ -9,6 +9,7 @@ crs run                      all of the above for a live demo; Ctrl-C stops what
 crs bench                    throughput and latency against a bare aiokafka relay
 crs audit verify             check the audit store's hash chains
 crs record                   one request's Customer Request Record, from the audit store
+crs approve|reject           an approval decision on a request awaiting approval
 """
 
 from __future__ import annotations
@@ -387,6 +388,47 @@ def _add_audit_database_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database", help="the audit database (default: CRS_AUDIT_DATABASE, else crs_audit)")
 
 
+def approval_decision(args: argparse.Namespace, *, now: datetime) -> dict[str, Any]:
+    """The ``requests.approvals.v1`` message of `crs approve` / `crs reject`, validated by the contract."""
+    from shared.contract import ApprovalDecision
+
+    decision = ApprovalDecision(
+        request_id=args.request_id,
+        decision="approve" if args.command == "approve" else "reject",
+        approver=args.approver,
+        role=args.role,
+        comment=args.comment,
+        decided_at=now,
+    )
+    return decision.model_dump(mode="json")
+
+
+async def _decide(args: argparse.Namespace) -> int:
+    from crs.io import producer, publish_json
+    from shared.topics import APPROVALS
+
+    value = approval_decision(args, now=datetime.now(UTC))
+    kafka, _ = _addresses(args)
+    async with producer(kafka) as client:
+        await publish_json(client, APPROVALS, args.request_id, value)
+    print(
+        f"published {value['decision']} of {args.request_id} by {args.approver} ({args.role}) to {APPROVALS}"
+    )
+    return 0
+
+
+def _add_approval_commands(commands: Any) -> None:
+    """`crs approve` and `crs reject`: what an approval tool publishes."""
+    for name, verb in (("approve", "approve"), ("reject", "reject")):
+        command = commands.add_parser(name, help=f"{verb} a request awaiting approval")
+        command.add_argument("request_id")
+        command.add_argument("--approver", required=True, help="your user id")
+        command.add_argument("--role", required=True, help="the role you approve in, e.g. team_lead")
+        command.add_argument(
+            "--comment", required=name == "reject", help="why (required to reject: the customer sees it)"
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - every command in one flat list
     """The `crs` command line."""
     parser = argparse.ArgumentParser(
@@ -451,6 +493,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - every command 
     bench.add_argument("--mongodb-uri")
     bench.add_argument("--timeout", type=float, default=1_800.0)
     _add_audit_commands(commands)
+    _add_approval_commands(commands)
     return parser
 
 
@@ -469,6 +512,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "asyncapi": _asyncapi,
         "audit": _audit,
         "record": _record,
+        "approve": _decide,
+        "reject": _decide,
     }
     try:
         return asyncio.run(handlers[args.command](args))

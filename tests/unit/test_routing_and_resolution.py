@@ -1,17 +1,20 @@
-"""Routing's queues, priorities and SLAs; resolution's credit memo and the ERP's answers."""
+"""Routing's queues, priorities and SLAs; the ERP's answers to resolution.
+
+Resolution's strategies (repricing against the contract replaced trusting ``expected_amount``)
+are in ``test_resolution_strategies.py``.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from services.resolution.domain import acknowledge, resolve
+from services.resolution.domain import acknowledge
 from services.routing.domain import RULE_VERSION, decide_route
 from shared.contract import ErpAck, Priority, RequestStatus, RequestType
-from shared.events import RequestDetails, RequestRouted
+from shared.events import RequestDetails
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -74,65 +77,6 @@ def test_priority_and_sla_follow_amount_tier_and_hint(
     assert decision.priority is priority
     assert decision.sla_due_at == NOW + timedelta(hours=hours)
     assert decision.rule_version == RULE_VERSION
-
-
-def routed(**change: Any) -> RequestRouted:
-    return RequestRouted.model_validate(
-        {
-            "event_id": "e1",
-            "request_id": "REQ-1",
-            "correlation_id": "CASE-1",
-            "occurred_at": NOW,
-            "details": details(**change.pop("details", {})),
-            "customer_id": "CUST-1",
-            "customer_tier": "key",
-            "invoices": [
-                {
-                    "invoice_id": "INV-1",
-                    "total": money("1200.00"),
-                    "open_amount": money("1200.00"),
-                    "status": "open",
-                }
-            ],
-            "queue": "accounts_receivable",
-            "priority": "normal",
-            "sla_due_at": NOW,
-            "rule_version": RULE_VERSION,
-            **change,
-        }
-    )
-
-
-def test_a_dispute_below_the_invoice_total_is_credited_the_difference() -> None:
-    decision = resolve(routed(details={"expected_amount": money("1000.00")}), now=NOW)
-    assert decision is not None
-    assert decision.resolution is not None
-    assert decision.status is RequestStatus.RESOLVED
-    assert decision.resolution.kind.value == "credit_memo"
-    assert decision.resolution.amount.amount == Decimal("200.00")
-    assert decision.resolution.original_amount is not None
-    assert decision.resolution.original_amount.amount == Decimal("1200.00")
-    again = resolve(routed(details={"expected_amount": money("1000.00")}), now=NOW + timedelta(hours=1))
-    assert again is not None
-    assert again.resolution is not None
-    assert again.resolution.resolution_id == decision.resolution.resolution_id
-
-
-@pytest.mark.parametrize(
-    "change",
-    [
-        {"details": {}},  # no expected amount: a person decides
-        {"details": {"expected_amount": money("1200.00")}},  # nothing to credit
-        {"details": {"expected_amount": money("1300.00")}},
-        {"details": {"expected_amount": {"amount": "1000.00", "currency": "EUR"}}},
-        {"details": {"expected_amount": money("1000.00"), "request_type": RequestType.PAYMENT_QUERY}},
-        {"details": {"expected_amount": money("1000.00")}, "invoices": []},
-        # An amount read out of an email's words is not a claim to post on.
-        {"details": {"expected_amount": money("1000.00"), "channel": "email", "sender_email": "a@b.example"}},
-    ],
-)
-def test_anything_else_waits_for_a_person(change: dict[str, Any]) -> None:
-    assert resolve(routed(**change), now=NOW) is None
 
 
 def test_the_erp_answer_closes_or_returns_the_request() -> None:
