@@ -422,3 +422,37 @@ async def test_a_failed_posting_returns_to_the_queue_and_a_missing_ack_escalates
     assert escalated["reason"] == "erp_ack_overdue"
     # Once, and only the one the ERP never answered.
     assert [record.key for record in again] == [silent_event.request_id]
+
+
+async def test_restarts_and_replays_never_make_a_second_posting(servers: Servers) -> None:
+    settings = isolated_settings(ResolutionSettings)
+    world = new_world()
+    event = routed(
+        world,
+        RequestType.CREDIT_LIMIT_CHANGE,
+        invoice_ids=(),
+        requested_credit_limit=Money.model_validate(usd("52000.00")),
+    )
+    async with running_service(build_resolution, settings, servers):
+        await world_known(Resolution(settings, MovableClock(), servers), world)
+        await send(servers, event)
+        (awaiting,) = await statuses(servers, event.request_id, "awaiting_approval")
+    assert "a team lead" in awaiting["message"]
+    # Decided while the service is down: taken up after the restart.
+    await decide(servers, "approve", event.request_id, "lena.lead", role="team_lead")
+    async with running_service(build_resolution, settings, servers):
+        await statuses(servers, event.request_id, "approved", "resolved")
+    async with running_service(build_resolution, settings, servers):
+        # Everything again after another restart: routing's event under a new id, the approval.
+        replayed = event.model_copy(update={"event_id": unique("evt")})
+        await send(servers, replayed)
+        await decide(servers, "approve", event.request_id, "lena.lead", role="team_lead")
+        await wait_for_records(
+            servers, [f"{APPROVALS}.dlq"], lambda r: r.key == event.request_id
+        )  # a second decision once resolved is dead-lettered, not applied
+        processed = mongo(servers)[settings.database].processed_messages
+        await wait_until(lambda: processed.count_documents({"_id": f"event:{replayed.event_id}"}))
+    postings = await resolutions_of(servers, event.request_id)
+    assert len(postings) == 1
+    assert postings[0]["amount"] == usd("2000.00")
+    assert [one["approver"] for one in postings[0]["approvals"]] == ["lena.lead"]
