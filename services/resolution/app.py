@@ -69,8 +69,10 @@ class ResolutionHandlers:
         consumer: ReliableConsumer,
         *,
         ack_timeout: timedelta,
+        reference_wait: timedelta,
         clock: Clock,
     ) -> None:
+        self._reference_wait = reference_wait
         self._store = store
         self._policy = policy
         self._consumer = consumer
@@ -84,8 +86,6 @@ class ResolutionHandlers:
             log.info("resolution.already_decided")
             return
         now = self._clock()
-        facts = await self._store.facts(event, session=tx.session)
-        proposal = strategies.propose(event, facts, write_off_tolerance=self._policy.write_off)
         record: Document = {
             "channel": event.details.channel.value,
             "source_id": event.details.source_id,
@@ -99,7 +99,53 @@ class ResolutionHandlers:
             "reason": None,
             "resolution_id": None,
             "routed_at": now,
+            "event": event.model_dump(mode="json"),
+            "wait_for_data_until": now + self._reference_wait,
         }
+        await self._apply_strategy(event, record, tx, now)
+
+    async def resume_waiting(self) -> None:
+        """Try again, each in its own transaction, the requests waiting for reference data."""
+        for request_id in await self._store.waiting_for_reference_data():
+            with bound_request(request_id=request_id, correlation_id=None):
+                try:
+                    await self._consumer.run_in_transaction(
+                        partial(self._resume, request_id),
+                        source_key=f"resume:{request_id}:{self._clock().isoformat()}",
+                    )
+                except Exception as error:  # noqa: BLE001 - the next run tries again
+                    log.warning("reference_wait.resume_failed", error=str(error))
+
+    async def _resume(self, request_id: str, tx: LedgerTransaction) -> None:
+        record = await self._store.request(request_id, session=tx.session)
+        if record is None or record["state"] != "awaiting_reference_data":
+            return  # decided meanwhile, by another replica
+        event = RequestRouted.model_validate(record["event"])
+        await self._apply_strategy(event, record, tx, self._clock())
+
+    async def _apply_strategy(
+        self, event: RequestRouted, record: Document, tx: LedgerTransaction, now: datetime
+    ) -> None:
+        facts = await self._store.facts(event, session=tx.session)
+        proposal = strategies.propose(event, facts, write_off_tolerance=self._policy.write_off)
+        if (
+            isinstance(proposal, strategies.ForPerson)
+            and proposal.awaiting is not None
+            and now < record["wait_for_data_until"]
+        ):
+            # Reference data may come later than the request: wait for it (on hold) a while.
+            if record["state"] != "awaiting_reference_data":
+                record |= {"state": "awaiting_reference_data", "reason": proposal.reason}
+                await self._store.save_request(event.request_id, record, session=tx.session)
+                message = f"{proposal.awaiting} has not reached us yet; we will continue as soon as it does."
+                self._status(
+                    event.request_id,
+                    record,
+                    domain.Decision(RequestStatus.ON_HOLD, message, "awaiting_reference_data"),
+                    tx,
+                    now,
+                )
+            return
         if proposal is None:
             await self._store.save_request(event.request_id, record, session=tx.session)
         elif isinstance(proposal, strategies.ForPerson):
@@ -392,10 +438,12 @@ def build_app(
         policy,
         runtime.consumer,
         ack_timeout=timedelta(seconds=settings.ack_timeout_seconds),
+        reference_wait=timedelta(seconds=settings.reference_wait_seconds),
         clock=clock or (lambda: datetime.now(UTC)),
     )
     runtime.startup_hooks.append(store.ensure_indexes)
     runtime.every(settings.ack_check_seconds, handlers.escalate_overdue, name="escalate_overdue_acks")
+    runtime.every(settings.ack_check_seconds, handlers.resume_waiting, name="resume_waiting_for_data")
     consumer = runtime.consumer
 
     runtime.subscribe_events(REQUEST_ROUTED, RequestRouted, handlers.resolve)

@@ -20,4 +20,11 @@ class ResolutionSettings(ServiceSettings):
     ack_timeout_seconds: float = Field(
         default=3600.0, gt=0, description="An issued resolution without an ERP ack this long is escalated"
     )
-    ack_check_seconds: float = Field(default=5.0, gt=0, description="How often overdue acks are looked for")
+    ack_check_seconds: float = Field(
+        default=5.0, gt=0, description="How often overdue acks and requests waiting for data are looked at"
+    )
+    reference_wait_seconds: float = Field(
+        default=900.0,
+        ge=0,
+        description="How long a request waits for reference data resolution lacks before a person takes it",
+    )

@@ -32,6 +32,7 @@ class ResolutionStore:
         await self._resolutions.create_index("request_id")
         await self._resolutions.create_index([("status", 1), ("ack_due_at", 1)])
         await self._payments.create_index([("customer_id", 1), ("status", 1)])
+        await self._requests.create_index("state")
 
     async def facts(self, event: RequestRouted, *, session: AsyncClientSession) -> Facts:
         """What the views know about the request's customer and documents (four reads)."""
@@ -84,6 +85,11 @@ class ResolutionStore:
         await self._requests.replace_one(
             {"_id": request_id}, {**record, "_id": request_id}, upsert=True, session=session
         )
+
+    async def waiting_for_reference_data(self) -> list[str]:
+        """Ids of the requests whose strategy waits for reference data to arrive."""
+        cursor = self._requests.find({"state": "awaiting_reference_data"}, {"_id": 1})
+        return [str(document["_id"]) async for document in cursor]
 
     async def resolution(self, resolution_id: str, *, session: AsyncClientSession | None) -> Document | None:
         return await self._resolutions.find_one({"_id": resolution_id}, session=session)

@@ -79,6 +79,8 @@ class ForPerson:
 
     reason: str
     explanation: str
+    awaiting: str | None = None
+    """What has not reached resolution's views yet, when that is the reason: it may still come."""
 
 
 Proposal = Posting | NotSupported | ForPerson
@@ -100,9 +102,14 @@ def _quantity(amount: Decimal) -> str:
     return format(amount.normalize(), "f")
 
 
+REFERENCE_DATA_MISSING = "reference_data_missing"
+
+
 def _missing(what: str) -> ForPerson:
     return ForPerson(
-        "reference_data_missing", f"{what} has not reached us yet, so a colleague will check this request."
+        REFERENCE_DATA_MISSING,
+        f"{what} has not reached us yet, so a colleague will check this request.",
+        awaiting=what,
     )
 
 

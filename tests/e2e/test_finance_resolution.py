@@ -456,3 +456,23 @@ async def test_restarts_and_replays_never_make_a_second_posting(servers: Servers
     assert len(postings) == 1
     assert postings[0]["amount"] == usd("2000.00")
     assert [one["approver"] for one in postings[0]["approvals"]] == ["lena.lead"]
+
+
+async def test_a_request_waits_for_reference_data_that_comes_late_and_then_resolves(
+    resolution: Resolution,
+) -> None:
+    servers = resolution.servers
+    world = new_world()
+    customer, contract, invoice = world.reference_records()
+    await publish(servers, customer, invoice)
+    await resolution.knows("invoices", world.invoice_id)
+    event = routed(world, RequestType.BILLING_DISPUTE)
+    await send(servers, event)
+    (held,) = await statuses(servers, event.request_id, "on_hold")
+    assert held["reason"] == "awaiting_reference_data"
+    assert f"Contract {world.contract_id} has not reached us yet" in held["message"]
+    await publish(servers, contract)
+    (_, resolved) = await statuses(servers, event.request_id, "on_hold", "resolved")
+    (posting,) = await wait_for_records(servers, [ERP_RESOLUTIONS], lambda r: r.key == event.request_id)
+    assert posting.value["amount"] == usd("200.00")
+    assert "repriced at contract" in resolved["message"]

@@ -217,6 +217,9 @@ def test_a_dispute_the_documents_do_not_support_is_not_credited(
     )
     assert isinstance(proposal, outcome)
     assert proposal.reason == reason
+    if reason == "reference_data_missing":
+        assert isinstance(proposal, ForPerson)
+        assert proposal.awaiting in {"Invoice INV-1", "Contract CTR-1"}
 
 
 def test_an_unsupported_claim_says_what_was_computed() -> None:
