@@ -10,6 +10,7 @@ routing would. The CRM-to-ERP path through validation and routing is in
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -19,12 +20,27 @@ import pytest
 
 from crs.cli import _decide, build_parser
 from crs.io import producer, publish_json
+from services.intake.app import build_app as build_intake
+from services.intake.domain import crm_request_id
+from services.intake.settings import IntakeSettings
 from services.resolution.app import build_app as build_resolution
 from services.resolution.settings import ResolutionSettings
+from services.routing.app import build_app as build_routing
+from services.routing.settings import RoutingSettings
+from services.validation.app import build_app as build_validation
+from services.validation.settings import ValidationSettings
 from shared.contract import Contact, RequestType
 from shared.events import RequestDetails, RequestRouted
 from shared.money import Money
-from shared.topics import APPROVALS, ERP_ACKS, ERP_RESOLUTIONS, PAYMENTS, REQUEST_ROUTED, REQUEST_STATUS
+from shared.topics import (
+    APPROVALS,
+    CRM_REQUESTS,
+    ERP_ACKS,
+    ERP_RESOLUTIONS,
+    PAYMENTS,
+    REQUEST_ROUTED,
+    REQUEST_STATUS,
+)
 from tests.e2e.scenario import UPDATED_AT, World, new_world
 from tests.support import (
     Servers,
@@ -476,3 +492,48 @@ async def test_a_request_waits_for_reference_data_that_comes_late_and_then_resol
     (posting,) = await wait_for_records(servers, [ERP_RESOLUTIONS], lambda r: r.key == event.request_id)
     assert posting.value["amount"] == usd("200.00")
     assert "repriced at contract" in resolved["message"]
+
+
+async def test_a_crm_credit_limit_request_goes_through_validation_and_routing_to_two_approvals(
+    servers: Servers,
+) -> None:
+    world = new_world()
+    resolution = isolated_settings(ResolutionSettings)
+    validation = isolated_settings(ValidationSettings)
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(
+            running_service(build_intake, isolated_settings(IntakeSettings), servers)
+        )
+        await stack.enter_async_context(running_service(build_validation, validation, servers))
+        await stack.enter_async_context(
+            running_service(build_routing, isolated_settings(RoutingSettings), servers)
+        )
+        await stack.enter_async_context(running_service(build_resolution, resolution, servers))
+        await world_known(Resolution(resolution, MovableClock(), servers), world)
+        await wait_until(
+            lambda: mongo(servers)[validation.database].customers.count_documents({"_id": world.customer_id})
+        )
+        case_id = unique("CASE")
+        request_id = crm_request_id(case_id)
+        case = {
+            "case_id": case_id,
+            "channel": "crm",
+            "customer_id": world.customer_id,
+            "type": "credit_limit_change",
+            "subject": "Please raise our credit limit to 75,000 USD",
+            "requested_credit_limit": usd("75000.00"),
+            "contact": {"name": "Jane Doe", "email": world.contact_email},
+            "submitted_at": "2026-11-23T09:00:00Z",
+        }
+        await publish(servers, (CRM_REQUESTS, case_id, case))
+        (routed_status, awaiting) = await statuses(servers, request_id, "routed", "awaiting_approval")
+        assert routed_status["queue"] == "credit_control"
+        assert "a team lead and a finance manager" in awaiting["message"]
+        await decide(servers, "approve", request_id, "fred.finance", role="finance_manager")
+        await decide(servers, "approve", request_id, "lena.lead", role="team_lead")
+        await statuses(servers, request_id, "approved", "resolved")
+    (posting,) = await resolutions_of(servers, request_id)
+    assert posting["kind"] == "credit_limit_update"
+    assert posting["amount"] == usd("25000.00")
+    assert posting["corrected_amount"] == usd("75000.00")
+    assert {one["role"] for one in posting["approvals"]} == {"team_lead", "finance_manager"}
