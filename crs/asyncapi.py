@@ -87,7 +87,8 @@ DEAD_LETTER_HEADERS = {
             (
                 "x-error-reason",
                 "machine reason: malformed_json, not_an_object, invalid_message, "
-                "message_too_large, handler_failed, or a handler's own (unknown_resolution)",
+                "message_too_large, handler_failed, or a handler's own (unknown_resolution, "
+                "unknown_request, not_awaiting_approval)",
             ),
             ("x-error", "what was wrong, readable"),
             ("x-original-topic", "the topic the message was consumed from"),

@@ -24,7 +24,7 @@ from pymongo import AsyncMongoClient
 from crs.io import producer, publish_many
 from services.intake.domain import crm_request_id
 from shared.kafka import ensure_topics
-from shared.topics import CRM_REQUESTS, CUSTOMERS, ERP_RESOLUTIONS, INVOICES
+from shared.topics import CONTRACTS, CRM_REQUESTS, CUSTOMERS, ERP_RESOLUTIONS, INVOICES
 
 HOPS = 4
 STAMP = "2026-11-01T00:00:00Z"
@@ -73,6 +73,22 @@ def bench_world(run_id: str, count: int) -> tuple[list[tuple[str, str, Any]], li
             },
         )
     ]
+    # Resolution reprices each invoice against this contract (500.00 a unit, invoiced at 600.00).
+    contract_id = f"CTR-BENCH-{run_id}"
+    reference.append(
+        (
+            CONTRACTS,
+            contract_id,
+            {
+                "contract_id": contract_id,
+                "customer_id": customer_id,
+                "valid_from": "2026-01-01",
+                "currency": "USD",
+                "prices": [{"sku": "SKU-CLD-100", "unit_price": "500.00"}],
+                "updated_at": STAMP,
+            },
+        )
+    )
     requests: list[tuple[str, str, Any]] = []
     for number in range(count):
         invoice_id = f"INV-BENCH-{run_id}-{number:06d}"
@@ -83,6 +99,7 @@ def bench_world(run_id: str, count: int) -> tuple[list[tuple[str, str, Any]], li
                 {
                     "invoice_id": invoice_id,
                     "customer_id": customer_id,
+                    "contract_id": contract_id,
                     "issued_on": "2026-10-01",
                     "currency": "USD",
                     "lines": [{"sku": "SKU-CLD-100", "quantity": "2", "unit_price": "600.00"}],
@@ -196,6 +213,7 @@ async def run_bench(
     mongodb_uri: str,
     count: int,
     validation_database: str = "crs_validation",
+    resolution_database: str = "crs_resolution",
     timeout: float = 1800.0,
     say: Callable[[str], None] = print,
 ) -> tuple[RunFigures, RunFigures]:
@@ -217,13 +235,16 @@ async def run_bench(
     say(f"bench {run_id}: publishing 1 customer and {count} invoices")
     async with producer(bootstrap_servers) as client:
         await publish_many(client, reference)
-    invoices = AsyncMongoClient[dict[str, Any]](mongodb_uri)[validation_database].invoices
+    client = AsyncMongoClient[dict[str, Any]](mongodb_uri)
     ingest_started = time.perf_counter()
-    while await invoices.count_documents({"customer_id": f"BENCH-{run_id}"}) < count:
-        if time.perf_counter() - ingest_started > timeout:
-            raise TimeoutError("validation did not take in the benchmark's invoices; is the stack running?")
-        await asyncio.sleep(0.5)
-    say(f"  validation took in {count} invoices in {time.perf_counter() - ingest_started:.1f}s")
+    # Validation and resolution each keep their own view of the invoices.
+    for name, database in (("validation", validation_database), ("resolution", resolution_database)):
+        invoices = client[database].invoices
+        while await invoices.count_documents({"customer_id": f"BENCH-{run_id}"}) < count:
+            if time.perf_counter() - ingest_started > timeout:
+                raise TimeoutError(f"{name} did not take in the benchmark's invoices; is the stack running?")
+            await asyncio.sleep(0.5)
+        say(f"  {name} took in {count} invoices in {time.perf_counter() - ingest_started:.1f}s")
 
     say(f"system: {count} disputes through intake, validation, routing and resolution")
     system = await _timed_run(

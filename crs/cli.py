@@ -13,6 +13,7 @@ crs record                   one request's Customer Request Record, from the aud
 crs trace                    one request's path through the services, time per step, where it is now
 crs stats                    backlog, ageing, SLAs, resolution times, money, top reasons and customers
 crs dlq list|show|replay     inspect dead letters and send them back once fixed
+crs approve|reject           an approval decision on a request awaiting approval
 """
 
 from __future__ import annotations
@@ -518,6 +519,47 @@ def _add_audit_database_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database", help="the audit database (default: CRS_AUDIT_DATABASE, else crs_audit)")
 
 
+def approval_decision(args: argparse.Namespace, *, now: datetime) -> dict[str, Any]:
+    """The ``requests.approvals.v1`` message of `crs approve` / `crs reject`, validated by the contract."""
+    from shared.contract import ApprovalDecision
+
+    decision = ApprovalDecision(
+        request_id=args.request_id,
+        decision="approve" if args.command == "approve" else "reject",
+        approver=args.approver,
+        role=args.role,
+        comment=args.comment,
+        decided_at=now,
+    )
+    return decision.model_dump(mode="json")
+
+
+async def _decide(args: argparse.Namespace) -> int:
+    from crs.io import producer, publish_json
+    from shared.topics import APPROVALS
+
+    value = approval_decision(args, now=datetime.now(UTC))
+    kafka, _ = _addresses(args)
+    async with producer(kafka) as client:
+        await publish_json(client, APPROVALS, args.request_id, value)
+    print(
+        f"published {value['decision']} of {args.request_id} by {args.approver} ({args.role}) to {APPROVALS}"
+    )
+    return 0
+
+
+def _add_approval_commands(commands: Any) -> None:
+    """`crs approve` and `crs reject`: what an approval tool publishes."""
+    for name, verb in (("approve", "approve"), ("reject", "reject")):
+        command = commands.add_parser(name, help=f"{verb} a request awaiting approval")
+        command.add_argument("request_id")
+        command.add_argument("--approver", required=True, help="your user id")
+        command.add_argument("--role", required=True, help="the role you approve in, e.g. team_lead")
+        command.add_argument(
+            "--comment", required=name == "reject", help="why (required to reject: the customer sees it)"
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - every command in one flat list
     """The `crs` command line."""
     parser = argparse.ArgumentParser(
@@ -586,6 +628,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - every command 
     bench.add_argument("--timeout", type=float, default=1_800.0)
     _add_audit_commands(commands)
     _add_ops_commands(commands)
+    _add_approval_commands(commands)
     return parser
 
 
@@ -607,6 +650,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "trace": _trace,
         "stats": _stats,
         "dlq": _dlq,
+        "approve": _decide,
+        "reject": _decide,
     }
     try:
         return asyncio.run(handlers[args.command](args))

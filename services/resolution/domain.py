@@ -1,29 +1,36 @@
-"""Finance resolution: what the ERP must post for a routed request. Pure functions, no I/O.
+"""Finance resolution: from a proposal to the ERP posting and the statuses. Pure functions, no I/O.
 
-At this stage one strategy is automatic: a billing dispute (or invoice correction) about one
-invoice, where the customer says what the invoice should be and that is below its total, gets a
-credit memo for the difference. Everything else waits in its queue for a person, and so does
-a dispute by email: an expected amount read out of free text is not a structured claim to post on
-(issue 4 replaces trusting the customer's figure with repricing against the contract).
+The strategies (``strategies.py``) decide what a request deserves; the approval policy
+(``policy.py``) and the approvals (``approvals.py``) decide when it may be posted; this module
+builds the posting with its stable ``resolution_id`` and reads the ERP's answers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.contract import Channel, ErpAck, ErpResolution, RequestStatus, RequestType, ResolutionKind
+from services.resolution.approvals import RecordedApproval
+from services.resolution.strategies import Posting
+from shared.contract import ErpAck, ErpResolution, RequestStatus, ResolutionApproval, ResolutionKind
 from shared.events import RequestRouted
 from shared.identity import stable_id
 
-AUTOMATIC_CREDIT_TYPES = frozenset({RequestType.BILLING_DISPUTE, RequestType.INVOICE_CORRECTION})
+KIND_NAMES = {
+    ResolutionKind.CREDIT_MEMO: "credit memo",
+    ResolutionKind.INVOICE_CORRECTION: "invoice correction",
+    ResolutionKind.PAYMENT_ALLOCATION: "payment allocation",
+    ResolutionKind.CREDIT_LIMIT_UPDATE: "credit limit update",
+    ResolutionKind.WRITE_OFF: "write-off",
+    ResolutionKind.REFUND: "refund",
+}
 
 
 @dataclass(frozen=True)
 class Decision:
-    """A resolution to post (or none) and the status change it means for the customer."""
+    """A status change for the customer, with its machine reason."""
 
-    resolution: ErpResolution | None
     status: RequestStatus
     message: str
     reason: str | None = None
@@ -34,51 +41,54 @@ def resolution_id_for(request_id: str, kind: ResolutionKind, document_id: str) -
     return "RES-" + stable_id("resolution", request_id, kind.value, document_id)[:18].upper()
 
 
-def resolve(event: RequestRouted, *, now: datetime) -> Decision | None:
-    """The automatic resolution of a routed request, or ``None`` when a person must decide."""
+def requesters_of(event: RequestRouted) -> frozenset[str]:
+    """Who asked: the contact, the email sender and the customer. They may not approve it."""
     details = event.details
-    expected = details.expected_amount
-    if details.request_type not in AUTOMATIC_CREDIT_TYPES or expected is None or len(event.invoices) != 1:
-        return None
-    if details.channel is Channel.EMAIL:
-        return None
-    invoice = event.invoices[0]
-    if expected.currency != invoice.total.currency or not (0 <= expected.amount < invoice.total.amount):
-        return None
-    credit = invoice.total - expected
-    resolution = ErpResolution(
-        resolution_id=resolution_id_for(event.request_id, ResolutionKind.CREDIT_MEMO, invoice.invoice_id),
+    candidates: Iterable[str | None] = (
+        details.contact.email if details.contact else None,
+        details.sender_email,
+        event.customer_id,
+    )
+    return frozenset(candidate.strip().lower() for candidate in candidates if candidate)
+
+
+def build_resolution(
+    event: RequestRouted, posting: Posting, *, approvals: Iterable[RecordedApproval], now: datetime
+) -> ErpResolution:
+    """The posting as the ERP receives it; the same request and posting give the same id."""
+    return ErpResolution(
+        resolution_id=resolution_id_for(event.request_id, posting.kind, posting.document_id),
         request_id=event.request_id,
         customer_id=event.customer_id,
-        kind=ResolutionKind.CREDIT_MEMO,
-        invoice_id=invoice.invoice_id,
-        amount=credit,
-        original_amount=invoice.total,
-        corrected_amount=expected,
-        reason_code=details.request_type.value if details.request_type else "billing_dispute",
+        kind=posting.kind,
+        invoice_id=posting.invoice_id,
+        payment_id=posting.payment_id,
+        amount=posting.amount,
+        original_amount=posting.original_amount,
+        corrected_amount=posting.corrected_amount,
+        reason_code=posting.reason_code,
+        approvals=[
+            ResolutionApproval.model_validate(
+                {"approver": approval.approver, "role": approval.role, "decided_at": approval.decided_at}
+            )
+            for approval in approvals
+        ],
         effective_on=now.date(),
         created_at=now,
     )
-    return Decision(
-        resolution=resolution,
-        status=RequestStatus.RESOLVED,
-        message=(
-            f"We have issued a credit memo of {credit} against invoice {invoice.invoice_id} "
-            f"(from {invoice.total} to {expected})."
-        ),
-    )
 
 
-def acknowledge(ack: ErpAck) -> Decision:
+def acknowledge(ack: ErpAck, kind: ResolutionKind | None = None) -> Decision:
     """What the ERP's answer means: posted closes the request, failed puts it back to its queue."""
+    what = KIND_NAMES.get(kind, "resolution") if kind is not None else "resolution"
     if ack.status == "posted":
         document = f" as document {ack.erp_document_id}" if ack.erp_document_id else ""
         return Decision(
-            None, RequestStatus.CLOSED, f"Your credit has been posted{document}. This request is closed."
+            RequestStatus.CLOSED, f"Your {what} has been posted{document}. This request is closed."
         )
+    error = f": {ack.error}" if ack.error else ""
     return Decision(
-        None,
         RequestStatus.ROUTED,
-        "We hit a problem recording your credit and a colleague is looking into it.",
+        f"The ERP could not post the {what} {ack.resolution_id}{error}. A colleague is looking into it.",
         reason="erp_posting_failed",
     )

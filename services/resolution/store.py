@@ -1,4 +1,5 @@
-"""Resolution's own view: routed requests and the resolutions issued for them."""
+"""Resolution's own view: routed requests, their approvals, the resolutions issued, and its own
+copies of the reference data (customers, invoices, payments, contracts) the strategies read."""
 
 from __future__ import annotations
 
@@ -8,37 +9,107 @@ from typing import Any
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.contract import ErpAck
+from services.resolution.strategies import Facts
+from shared.contract import Customer, CustomerContract, ErpAck, Invoice, Payment
+from shared.events import RequestRouted
 from shared.mongo import Document
+from shared.reference_views import ReferenceView
 
 
 class ResolutionStore:
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self._requests = database.requests
         self._resolutions = database.resolutions
+        self.customers = ReferenceView(database, "customers")
+        self.invoices = ReferenceView(database, "invoices")
+        self.payments = ReferenceView(database, "payments")
+        self.contracts = ReferenceView(database, "contracts")
+        self._payments = database.payments
+        self._invoices = database.invoices
+        self._contracts = database.contracts
 
     async def ensure_indexes(self) -> None:
         await self._resolutions.create_index("request_id")
+        await self._resolutions.create_index([("status", 1), ("ack_due_at", 1)])
+        await self._payments.create_index([("customer_id", 1), ("status", 1)])
+        await self._requests.create_index("state")
 
-    async def record_request(
+    async def facts(self, event: RequestRouted, *, session: AsyncClientSession) -> Facts:
+        """What the views know about the request's customer and documents (four reads)."""
+        details = event.details
+        customer = await self.customers.get(event.customer_id, session=session)
+        invoices = {
+            document["invoice_id"]: Invoice.model_validate(document)
+            async for document in self._invoices.find(
+                {"_id": {"$in": list(details.invoice_ids)}}, session=session
+            )
+        }
+        contract_ids = {invoice.contract_id for invoice in invoices.values() if invoice.contract_id}
+        if details.contract_id:
+            contract_ids.add(details.contract_id)
+        contracts = (
+            {
+                document["contract_id"]: CustomerContract.model_validate(document)
+                async for document in self._contracts.find(
+                    {"_id": {"$in": sorted(contract_ids)}}, session=session
+                )
+            }
+            if contract_ids
+            else {}
+        )
+        payments = {
+            document["payment_id"]: Payment.model_validate(document)
+            async for document in self._payments.find(
+                {
+                    "$or": [
+                        {"_id": {"$in": list(details.payment_ids)}},
+                        {"customer_id": event.customer_id, "status": "unapplied"},
+                    ]
+                },
+                session=session,
+            )
+        }
+        return Facts(
+            customer=Customer.model_validate(customer) if customer is not None else None,
+            invoices=invoices,
+            contracts=contracts,
+            payments=payments,
+        )
+
+    async def request(self, request_id: str, *, session: AsyncClientSession) -> Document | None:
+        return await self._requests.find_one({"_id": request_id}, session=session)
+
+    async def save_request(
         self, request_id: str, record: dict[str, Any], *, session: AsyncClientSession
     ) -> None:
         await self._requests.replace_one(
             {"_id": request_id}, {**record, "_id": request_id}, upsert=True, session=session
         )
 
-    async def request(self, request_id: str, *, session: AsyncClientSession) -> Document | None:
-        return await self._requests.find_one({"_id": request_id}, session=session)
+    async def waiting_for_reference_data(self) -> list[str]:
+        """Ids of the requests whose strategy waits for reference data to arrive."""
+        cursor = self._requests.find({"state": "awaiting_reference_data"}, {"_id": 1})
+        return [str(document["_id"]) async for document in cursor]
+
+    async def resolution(self, resolution_id: str, *, session: AsyncClientSession | None) -> Document | None:
+        return await self._resolutions.find_one({"_id": resolution_id}, session=session)
 
     async def record_resolution(
         self, resolution_id: str, record: dict[str, Any], *, session: AsyncClientSession
     ) -> None:
-        await self._resolutions.replace_one(
-            {"_id": resolution_id}, {**record, "_id": resolution_id}, upsert=True, session=session
-        )
+        await self._resolutions.insert_one({**record, "_id": resolution_id}, session=session)
 
-    async def resolution(self, resolution_id: str, *, session: AsyncClientSession) -> Document | None:
-        return await self._resolutions.find_one({"_id": resolution_id}, session=session)
+    async def overdue_resolutions(self, now: datetime) -> list[str]:
+        """Ids of resolutions issued but not acknowledged in time and not escalated yet."""
+        cursor = self._resolutions.find(
+            {"status": "issued", "ack_due_at": {"$lt": now}, "escalated_at": None}, {"_id": 1}
+        )
+        return [str(document["_id"]) async for document in cursor]
+
+    async def mark_escalated(self, resolution_id: str, at: datetime, *, session: AsyncClientSession) -> None:
+        await self._resolutions.update_one(
+            {"_id": resolution_id}, {"$set": {"escalated_at": at}}, session=session
+        )
 
     async def record_ack(
         self,

@@ -67,15 +67,16 @@ async def publish_reference_data(servers: Servers, five: FiveServices, world: Wo
     async with producer(servers.bootstrap_servers) as client:
         for topic, key, value in world.reference_records():
             await publish_json(client, topic, key, value)
-    database = mongo(servers)[five.validation.database]
+    # Validation and resolution each keep their own views of the reference data.
+    for database in (mongo(servers)[five.validation.database], mongo(servers)[five.resolution.database]):
 
-    async def known() -> bool:
-        customer = await database.customers.find_one({"_id": world.customer_id})
-        invoice = await database.invoices.find_one({"_id": world.invoice_id})
-        contract = await database.contracts.find_one({"_id": world.contract_id})
-        return None not in (customer, invoice, contract)
+        async def known(database: Any = database) -> bool:
+            customer = await database.customers.find_one({"_id": world.customer_id})
+            invoice = await database.invoices.find_one({"_id": world.invoice_id})
+            contract = await database.contracts.find_one({"_id": world.contract_id})
+            return None not in (customer, invoice, contract)
 
-    await wait_until(known)
+        await wait_until(known)
 
 
 def statuses_of(records: list[Any]) -> list[str]:
@@ -164,15 +165,17 @@ async def test_an_email_from_a_known_contact_is_matched_routed_and_audited(
     async with producer(servers.bootstrap_servers) as client:
         await publish_json(client, EMAIL_REQUESTS, message_id, world.email(message_id))
         await wait_for_records(
-            servers, [REQUEST_STATUS], lambda r: r.key == request_id and r.value["status"] == "routed"
+            servers, [REQUEST_STATUS], lambda r: r.key == request_id and r.value["status"] == "resolved"
         )
 
     statuses = await records_now(servers, [REQUEST_STATUS], lambda r: r.key == request_id)
-    assert statuses_of(statuses) == ["received", "validated", "routed"]
+    assert statuses_of(statuses) == ["received", "validated", "routed", "resolved"]
     assert statuses[1].value["customer_id"] == world.customer_id
     assert statuses[2].value["queue"] == "accounts_receivable"
-    # No expected amount in the email: a person decides, nothing is posted.
-    assert await records_now(servers, [ERP_RESOLUTIONS], lambda r: r.key == request_id, settle=1.0) == []
+    # The email states no amount; the invoice is repriced against the contract all the same.
+    (posting,) = await records_now(servers, [ERP_RESOLUTIONS], lambda r: r.key == request_id, settle=1.0)
+    assert posting.value["kind"] == "credit_memo"
+    assert posting.value["amount"] == {"amount": "200.00", "currency": "USD"}
     audit = mongo(servers)[services.audit.database]
     assert await wait_until(lambda: audit.entries.count_documents({"request_id": request_id})) >= 1
 

@@ -1,0 +1,692 @@
+"""Resolution's finance strategies, approval policy and segregation of duties, table by table."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.resolution import approvals
+from services.resolution.approvals import RecordedApproval, Verdict
+from services.resolution.domain import acknowledge, build_resolution, requesters_of, resolution_id_for
+from services.resolution.policy import DEFAULT_POLICY_PATH, PolicyError, load_policy
+from services.resolution.strategies import (
+    Facts,
+    ForPerson,
+    NotSupported,
+    Posting,
+    propose,
+    reference_fits,
+)
+from shared.contract import (
+    ApprovalDecision,
+    Customer,
+    CustomerContract,
+    ErpAck,
+    Invoice,
+    Payment,
+    RequestStatus,
+    RequestType,
+    ResolutionKind,
+)
+from shared.events import RequestRouted
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+POLICY = load_policy()
+TOLERANCE = POLICY.write_off
+
+
+def usd(amount: str) -> dict[str, str]:
+    return {"amount": amount, "currency": "USD"}
+
+
+def routed(request_type: RequestType | None, **details: Any) -> RequestRouted:
+    return RequestRouted.model_validate(
+        {
+            "event_id": "e1",
+            "request_id": "REQ-1",
+            "correlation_id": "CASE-1",
+            "occurred_at": NOW,
+            "details": {
+                "channel": "portal",
+                "source_id": "CASE-1",
+                "customer_id": "CUST-1",
+                "request_type": request_type,
+                "subject": "Request",
+                "invoice_ids": ("INV-1",),
+                "contact": {"name": "Jane", "email": "Jane@Acme.example"},
+                "submitted_at": "2026-11-22T10:00:00Z",
+                **details,
+            },
+            "customer_id": "CUST-1",
+            "customer_tier": "key",
+            "queue": "accounts_receivable",
+            "priority": "normal",
+            "sla_due_at": NOW,
+            "rule_version": "r1",
+        }
+    )
+
+
+def invoice(**change: Any) -> Invoice:
+    values: dict[str, Any] = {
+        "invoice_id": "INV-1",
+        "customer_id": "CUST-1",
+        "contract_id": "CTR-1",
+        "issued_on": "2026-10-01",
+        "currency": "USD",
+        "lines": [
+            {"sku": "CLD", "quantity": "2", "unit_price": "600.00"},
+            {"sku": "SUP", "quantity": "1", "unit_price": "99.99"},
+        ],
+        "total": usd("1299.99"),
+        "open_amount": usd("1299.99"),
+        "status": "open",
+        "updated_at": NOW,
+        **change,
+    }
+    return Invoice.model_validate(values)
+
+
+def contract(**change: Any) -> CustomerContract:
+    values: dict[str, Any] = {
+        "contract_id": "CTR-1",
+        "customer_id": "CUST-1",
+        "valid_from": "2026-01-01",
+        "valid_to": "2026-12-31",
+        "currency": "USD",
+        "prices": [{"sku": "CLD", "unit_price": "500.00"}, {"sku": "SUP", "unit_price": "99.99"}],
+        "updated_at": NOW,
+        **change,
+    }
+    return CustomerContract.model_validate(values)
+
+
+def payment(
+    payment_id: str, amount: str, received_on: str, reference: str | None = None, **change: Any
+) -> Payment:
+    values: dict[str, Any] = {
+        "payment_id": payment_id,
+        "customer_id": "CUST-1",
+        "amount": usd(amount),
+        "received_on": received_on,
+        "reference": reference,
+        "status": "unapplied",
+        "updated_at": NOW,
+        **change,
+    }
+    return Payment.model_validate(values)
+
+
+def customer(limit: str = "50000.00") -> Customer:
+    return Customer.model_validate(
+        {
+            "customer_id": "CUST-1",
+            "name": "Acme",
+            "status": "active",
+            "kyc_status": "verified",
+            "credit_limit": usd(limit),
+            "updated_at": NOW,
+        }
+    )
+
+
+def facts(
+    invoices: tuple[Invoice, ...] = (),
+    contracts: tuple[CustomerContract, ...] = (),
+    payments: tuple[Payment, ...] = (),
+    the_customer: Customer | None = None,
+) -> Facts:
+    return Facts(
+        customer=the_customer,
+        invoices={one.invoice_id: one for one in invoices},
+        contracts={one.contract_id: one for one in contracts},
+        payments={one.payment_id: one for one in payments},
+    )
+
+
+# --- pricing disputes and invoice corrections -------------------------------------------------
+
+
+def test_an_overcharged_invoice_is_credited_exactly_the_difference_to_the_contract_price() -> None:
+    event = routed(RequestType.BILLING_DISPUTE, expected_amount=usd("900.00"))
+    proposal = propose(event, facts((invoice(),), (contract(),)), write_off_tolerance=TOLERANCE)
+    assert isinstance(proposal, Posting)
+    assert proposal.kind is ResolutionKind.CREDIT_MEMO
+    assert proposal.amount.amount == Decimal("200.00")  # 2 x (600 - 500), not what the customer expected
+    assert proposal.original_amount is not None
+    assert proposal.original_amount.amount == Decimal("1299.99")
+    assert proposal.corrected_amount is not None
+    assert proposal.corrected_amount.amount == Decimal("1099.99")
+    assert "CLD 2 x 600.00, contract 500.00: 200.00 too much" in proposal.explanation
+    assert "SUP 1 x 99.99, contract 99.99: not above the contract" in proposal.explanation
+    assert "You expected 900.00 USD." in proposal.explanation
+
+
+def test_an_invoice_correction_posts_an_invoice_correction() -> None:
+    event = routed(RequestType.INVOICE_CORRECTION)
+    proposal = propose(event, facts((invoice(),), (contract(),)), write_off_tolerance=TOLERANCE)
+    assert isinstance(proposal, Posting)
+    assert proposal.kind is ResolutionKind.INVOICE_CORRECTION
+    assert proposal.amount.amount == Decimal("200.00")
+
+
+def test_fractional_quantities_are_credited_to_the_cent() -> None:
+    lines = [{"sku": "CLD", "quantity": "1.333", "unit_price": "600.00"}]
+    event = routed(RequestType.BILLING_DISPUTE)
+    the_invoice = invoice(lines=lines, total=usd("799.80"), open_amount=usd("799.80"))
+    proposal = propose(event, facts((the_invoice,), (contract(),)), write_off_tolerance=TOLERANCE)
+    assert isinstance(proposal, Posting)
+    assert proposal.amount.amount == Decimal("133.30")
+    assert proposal.amount.amount.as_tuple().exponent == -2
+
+
+@pytest.mark.parametrize(
+    ("the_facts", "outcome", "reason"),
+    [
+        # Priced as the contract says: the claim is not supported, nothing to post.
+        (
+            facts((invoice(),), (contract(prices=[{"sku": "CLD", "unit_price": "600.00"}]),)),
+            NotSupported,
+            "claim_not_supported",
+        ),
+        (
+            facts((invoice(),), (contract(prices=[{"sku": "CLD", "unit_price": "650.00"}]),)),
+            NotSupported,
+            "claim_not_supported",
+        ),
+        (facts((invoice(),), ()), ForPerson, "reference_data_missing"),
+        (facts((), (contract(),)), ForPerson, "reference_data_missing"),
+        (facts((invoice(contract_id=None),), (contract(),)), ForPerson, "no_contract"),
+        (facts((invoice(),), (contract(valid_from="2026-11-01"),)), ForPerson, "contract_does_not_apply"),
+        (facts((invoice(),), (contract(currency="EUR"),)), ForPerson, "contract_does_not_apply"),
+        (facts((invoice(lines=[]),), (contract(),)), ForPerson, "no_invoice_lines"),
+    ],
+)
+def test_a_dispute_the_documents_do_not_support_is_not_credited(
+    the_facts: Facts, outcome: type[NotSupported | ForPerson], reason: str
+) -> None:
+    proposal = propose(
+        routed(RequestType.BILLING_DISPUTE, expected_amount=usd("100.00")),
+        the_facts,
+        write_off_tolerance=TOLERANCE,
+    )
+    assert isinstance(proposal, outcome)
+    assert proposal.reason == reason
+    if reason == "reference_data_missing":
+        assert isinstance(proposal, ForPerson)
+        assert proposal.awaiting in {"Invoice INV-1", "Contract CTR-1"}
+
+
+def test_an_unsupported_claim_says_what_was_computed() -> None:
+    the_contract = contract(prices=[{"sku": "CLD", "unit_price": "600.00"}])
+    proposal = propose(
+        routed(RequestType.BILLING_DISPUTE, expected_amount=usd("1000.00")),
+        facts((invoice(),), (the_contract,)),
+        write_off_tolerance=TOLERANCE,
+    )
+    assert isinstance(proposal, NotSupported)
+    assert "CLD 2 x 600.00, contract 600.00: not above the contract" in proposal.explanation
+    assert "SUP 1 x 99.99: no contract price, unchanged" in proposal.explanation
+    assert "stays at 1,299.99 USD" in proposal.explanation
+    assert "You expected 1,000.00 USD" in proposal.explanation
+
+
+def test_a_dispute_naming_several_invoices_goes_to_a_person() -> None:
+    event = routed(RequestType.BILLING_DISPUTE, invoice_ids=("INV-1", "INV-2"))
+    proposal = propose(event, facts((invoice(),), (contract(),)), write_off_tolerance=TOLERANCE)
+    assert isinstance(proposal, ForPerson)
+    assert proposal.reason == "several_invoices"
+
+
+# --- payment not posted -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("details", "payments", "expected"),
+    [
+        # Amount and date match one payment.
+        (
+            {"mentioned_dates": ["2026-10-20"]},
+            (payment("PAY-A", "1299.99", "2026-10-21"), payment("PAY-B", "1299.99", "2026-09-01")),
+            "PAY-A",
+        ),
+        # Two with the same amount, but only one bank reference names the invoice.
+        (
+            {},
+            (
+                payment("PAY-A", "1299.99", "2026-10-21", "INV 1 thanks"),
+                payment("PAY-B", "1299.99", "2026-10-22"),
+            ),
+            "PAY-A",
+        ),
+        # A reference naming another invoice rules that payment out.
+        (
+            {},
+            (payment("PAY-A", "1299.99", "2026-10-21", "INV-9"), payment("PAY-B", "1299.99", "2026-10-22")),
+            "PAY-B",
+        ),
+        # The disputed amount is what was paid (a part payment).
+        ({"disputed_amount": usd("500.00")}, (payment("PAY-A", "500.00", "2026-10-21"),), "PAY-A"),
+        # The customer names the payment.
+        (
+            {"payment_ids": ("PAY-B",)},
+            (payment("PAY-A", "1299.99", "2026-10-21"), payment("PAY-B", "10.00", "2026-10-22")),
+            "PAY-B",
+        ),
+    ],
+)
+def test_the_one_matching_unapplied_payment_is_allocated_to_the_invoice(
+    details: dict[str, Any], payments: tuple[Payment, ...], expected: str
+) -> None:
+    event = routed(RequestType.PAYMENT_QUERY, **details)
+    proposal = propose(event, facts((invoice(),), (), payments), write_off_tolerance=TOLERANCE)
+    assert isinstance(proposal, Posting), proposal
+    assert proposal.kind is ResolutionKind.PAYMENT_ALLOCATION
+    assert proposal.payment_id == expected
+    assert proposal.invoice_id == "INV-1"
+    paid = next(one for one in payments if one.payment_id == expected).amount.amount
+    assert proposal.amount.amount == min(paid, Decimal("1299.99"))
+    assert proposal.corrected_amount is not None
+    assert proposal.corrected_amount.amount == Decimal("1299.99") - proposal.amount.amount
+
+
+@pytest.mark.parametrize(
+    ("payments", "reason", "listed"),
+    [
+        ((), "payment_not_found", []),
+        ((payment("PAY-A", "100.00", "2026-10-21"),), "payment_not_found", ["PAY-A"]),
+        ((payment("PAY-A", "1299.99", "2026-10-21", status="applied"),), "payment_not_found", []),
+        ((payment("PAY-A", "1299.99", "2026-10-21", customer_id="CUST-2"),), "payment_not_found", []),
+        (
+            (payment("PAY-A", "1299.99", "2026-10-21"), payment("PAY-B", "1299.99", "2026-10-22")),
+            "several_payments_match",
+            ["PAY-A", "PAY-B"],
+        ),
+    ],
+)
+def test_no_or_several_candidates_go_to_a_person_with_the_candidates_listed(
+    payments: tuple[Payment, ...], reason: str, listed: list[str]
+) -> None:
+    proposal = propose(
+        routed(RequestType.PAYMENT_QUERY), facts((invoice(),), (), payments), write_off_tolerance=TOLERANCE
+    )
+    assert isinstance(proposal, ForPerson)
+    assert proposal.reason == reason
+    for payment_id in listed:
+        assert payment_id in proposal.explanation
+    if not listed:
+        assert "Unapplied payments of the customer: none" in proposal.explanation
+
+
+@pytest.mark.parametrize(
+    ("reference", "fits"),
+    [
+        ("Payment INV-1", True),
+        ("inv 1", True),
+        ("INV-2026-1", False),
+        ("thanks", None),
+        (None, None),
+    ],
+)
+def test_a_bank_reference_names_this_invoice_another_or_none(
+    reference: str | None, fits: bool | None
+) -> None:
+    assert reference_fits(reference, "INV-1") is fits
+
+
+# --- credit limit, write-off, refund ----------------------------------------------------------
+
+
+def test_a_credit_limit_change_proposes_an_update_from_the_master_data_limit() -> None:
+    event = routed(RequestType.CREDIT_LIMIT_CHANGE, invoice_ids=(), requested_credit_limit=usd("80000.00"))
+    proposal = propose(event, facts(the_customer=customer()), write_off_tolerance=TOLERANCE)
+    assert isinstance(proposal, Posting)
+    assert proposal.kind is ResolutionKind.CREDIT_LIMIT_UPDATE
+    assert proposal.amount.amount == Decimal("30000.00")
+    assert proposal.original_amount is not None
+    assert proposal.original_amount.amount == Decimal("50000.00")
+    assert proposal.corrected_amount is not None
+    assert proposal.corrected_amount.amount == Decimal("80000.00")
+    assert POLICY.required_roles(proposal.kind, proposal.amount.amount) == ("team_lead", "finance_manager")
+
+
+@pytest.mark.parametrize(
+    ("the_customer", "requested", "reason"),
+    [
+        (None, usd("80000.00"), "reference_data_missing"),
+        (customer(), {"amount": "80000.00", "currency": "EUR"}, "no_current_limit"),
+        (customer(), usd("50000.00"), "limit_unchanged"),
+    ],
+)
+def test_a_credit_limit_change_without_the_facts_is_not_posted(
+    the_customer: Customer | None, requested: dict[str, str], reason: str
+) -> None:
+    event = routed(RequestType.CREDIT_LIMIT_CHANGE, invoice_ids=(), requested_credit_limit=requested)
+    proposal = propose(event, facts(the_customer=the_customer), write_off_tolerance=TOLERANCE)
+    assert isinstance(proposal, ForPerson | NotSupported)
+    assert proposal.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("asked", "total", "within"),
+    [
+        ("20.00", "1300.00", True),  # under 50.00 and under 2 % (26.00)
+        ("26.00", "1300.00", True),  # exactly 2 %
+        ("26.01", "1300.00", False),  # above 2 % though under 50.00
+        ("50.00", "5000.00", True),  # exactly the absolute tolerance
+        ("50.01", "5000.00", False),
+    ],
+)
+def test_a_write_off_is_automatic_only_within_both_tolerances(asked: str, total: str, within: bool) -> None:
+    the_invoice = invoice(total=usd(total), open_amount=usd(total))
+    event = routed(RequestType.WRITE_OFF, disputed_amount=usd(asked))
+    proposal = propose(event, facts((the_invoice,)), write_off_tolerance=TOLERANCE)
+    assert isinstance(proposal, Posting)
+    assert proposal.kind is ResolutionKind.WRITE_OFF
+    assert proposal.amount.amount == Decimal(asked)
+    assert proposal.within_tolerance is within
+    assert ("within it" if within else "above it") in proposal.explanation
+
+
+def test_a_write_off_above_the_open_amount_is_not_supported() -> None:
+    the_invoice = invoice(open_amount=usd("10.00"))
+    proposal = propose(
+        routed(RequestType.WRITE_OFF, disputed_amount=usd("20.00")),
+        facts((the_invoice,)),
+        write_off_tolerance=TOLERANCE,
+    )
+    assert isinstance(proposal, NotSupported)
+    assert proposal.reason == "amount_above_open"
+
+
+@pytest.mark.parametrize(
+    ("details", "the_facts", "amount", "available"),
+    [
+        # An overpayment: 1,500.00 paid, 1,299.99 applied.
+        (
+            {"invoice_ids": (), "payment_ids": ("PAY-A",)},
+            facts(
+                payments=(
+                    payment(
+                        "PAY-A",
+                        "1500.00",
+                        "2026-10-01",
+                        status="applied",
+                        applied_to=[{"invoice_id": "INV-1", "amount": "1299.99"}],
+                    ),
+                )
+            ),
+            "200.01",
+            "200.01",
+        ),
+        # A credit balance on an invoice (negative open amount), part of it asked for.
+        (
+            {"disputed_amount": usd("50.00")},
+            facts((invoice(open_amount=usd("-80.00")),)),
+            "50.00",
+            "80.00",
+        ),
+        # Nothing named: the customer's unapplied payments.
+        ({"invoice_ids": ()}, facts(payments=(payment("PAY-A", "75.00", "2026-10-01"),)), "75.00", "75.00"),
+    ],
+)
+def test_a_refund_is_of_a_real_credit_balance(
+    details: dict[str, Any], the_facts: Facts, amount: str, available: str
+) -> None:
+    proposal = propose(routed(RequestType.REFUND, **details), the_facts, write_off_tolerance=TOLERANCE)
+    assert isinstance(proposal, Posting), proposal
+    assert proposal.kind is ResolutionKind.REFUND
+    assert proposal.amount.amount == Decimal(amount)
+    assert proposal.original_amount is not None
+    assert proposal.original_amount.amount == Decimal(available)
+
+
+@pytest.mark.parametrize(
+    ("details", "the_facts", "reason"),
+    [
+        ({}, facts((invoice(),)), "no_credit_balance"),
+        (
+            {"disputed_amount": usd("100.00")},
+            facts((invoice(open_amount=usd("-80.00")),)),
+            "refund_above_credit",
+        ),
+        ({"invoice_ids": (), "payment_ids": ("PAY-X",)}, facts(), "reference_data_missing"),
+    ],
+)
+def test_a_refund_without_a_credit_balance_is_not_paid(
+    details: dict[str, Any], the_facts: Facts, reason: str
+) -> None:
+    proposal = propose(routed(RequestType.REFUND, **details), the_facts, write_off_tolerance=TOLERANCE)
+    assert isinstance(proposal, NotSupported | ForPerson)
+    assert proposal.reason == reason
+
+
+@pytest.mark.parametrize("request_type", [RequestType.ACCOUNT_UPDATE, RequestType.CONTRACT_QUERY, None])
+def test_other_types_stay_with_their_queue(request_type: RequestType | None) -> None:
+    assert (
+        propose(
+            routed(request_type),
+            facts(),
+            write_off_tolerance=TOLERANCE,
+        )
+        is None
+    )
+
+
+# --- the approval policy ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "amount", "roles"),
+    [
+        (ResolutionKind.CREDIT_MEMO, "1000.00", ()),
+        (ResolutionKind.CREDIT_MEMO, "1000.01", ("team_lead",)),
+        (ResolutionKind.CREDIT_MEMO, "10000.00", ("team_lead",)),
+        (ResolutionKind.CREDIT_MEMO, "10000.01", ("team_lead", "finance_manager")),
+        (ResolutionKind.PAYMENT_ALLOCATION, "10000.00", ()),
+        (ResolutionKind.CREDIT_LIMIT_UPDATE, "1.00", ("team_lead",)),
+        (ResolutionKind.CREDIT_LIMIT_UPDATE, "-20000.00", ("team_lead", "finance_manager")),
+        (ResolutionKind.REFUND, "5.00", ("team_lead",)),
+        (ResolutionKind.WRITE_OFF, "60.00", ("team_lead",)),
+    ],
+)
+def test_the_policy_maps_kind_and_amount_to_the_approvals_required(
+    kind: ResolutionKind, amount: str, roles: tuple[str, ...]
+) -> None:
+    assert POLICY.required_roles(kind, Decimal(amount)) == roles
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("version = ", "not valid TOML"),
+        (
+            DEFAULT_POLICY_PATH.read_text().replace('preparer = "crs-resolution"', ""),
+            "preparer: Field required",
+        ),
+        (
+            DEFAULT_POLICY_PATH.read_text().replace('up_to = "1000.00"', "up_to = 1000.5", 1),
+            "decimal strings",
+        ),
+        (
+            DEFAULT_POLICY_PATH.read_text().replace('tolerance_share = "0.02"', 'tolerance_share = "2"'),
+            "tolerance_share",
+        ),
+        (DEFAULT_POLICY_PATH.read_text().replace("[[kinds.refund]]", "[[kinds.refunds]]"), "refunds"),
+        (
+            DEFAULT_POLICY_PATH.read_text().replace(
+                'up_to = "10000.00"\nroles = ["team_lead"]\n[[kinds.credit_memo]]\nroles',
+                'up_to = "500.00"\nroles = ["team_lead"]\n[[kinds.credit_memo]]\nroles',
+            ),
+            "must increase",
+        ),
+        (DEFAULT_POLICY_PATH.read_text() + '\n[[kinds.refund]]\nup_to = "1.00"\nroles = []\n', "last tier"),
+    ],
+)
+def test_a_bad_policy_file_is_refused_at_start_with_the_reason(
+    tmp_path: Path, text: str, complaint: str
+) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(text)
+    with pytest.raises(PolicyError) as raised:
+        load_policy(path)
+    assert str(path) in str(raised.value)
+    assert complaint in str(raised.value)
+
+
+def test_a_missing_policy_file_is_refused_at_start(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="cannot read it"):
+        load_policy(tmp_path / "absent.toml")
+
+
+# --- approvals and segregation of duties --------------------------------------------------------
+
+REQUESTERS = requesters_of(routed(RequestType.CREDIT_LIMIT_CHANGE))
+BOTH = ("team_lead", "finance_manager")
+
+
+def decision(
+    approver: str, role: str, verdict: str = "approve", comment: str | None = None
+) -> ApprovalDecision:
+    return ApprovalDecision(
+        request_id="REQ-1",
+        decision=verdict,
+        approver=approver,
+        role=role,
+        comment=comment,
+        decided_at=NOW,
+    )
+
+
+LEAD = RecordedApproval("lena.lead", "team_lead", NOW.isoformat())
+
+
+@pytest.mark.parametrize(
+    ("the_decision", "given", "verdict", "reason", "still_needed"),
+    [
+        (decision("lena.lead", "team_lead"), (), Verdict.COUNTED, "approval_recorded", ("finance_manager",)),
+        (decision("fred.finance", "finance_manager"), (LEAD,), Verdict.COMPLETE, None, ()),
+        # Whoever requested cannot approve: the contact's email (any case), the customer.
+        (
+            decision("jane@acme.example", "finance_manager"),
+            (LEAD,),
+            Verdict.REFUSED,
+            "segregation_of_duties",
+            ("finance_manager",),
+        ),
+        (decision("CUST-1", "team_lead"), (), Verdict.REFUSED, "segregation_of_duties", BOTH),
+        # Nor the preparer.
+        (decision("crs-resolution", "team_lead"), (), Verdict.REFUSED, "segregation_of_duties", BOTH),
+        # One person counts once, even in another role.
+        (
+            decision("Lena.Lead", "finance_manager"),
+            (LEAD,),
+            Verdict.REFUSED,
+            "already_approved",
+            ("finance_manager",),
+        ),
+        # The role must be one still needed.
+        (
+            decision("tom.lead", "team_lead"),
+            (LEAD,),
+            Verdict.REFUSED,
+            "role_not_required",
+            ("finance_manager",),
+        ),
+        (decision("ceo", "chief_executive"), (), Verdict.REFUSED, "role_not_required", BOTH),
+        # A rejection by an eligible approver ends it; by the requester it is refused.
+        (
+            decision("fred.finance", "finance_manager", "reject", "too risky"),
+            (LEAD,),
+            Verdict.REJECTED,
+            "approval_rejected",
+            (),
+        ),
+        (
+            decision("jane@acme.example", "team_lead", "reject", "never mind"),
+            (),
+            Verdict.REFUSED,
+            "segregation_of_duties",
+            BOTH,
+        ),
+    ],
+)
+def test_approvals_follow_segregation_of_duties(
+    the_decision: ApprovalDecision,
+    given: tuple[RecordedApproval, ...],
+    verdict: Verdict,
+    reason: str | None,
+    still_needed: tuple[str, ...],
+) -> None:
+    outcome = approvals.evaluate(
+        the_decision, required=BOTH, approvals=given, requesters=REQUESTERS, preparer=POLICY.preparer
+    )
+    assert (outcome.verdict, outcome.reason, outcome.still_needed) == (verdict, reason, still_needed)
+
+
+def test_a_role_required_twice_needs_two_people() -> None:
+    required = ("team_lead", "team_lead")
+    first = approvals.evaluate(
+        decision("a", "team_lead"), required=required, approvals=(), requesters=REQUESTERS, preparer="p"
+    )
+    assert (first.verdict, first.still_needed) == (Verdict.COUNTED, ("team_lead",))
+    second = approvals.evaluate(
+        decision("b", "team_lead"),
+        required=required,
+        approvals=(RecordedApproval("a", "team_lead", NOW.isoformat()),),
+        requesters=REQUESTERS,
+        preparer="p",
+    )
+    assert second.verdict is Verdict.COMPLETE
+
+
+def test_the_rejection_carries_the_approvers_comment() -> None:
+    outcome = approvals.evaluate(
+        decision("fred", "team_lead", "reject", "limit too high for the risk rating"),
+        required=BOTH,
+        approvals=(),
+        requesters=REQUESTERS,
+        preparer="p",
+    )
+    assert outcome.explanation == "limit too high for the risk rating"
+
+
+def test_requesters_are_the_contact_the_sender_and_the_customer() -> None:
+    event = routed(RequestType.REFUND, channel="email", sender_email="Bob@Acme.example")
+    assert requesters_of(event) == {"jane@acme.example", "bob@acme.example", "cust-1"}
+
+
+# --- the posting and the ERP's answers ----------------------------------------------------------
+
+
+def test_the_posting_has_a_stable_id_and_carries_the_approvals() -> None:
+    event = routed(RequestType.BILLING_DISPUTE)
+    posting = propose(event, facts((invoice(),), (contract(),)), write_off_tolerance=TOLERANCE)
+    assert isinstance(posting, Posting)
+    first = build_resolution(event, posting, approvals=(), now=NOW)
+    later = build_resolution(event, posting, approvals=(LEAD,), now=datetime(2026, 12, 1, tzinfo=UTC))
+    assert (
+        first.resolution_id
+        == later.resolution_id
+        == resolution_id_for("REQ-1", ResolutionKind.CREDIT_MEMO, "INV-1")
+    )
+    assert [(one.approver, one.role) for one in later.approvals] == [("lena.lead", "team_lead")]
+    assert later.effective_on == date(2026, 12, 1)
+    other = replace(posting, document_id="INV-2")
+    assert build_resolution(event, other, approvals=(), now=NOW).resolution_id != first.resolution_id
+
+
+def test_the_erp_answer_closes_or_returns_the_request_with_the_erps_error() -> None:
+    posted = ErpAck(resolution_id="R", request_id="REQ-1", status="posted", erp_document_id="CM-1")
+    failed = ErpAck(resolution_id="R", request_id="REQ-1", status="failed", error="period closed")
+    closed = acknowledge(posted, ResolutionKind.WRITE_OFF)
+    assert closed.status is RequestStatus.CLOSED
+    assert "write-off has been posted as document CM-1" in closed.message
+    returned = acknowledge(failed, ResolutionKind.REFUND)
+    assert (returned.status, returned.reason) == (RequestStatus.ROUTED, "erp_posting_failed")
+    assert "refund R: period closed" in returned.message
