@@ -37,6 +37,7 @@ class ValidationStore:
         await self.invoices.create_index("customer_id")
         await self._open.create_index([("customer_id", ASCENDING), ("opened_at", ASCENDING)])
         await self._open.create_index("invoice_ids")
+        await self._open.create_index("payment_ids")
 
     async def customers_for(
         self, *, customer_id: str | None, sender_email: str | None, session: AsyncClientSession
@@ -131,15 +132,19 @@ class ValidationStore:
         since: datetime,
         session: AsyncClientSession,
     ) -> list[OpenRequest]:
-        """The customer's open requests that may match on ``criteria``: a narrow query, since a
-        customer can have thousands of open requests; :func:`find_duplicate` decides."""
-        query: Document = {"customer_id": customer_id, "open": True, "opened_at": {"$gte": since}}
-        if "type" in criteria:
-            query["request_type"] = details.request_type.value if details.request_type else None
+        """The customer's open requests that may match on ``criteria``; :func:`find_duplicate` decides.
+
+        The query leads with the most selective field the rule needs: a customer can have
+        thousands of open requests, and the local database server, given the customer and a time
+        range, scans them all (370 ms per request at 5,000) where an invoice number finds one.
+        """
+        query: Document = {"customer_id": customer_id, "open": True}
         if "invoice" in criteria:
             query["invoice_ids"] = {"$in": list(details.invoice_ids)}
-        if "payment" in criteria:
+        elif "payment" in criteria:
             query["payment_ids"] = {"$in": list(details.payment_ids)}
+        else:
+            query["opened_at"] = {"$gte": since}
         return [
             OpenRequest(
                 request_id=str(found["_id"]),
