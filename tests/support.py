@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -80,11 +80,41 @@ async def running_service(
     if task.done():
         waiter.cancel()
         task.result()
+    # FastStream's lifespan context is entered before the broker starts its subscribers; a test
+    # that went on (and stopped the service) then would stop it half started. Wait until the
+    # service says it is ready, as `crs stack` and Kubernetes do.
+    await _ready(app, task)
     try:
         yield settings
     finally:
         stop.set()
         await task
+
+
+async def _ready(app: AsgiFastStream, task: asyncio.Task[None], *, timeout: float = 120.0) -> None:
+    """Wait until ``GET /health`` on the app answers 204 (the app's own ASGI route, no server)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while await _health_status(app) != 204:
+        if task.done():
+            task.result()
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"the service was not ready within {timeout}s")
+        await asyncio.sleep(0.1)
+
+
+async def _health_status(app: AsgiFastStream) -> int:
+    answered: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            answered.append(int(message["status"]))
+
+    scope = {"type": "http", "method": "GET", "path": "/health", "headers": [], "query_string": b""}
+    await app(scope, receive, send)
+    return answered[0] if answered else 0
 
 
 async def wait_for_records(
