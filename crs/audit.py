@@ -10,7 +10,12 @@ from collections.abc import Iterator
 from datetime import UTC
 from typing import Any
 
-from services.audit.chain import StoreReport, StoreVerification, describe_break, verify_chain
+from services.audit.chain import (
+    StoreReport,
+    StoreVerification,
+    describe_break,
+    verify_chain_live,
+)
 from services.audit.record import CustomerRequestRecord, assemble_record
 from services.audit.store import AuditStore
 from shared.mongo import build_mongo_client
@@ -28,17 +33,24 @@ def _short(value: str | None) -> str:
 
 
 async def verify_request(mongodb_uri: str, database: str, request_id: str) -> tuple[int, list[str]]:
-    """Check one request's chain against its head: the exit code and the lines to print."""
+    """Check one request's chain against its head: the exit code and the lines to print.
+
+    Audit may be appending while we read: the global head, then the chain's head, then its
+    entries, in that order (see :func:`verify_chain_live`).
+    """
     client = build_mongo_client(mongodb_uri)
     try:
         store = AuditStore(client[database])
-        entries = await store.entries_of(request_id)
+        settled = await store.global_head()
         head = await store.head_of(request_id)
+        entries = await store.entries_of(request_id)
     finally:
         await client.close()
     if not entries and head is None:
         return NOT_FOUND, [f"{request_id}: no audit entries in {database}"]
-    found = verify_chain(request_id, entries, head=head)
+    found = verify_chain_live(
+        request_id, entries, head_before=head, settled_through=settled.sequence if settled else 0
+    )
     if found is None:
         last = entries[-1]
         return INTACT, [
@@ -49,17 +61,26 @@ async def verify_request(mongodb_uri: str, database: str, request_id: str) -> tu
 
 
 async def verify_store(mongodb_uri: str, database: str) -> tuple[int, list[str]]:
-    """Check the global chain and every request's chain in one pass over the store."""
+    """Check the global chain and every request's chain in one pass over the store.
+
+    Audit may be appending while we read, so the reads come in an order that makes the check
+    exact up to a point: the global head, every request head, the global head again, then the
+    entries up to that second head (see :meth:`StoreVerification.live`).
+    """
     client = build_mongo_client(mongodb_uri)
     try:
         store = AuditStore(client[database])
-        verification = StoreVerification()
-        async for entry in store.every_entry():
+        settled = await store.global_head()
+        heads, _ = await store.heads()
+        cut = await store.global_head()
+        verification = StoreVerification.live(
+            heads_before=heads, settled_through=settled.sequence if settled else 0
+        )
+        async for entry in store.every_entry(through=cut.sequence if cut else 0):
             verification.feed(entry)
-        heads, global_head = await store.heads()
     finally:
         await client.close()
-    report = verification.finish(heads=heads, global_head=global_head)
+    report = verification.finish_live(global_head=cut)
     return (INTACT if report.intact else BROKEN), list(_store_lines(database, report))
 
 
@@ -89,13 +110,16 @@ async def request_record(mongodb_uri: str, database: str, request_id: str) -> Cu
     client = build_mongo_client(mongodb_uri)
     try:
         store = AuditStore(client[database])
-        entries = await store.entries_of(request_id)
+        settled = await store.global_head()
         head = await store.head_of(request_id)
+        entries = await store.entries_of(request_id)
     finally:
         await client.close()
     if not entries:
         return None
-    found = verify_chain(request_id, entries, head=head)
+    found = verify_chain_live(
+        request_id, entries, head_before=head, settled_through=settled.sequence if settled else 0
+    )
     return assemble_record(request_id, entries, chain_break=None if found is None else describe_break(found))
 
 

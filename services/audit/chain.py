@@ -206,6 +206,12 @@ class ChainWalker:
     last_sequence: int = 0
     last_hash: str | None = None
     broken: ChainBreak | None = None
+    # Checking a store that is being written (see StoreVerification.live): the head as read before
+    # the entries, the hash the chain has at that head's number, and the entries past it.
+    watch: Head | None = None
+    watched_hash: str | None = None
+    first_global: int | None = None
+    oldest_past_watch: Mapping[str, Any] | None = None
 
     def feed(self, entry: Mapping[str, Any]) -> None:
         """The next entry of the chain; nothing is checked after the first break."""
@@ -222,6 +228,12 @@ class ChainWalker:
             return
         self.last_sequence = expected
         self.last_hash = stored_hash
+        if self.first_global is None:
+            self.first_global = entry.get("global_sequence")
+        if self.watch is not None and expected == self.watch.sequence:
+            self.watched_hash = stored_hash
+        elif (self.watch is None or expected > self.watch.sequence) and self.oldest_past_watch is None:
+            self.oldest_past_watch = entry
 
     def _problem(
         self, entry: Mapping[str, Any], expected: int, found_sequence: Any, stored_hash: Any
@@ -280,6 +292,52 @@ class ChainWalker:
             )
         return None
 
+    def finish_live(self, *, settled_through: int) -> ChainBreak | None:
+        """The first break of a chain read while audit may be appending to it.
+
+        ``watch`` is the head as read before the entries, when every entry up to global
+        ``settled_through`` was already committed: the chain must reach the head and have the
+        head's hash there, and whatever follows the head must be newer than ``settled_through``
+        (added while reading), not an older entry the head never covered.
+        """
+        if self.broken is not None:
+            return self.broken
+        head = self.watch
+        if head is not None and head.sequence > self.last_sequence:
+            end = self.last_sequence + 1
+            return ChainBreak(
+                self.chain,
+                end,
+                BreakKind.SEQUENCE_GAP,
+                f"the chain ends at #{self.last_sequence} but its head says #{head.sequence}: "
+                f"{_span(end, head.sequence)} missing",
+            )
+        if head is not None and head.hash != self.watched_hash:
+            return ChainBreak(
+                self.chain,
+                head.sequence,
+                BreakKind.HEAD_MISMATCH,
+                f"the head records #{head.sequence} {_short(head.hash)}, the chain has "
+                f"{_short(self.watched_hash)} there",
+            )
+        past = self.oldest_past_watch
+        if past is not None and _global_number(past) <= settled_through:
+            return ChainBreak(
+                self.chain,
+                int(past.get(self.kind.sequence_field) or 0),
+                BreakKind.HEAD_MISMATCH,
+                f"{'no head covers' if head is None else f'the head (#{head.sequence}) does not cover'} "
+                f"this entry, though it is older than global #{settled_through}, which the head was "
+                "read after",
+                past,
+            )
+        return None
+
+
+def _global_number(entry: Mapping[str, Any]) -> int:
+    number = entry.get("global_sequence")
+    return number if isinstance(number, int) else 0
+
 
 def verify_chain(
     chain: str,
@@ -293,6 +351,20 @@ def verify_chain(
     for entry in entries:
         walker.feed(entry)
     return walker.finish(head)
+
+
+def verify_chain_live(
+    chain: str, entries: Iterable[Mapping[str, Any]], *, head_before: Head | None, settled_through: int
+) -> ChainBreak | None:
+    """:func:`verify_chain` for a request chain read while audit may append to it.
+
+    Read the global head first (its number is ``settled_through``), then the chain's head
+    (``head_before``), then its entries: see :meth:`ChainWalker.finish_live`.
+    """
+    walker = ChainWalker(chain, PER_REQUEST, watch=head_before)
+    for entry in entries:
+        walker.feed(entry)
+    return walker.finish_live(settled_through=settled_through)
 
 
 @dataclass(frozen=True)
@@ -322,6 +394,20 @@ class StoreVerification:
     global_walker: ChainWalker = field(default_factory=lambda: ChainWalker(GLOBAL_CHAIN, GLOBAL))
     walkers: dict[str, ChainWalker] = field(default_factory=dict)
     entries: int = 0
+    heads_before: Mapping[str, Head] | None = None
+    settled_through: int = 0
+
+    @classmethod
+    def live(cls, *, heads_before: Mapping[str, Head], settled_through: int) -> StoreVerification:
+        """A check of a store audit may be writing to while it is read.
+
+        Read, in this order: the global head (its number is ``settled_through``), every request
+        head (``heads_before``), the global head again (its number is where to stop), then the
+        entries up to that number. Every entry up to ``settled_through`` was committed before the
+        request heads were read, so the heads cover them; entries after a head were added while
+        reading. Finish with :meth:`finish_live`.
+        """
+        return cls(heads_before=heads_before, settled_through=settled_through)
 
     def feed(self, entry: Mapping[str, Any]) -> None:
         self.entries += 1
@@ -329,8 +415,27 @@ class StoreVerification:
         chain = chain_of(entry)
         walker = self.walkers.get(chain)
         if walker is None:
-            walker = self.walkers[chain] = ChainWalker(chain, PER_REQUEST)
+            watch = self.heads_before.get(chain) if self.heads_before is not None else None
+            walker = self.walkers[chain] = ChainWalker(chain, PER_REQUEST, watch=watch)
         walker.feed(entry)
+
+    def finish_live(self, *, global_head: Head | None) -> StoreReport:
+        """The report of a :meth:`live` check; ``global_head`` is where the entries were cut."""
+        for chain, head in (self.heads_before or {}).items():
+            if chain not in self.walkers:
+                self.walkers[chain] = ChainWalker(chain, PER_REQUEST, watch=head)
+        breaks = [
+            found
+            for chain, walker in sorted(self.walkers.items())
+            if (found := walker.finish_live(settled_through=self.settled_through)) is not None
+        ]
+        return StoreReport(
+            entries=self.entries,
+            chains=len(self.walkers),
+            global_break=self.global_walker.finish(global_head),
+            request_breaks=breaks,
+            global_head=global_head,
+        )
 
     def finish(self, *, heads: Mapping[str, Head], global_head: Head | None) -> StoreReport:
         """The report, comparing each chain's end with its head (a head without entries too)."""
@@ -384,4 +489,5 @@ __all__: Sequence[str] = (
     "entry_hash",
     "seal",
     "verify_chain",
+    "verify_chain_live",
 )

@@ -80,10 +80,21 @@ class AuditStore:
         query = {"request_id": {"$in": [None, UNATTRIBUTED]} if chain == UNATTRIBUTED else chain}
         return [entry async for entry in self._entries.find(query).sort("sequence", 1)]
 
-    async def every_entry(self) -> AsyncIterator[Document]:
-        """Every entry in the global chain's order, streamed."""
-        async for entry in self._entries.find({}).sort("global_sequence", 1):
+    async def every_entry(self, *, through: int | None = None) -> AsyncIterator[Document]:
+        """Every entry in the global chain's order, streamed; with ``through``, those numbered up
+        to it (and any entry with no number at all, which verification reports as not sealed)."""
+        query: Document = (
+            {}
+            if through is None
+            else {"$or": [{"global_sequence": {"$lte": through}}, {"global_sequence": {"$exists": False}}]}
+        )
+        async for entry in self._entries.find(query).sort("global_sequence", 1):
             yield entry
+
+    async def global_head(self) -> Head | None:
+        """The global chain's head as it is now."""
+        found = await self._heads.find_one({"_id": GLOBAL_HEAD_ID})
+        return None if found is None else Head(int(found["last"]), found.get("hash"))
 
     async def head_of(self, chain: str) -> Head | None:
         """The recorded head of a request's chain (or of ``UNATTRIBUTED``)."""

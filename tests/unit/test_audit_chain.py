@@ -25,6 +25,7 @@ from services.audit.chain import (
     entry_hash,
     seal,
     verify_chain,
+    verify_chain_live,
 )
 from shared.topics import REQUEST_TOPICS
 
@@ -262,3 +263,43 @@ def content(request_id: str | None, text: str) -> dict[str, Any]:
         "recorded_at": datetime(2026, 11, 23, 15, 0, tzinfo=UTC),
         "text": text,
     }
+
+
+@given(batches, batches)
+def test_a_store_read_while_audit_appends_is_intact_up_to_where_it_was_cut(
+    before: list[list[dict[str, Any]]], during: list[list[dict[str, Any]]]
+) -> None:
+    """Heads read, then more batches sealed, then the entries read up to the global head."""
+    old = sealed_store(before)
+    now = sealed_store(before + during)
+    verification = StoreVerification.live(heads_before=old.heads, settled_through=old.global_head.sequence)
+    for entry in now.entries:
+        verification.feed(entry)
+    report = verification.finish_live(global_head=now.global_head)
+    assert report.intact, report
+    for name in now.heads:
+        found = verify_chain_live(
+            name, now.chain(name), head_before=old.heads.get(name), settled_through=old.global_head.sequence
+        )
+        assert found is None
+
+
+def test_a_live_check_still_finds_an_entry_its_head_never_covered_and_a_deleted_last_entry() -> None:
+    store = sealed_store([[content("REQ-A", "one"), content("REQ-A", "two")], [content("REQ-A", "three")]])
+    last = store.chain("REQ-A")[-1]
+    # The head is one behind, though the entry is older than the global head read before it.
+    behind = Head(store.heads["REQ-A"].sequence - 1, store.chain("REQ-A")[-2]["entry_hash"])
+    found = verify_chain_live(
+        "REQ-A", store.chain("REQ-A"), head_before=behind, settled_through=store.global_head.sequence
+    )
+    assert found is not None
+    assert (found.kind, found.sequence, found.entry) == (BreakKind.HEAD_MISMATCH, last["sequence"], last)
+    # The last entry deleted: the head read before still names it.
+    found = verify_chain_live(
+        "REQ-A",
+        store.chain("REQ-A")[:-1],
+        head_before=store.heads["REQ-A"],
+        settled_through=store.global_head.sequence,
+    )
+    assert found is not None
+    assert found.kind is BreakKind.SEQUENCE_GAP
