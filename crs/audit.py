@@ -123,6 +123,15 @@ async def request_record(mongodb_uri: str, database: str, request_id: str) -> Cu
     return assemble_record(request_id, entries, chain_break=None if found is None else describe_break(found))
 
 
+def _customer_at_the_time(customer: dict[str, Any]) -> str:
+    kyc_until = f" until {customer['kyc_expires_on']}" if customer.get("kyc_expires_on") else ""
+    return (
+        f"as recorded then: {customer.get('name')}, {customer.get('status')}, "
+        f"KYC {customer.get('kyc_status')}{kyc_until}, credit limit {_money(customer.get('credit_limit'))} "
+        f"(master data of {customer.get('updated_at')})"
+    )
+
+
 def _money(value: Any) -> str:
     if isinstance(value, dict) and "amount" in value:
         return f"{value['amount']} {value.get('currency', '')}".strip()
@@ -169,6 +178,8 @@ def format_record(record: CustomerRequestRecord) -> str:
             f"validation: {_stamp(validation, validation.occurred_at)} {outcome}",
             f"  customer={validation.customer_id or '-'} tier={validation.customer_tier or '-'}",
         ]
+        if validation.customer is not None:
+            lines.append(f"  {_customer_at_the_time(validation.customer)}")
         lines += [
             f"  {'pass' if check.get('passed') else 'FAIL'} {check.get('check')}: {check.get('detail')}"
             for check in validation.checks

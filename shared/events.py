@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.contract import Attachment, Channel, Contact, Priority, RequestStatus, RequestType
+from shared.contract import Attachment, Channel, Contact, Customer, Priority, RequestStatus, RequestType
 from shared.money import Money
 
 
@@ -89,6 +89,26 @@ class CheckResult(BaseModel):
     detail: str
 
 
+class CustomerSnapshot(BaseModel):
+    """The customer master's record as validation saw it when it decided: the audit record keeps
+    the customer's information at the time, not as it is today."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    customer_id: str
+    name: str
+    status: str
+    kyc_status: str
+    kyc_expires_on: date | None = None
+    tier: str
+    credit_limit: Money | None = None
+    updated_at: AwareDatetime
+
+    @classmethod
+    def of(cls, customer: Customer) -> CustomerSnapshot:
+        return cls.model_validate(customer.model_dump())
+
+
 class RequestValidated(InternalEvent):
     """Validation found the customer and the documents in order."""
 
@@ -96,6 +116,7 @@ class RequestValidated(InternalEvent):
     details: RequestDetails
     customer_id: str
     customer_tier: str
+    customer: CustomerSnapshot | None = None
     invoices: tuple[InvoiceSnapshot, ...] = ()
     checks: tuple[CheckResult, ...] = ()
 
@@ -109,6 +130,7 @@ class RequestSetAside(InternalEvent):
     event_type: Literal["RequestSetAside"] = "RequestSetAside"
     details: RequestDetails
     customer_id: str | None
+    customer: CustomerSnapshot | None = Field(default=None, description="Absent when none was found")
     verdict: RequestStatus = Field(description="on_hold, rejected or duplicate_of")
     reason: str
     message: str

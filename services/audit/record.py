@@ -65,6 +65,9 @@ class Validation(RecordPart):
     reason: str | None
     customer_id: str | None
     customer_tier: str | None
+    customer: dict[str, Any] | None = Field(
+        default=None, description="The customer master's record as validation saw it at the time"
+    )
     checks: list[dict[str, Any]]
     invoices: list[dict[str, Any]]
     waiting_for: list[str] = Field(default_factory=list)
@@ -197,6 +200,7 @@ def _add(parts: dict[str, Any], where: dict[str, Any], payload: dict[str, Any]) 
                 reason=_text(payload.get("reason")),
                 customer_id=_text(payload.get("customer_id")),
                 customer_tier=_text(payload.get("customer_tier")),
+                customer=customer if isinstance(customer := payload.get("customer"), dict) else None,
                 checks=_objects(payload.get("checks")),
                 invoices=_objects(payload.get("invoices")),
                 waiting_for=[item for item in waiting_for if isinstance(item, str)]

@@ -23,7 +23,7 @@ from shared.contract import (
     RequestStatusChanged,
 )
 from shared.delivery import LedgerTransaction, MessageOrigin, ReliableConsumer
-from shared.events import RequestCaptured, RequestSetAside, RequestValidated
+from shared.events import CustomerSnapshot, RequestCaptured, RequestSetAside, RequestValidated
 from shared.identity import event_id_for
 from shared.logging import bound_request
 from shared.messages import outgoing_event, outgoing_status, status_changed
@@ -256,6 +256,7 @@ class ValidationHandlers:
                     details=details,
                     customer_id=customer.customer_id,
                     customer_tier=customer.tier,
+                    customer=CustomerSnapshot.of(customer),
                     invoices=verdict.invoices,
                     checks=verdict.checks,
                 ),
@@ -290,6 +291,7 @@ class ValidationHandlers:
                     occurred_at=now,
                     details=event.details,
                     customer_id=customer_id,
+                    customer=CustomerSnapshot.of(verdict.customer) if verdict.customer else None,
                     verdict=verdict.outcome,
                     reason=reason,
                     message=verdict.message,

@@ -134,17 +134,18 @@ class ValidationStore:
     ) -> list[OpenRequest]:
         """The customer's open requests that may match on ``criteria``; :func:`find_duplicate` decides.
 
-        The query leads with the most selective field the rule needs: a customer can have
-        thousands of open requests, and the local database server, given the customer and a time
-        range, scans them all (370 ms per request at 5,000) where an invoice number finds one.
+        The query names only the most selective field the rule needs (an invoice or payment
+        number) and the rest is filtered here: given the customer, the open flag or a time range
+        too, the local database server scans every open request of the customer instead of using
+        the number's index (65 ms instead of 3 at a thousand open requests, growing with them).
         """
-        query: Document = {"customer_id": customer_id, "open": True}
+        query: Document
         if "invoice" in criteria:
-            query["invoice_ids"] = {"$in": list(details.invoice_ids)}
+            query = {"invoice_ids": {"$in": list(details.invoice_ids)}}
         elif "payment" in criteria:
-            query["payment_ids"] = {"$in": list(details.payment_ids)}
+            query = {"payment_ids": {"$in": list(details.payment_ids)}}
         else:
-            query["opened_at"] = {"$gte": since}
+            query = {"customer_id": customer_id, "opened_at": {"$gte": since}}
         return [
             OpenRequest(
                 request_id=str(found["_id"]),
@@ -155,6 +156,7 @@ class ValidationStore:
                 opened_at=found["opened_at"],
             )
             async for found in self._open.find(query, session=session)
+            if found["customer_id"] == customer_id and found.get("open")
         ]
 
     async def open_request(self, request: OpenRequest, *, session: AsyncClientSession) -> None:

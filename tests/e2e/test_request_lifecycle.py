@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
@@ -152,6 +153,11 @@ async def test_a_portal_dispute_is_credited_posted_closed_and_audited(
     }
     audited_statuses = [entry["status"] for entry in trail if entry["topic"] == REQUEST_STATUS]
     assert audited_statuses == ["received", "validated", "routed", "resolved", "closed"]
+    # The customer as the master data described it when the request was validated.
+    (validated,) = [json.loads(entry["text"]) for entry in trail if entry["event_type"] == "RequestValidated"]
+    assert validated["customer"]["name"] == world.customer["name"]
+    assert validated["customer"]["kyc_status"] == "verified"
+    assert validated["customer"]["credit_limit"] == world.customer["credit_limit"]
 
 
 async def test_an_email_from_a_known_contact_is_matched_routed_and_audited(

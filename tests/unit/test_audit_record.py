@@ -163,6 +163,16 @@ def test_a_hold_then_validation_shows_both_verdicts_and_a_reply_shows_under_the_
         "request_id": REQUEST,
         "occurred_at": "2026-11-22T10:15:01Z",
         "customer_id": "CUST-1",
+        "customer": {
+            "customer_id": "CUST-1",
+            "name": "Acme Logistics",
+            "status": "active",
+            "kyc_status": "verified",
+            "kyc_expires_on": "2027-12-31",
+            "tier": "key",
+            "credit_limit": {"amount": "50000.00", "currency": "USD"},
+            "updated_at": "2026-11-01T08:00:00Z",
+        },
         "verdict": "on_hold",
         "reason": "awaiting_reference_data",
         "waiting_for": ["invoice:INV-1"],
@@ -188,6 +198,7 @@ def test_a_hold_then_validation_shows_both_verdicts_and_a_reply_shows_under_the_
             (REQUEST_UPDATED, reply),
         ),
     )
+    assert record.validations[0].customer == held["customer"]
     assert [(v.verdict, v.reason, v.waiting_for) for v in record.validations] == [
         ("on_hold", "awaiting_reference_data", ["invoice:INV-1"]),
         ("validated", None, []),
@@ -196,4 +207,8 @@ def test_a_hold_then_validation_shows_both_verdicts_and_a_reply_shows_under_the_
     text = format_record(record)
     assert "on_hold [awaiting_reference_data] waiting for invoice:INV-1" in text
     assert "FAIL invoice_exists: INV-1 is not known" in text
+    assert (
+        "as recorded then: Acme Logistics, active, KYC verified until 2027-12-31, credit limit "
+        "50000.00 USD (master data of 2026-11-01T08:00:00Z)"
+    ) in text
     assert "from Jane <jane@acme.example>: RE: INV-1 (1 attachments)" in text
