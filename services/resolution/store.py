@@ -100,11 +100,16 @@ class ResolutionStore:
         await self._resolutions.insert_one({**record, "_id": resolution_id}, session=session)
 
     async def overdue_resolutions(self, now: datetime) -> list[str]:
-        """Ids of resolutions issued but not acknowledged in time and not escalated yet."""
+        """Ids of resolutions issued but not acknowledged in time and not escalated yet.
+
+        ``escalated_at`` is checked here, not in the query: with it in the query the local
+        database server leaves the (status, ack_due_at) index aside (37 ms instead of 1 at 800
+        resolutions, growing with them, every few seconds, and holding other statements up).
+        """
         cursor = self._resolutions.find(
-            {"status": "issued", "ack_due_at": {"$lt": now}, "escalated_at": None}, {"_id": 1}
+            {"status": "issued", "ack_due_at": {"$lt": now}}, {"_id": 1, "escalated_at": 1}
         )
-        return [str(document["_id"]) async for document in cursor]
+        return [str(document["_id"]) async for document in cursor if document.get("escalated_at") is None]
 
     async def mark_escalated(self, resolution_id: str, at: datetime, *, session: AsyncClientSession) -> None:
         await self._resolutions.update_one(
