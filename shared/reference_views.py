@@ -9,18 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from faststream.kafka import KafkaMessage
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.contract import ReferenceRecord
+from shared.contract import Customer, CustomerContract, Invoice, Payment, ReferenceRecord
 from shared.delivery import LedgerTransaction, MessageOrigin
 from shared.mongo import Document
 from shared.runtime import ServiceRuntime, inbound_batch
+from shared.topics import CONTRACTS, CUSTOMERS, INVOICES, PAYMENTS
 
 RecordT = TypeVar("RecordT", bound=ReferenceRecord)
+
+
+def _as_published(record: ReferenceRecord) -> dict[str, Any]:
+    return record.model_dump(mode="json")
 
 
 class ReferenceView:
@@ -58,7 +63,7 @@ def subscribe_reference_view(
     model: type[RecordT],
     view: ReferenceView,
     key_of: Callable[[RecordT], str],
-    document_of: Callable[[RecordT], dict[str, Any]] = lambda record: record.model_dump(mode="json"),
+    document_of: Callable[[RecordT], dict[str, Any]] = _as_published,
 ) -> None:
     """Keep ``view`` up to date from ``topic``: latest ``updated_at`` wins, redelivery is a no-op."""
 
@@ -78,3 +83,44 @@ def subscribe_reference_view(
 
     on_reference_record.__name__ = f"on_{topic.replace('.', '_')}"
     runtime.subscriber(topic)(on_reference_record)
+
+
+class ReferenceViews(Protocol):
+    """A service's views of the four reference topics."""
+
+    customers: ReferenceView
+    invoices: ReferenceView
+    payments: ReferenceView
+    contracts: ReferenceView
+
+
+def subscribe_reference_views(
+    runtime: ServiceRuntime,
+    views: ReferenceViews,
+    *,
+    customer_document: Callable[[Customer], dict[str, Any]] = lambda customer: customer.model_dump(
+        mode="json"
+    ),
+) -> None:
+    """Keep all four reference views up to date, each from its topic (latest ``updated_at`` wins)."""
+    subscribe_reference_view(
+        runtime,
+        topic=CUSTOMERS,
+        model=Customer,
+        view=views.customers,
+        key_of=lambda customer: customer.customer_id,
+        document_of=_as_published if customer_document is None else customer_document,
+    )
+    subscribe_reference_view(
+        runtime, topic=INVOICES, model=Invoice, view=views.invoices, key_of=lambda invoice: invoice.invoice_id
+    )
+    subscribe_reference_view(
+        runtime, topic=PAYMENTS, model=Payment, view=views.payments, key_of=lambda payment: payment.payment_id
+    )
+    subscribe_reference_view(
+        runtime,
+        topic=CONTRACTS,
+        model=CustomerContract,
+        view=views.contracts,
+        key_of=lambda contract: contract.contract_id,
+    )

@@ -18,12 +18,8 @@ from services.resolution.store import ResolutionStore
 from shared.contract import (
     ApprovalDecision,
     Channel,
-    Customer,
-    CustomerContract,
     ErpAck,
     ErpResolution,
-    Invoice,
-    Payment,
     Priority,
     RequestStatus,
     ResolutionApproval,
@@ -40,17 +36,13 @@ from shared.events import RequestRouted
 from shared.logging import bound_request
 from shared.messages import outgoing_status, status_changed
 from shared.mongo import Document
-from shared.reference_views import subscribe_reference_view
+from shared.reference_views import subscribe_reference_views
 from shared.runtime import build_runtime, inbound_batch
 from shared.settings import InfrastructureSettings
 from shared.topics import (
     APPROVALS,
-    CONTRACTS,
-    CUSTOMERS,
     ERP_ACKS,
     ERP_RESOLUTIONS,
-    INVOICES,
-    PAYMENTS,
     REQUEST_ROUTED,
 )
 
@@ -471,25 +463,6 @@ def build_app(
             log_ids=lambda ack: (ack.request_id, ack.resolution_id),
         )
 
-    subscribe_reference_view(
-        runtime,
-        topic=CUSTOMERS,
-        model=Customer,
-        view=store.customers,
-        key_of=lambda customer: customer.customer_id,
-    )
-    subscribe_reference_view(
-        runtime, topic=INVOICES, model=Invoice, view=store.invoices, key_of=lambda invoice: invoice.invoice_id
-    )
-    subscribe_reference_view(
-        runtime, topic=PAYMENTS, model=Payment, view=store.payments, key_of=lambda payment: payment.payment_id
-    )
-    subscribe_reference_view(
-        runtime,
-        topic=CONTRACTS,
-        model=CustomerContract,
-        view=store.contracts,
-        key_of=lambda contract: contract.contract_id,
-    )
+    subscribe_reference_views(runtime, store)
 
     return runtime.asgi_app(), settings

@@ -16,9 +16,6 @@ from services.validation.settings import ValidationSettings
 from services.validation.store import ValidationStore
 from shared.contract import (
     Customer,
-    CustomerContract,
-    Invoice,
-    Payment,
     RequestStatus,
     RequestStatusChanged,
 )
@@ -28,14 +25,10 @@ from shared.identity import event_id_for
 from shared.logging import bound_request
 from shared.messages import outgoing_event, outgoing_status, status_changed
 from shared.mongo import Document
-from shared.reference_views import subscribe_reference_view
+from shared.reference_views import subscribe_reference_views
 from shared.runtime import build_runtime, inbound_batch
 from shared.settings import InfrastructureSettings
 from shared.topics import (
-    CONTRACTS,
-    CUSTOMERS,
-    INVOICES,
-    PAYMENTS,
     REQUEST_CAPTURED,
     REQUEST_SET_ASIDE,
     REQUEST_STATUS,
@@ -375,26 +368,6 @@ def build_app(
             apply=handlers.close_finished,
         )
 
-    subscribe_reference_view(
-        runtime,
-        topic=CUSTOMERS,
-        model=Customer,
-        view=store.customers,
-        key_of=lambda customer: customer.customer_id,
-        document_of=customer_document,
-    )
-    subscribe_reference_view(
-        runtime, topic=INVOICES, model=Invoice, view=store.invoices, key_of=lambda invoice: invoice.invoice_id
-    )
-    subscribe_reference_view(
-        runtime, topic=PAYMENTS, model=Payment, view=store.payments, key_of=lambda payment: payment.payment_id
-    )
-    subscribe_reference_view(
-        runtime,
-        topic=CONTRACTS,
-        model=CustomerContract,
-        view=store.contracts,
-        key_of=lambda contract: contract.contract_id,
-    )
+    subscribe_reference_views(runtime, store, customer_document=customer_document)
 
     return runtime.asgi_app(), settings
