@@ -65,7 +65,7 @@ async def verify_store(mongodb_uri: str, database: str) -> tuple[int, list[str]]
 
     Audit may be appending while we read, so the reads come in an order that makes the check
     exact up to a point: the global head, every request head, the global head again, then the
-    entries up to that second head (see :meth:`StoreVerification.live`).
+    entries up to that second head (see :class:`StoreVerification`).
     """
     client = build_mongo_client(mongodb_uri)
     try:
@@ -73,14 +73,14 @@ async def verify_store(mongodb_uri: str, database: str) -> tuple[int, list[str]]
         settled = await store.global_head()
         heads, _ = await store.heads()
         cut = await store.global_head()
-        verification = StoreVerification.live(
+        verification = StoreVerification(
             heads_before=heads, settled_through=settled.sequence if settled else 0
         )
         async for entry in store.every_entry(through=cut.sequence if cut else 0):
             verification.feed(entry)
     finally:
         await client.close()
-    report = verification.finish_live(global_head=cut)
+    report = verification.finish(global_head=cut)
     return (INTACT if report.intact else BROKEN), list(_store_lines(database, report))
 
 

@@ -389,25 +389,20 @@ class StoreVerification:
     Entries are fed in global order; each also goes to its request's chain, where (in an intact
     store) it comes in sequence order too, because a batch numbers both in the same order. Memory
     is one small state per request, not the entries.
+
+    The store may be written to while it is read. Read, in this order: the global head (its
+    number is ``settled_through``), every request head (``heads_before``), the global head again
+    (its number is where to stop), then the entries up to that number. Every entry up to
+    ``settled_through`` was committed before the request heads were read, so the heads cover
+    them; entries past a head were added while reading. For a store at rest, ``settled_through``
+    is simply the global head's number.
     """
 
+    heads_before: Mapping[str, Head]
+    settled_through: int
     global_walker: ChainWalker = field(default_factory=lambda: ChainWalker(GLOBAL_CHAIN, GLOBAL))
     walkers: dict[str, ChainWalker] = field(default_factory=dict)
     entries: int = 0
-    heads_before: Mapping[str, Head] | None = None
-    settled_through: int = 0
-
-    @classmethod
-    def live(cls, *, heads_before: Mapping[str, Head], settled_through: int) -> StoreVerification:
-        """A check of a store audit may be writing to while it is read.
-
-        Read, in this order: the global head (its number is ``settled_through``), every request
-        head (``heads_before``), the global head again (its number is where to stop), then the
-        entries up to that number. Every entry up to ``settled_through`` was committed before the
-        request heads were read, so the heads cover them; entries after a head were added while
-        reading. Finish with :meth:`finish_live`.
-        """
-        return cls(heads_before=heads_before, settled_through=settled_through)
 
     def feed(self, entry: Mapping[str, Any]) -> None:
         self.entries += 1
@@ -415,37 +410,18 @@ class StoreVerification:
         chain = chain_of(entry)
         walker = self.walkers.get(chain)
         if walker is None:
-            watch = self.heads_before.get(chain) if self.heads_before is not None else None
-            walker = self.walkers[chain] = ChainWalker(chain, PER_REQUEST, watch=watch)
+            walker = self.walkers[chain] = ChainWalker(chain, PER_REQUEST, watch=self.heads_before.get(chain))
         walker.feed(entry)
 
-    def finish_live(self, *, global_head: Head | None) -> StoreReport:
-        """The report of a :meth:`live` check; ``global_head`` is where the entries were cut."""
-        for chain, head in (self.heads_before or {}).items():
+    def finish(self, *, global_head: Head | None) -> StoreReport:
+        """The report; ``global_head`` is where the entries were cut (a head without entries too)."""
+        for chain, head in self.heads_before.items():
             if chain not in self.walkers:
                 self.walkers[chain] = ChainWalker(chain, PER_REQUEST, watch=head)
         breaks = [
             found
             for chain, walker in sorted(self.walkers.items())
             if (found := walker.finish_live(settled_through=self.settled_through)) is not None
-        ]
-        return StoreReport(
-            entries=self.entries,
-            chains=len(self.walkers),
-            global_break=self.global_walker.finish(global_head),
-            request_breaks=breaks,
-            global_head=global_head,
-        )
-
-    def finish(self, *, heads: Mapping[str, Head], global_head: Head | None) -> StoreReport:
-        """The report, comparing each chain's end with its head (a head without entries too)."""
-        for chain in heads:
-            if chain not in self.walkers:
-                self.walkers[chain] = ChainWalker(chain, PER_REQUEST)
-        breaks = [
-            found
-            for chain, walker in sorted(self.walkers.items())
-            if (found := walker.finish(heads.get(chain))) is not None
         ]
         return StoreReport(
             entries=self.entries,

@@ -97,10 +97,10 @@ def test_sealed_batches_make_intact_chains_that_end_at_their_heads(
     for name, head in store.heads.items():
         assert verify_chain(name, store.chain(name), head=head) is None
     assert [entry["global_sequence"] for entry in store.entries] == list(range(1, len(store.entries) + 1))
-    verification = StoreVerification()
+    verification = StoreVerification(heads_before=store.heads, settled_through=store.global_head.sequence)
     for entry in store.entries:
         verification.feed(entry)
-    report = verification.finish(heads=store.heads, global_head=store.global_head)
+    report = verification.finish(global_head=store.global_head)
     assert report.intact
     assert (report.entries, report.chains) == (len(store.entries), len(store.heads))
 
@@ -199,11 +199,11 @@ def test_a_gap_names_the_missing_number_and_the_entry_found_in_its_place() -> No
 
 def test_a_head_without_any_entries_means_the_whole_chain_was_deleted() -> None:
     store = sealed_store([[content("REQ-A", "one")], [content("REQ-B", "two")]])
-    verification = StoreVerification()
+    verification = StoreVerification(heads_before=store.heads, settled_through=store.global_head.sequence)
     for entry in store.entries:
         if entry["request_id"] != "REQ-A":
             verification.feed(entry)
-    report = verification.finish(heads=store.heads, global_head=store.global_head)
+    report = verification.finish(global_head=store.global_head)
     assert not report.intact
     assert report.global_break is not None
     assert report.global_break.sequence == 1
@@ -272,10 +272,10 @@ def test_a_store_read_while_audit_appends_is_intact_up_to_where_it_was_cut(
     """Heads read, then more batches sealed, then the entries read up to the global head."""
     old = sealed_store(before)
     now = sealed_store(before + during)
-    verification = StoreVerification.live(heads_before=old.heads, settled_through=old.global_head.sequence)
+    verification = StoreVerification(heads_before=old.heads, settled_through=old.global_head.sequence)
     for entry in now.entries:
         verification.feed(entry)
-    report = verification.finish_live(global_head=now.global_head)
+    report = verification.finish(global_head=now.global_head)
     assert report.intact, report
     for name in now.heads:
         found = verify_chain_live(
