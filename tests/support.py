@@ -7,13 +7,14 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from faststream.asgi import AsgiFastStream
 from pymongo import AsyncMongoClient
 
-from crs.io import TopicRecord, tail
+from crs.io import TopicRecord, producer, publish_json, tail
 from crs.stack import StackConfig
 from shared.settings import InfrastructureSettings, ServiceSettings
 
@@ -38,6 +39,23 @@ class BuildApp(Protocol[SettingsT]):
     def __call__(
         self, settings: SettingsT | None = ..., infrastructure: InfrastructureSettings | None = ...
     ) -> tuple[AsgiFastStream, SettingsT]: ...
+
+
+@dataclass
+class MovableClock:
+    """A service's clock in a test: now, plus however far the test has moved it."""
+
+    ahead: timedelta = field(default_factory=timedelta)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.ahead
+
+
+async def publish(servers: Servers, *records: tuple[str, str, Any]) -> None:
+    """Publish ``(topic, key, value)`` records as JSON, in order."""
+    async with producer(servers.bootstrap_servers) as client:
+        for topic, key, value in records:
+            await publish_json(client, topic, key, value)
 
 
 def unique(prefix: str) -> str:

@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crs.cli import _decide, build_parser
-from crs.io import producer, publish_json
 from services.resolution.settings import ResolutionSettings
 from shared.contract import Contact, RequestType
 from shared.events import RequestDetails, RequestRouted
 from shared.topics import ERP_RESOLUTIONS, PAYMENTS, REQUEST_ROUTED, REQUEST_STATUS
 from tests.e2e.scenario import World
-from tests.support import Servers, mongo, records_now, unique, wait_for_records, wait_until
-
-
-@dataclass
-class MovableClock:
-    ahead: timedelta = field(default_factory=timedelta)
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.ahead
+from tests.support import (
+    MovableClock,
+    Servers,
+    mongo,
+    publish,
+    records_now,
+    unique,
+    wait_for_records,
+    wait_until,
+)
 
 
 @dataclass
@@ -37,12 +37,6 @@ class Resolution:
             return await view.count_documents({"_id": {"$in": list(keys)}}) == len(keys)
 
         await wait_until(stored)
-
-
-async def publish(servers: Servers, *records: tuple[str, str, Any]) -> None:
-    async with producer(servers.bootstrap_servers) as client:
-        for topic, key, value in records:
-            await publish_json(client, topic, key, value)
 
 
 async def world_known(resolution: Resolution, world: World, *extra: tuple[str, str, Any]) -> None:

@@ -29,10 +29,8 @@ from shared.topics import (
     REQUEST_STATUS,
 )
 from tests.e2e.finance import (
-    MovableClock,
     Resolution,
     decide,
-    publish,
     resolutions_of,
     routed,
     send,
@@ -42,9 +40,11 @@ from tests.e2e.finance import (
 )
 from tests.e2e.scenario import UPDATED_AT, new_world
 from tests.support import (
+    MovableClock,
     Servers,
     isolated_settings,
     mongo,
+    publish,
     records_now,
     running_service,
     unique,

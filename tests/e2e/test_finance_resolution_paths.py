@@ -27,10 +27,8 @@ from shared.topics import (
     CRM_REQUESTS,
 )
 from tests.e2e.finance import (
-    MovableClock,
     Resolution,
     decide,
-    publish,
     resolutions_of,
     routed,
     send,
@@ -40,9 +38,11 @@ from tests.e2e.finance import (
 )
 from tests.e2e.scenario import new_world
 from tests.support import (
+    MovableClock,
     Servers,
     isolated_settings,
     mongo,
+    publish,
     running_service,
     unique,
     wait_for_records,

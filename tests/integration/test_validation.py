@@ -8,14 +8,13 @@ be moved forward, which is how a hold's time limit is reached without waiting a 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
 import pytest
 
-from crs.io import producer, publish_json
 from services.intake.domain import capture_crm_request
 from services.validation.app import build_app as build_validation
 from services.validation.settings import ValidationSettings
@@ -30,9 +29,11 @@ from shared.topics import (
 )
 from tests.e2e.scenario import World, new_world
 from tests.support import (
+    MovableClock,
     Servers,
     isolated_settings,
     mongo,
+    publish,
     running_service,
     unique,
     wait_for_records,
@@ -42,16 +43,6 @@ from tests.support import (
 pytestmark = pytest.mark.integration
 
 HOLD_LIMIT_SECONDS = 3600
-
-
-@dataclass
-class MovableClock:
-    """The service's clock: now, plus however far a test has moved it."""
-
-    ahead: timedelta = field(default_factory=timedelta)
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.ahead
 
 
 @dataclass
@@ -79,12 +70,6 @@ async def validation(servers: Servers) -> AsyncIterator[Validation]:
     clock = MovableClock()
     async with running_service(partial(build_validation, clock=clock), settings, servers):
         yield Validation(settings, clock, servers)
-
-
-async def publish(servers: Servers, *records: tuple[str, str, dict[str, Any]]) -> None:
-    async with producer(servers.bootstrap_servers) as client:
-        for topic, key, value in records:
-            await publish_json(client, topic, key, value)
 
 
 def captured(case: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
