@@ -136,6 +136,15 @@ _LOOSE = re.compile(
 )
 
 
+# Numbers that say what else they are: a contract, an order, an account, a phone.
+_OTHER_NUMBER_CODE = re.compile(r"(?:CTR|PO|SO|ORD|CUST|KD|ACC|TEL)[-/]?\d", re.IGNORECASE)
+_OTHER_NUMBER_BEFORE = re.compile(
+    r"(?<![^\W\d_])(?:contracts?|agreement|vertrag\w{0,8}|contrats?|contratos?|po|p\.o\.|purchase order"
+    r"|order|bestellung|bestellnummer|auftrag\w{0,6}|customer|kunde\w{0,6}|client|account|konto"
+    r"|vat|ust-?id\w{0,3}|iban|bic|swift|tel|phone|telefon|fax|mobile|mobil|case|ticket)"
+    r"[\s.:#-]{0,4}(?:no|nr|number|nummer|id)?[\s.:#-]{0,4}$",
+    re.IGNORECASE,
+)
 _DATE_LIKE = re.compile(r"(?:19|20)\d\d[-/]\d{1,2}[-/]\d{1,2}|\d{1,2}[-/]\d{1,2}[-/](?:19|20)?\d\d")
 
 
@@ -148,7 +157,9 @@ def find_loose_numbers(text: str) -> tuple[str, ...]:
     found: dict[str, None] = {}
     for match in _LOOSE.finditer(text):
         number = match.group("number")
-        if _DATE_LIKE.fullmatch(number):
+        if _DATE_LIKE.fullmatch(number) or _OTHER_NUMBER_CODE.match(number):
+            continue
+        if _OTHER_NUMBER_BEFORE.search(text, max(0, match.start() - 30), match.start()):
             continue
         digits = sum(char.isdigit() for char in number)
         marked = any(not char.isdigit() for char in number)

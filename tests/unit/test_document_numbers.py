@@ -144,7 +144,8 @@ def test_payment_candidates_follow_a_payment_word(text: str, payments: tuple[str
     [
         ("90012345-A is wrong", ("90012345-A",)),
         ("about 2026/0042 please", ("2026/0042",)),
-        ("PO 4500012345", ("4500012345",)),
+        ("PO 4500012345, contract CTR-2026-0003, customer no. 100234", ()),
+        ("your ref 4500012345", ("4500012345",)),
         ("paid 18,500.00 on 28.09.2026 or 2026-09-28", ()),
         ("IBAN DE89370400440532013000, tel +41 44 123 45 67", ()),
         ("4711 and 18500", ()),  # short bare numbers need a word in front
