@@ -27,7 +27,6 @@ DocumentKind = Literal["invoice", "payment"]
 MAX_CANDIDATES: Final = 20
 """More candidates than this in one text are not read: a statement pasted in is not a request."""
 
-_MIN_KEY_LENGTH: Final = 3  # "12" names nothing; "4711" does
 _MAX_NUMBER_LENGTH: Final = 40
 
 # Words and codes that may stand in front of a number, in the languages the mailbox sees. The
@@ -49,13 +48,13 @@ _PIECES: Final = re.compile(r"[A-Z]+|\d+")
 
 
 def number_keys(number: str) -> tuple[str, ...]:
-    """Every normalised form ``number`` can be found under; empty when it is not a number at all.
+    """Every normalised form ``number`` can be found under; empty when it has no digit.
 
     Two forms, because a run of digits cannot be split back into its groups: the compact form
     (letters and digits, nothing else: ``INV2026000123`` and ``INV-2026-000123`` both give
     ``2026000123``) and the grouped form without leading zeros (``RE/2026/0042`` and ``re 2026 42``
     both give ``2026-42``). A leading document word or code is dropped. A number without a digit,
-    or shorter than three characters once normalised, has no keys.
+    has no keys.
     """
     text = unicodedata.normalize("NFKC", number).upper().strip()[:_MAX_NUMBER_LENGTH]
     prefix = _PREFIX.match(text)
@@ -65,8 +64,6 @@ def number_keys(number: str) -> tuple[str, ...]:
         return ()
     compact = "".join(pieces)
     grouped = "-".join(piece.lstrip("0") or "0" if piece.isdigit() else piece for piece in pieces)
-    if len(compact) < _MIN_KEY_LENGTH:
-        return ()
     return tuple(dict.fromkeys((compact, grouped)))
 
 
@@ -170,20 +167,26 @@ def find_loose_numbers(text: str) -> tuple[str, ...]:
     return tuple(found)
 
 
-_REFERENCE_WRITTEN_NUMBER = re.compile(rf"{_YEAR_AND_NUMBER}|{_WRITTEN_NUMBER}", re.IGNORECASE)
+_REFERENCE_CHUNK = re.compile(r"[^\s,;+&]{1,40}")
+_MAX_REFERENCE_CHUNKS = 60
 
 
 def reference_numbers(reference: str) -> tuple[str, ...]:
-    """Every number-like token of a bank reference (``RE 2026 0042 / 4711``), for matching.
+    """Every number-like token of a bank reference, for matching: ``RE 2026 0042 / 4711`` gives
+    ``4711``, ``2026 0042``, ``RE 2026 0042`` and the like.
 
-    A bank reference is short and says nothing but numbers and names, so every token with a
-    digit counts here; matching against the customer's documents decides what they are.
+    A bank reference is short and made of numbers and names, and banks cut and space numbers as
+    they like; so every chunk with a digit counts, and so do two or three neighbouring chunks read
+    as one number. Matching against the customer's documents decides what they are.
     """
+    chunks = [chunk.strip("./:#-") for chunk in _REFERENCE_CHUNK.findall(reference[:1_000])]
+    chunks = [chunk for chunk in chunks if chunk][:_MAX_REFERENCE_CHUNKS]
     found: dict[str, None] = {}
-    for match in _REFERENCE_WRITTEN_NUMBER.finditer(reference[:1_000]):
-        token = match.group(0)
-        # "2026 4711" may be one number or a year and a number: both are kept.
-        for number in (token, *token.split()):
+    for start in range(len(chunks)):
+        for length in (1, 2, 3):
+            if start + length > len(chunks):
+                break
+            number = " ".join(chunks[start : start + length])
             if number_keys(number):
                 found.setdefault(number, None)
     return tuple(found)

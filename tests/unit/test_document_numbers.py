@@ -53,8 +53,8 @@ def test_different_numbers_stay_different(first: str, second: str) -> None:
     assert not same_number(first, second)
 
 
-@pytest.mark.parametrize("text", ["", "ABC", "12", "Invoice", "#", "--/--"])
-def test_what_has_no_digit_or_is_too_short_is_no_number(text: str) -> None:
+@pytest.mark.parametrize("text", ["", "ABC", "Invoice", "#", "--/--", "RE/"])
+def test_what_has_no_digit_is_no_number(text: str) -> None:
     assert number_keys(text) == ()
 
 
@@ -87,8 +87,6 @@ def test_any_typing_of_a_number_finds_it(  # noqa: PLR0917 - hypothesis passes t
     joiner = other_separator if other_separator != "" else "-"
     typed = (other_prefix + " " if other_prefix else "") + joiner.join(typed_groups)
     typed = typed.upper() if upper else typed.lower()
-    if len("".join(str(group) for group in groups)) < 3:
-        return
     assert same_number(erp, typed), (erp, typed, number_keys(erp), number_keys(typed))
 
 
@@ -159,6 +157,7 @@ def test_loose_numbers_are_only_those_that_can_hardly_be_anything_else(
 
 def test_a_bank_reference_gives_every_number_it_holds() -> None:
     numbers = reference_numbers("RE 2026 0042 ACME / INV-4711,INV-4712 2026 4711")
-    assert same_number("RE/2026/0042", numbers[0])
+    assert any(same_number("RE/2026/0042", number) for number in numbers)  # "RE 2026 0042", "2026 0042"
+    assert any(same_number("RE/2026/0042", number) for number in reference_numbers("re 2026 42"))
     assert {"INV-4711", "INV-4712"} <= set(numbers)
     assert "4711" in numbers  # "2026 4711": a year and a number, or one number
