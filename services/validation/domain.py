@@ -266,11 +266,14 @@ def _describe_payment(payment: Payment) -> str:
 def _named_invoices(
     details: RequestDetails, customer: Customer, references: References, checks: _Checks
 ) -> NamedDocuments[Invoice]:
+    # Numbers in the text count where the structured field is empty: a CRM agent who filled in
+    # the invoices said which ones the request is about; others in the text are context.
+    from_text = not details.invoice_ids
     named = name_documents(
         customer_id=customer.customer_id,
         fields=details.invoice_ids,
-        text=details.invoice_candidates,
-        loose=details.loose_candidates,
+        text=details.invoice_candidates if from_text else (),
+        loose=details.loose_candidates if from_text else (),
         exact=references.invoices,
         by_number=references.invoices_by_number,
         id_of=lambda invoice: invoice.invoice_id,
@@ -285,7 +288,7 @@ def _named_payments(
     named = name_documents(
         customer_id=customer.customer_id,
         fields=details.payment_ids,
-        text=details.payment_candidates,
+        text=details.payment_candidates if not details.payment_ids else (),
         loose=(),
         exact=references.payments,
         by_number=references.payments_by_number,

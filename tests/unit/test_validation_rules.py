@@ -657,6 +657,14 @@ def test_what_the_customer_can_supply_is_asked_with_the_question_in_the_message(
     assert verdict.waiting_for == waiting_for
 
 
+def test_numbers_in_the_text_count_only_where_the_structured_field_is_empty() -> None:
+    documents = numbered(invoice(), invoice(invoice_id="4711"))
+    request = details(invoice_ids=("INV-1",), invoice_candidates=("4711",))
+    verdict = validate_request(request, customer(), documents, today=TODAY)
+    assert verdict.details is not None
+    assert verdict.details.invoice_ids == ("INV-1",)  # the agent said which invoice; 4711 is context
+
+
 def test_a_question_waits_for_no_time_limit_and_a_number_asked_about_is_looked_for_again() -> None:
     waiting = ("customer:invoice", "invoice_number:4711")
     assert not hold_expired(waiting, datetime(2026, 1, 1, tzinfo=UTC), now=datetime(2027, 1, 1, tzinfo=UTC))
