@@ -4,7 +4,9 @@ The three failures issue 9 opens with, on the real broker and database, fed thro
 only: invoices whose amounts are decimal strings, an email naming its invoice as ``RE/2026/0042``,
 and a CRM payment query told in words whose payment the ERP has with the invoice number in its
 bank reference. Each of them failed before: the invoice was dead-lettered and the dispute held, the
-email was rejected ``missing_invoice``, the payment query ``missing_payment_details``.
+email was rejected ``missing_invoice``, the payment query ``missing_payment_details``. And a
+dispute over several invoices: one credit memo per invoice above its contract, approved on their sum,
+closed once the ERP has posted them all (it went to a person before).
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from shared.topics import (
     CRM_REQUESTS,
     CUSTOMERS,
     EMAIL_REQUESTS,
+    ERP_ACKS,
     INVOICES,
     PAYMENTS,
+    REQUEST_STATUS,
     dead_letter_topic,
 )
 from tests.e2e.finance import decide, resolutions_of, statuses, usd
@@ -40,6 +44,7 @@ from tests.support import (
     isolated_settings,
     mongo,
     publish,
+    records_now,
     running_service,
     unique,
     wait_for_records,
@@ -291,3 +296,66 @@ async def test_a_crm_payment_query_told_in_words_finds_the_payment_by_its_bank_r
     assert (posting["payment_id"], posting["invoice_id"]) == (ours, world.invoice_id)
     assert posting["amount"] == usd("12500.00")
     assert posting["corrected_amount"] == usd("0.00")
+
+
+async def test_a_dispute_over_several_invoices_posts_one_credit_memo_per_invoice_approved_on_their_sum(
+    pipeline: Pipeline,
+) -> None:
+    servers = pipeline.servers
+    world = await new_world(pipeline)
+    second_id, at_contract_id = f"{world.invoice_id}-2", f"{world.invoice_id}-3"
+    second = invoice(second_id, world.customer_id, world.contract_id, strings=True)
+    at_contract = {
+        **invoice(at_contract_id, world.customer_id, world.contract_id, strings=True),
+        "lines": [{"sku": "SVC-PLAT", "quantity": "10", "unit_price": "1180.00"}],
+        "total": "11800.00",
+        "open_amount": "11800.00",
+    }
+    await publish(servers, (INVOICES, second_id, second), (INVOICES, at_contract_id, at_contract))
+    await pipeline.both_know("invoices", second_id, at_contract_id)
+    case_id = unique("CASE")
+    request_id = crm_request_id(case_id)
+    dispute = {
+        "case_id": case_id,
+        "customer_id": world.customer_id,
+        "type": "billing_dispute",
+        "subject": "Three invoices above our contract price?",
+        "invoice_ids": [world.invoice_id, second_id, at_contract_id],
+        "submitted_at": "2026-10-02T09:00:00Z",
+    }
+    await publish(servers, (CRM_REQUESTS, case_id, dispute))
+    (awaiting,) = await statuses(servers, request_id, "awaiting_approval")
+    # 700.00 each would be automatic; 1,400.00 together needs a team lead.
+    assert "together 1,400.00 USD" in awaiting["message"]
+    assert (
+        f"Corrected invoices {world.invoice_id} and {second_id}; {at_contract_id} stays as invoiced."
+        in (awaiting["message"])
+    )
+    await decide(servers, "approve", request_id, "lena.lead", role="team_lead")
+    await statuses(servers, request_id, "approved", "resolved")
+    postings = await resolutions_of(servers, request_id)
+    assert sorted((p["invoice_id"], p["amount"]["amount"]) for p in postings) == [
+        (world.invoice_id, "700.00"),
+        (second_id, "700.00"),
+    ]
+    assert len({p["resolution_id"] for p in postings}) == 2
+
+    def ack(posting: dict[str, Any], document: str) -> tuple[str, str, dict[str, Any]]:
+        value = {
+            "resolution_id": posting["resolution_id"],
+            "request_id": request_id,
+            "status": "posted",
+            "erp_document_id": document,
+            "posted_at": "2026-10-03T09:00:00Z",
+        }
+        return ERP_ACKS, request_id, value
+
+    await publish(servers, ack(postings[0], "CM-1"))
+    processed = mongo(servers)[pipeline.resolution.database].resolutions
+    await wait_until(lambda: processed.count_documents({"request_id": request_id, "status": "posted"}))
+    assert not await records_now(
+        servers, [REQUEST_STATUS], lambda r: r.key == request_id and r.value["status"] == "closed", settle=1.0
+    )  # one of two posted: the request stays open
+    await publish(servers, ack(postings[1], "CM-2"))
+    (closed,) = await statuses(servers, request_id, "closed")
+    assert "All 2 postings of this request have been posted" in closed["message"]
