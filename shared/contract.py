@@ -11,9 +11,18 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
-from shared.money import Amount, CurrencyCode, Money
+from shared.money import DOCUMENT_AMOUNT_SCHEMA, Amount, CurrencyCode, Money, Quantity, amount_in, money_in
 
 Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ShortText = Annotated[str, StringConstraints(max_length=1_000)]
@@ -142,17 +151,49 @@ class Customer(ReferenceRecord):
     contacts: list[Contact] = Field(default_factory=list)
 
 
+DocumentAmount = Annotated[Amount, WithJsonSchema(DOCUMENT_AMOUNT_SCHEMA)]
+"""An amount of a reference document: a decimal string in the document's currency or a money object
+in that currency (the document's validator reads either; see :func:`shared.money.amount_in`)."""
+
+DocumentMoney = Annotated[Money, WithJsonSchema(DOCUMENT_AMOUNT_SCHEMA)]
+"""Money of a reference document, sent as a decimal string in its currency or as a money object."""
+
+
+def _amounts_of(items: object, field: str, currency: str | None, *, document: str) -> object:
+    """``field`` of each item (a line, a price, an application) read in the document's currency."""
+    if not isinstance(items, list):
+        return items  # not a list: the field's own validation says what is wrong
+    read: list[object] = []
+    for position, item in enumerate(items, start=1):
+        if isinstance(item, dict) and field in item and not isinstance(item[field], str | int):
+            amount = amount_in(item[field], currency, document=document, item=f"{field} of item {position}")
+            read.append({**item, field: format(amount, "f")})
+        else:
+            read.append(item)
+    return read
+
+
+def _currency_of(info: ValidationInfo) -> str | None:
+    currency = info.data.get("currency")
+    return currency if isinstance(currency, str) else None
+
+
 class InvoiceLine(ContractModel):
     """One line of an invoice."""
 
     sku: ShortText
     description: ShortText | None = None
-    quantity: Amount
-    unit_price: Amount
+    quantity: Quantity
+    unit_price: DocumentAmount
 
 
 class Invoice(ReferenceRecord):
-    """``erp.invoices.v1`` (key ``invoice_id``)."""
+    """``erp.invoices.v1`` (key ``invoice_id``).
+
+    ``unit_price``, ``total`` and ``open_amount`` are amounts in ``currency``: a decimal string or a
+    money object in that currency, as ERPs send either; a money object in another currency is
+    refused with a ``currency_mismatch`` error naming both currencies.
+    """
 
     invoice_id: Identifier
     customer_id: Identifier
@@ -161,35 +202,71 @@ class Invoice(ReferenceRecord):
     due_on: date | None = None
     currency: CurrencyCode
     lines: list[InvoiceLine] = Field(default_factory=list)
-    total: Money
-    open_amount: Money
+    total: DocumentMoney
+    open_amount: DocumentMoney
     status: Literal["open", "partially_paid", "paid", "cancelled"]
+
+    @field_validator("lines", mode="before")
+    @classmethod
+    def _line_prices_in_invoice_currency(cls, lines: object, info: ValidationInfo) -> object:
+        return _amounts_of(lines, "unit_price", _currency_of(info), document="invoice")
+
+    @field_validator("total", "open_amount", mode="before")
+    @classmethod
+    def _in_invoice_currency(cls, value: object, info: ValidationInfo) -> Money:
+        return money_in(value, _currency_of(info), document="invoice")
 
 
 class PaymentApplication(ContractModel):
+    """Part of a payment applied to an invoice, in the payment's currency."""
+
     invoice_id: Identifier
-    amount: Amount
+    amount: DocumentAmount
 
 
 class Payment(ReferenceRecord):
-    """``erp.payments.v1`` (key ``payment_id``)."""
+    """``erp.payments.v1`` (key ``payment_id``).
+
+    ``amount`` is money; an ERP that sends it as a decimal string must say ``currency`` beside it.
+    ``applied_to`` amounts are decimal strings or money objects in the payment's currency.
+    """
 
     payment_id: Identifier
     customer_id: Identifier
-    amount: Money
+    currency: CurrencyCode | None = Field(
+        default=None, description="Only needed when amount is a decimal string"
+    )
+    amount: DocumentMoney
     received_on: date
     reference: ShortText | None = None
     status: Literal["unapplied", "applied"]
     applied_to: list[PaymentApplication] = Field(default_factory=list)
 
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _amount_as_money(cls, value: object, info: ValidationInfo) -> Money:
+        return money_in(value, _currency_of(info), document="payment")
+
+    @field_validator("applied_to", mode="before")
+    @classmethod
+    def _applications_in_payment_currency(cls, applied: object, info: ValidationInfo) -> object:
+        amount = info.data.get("amount")
+        currency = amount.currency if isinstance(amount, Money) else None
+        return _amounts_of(applied, "amount", currency, document="payment")
+
 
 class ContractPrice(ContractModel):
+    """A contract's unit price of one SKU, in the contract's currency."""
+
     sku: ShortText
-    unit_price: Amount
+    unit_price: DocumentAmount
 
 
 class CustomerContract(ReferenceRecord):
-    """``erp.contracts.v1`` (key ``contract_id``)."""
+    """``erp.contracts.v1`` (key ``contract_id``).
+
+    Prices are decimal strings or money objects in ``currency``.
+    """
 
     contract_id: Identifier
     customer_id: Identifier
@@ -198,6 +275,11 @@ class CustomerContract(ReferenceRecord):
     currency: CurrencyCode
     prices: list[ContractPrice] = Field(default_factory=list)
     payment_terms_days: int | None = None
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _prices_in_contract_currency(cls, prices: object, info: ValidationInfo) -> object:
+        return _amounts_of(prices, "unit_price", _currency_of(info), document="contract")
 
 
 class ApprovalDecision(ContractModel):

@@ -8,12 +8,15 @@ keyed by ``request_id``. A later version of an event adds optional fields and bu
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.contract import Attachment, Channel, Contact, Customer, Priority, RequestStatus, RequestType
-from shared.money import Money
+from shared.money import Amount, CurrencyCode, Money
+
+CandidateNumber = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
+MAX_CANDIDATES = 20
 
 
 class InternalEvent(BaseModel):
@@ -28,8 +31,30 @@ class InternalEvent(BaseModel):
     occurred_at: AwareDatetime
 
 
+AmountRole = Literal["disputed", "expected", "paid"]
+
+
+class StatedAmount(BaseModel):
+    """An amount the customer wrote in the text, with what the words say it is.
+
+    ``currency`` is absent when the text gave none ("we paid 18,500.00"): validation reads it in
+    the currency of the invoices the request names.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    amount: Amount
+    currency: CurrencyCode | None = None
+    role: AmountRole | None = Field(default=None, description="None: only mentioned")
+
+
 class RequestDetails(BaseModel):
-    """What the customer asked, as captured from the CRM, the portal or an email."""
+    """What the customer asked, as captured from the CRM, the portal or an email.
+
+    Version 2 added what intake reads from the text for validation to resolve: document number
+    candidates, amounts with their roles (with or without a currency) and the payment date. A
+    version 1 event reads with them empty.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -55,6 +80,28 @@ class RequestDetails(BaseModel):
         default=(), description="Every amount with a currency found in the text, in order"
     )
     mentioned_dates: tuple[date, ...] = Field(default=(), description="Every date found in the text")
+    invoice_candidates: tuple[CandidateNumber, ...] = Field(
+        default=(),
+        max_length=MAX_CANDIDATES,
+        description="Invoice numbers as written in the text after an invoice word or code; validation "
+        "resolves them against the customer's own invoices",
+    )
+    payment_candidates: tuple[CandidateNumber, ...] = Field(
+        default=(),
+        max_length=MAX_CANDIDATES,
+        description="Payment numbers as written in the text after a payment word or code",
+    )
+    loose_candidates: tuple[CandidateNumber, ...] = Field(
+        default=(),
+        max_length=MAX_CANDIDATES,
+        description="Numbers standing alone in the text; an invoice only when exactly one of the "
+        "customer's invoices has it and no worded candidate named one",
+    )
+    stated_amounts: tuple[StatedAmount, ...] = Field(
+        default=(), max_length=50, description="Amounts in the text, with their roles"
+    )
+    paid_amount: Money | None = Field(default=None, description="What the customer says they paid")
+    payment_date: date | None = Field(default=None, description="When the customer says they paid")
     priority_hint: Priority | None = None
     contact: Contact | None = None
     attachments: tuple[Attachment, ...] = ()
@@ -64,6 +111,7 @@ class RequestDetails(BaseModel):
 class RequestCaptured(InternalEvent):
     """Intake stored a new request and gave it our ``request_id``."""
 
+    schema_version: int = 2
     event_type: Literal["RequestCaptured"] = "RequestCaptured"
     details: RequestDetails
 
@@ -112,6 +160,7 @@ class CustomerSnapshot(BaseModel):
 class RequestValidated(InternalEvent):
     """Validation found the customer and the documents in order."""
 
+    schema_version: int = 2
     event_type: Literal["RequestValidated"] = "RequestValidated"
     details: RequestDetails
     customer_id: str
@@ -127,6 +176,7 @@ class RequestSetAside(InternalEvent):
     Carries every check that ran, so the audit record shows why, and for a hold what it waits for.
     """
 
+    schema_version: int = 2
     event_type: Literal["RequestSetAside"] = "RequestSetAside"
     details: RequestDetails
     customer_id: str | None
@@ -158,6 +208,7 @@ class EmailReplyAdded(InternalEvent):
 class RequestRouted(InternalEvent):
     """Routing put the request in a queue with a priority and an SLA."""
 
+    schema_version: int = 2
     event_type: Literal["RequestRouted"] = "RequestRouted"
     details: RequestDetails
     customer_id: str
@@ -170,5 +221,9 @@ class RequestRouted(InternalEvent):
 
 
 def upcast(payload: dict[str, Any]) -> dict[str, Any]:
-    """Bring an older event payload up to the current schema. Version 1 is the only one so far."""
+    """Bring an older event payload up to the current schema.
+
+    Version 2 of ``RequestCaptured`` only added optional fields to its details (candidates, stated
+    amounts, paid amount, payment date): a version 1 payload reads as it is, with them empty.
+    """
     return payload

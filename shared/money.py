@@ -9,7 +9,8 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 MAX_ABSOLUTE_AMOUNT = Decimal("1000000000000")  # 10^12: above any real invoice, below nonsense
 MAX_DECIMAL_PLACES = 4
@@ -70,3 +71,80 @@ class Money(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.amount:,.2f} {self.currency}"
+
+
+CURRENCY_MISMATCH = "currency_mismatch"
+"""The error type of an amount given as a money object in another currency than its document's."""
+
+_DECIMAL_STRING_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": r"^-?\d+(\.\d+)?$",
+    "description": "a decimal string, in the document's currency",
+    "examples": ["12500.00"],
+}
+_MONEY_OBJECT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "amount": {"type": "string", "description": "decimal string, never a float"},
+        "currency": {"type": "string", "pattern": "^[A-Z]{3}$", "description": "must be the document's"},
+    },
+    "required": ["amount", "currency"],
+}
+DOCUMENT_AMOUNT_SCHEMA: dict[str, Any] = {
+    "anyOf": [_DECIMAL_STRING_SCHEMA, _MONEY_OBJECT_SCHEMA],
+    "description": "An amount in the document's currency: a decimal string, or a money object in "
+    "that currency (a money object in another currency is refused)",
+}
+
+
+def amount_in(value: Any, currency: str | None, *, document: str, item: str = "") -> Decimal:
+    """An amount of a reference document, as ERPs send it: a decimal string or a money object.
+
+    A decimal string (or a Decimal) is read in the document's ``currency``; a money object must be
+    in that currency, else the error says so (type :data:`CURRENCY_MISMATCH`): converting it is
+    not ours to do, and taking its figure as if it were the document's currency would be wrong.
+    """
+    if isinstance(value, Money):
+        value = {"amount": value.amount, "currency": value.currency}
+    what = f"{item} is " if item else ""
+    if isinstance(value, dict):
+        given = value.get("currency")
+        if currency is not None and given != currency:
+            raise PydanticCustomError(
+                CURRENCY_MISMATCH,
+                "{what}a money object in {given}, but the {document} is in {currency}: its amounts "
+                "are decimal strings or money objects in {currency}",
+                {"given": str(given), "document": document, "currency": currency, "what": what},
+            )
+        return parse_decimal_amount(value.get("amount"))
+    return parse_decimal_amount(value)
+
+
+def money_in(value: Any, currency: str | None, *, document: str) -> Money:
+    """:func:`amount_in` as :class:`Money` of the document's currency."""
+    if currency is None:
+        if isinstance(value, dict | Money):
+            return Money.model_validate(value)
+        raise ValueError(f"an amount given as a decimal string needs the {document}'s currency")
+    return Money(amount=amount_in(value, currency, document=document), currency=currency)
+
+
+def _json_number_as_decimal(value: Any) -> Any:
+    if isinstance(value, float) and not isinstance(value, bool):
+        return str(value)  # the shortest text that reads back as this float: what the sender wrote
+    return value
+
+
+Quantity = Annotated[
+    Decimal,
+    BeforeValidator(lambda value: parse_decimal_amount(_json_number_as_decimal(value))),
+    PlainSerializer(lambda amount: format(amount, "f"), return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}, {"type": "number"}],
+            "description": "a decimal string, or a JSON number (a quantity is not money)",
+        }
+    ),
+]
+"""A quantity: a decimal string like an amount, but a JSON number is accepted too, since ERPs send
+quantities as numbers and a quantity of 1.5 read through its shortest text loses nothing."""

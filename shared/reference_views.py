@@ -3,11 +3,15 @@
 The contract says the latest message per key is the current record. Messages of one key arrive in
 order on one partition, but a republished or replayed older version can still come late, so a
 record replaces the stored one only when its ``updated_at`` is newer.
+
+Invoices and payments are stored with their normalised numbers (``number_keys``, indexed), so a
+number written in any format finds them (:mod:`shared.document_numbers`). Amounts are stored as
+money objects whichever form the ERP sent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -17,15 +21,28 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.contract import Customer, CustomerContract, Invoice, Payment, ReferenceRecord
 from shared.delivery import LedgerTransaction, MessageOrigin
+from shared.document_numbers import number_keys
 from shared.mongo import Document
 from shared.runtime import ServiceRuntime, inbound_batch
 from shared.topics import CONTRACTS, CUSTOMERS, INVOICES, PAYMENTS
 
 RecordT = TypeVar("RecordT", bound=ReferenceRecord)
 
+NUMBER_KEYS = "number_keys"
+"""The field of an invoice or payment record holding its normalised numbers (indexed)."""
+
 
 def _as_published(record: ReferenceRecord) -> dict[str, Any]:
     return record.model_dump(mode="json")
+
+
+def _numbered(number: Callable[[Any], str]) -> Callable[[Any], dict[str, Any]]:
+    """The record as published, plus its normalised numbers for lookups by number."""
+
+    def document(record: ReferenceRecord) -> dict[str, Any]:
+        return {**record.model_dump(mode="json"), NUMBER_KEYS: list(number_keys(number(record)))}
+
+    return document
 
 
 class ReferenceView:
@@ -54,6 +71,35 @@ class ReferenceView:
 
     async def create_index(self, field: str) -> None:
         await self._collection.create_index(field)
+
+    async def ensure_number_keys(self, number_field: str) -> None:
+        """Index the normalised numbers and give them to records stored before they existed.
+
+        Lookups by number query this field alone (``{"number_keys": {"$in": ...}}``) and filter by
+        customer in the service: the local database server leaves a selective index aside when a
+        query combines it with the customer and other conditions.
+        """
+        await self._collection.create_index(NUMBER_KEYS)
+        missing = self._collection.find({NUMBER_KEYS: {"$exists": False}}, {number_field: 1})
+        async for document in missing:
+            keys = list(number_keys(str(document.get(number_field) or document["_id"])))
+            await self._collection.update_one({"_id": document["_id"]}, {"$set": {NUMBER_KEYS: keys}})
+
+    async def find_by_numbers(
+        self, numbers: Iterable[str], *, session: AsyncClientSession | None
+    ) -> dict[str, list[Document]]:
+        """Every stored record whose normalised number matches each of ``numbers`` (any customer)."""
+        keys_of = {number: set(number_keys(number)) for number in dict.fromkeys(numbers)}
+        wanted = sorted(set().union(*keys_of.values())) if keys_of else []
+        found: dict[str, list[Document]] = {number: [] for number in keys_of}
+        if not wanted:
+            return found
+        async for document in self._collection.find({NUMBER_KEYS: {"$in": wanted}}, session=session):
+            stored = set(document.get(NUMBER_KEYS, ()))
+            for number, keys in keys_of.items():
+                if keys & stored:
+                    found[number].append(document)
+        return found
 
 
 def subscribe_reference_view(
@@ -112,10 +158,20 @@ def subscribe_reference_views(
         document_of=_as_published if customer_document is None else customer_document,
     )
     subscribe_reference_view(
-        runtime, topic=INVOICES, model=Invoice, view=views.invoices, key_of=lambda invoice: invoice.invoice_id
+        runtime,
+        topic=INVOICES,
+        model=Invoice,
+        view=views.invoices,
+        key_of=lambda invoice: invoice.invoice_id,
+        document_of=_numbered(lambda invoice: invoice.invoice_id),
     )
     subscribe_reference_view(
-        runtime, topic=PAYMENTS, model=Payment, view=views.payments, key_of=lambda payment: payment.payment_id
+        runtime,
+        topic=PAYMENTS,
+        model=Payment,
+        view=views.payments,
+        key_of=lambda payment: payment.payment_id,
+        document_of=_numbered(lambda payment: payment.payment_id),
     )
     subscribe_reference_view(
         runtime,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.intake.email_understanding import classify, find_amounts, find_dates, understand_email
+from services.intake.email_understanding import classify, understand_email, understand_text
 from shared.contract import (
     Channel,
     CrmRequest,
@@ -57,19 +57,24 @@ def capture_crm_request(case: CrmRequest, *, now: datetime) -> Capture:
     """A CRM or portal case becomes a request; its type is taken as given when it is known.
 
     Without a known type the subject and description are classified (the case's documents count
-    as evidence). The CRM's structured fields stay as given; only the amounts and dates the
-    description mentions are added, for the checks that need them.
+    as evidence). The CRM's structured fields stay as given; what the subject and description say
+    is added beside them: invoice and payment number candidates (which validation resolves against
+    the customer's documents), amounts with their roles, dates (relative ones from the day the case
+    was submitted) and the payment date. An amount the text gives a role fills the structured
+    field only where the CRM left it empty: payment details given only in the text count as given.
     """
     request_id = crm_request_id(case.case_id)
     request_type = parse_request_type(case.type)
     type_confidence = 1.0
     type_evidence: tuple[str, ...] = ()
+    text = f"{case.subject}\n{case.description or ''}"
+    facts = understand_text(text, today=case.submitted_at.date())
     if request_type is None:
         classification = classify(
             case.description or "",
             subject=case.subject,
-            invoice_ids=tuple(case.invoice_ids),
-            payment_ids=tuple(case.payment_ids),
+            invoice_ids=tuple(case.invoice_ids) or facts.invoice_candidates,
+            payment_ids=tuple(case.payment_ids) or facts.payment_candidates,
             contract_ids=(case.contract_id,) if case.contract_id else (),
         )
         request_type = classification.request_type
@@ -86,11 +91,17 @@ def capture_crm_request(case: CrmRequest, *, now: datetime) -> Capture:
         invoice_ids=tuple(case.invoice_ids),
         payment_ids=tuple(case.payment_ids),
         contract_id=case.contract_id,
-        disputed_amount=case.disputed_amount,
-        expected_amount=case.expected_amount,
+        disputed_amount=case.disputed_amount or facts.amounts.disputed,
+        expected_amount=case.expected_amount or facts.amounts.expected,
         requested_credit_limit=case.requested_credit_limit,
-        mentioned_amounts=find_amounts(case.description or ""),
-        mentioned_dates=find_dates(case.description or ""),
+        mentioned_amounts=facts.amounts.mentioned,
+        mentioned_dates=facts.dates,
+        invoice_candidates=_not_structured(facts.invoice_candidates, case.invoice_ids),
+        payment_candidates=_not_structured(facts.payment_candidates, case.payment_ids),
+        loose_candidates=_not_structured(facts.loose_candidates, [*case.invoice_ids, *case.payment_ids]),
+        stated_amounts=facts.amounts.stated,
+        paid_amount=facts.amounts.paid,
+        payment_date=facts.payment_date,
         priority_hint=case.priority,
         contact=case.contact,
         attachments=tuple(case.attachments),
@@ -102,10 +113,18 @@ def capture_crm_request(case: CrmRequest, *, now: datetime) -> Capture:
 def capture_email(email: EmailRequest, *, now: datetime) -> Capture:
     """An email that is not a reply to a known request becomes a new request.
 
-    The customer is not known yet: validation finds it from ``sender_email``.
+    The customer is not known yet: validation finds it from ``sender_email``, then resolves the
+    invoice and payment numbers the email names (``invoice_candidates``, in any format) against
+    that customer's documents. An email has no structured document fields: ``invoice_ids`` stays
+    empty until validation has resolved the candidates.
     """
     request_id = email_request_id(email.message_id)
-    understood = understand_email(subject=email.subject, body_text=email.body_text, sender=email.sender)
+    understood = understand_email(
+        subject=email.subject,
+        body_text=email.body_text,
+        sender=email.sender,
+        received_on=email.received_at.date(),
+    )
     details = RequestDetails(
         channel=Channel.EMAIL,
         source_id=email.message_id,
@@ -116,18 +135,28 @@ def capture_email(email: EmailRequest, *, now: datetime) -> Capture:
         type_evidence=understood.type_evidence,
         subject=email.subject,
         description=email.body_text,
-        invoice_ids=understood.invoice_ids,
-        payment_ids=understood.payment_ids,
+        invoice_candidates=understood.invoice_candidates,
+        payment_candidates=understood.payment_candidates,
+        loose_candidates=understood.loose_candidates,
         contract_id=understood.contract_ids[0] if understood.contract_ids else None,
         disputed_amount=understood.disputed_amount,
         expected_amount=understood.expected_amount,
         requested_credit_limit=understood.requested_credit_limit,
         mentioned_amounts=understood.mentioned_amounts,
         mentioned_dates=understood.mentioned_dates,
+        stated_amounts=understood.stated_amounts,
+        paid_amount=understood.paid_amount,
+        payment_date=understood.payment_date,
         attachments=tuple(email.attachments),
         submitted_at=email.received_at,
     )
     return _capture(request_id, details, now=now)
+
+
+def _not_structured(candidates: tuple[str, ...], structured: list[str]) -> tuple[str, ...]:
+    """Candidates from the text that do not just repeat a number the CRM gave in its fields."""
+    given = {number.strip().upper() for number in structured}
+    return tuple(candidate for candidate in candidates if candidate.strip().upper() not in given)
 
 
 def _capture(request_id: str, details: RequestDetails, *, now: datetime) -> Capture:

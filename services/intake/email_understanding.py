@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
@@ -32,6 +32,8 @@ from typing import Final
 from pydantic import ValidationError
 
 from shared.contract import RequestType
+from shared.document_numbers import MAX_CANDIDATES, find_document_numbers, find_loose_numbers
+from shared.events import StatedAmount
 from shared.money import Money
 
 CONFIDENT_ENOUGH: Final = 0.6
@@ -71,25 +73,46 @@ class EmailUnderstanding:
     request_type: RequestType | None
     type_confidence: float
     type_evidence: tuple[str, ...]
+    invoice_candidates: tuple[str, ...] = ()
+    payment_candidates: tuple[str, ...] = ()
+    loose_candidates: tuple[str, ...] = ()
+    stated_amounts: tuple[StatedAmount, ...] = ()
+    paid_amount: Money | None = None
+    payment_date: date | None = None
 
 
-def understand_email(*, subject: str, body_text: str, sender: str) -> EmailUnderstanding:
+def understand_email(
+    *, subject: str, body_text: str, sender: str, received_on: date | None = None
+) -> EmailUnderstanding:
     """Read one email the way a finance clerk would: the sender's own words first.
 
     Documents come from the subject and the sender's own text (forwarded messages included); only
     when those name no document at all are the quoted messages' documents used, as for a customer
     who answers "still not fixed" to our statement. Amounts, dates and the type come from the
     subject and the own text only: a quoted thread says what *we* wrote, not what they ask.
+
+    ``invoice_ids`` (and payment, contract ids) are the demo ERP's canonical form
+    (``INV-2026-000123``), kept as evidence for the type; ``invoice_candidates`` are the numbers as
+    written, in any format, which validation resolves against the customer's documents. Given
+    ``received_on``, dates without a year and relative ones ("last Friday") are read from it.
     """
     name, address = parse_sender(sender)
     parts = split_body(body_text, subject=subject)
     text = f"{subject}\n{parts.own}"
     invoices, payments, contracts = _documents(text)
-    if not (invoices or payments or contracts):
+    facts = understand_text(text, today=received_on)
+    invoice_candidates, payment_candidates = facts.invoice_candidates, facts.payment_candidates
+    if not (invoices or payments or contracts or invoice_candidates or payment_candidates):
         invoices, payments, contracts = _documents(parts.quoted)
-    amounts = find_amounts_with_roles(text)
+        invoice_candidates = find_document_numbers(parts.quoted, "invoice")
+        payment_candidates = find_document_numbers(parts.quoted, "payment")
+    amounts = facts.amounts
     classification = classify(
-        parts.own, subject=subject, invoice_ids=invoices, payment_ids=payments, contract_ids=contracts
+        parts.own,
+        subject=subject,
+        invoice_ids=invoices or invoice_candidates,
+        payment_ids=payments or payment_candidates,
+        contract_ids=contracts,
     )
     return EmailUnderstanding(
         sender_name=name,
@@ -101,11 +124,22 @@ def understand_email(*, subject: str, body_text: str, sender: str) -> EmailUnder
         disputed_amount=amounts.disputed,
         expected_amount=amounts.expected,
         requested_credit_limit=amounts.requested_credit_limit,
-        mentioned_dates=find_dates(text),
+        mentioned_dates=facts.dates,
         request_type=classification.request_type,
         type_confidence=classification.confidence,
         type_evidence=classification.evidence,
+        invoice_candidates=_with_canonical(invoice_candidates, invoices),
+        payment_candidates=_with_canonical(payment_candidates, payments),
+        loose_candidates=facts.loose_candidates,
+        stated_amounts=amounts.stated,
+        paid_amount=amounts.paid,
+        payment_date=facts.payment_date,
     )
+
+
+def _with_canonical(candidates: tuple[str, ...], canonical: tuple[str, ...]) -> tuple[str, ...]:
+    """The candidates as written, then the canonical forms read of them that add a new number."""
+    return tuple(dict.fromkeys((*candidates, *canonical)))[:MAX_CANDIDATES]
 
 
 def _documents(text: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
@@ -484,7 +518,9 @@ _GROUPERS = " \u00a0\u202f\u2009'’"  # thousands only: spaces (plain, no-break
 _SYMBOL_ALTERNATIVES = "|".join(re.escape(symbol) for symbol in _SYMBOLS)  # longest first, as listed
 _CODE_ALTERNATIVES = "|".join([*_CODES, *(f"(?i:{code})" for code in _LOWER_CASE_CODES)])
 _CURRENCY = rf"(?:{_SYMBOL_ALTERNATIVES}|(?<![^\W\d_])(?:{_CODE_ALTERNATIVES})(?![^\W\d_]))"
-_CURRENCY_AFTER = rf"(?:{_CURRENCY}|(?<![^\W\d_])(?i:euros?)(?![^\W\d_]))"
+_CURRENCY_WORDS: Final = {"euro": "EUR", "dollar": "USD", "pound": "GBP", "franc": "CHF", "franken": "CHF"}
+_CURRENCY_WORD = r"(?i:euros?|(?:us )?dollars?|pounds?(?: sterling)?|(?:swiss )?francs?|franken)"
+_CURRENCY_AFTER = rf"(?:{_CURRENCY}|(?<![^\W\d_]){_CURRENCY_WORD}(?![^\W\d_]))"
 # Space/apostrophe groups need a 1-3 digit head and at most four 3-digit groups (10^12 is the
 # limit anyway); otherwise digits with dots and commas, whose meaning _parse_number decides. An
 # amount never starts right after a digit and a separator: "2026 500 EUR" is no amount rather
@@ -506,12 +542,19 @@ _AMOUNT = re.compile(
 
 @dataclass(frozen=True)
 class AmountsFound:
-    """Every amount in a text, and the ones the wording gives a role."""
+    """Every amount in a text, and the ones the wording gives a role.
+
+    ``mentioned`` are the amounts with a currency; ``stated`` every amount read, with or without a
+    currency, each with the role its words give it (what validation completes with the invoice's
+    currency when the text names none).
+    """
 
     mentioned: tuple[Money, ...]
     disputed: Money | None
     expected: Money | None
     requested_credit_limit: Money | None
+    paid: Money | None = None
+    stated: tuple[StatedAmount, ...] = ()
 
 
 def find_amounts(text: str) -> tuple[Money, ...]:
@@ -525,11 +568,27 @@ def find_amounts(text: str) -> tuple[Money, ...]:
     is the decimal separator. ``k``/``m``/``million``/``Mio`` multiply. Anything
     :class:`~shared.money.Money` refuses (over 4 decimals, 10^12 or more) is skipped.
     """
-    return tuple(money for money, _ in _amount_matches(text))
+    return tuple(found.money for found in _amount_matches(text) if found.money is not None)
 
 
-def _amount_matches(text: str) -> list[tuple[Money, re.Match[str]]]:
-    found: list[tuple[Money, re.Match[str]]] = []
+@dataclass(frozen=True)
+class _AmountSpan:
+    """An amount read at ``start:end``: with its currency (``money``) or a bare figure."""
+
+    value: Decimal
+    money: Money | None
+    start: int
+    end: int
+
+
+def _amount_matches(text: str) -> list[_AmountSpan]:
+    """Amounts with a currency (symbol, code or word, figures or simple English words), in order."""
+    found = _currency_amounts(text) + _word_amounts(text)
+    return sorted(found, key=lambda span: span.start)
+
+
+def _currency_amounts(text: str) -> list[_AmountSpan]:
+    found: list[_AmountSpan] = []
     for match in _AMOUNT.finditer(text):
         before = match.group("currency_before") is not None
         raw = match.group("number_before") if before else match.group("number_after")
@@ -542,15 +601,20 @@ def _amount_matches(text: str) -> list[tuple[Money, re.Match[str]]]:
             value *= _MULTIPLIERS[multiplier.lower().rstrip(".")]
         money = _money(value, _currency_code(symbol))
         if money is not None:
-            found.append((money, match))
+            found.append(_AmountSpan(money.amount, money, match.start(), match.end()))
     return found
 
 
 def _currency_code(symbol: str) -> str:
+    """The ISO code of a symbol, code or currency word (a dollar is USD, a franc CHF: the
+    currencies our customers use; a Canadian writes CA$)."""
     if symbol in _SYMBOLS:
         return _SYMBOLS[symbol]
     upper = symbol.upper()
-    return "EUR" if upper.startswith("EURO") else upper
+    for word, code in _CURRENCY_WORDS.items():
+        if word.upper() in upper:
+            return code
+    return upper
 
 
 def _money(value: Decimal, currency: str) -> Money | None:
@@ -602,6 +666,7 @@ def _any_of(*alternatives: str) -> re.Pattern[str]:
 class _Role(Enum):
     DISPUTED = "disputed"
     EXPECTED = "expected"
+    PAID = "paid"
 
 
 # Words right in front of an amount (in the same clause, after any earlier amount) that say what
@@ -657,7 +722,22 @@ _ROLE_CUES: Final = (
             r"afgesproken prijs",
         ),
     ),
+    (
+        _Role.PAID,
+        _any_of(
+            r"\b(?:we|i) (?:have |had |already |just ){0,3}(?:paid|transferred|remitted|wired|sent)\b",
+            r"\b(?:has|have|was|were) (?:already )?(?:been )?(?:paid|transferred|remitted|wired)\b",
+            r"\bpaid(?: in full)?\b",
+            r"\bpayment of\b",
+            r"\bamount paid\b",
+            r"\bbezahlt\b|\büberwiesen\b|\bgezahlt\b",
+            r"\bpayé\b|\bréglé\b|\bversé\b|\bvirement de\b",
+            r"\bpagamos\b|\bpagado\b|\btransferimos\b",
+            r"\bbetaald\b|\bovergemaakt\b",
+        ),
+    ),
 )
+
 # A unit price is never the invoice's expected total: resolution would credit total minus it.
 _UNIT_PRICE_BEFORE = _any_of(
     "unit price", "price per", "per unit", "hourly rate", "rate per", "stückpreis", "einzelpreis",
@@ -686,53 +766,197 @@ _CONTEXT = 200
 
 
 def find_amounts_with_roles(text: str) -> AmountsFound:
-    """Every amount, plus the disputed, expected and requested-limit ones where the words say so.
+    """Every amount, plus the disputed, expected, paid and requested-limit ones where the words say so.
 
     ``disputed``: the first amount behind "overcharged by", "difference of", "disputed amount",
     "we dispute ...", "refund of". ``expected``: behind "should be", "agreed price", "contract
-    price", "expected amount". Unit prices ("per unit", "/pc", "unit price") get no role.
+    price", "expected amount". ``paid``: behind "we paid", "transferred", "payment of",
+    "überwiesen". Unit prices ("per unit", "/pc", "unit price") get no role.
     ``requested_credit_limit``: in a sentence about a credit limit, the amount behind "to" or "new
     limit" (preferred) or "limit of", never the "current" or "from" one.
+
+    Amounts without a currency are read too, into ``stated`` only: a figure with two decimals
+    (``18,500.00``, ``18.500,00``) anywhere, a whole number (``700``) only right behind a cue
+    ("overcharged by 700", "we paid 18500"). Their currency is the invoice's, which only
+    validation knows.
     """
-    matches = _amount_matches(text)
+    with_currency = _amount_matches(text)
+    spans = sorted(with_currency + _bare_amounts(text, with_currency), key=lambda span: span.start)
     roles: dict[_Role, Money] = {}
+    stated: list[StatedAmount] = []
     strong_limit: Money | None = None
     weak_limit: Money | None = None
     previous_end = 0
-    for money, match in matches:
-        start = match.start()
+    for span in spans:
+        start = span.start
         window = text[max(0, start - _CONTEXT) : start]
         breaks = list(_CLAUSE_BREAK.finditer(window))
         clause_start = start - len(window) + (breaks[-1].end() if breaks else 0)
         segment = text[max(previous_end, clause_start) : start]
-        previous_end = match.end()
-        after = text[match.end() : match.end() + 20]
+        cue = _last_cue(segment)
+        role = cue[0] if cue is not None else None
+        if span.money is None and _DATE_PREPOSITION.search(segment):
+            continue  # "paid on 18.09": a date without its year, not an amount
+        previous_end = span.end
+        after = text[span.end : span.end + 20]
         if _UNIT_PRICE_BEFORE.search(segment) or _UNIT_PRICE_AFTER.match(after):
             continue
-        role = _last_cue(segment)
-        if role is not None:
-            roles.setdefault(role, money)
+        if span.money is not None and role is not None:
+            roles.setdefault(role, span.money)
+        stated.append(
+            StatedAmount(
+                amount=span.value,
+                currency=span.money.currency if span.money else None,
+                role=role.value if role is not None else None,
+            )
+        )
+        if span.money is None:
+            continue
         paragraph = window.rsplit("\n\n", 1)[-1]
         if _CREDIT_LIMIT_TOPIC.search(paragraph) and not _CURRENT_LIMIT.search(segment):
             if strong_limit is None and _REQUESTED_LIMIT_STRONG.search(segment):
-                strong_limit = money
+                strong_limit = span.money
             elif weak_limit is None and _REQUESTED_LIMIT_WEAK.search(segment):
-                weak_limit = money
+                weak_limit = span.money
     return AmountsFound(
-        mentioned=tuple(money for money, _ in matches),
+        mentioned=tuple(span.money for span in with_currency if span.money is not None),
         disputed=roles.get(_Role.DISPUTED),
         expected=roles.get(_Role.EXPECTED),
         requested_credit_limit=strong_limit or weak_limit,
+        paid=roles.get(_Role.PAID),
+        stated=tuple(stated),
     )
 
 
-def _last_cue(segment: str) -> _Role | None:
-    best: tuple[int, _Role] | None = None
+def _last_cue(segment: str) -> tuple[_Role, int] | None:
+    """The role of the last cue in ``segment``, and where that cue ends."""
+    best: tuple[int, _Role, int] | None = None
     for role, cue in _ROLE_CUES:
         for match in cue.finditer(segment):
             if best is None or match.start() > best[0]:
-                best = (match.start(), role)
-    return best[1] if best else None
+                best = (match.start(), role, match.end())
+    return (best[1], best[2]) if best else None
+
+
+# What may stand between a cue and a whole number for the number to be the cue's amount.
+_CUE_TO_FIGURE = re.compile(
+    r"^\s{0,3}(?:(?:by|of|was|is|were|about|approx\.?|around|only|roughly|exactly|the amount of"
+    r"|an amount of|a total of|total of|in total|um|von|de|du|en|:|=)\s{0,3}){0,3}$",
+    re.IGNORECASE,
+)
+_DATE_PREPOSITION = re.compile(
+    r"\b(?:on|am|le|el|vom|dated|since|until|bis|du|au|from)\s{1,3}$", re.IGNORECASE
+)
+# Figures with two decimals and no currency: "18,500.00", "18.500,00", "18'500.00", "700.00". No
+# space grouping: "in 3 200.00" may be two numbers. A date's "28.09.2026" is excluded by what follows.
+_BARE_DECIMAL = re.compile(
+    r"(?<![\w.,'’/+#-])(?P<number>\d{1,3}(?:[,.'’\u00a0]\d{3}){1,4}[.,]\d{2}|\d{1,12}[.,]\d{2})"
+    r"(?![\w%]|[.,/:-]?\d)"
+)
+_BARE_INTEGER = re.compile(
+    r"(?<![\w.,'’/+#-])(?P<number>\d{1,3}(?:[,.'’]\d{3}){1,4}|\d{1,12})(?![\w%]|[.,/:-]?\d)"
+)
+
+
+def _bare_amounts(text: str, taken: list[_AmountSpan]) -> list[_AmountSpan]:
+    """Figures without a currency that are not part of an amount with one."""
+    occupied = bytearray(len(text))  # positions already part of an amount: a linear check
+    for span in taken:
+        occupied[span.start : span.end] = b"\x01" * (span.end - span.start)
+    found: list[_AmountSpan] = []
+    for pattern, bare_integer in ((_BARE_DECIMAL, False), (_BARE_INTEGER, True)):
+        for match in pattern.finditer(text):
+            start, end = match.span("number")
+            if any(occupied[start:end]):
+                continue
+            if bare_integer and (not _right_behind_a_cue(text, start) or _COUNTED.match(text, end)):
+                continue  # a whole number is an amount only right behind words that say so
+            value = _parse_number(match.group("number"))
+            if value is None or _money(value, "XXX") is None:
+                continue
+            found.append(_AmountSpan(value, None, start, end))
+            occupied[start:end] = b"\x01" * (end - start)
+    return found
+
+
+def _right_behind_a_cue(text: str, start: int) -> bool:
+    before = text[max(0, start - _CUE_REACH) : start]
+    if not _ENDS_IN_WORDS.search(before):
+        return False  # digits, symbols or nothing in front: no cue can be there (and this is cheap)
+    cue = _last_cue(before)
+    return cue is not None and bool(_CUE_TO_FIGURE.match(before[cue[1] :]))
+
+
+_CUE_REACH = 60
+# "we paid 3 invoices", "paid 2 times": a count, not an amount.
+_COUNTED = re.compile(
+    r"\s{0,2}(?:invoices?|payments?|times|days?|weeks?|months?|years?|items?|units?|pieces?|pcs|parts?"
+    r"|instal(?:l)?ments?|transfers?|rechnungen|zahlungen|mal|tage|fois|factures|veces|facturas)(?![^\W\d_])",
+    re.IGNORECASE,
+)
+_ENDS_IN_WORDS = re.compile(r"[^\W\d_]\s{0,3}[:=]?\s{0,3}$")
+
+
+# Simple English number words before a currency word: "eighteen thousand five hundred dollars".
+_UNIT_WORDS: Final = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen"
+)
+_UNITS: Final = {word: value for value, word in enumerate(_UNIT_WORDS.split())}
+_TENS: Final = {
+    word: value * 10
+    for value, word in enumerate(
+        ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"], start=2
+    )
+}
+_SCALES: Final = {"hundred": 100, "thousand": 1_000, "million": 1_000_000}
+_NUMBER_WORD = "|".join(sorted([*_UNITS, *_TENS, *_SCALES, "a", "and"], key=len, reverse=True))
+_WORD_AMOUNT = re.compile(
+    rf"(?<![^\W\d_])(?P<words>(?:(?:{_NUMBER_WORD})(?:\s|-)){{1,14}})"
+    rf"(?P<currency>{_CURRENCY_WORD}|{_CODE_ALTERNATIVES})(?![^\W\d_])",
+    re.IGNORECASE,
+)
+
+
+def _word_amounts(text: str) -> list[_AmountSpan]:
+    found: list[_AmountSpan] = []
+    for match in _WORD_AMOUNT.finditer(text):
+        words = re.split(r"[\s-]+", match.group("words").lower().strip())
+        while words and words[0] in ("a", "and"):
+            if words[0] == "a" and len(words) > 1 and words[1] in _SCALES:
+                break  # "a hundred": one hundred
+            words.pop(0)
+        value = _number_of_words(words)
+        money = None if value is None else _money(Decimal(value), _currency_code(match.group("currency")))
+        if money is not None:
+            start = match.start("words") + (len(match.group("words")) - len(match.group("words").lstrip()))
+            found.append(_AmountSpan(money.amount, money, start, match.end()))
+    return found
+
+
+def _number_of_words(words: list[str]) -> int | None:
+    """The value of number words ("eighteen thousand five hundred"), or None if they make none."""
+    total, current, seen = 0, 0, False
+    for word in words:
+        if word == "and":
+            continue
+        if word == "a":
+            current = max(current, 1)
+        elif word in _UNITS:
+            current += _UNITS[word]
+            seen = True
+        elif word in _TENS:
+            current += _TENS[word]
+            seen = True
+        elif word == "hundred":
+            current = max(current, 1) * 100
+            seen = True
+        else:
+            scale = _SCALES[word]
+            total += max(current, 1) * scale
+            current = 0
+            seen = True
+    return total + current if seen else None
 
 
 # --------------------------------------------------------------------------------------
@@ -771,7 +995,7 @@ _DATE = re.compile(
 )
 
 
-def find_dates(text: str) -> tuple[date, ...]:
+def find_dates(text: str, *, today: date | None = None) -> tuple[date, ...]:
     """Every valid calendar date in the text, in order of first appearance, without repeats.
 
     Year-first dates (``2026-11-02``) and month names in English, German, French, Spanish and
@@ -780,13 +1004,107 @@ def find_dates(text: str) -> tuple[date, ...]:
     our European ones write it; only when that is impossible and month-first is valid
     (``11/25/2026``) is it read the US way. Two-digit years are not taken (``02.11.26`` could be
     anything), nor dates that do not exist (``31.02.2026``).
+
+    Given ``today`` (the day the request was received), also a day and month name without a year
+    (``28 Sep``, ``September 28th``: the nearest such day to ``today``) and days said relative to
+    it (``yesterday``, ``last Friday``, ``3 days ago``, ``gestern``, ``letzten Freitag``).
     """
-    found: dict[date, None] = {}
-    for match in _DATE.finditer(text):
-        parsed = _date_of(match)
-        if parsed is not None:
-            found.setdefault(parsed, None)
-    return tuple(found)
+    return tuple(dict.fromkeys(found.day for found in _date_spans(text, today=today)))
+
+
+@dataclass(frozen=True)
+class _DateSpan:
+    day: date
+    start: int
+    end: int
+    inferred_year: bool = False
+
+
+_WEEKDAYS: Final = {
+    **dict.fromkeys(("monday", "montag", "lundi", "lunes", "maandag"), 0),
+    **dict.fromkeys(("tuesday", "dienstag", "mardi", "martes", "dinsdag"), 1),
+    **dict.fromkeys(("wednesday", "mittwoch", "mercredi", "miércoles", "miercoles", "woensdag"), 2),
+    **dict.fromkeys(("thursday", "donnerstag", "jeudi", "jueves", "donderdag"), 3),
+    **dict.fromkeys(("friday", "freitag", "vendredi", "viernes", "vrijdag"), 4),
+    **dict.fromkeys(("saturday", "samstag", "samedi", "sábado", "sabado", "zaterdag"), 5),
+    **dict.fromkeys(("sunday", "sonntag", "dimanche", "domingo", "zondag"), 6),
+}
+_WEEKDAY_NAME = "|".join(sorted(_WEEKDAYS, key=len, reverse=True))
+_SMALL_NUMBERS: Final = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+    "ten": 10, "a couple of": 2, "a few": 3,
+}  # fmt: skip
+_RELATIVE_DATE = re.compile(
+    r"(?<![^\W\d_])(?:(?P<before_yesterday>the day before yesterday|vorgestern)"
+    r"|(?P<yesterday>yesterday|gestern|ayer|gisteren)"
+    r"|(?P<today>today|heute|aujourd'hui|hoy|vandaag)"
+    rf"|(?:last|letzten|letzte[nm]?|vergangenen|past)\s(?P<last_weekday>{_WEEKDAY_NAME})"
+    rf"|(?P<weekday_last>{_WEEKDAY_NAME})\s(?:dernier|pasado)"
+    r"|(?P<days>\d{1,2}|one|two|three|four|five|six|seven|eight|nine|ten|a couple of|a few)\s(?:days?\sago)"
+    r"|vor\s(?P<tage>\d{1,2})\stagen)(?![^\W\d_])",
+    re.IGNORECASE,
+)
+# A day and a month name without a year ("28 Sep", "28th of September", "Sep 28", "September
+# 28th"). "May" only capitalised: "we may 2 ..." is not a date.
+_MONTH_NAME_NO_MAY = "|".join(name for name in sorted(_MONTHS, key=len, reverse=True) if name != "may")
+_YEARLESS_DATE = re.compile(
+    rf"(?<![\w.])(?P<dm_day>\d{{1,2}})(?:st|nd|rd|th|er|º)?\.?(?:[ \-]|\s?of\s|\sde\s)?"
+    rf"(?P<dm_month>{_MONTH_NAME_NO_MAY}|(?-i:May))(?![^\W\d_])\.?"
+    rf"|(?<![^\W\d_])(?P<md_month>{_MONTH_NAME_NO_MAY}|(?-i:May))\.?\s(?P<md_day>\d{{1,2}})"
+    r"(?:st|nd|rd|th)?(?![\d.,:]\d|\d)",
+    re.IGNORECASE,
+)
+
+
+def _date_spans(text: str, *, today: date | None) -> list[_DateSpan]:
+    """Dates with where they stand; yearless and relative ones only when ``today`` is given."""
+    spans = [
+        _DateSpan(parsed, match.start(), match.end())
+        for match in _DATE.finditer(text)
+        if (parsed := _date_of(match)) is not None
+    ]
+    if today is None:
+        return spans
+    taken = [(span.start, span.end) for span in spans]
+    for match in _YEARLESS_DATE.finditer(text):
+        if any(match.start() < end and start < match.end() for start, end in taken):
+            continue
+        month_name = (match.group("dm_month") or match.group("md_month")).lower()
+        day = int(match.group("dm_day") or match.group("md_day"))
+        nearest = _nearest_day(_MONTHS[month_name.rstrip(".")], day, today)
+        if nearest is not None:
+            spans.append(_DateSpan(nearest, match.start(), match.end(), inferred_year=True))
+    for match in _RELATIVE_DATE.finditer(text):
+        relative = _relative_day(match, today)
+        if relative is not None:
+            spans.append(_DateSpan(relative, match.start(), match.end()))
+    return sorted(spans, key=lambda span: span.start)
+
+
+def _nearest_day(month: int, day: int, today: date) -> date | None:
+    """The date with this month and day nearest to ``today`` (last year, this year or next)."""
+    options = [
+        d
+        for year in (today.year - 1, today.year, today.year + 1)
+        if (d := _valid_date(str(year), str(month), str(day)))
+    ]
+    return min(options, key=lambda option: abs((option - today).days), default=None)
+
+
+def _relative_day(match: re.Match[str], today: date) -> date | None:
+    if match.group("before_yesterday"):
+        return today - timedelta(days=2)
+    if match.group("yesterday"):
+        return today - timedelta(days=1)
+    if match.group("today"):
+        return today
+    weekday_name = match.group("last_weekday") or match.group("weekday_last")
+    if weekday_name:
+        back = (today.weekday() - _WEEKDAYS[weekday_name.lower()]) % 7 or 7
+        return today - timedelta(days=back)
+    count = match.group("days") or match.group("tage")
+    number = int(count) if count.isdigit() else _SMALL_NUMBERS[count.lower()]
+    return today - timedelta(days=number)
 
 
 def _date_of(match: re.Match[str]) -> date | None:
@@ -810,6 +1128,88 @@ def _valid_date(year: str, month: str, day: str) -> date | None:
         return date(int(year), int(month), int(day))
     except ValueError:
         return None
+
+
+_PAYMENT_DATE_CUE = _any_of(
+    r"\b(?:payment|value|transfer|remittance) date\b",
+    r"\bdate of (?:the )?payment\b",
+    r"\bvaluta\b",
+    r"\bzahlungsdatum\b",
+    r"\bdate de (?:paiement|valeur)\b",
+    r"\bfecha (?:de pago|valor)\b",
+    r"\bbetaaldatum\b",
+)
+_NOT_A_PAYMENT_DATE = re.compile(
+    r"\b(?:due|dated|issued|invoice date|fällig|vom|datiert|échéance|daté|vencimiento|vence|vervaldatum)"
+    r"\b[^.!?;\n]{0,12}$",
+    re.IGNORECASE,
+)
+_PAID_CUES = next(cue for role, cue in _ROLE_CUES if role is _Role.PAID)
+
+
+def find_payment_date(text: str, *, today: date | None = None) -> date | None:
+    """The day the customer says they paid: the first date in a clause that says they paid.
+
+    "We paid 18,500.00 on 28 Sep", "On 28.09.2026 we transferred ...", "value date 2026-09-28".
+    A date the words call due, issued or dated is not it, nor a day after ``today``; a date written
+    without its year is the last such day up to ``today``.
+    """
+    for span in _date_spans(text, today=today):
+        clause = _clause_around(text, span.start, span.end)
+        if not (_PAID_CUES.search(clause) or _PAYMENT_DATE_CUE.search(clause)):
+            continue
+        if _NOT_A_PAYMENT_DATE.search(text[max(0, span.start - 40) : span.start]):
+            continue
+        day = span.day
+        if today is not None and day > today and span.inferred_year:
+            day = _valid_date(str(day.year - 1), str(day.month), str(day.day)) or day
+        if today is not None and day > today + timedelta(days=1):
+            continue  # not yet: a promise, not a payment
+        return day
+    return None
+
+
+def _clause_around(text: str, start: int, end: int) -> str:
+    window_start = max(0, start - _CONTEXT)
+    breaks = list(_CLAUSE_BREAK.finditer(text, window_start, start))
+    clause_start = breaks[-1].end() if breaks else window_start
+    following = _CLAUSE_BREAK.search(text, end, min(len(text), end + _CONTEXT))
+    return text[clause_start : following.start() if following else min(len(text), end + _CONTEXT)]
+
+
+@dataclass(frozen=True)
+class TextFacts:
+    """What a customer's own words name: document candidates, amounts with roles, dates."""
+
+    invoice_candidates: tuple[str, ...]
+    payment_candidates: tuple[str, ...]
+    loose_candidates: tuple[str, ...]
+    amounts: AmountsFound
+    dates: tuple[date, ...]
+    payment_date: date | None
+
+
+def understand_text(text: str, *, today: date | None = None) -> TextFacts:
+    """Read free text (a CRM description, an email's own words) for what validation resolves.
+
+    Candidates are numbers after an invoice or payment word or code, and numbers that stand alone
+    and can hardly be anything else (:mod:`shared.document_numbers`); amounts with and without a
+    currency, with their roles; dates, relative ones read from ``today``; the payment date.
+    """
+    invoices = find_document_numbers(text, "invoice")
+    payments = find_document_numbers(text, "payment")
+    named = (*invoices, *payments)
+    loose = tuple(
+        number for number in find_loose_numbers(text) if not any(number in worded for worded in named)
+    )
+    return TextFacts(
+        invoice_candidates=invoices,
+        payment_candidates=payments,
+        loose_candidates=loose,
+        amounts=find_amounts_with_roles(text),
+        dates=find_dates(text, today=today),
+        payment_date=find_payment_date(text, today=today),
+    )
 
 
 # --------------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -35,6 +36,7 @@ from shared.delivery import (
 from shared.events import RequestRouted
 from shared.logging import bound_request
 from shared.messages import outgoing_status, status_changed
+from shared.money import Money
 from shared.mongo import Document
 from shared.reference_views import subscribe_reference_views
 from shared.runtime import build_runtime, inbound_batch
@@ -141,7 +143,12 @@ class ResolutionHandlers:
         if proposal is None:
             await self._store.save_request(event.request_id, record, session=tx.session)
         elif isinstance(proposal, strategies.ForPerson):
-            record |= {"state": "with_person", "reason": proposal.reason}
+            # The candidates (payments that could be the one) stay with the request for a person.
+            record |= {
+                "state": "with_person",
+                "reason": proposal.reason,
+                "candidates": list(proposal.candidates),
+            }
             await self._store.save_request(event.request_id, record, session=tx.session)
             self._status(
                 event.request_id,
@@ -174,32 +181,47 @@ class ResolutionHandlers:
     async def _propose_posting(
         self,
         event: RequestRouted,
-        posting: strategies.Posting,
+        proposal: strategies.Posting | strategies.Postings,
         record: Document,
         tx: LedgerTransaction,
         now: datetime,
     ) -> None:
+        """Post what the strategy proposes, once the policy's approvals are given.
+
+        Several postings of one request (a dispute over several invoices, a payment split across
+        invoices) are approved together: the policy applies to their sum, so splitting a claim
+        across invoices never needs fewer approvals than the claim as a whole. Each posting has its
+        own stable resolution id.
+        """
+        postings = proposal.postings if isinstance(proposal, strategies.Postings) else (proposal,)
+        total = sum((posting.amount.amount for posting in postings), Decimal(0))
         required = (
             ()
-            if posting.within_tolerance
-            else self._policy.required_roles(posting.kind, posting.amount.amount)
+            if all(posting.within_tolerance for posting in postings)
+            else self._policy.required_roles(postings[0].kind, total)
         )
-        resolution = domain.build_resolution(event, posting, approvals=(), now=now)
+        resolutions = [domain.build_resolution(event, posting, approvals=(), now=now) for posting in postings]
         record |= {
-            "pending": resolution.model_dump(mode="json"),
-            "explanation": posting.explanation,
+            "pending": resolutions[0].model_dump(mode="json"),
+            "pending_more": [resolution.model_dump(mode="json") for resolution in resolutions[1:]],
+            "explanation": proposal.explanation,
             "required_roles": list(required),
             "approvals": [],
             "refusals": [],
             "policy_version": self._policy.version,
         }
         if not required:
-            await self._issue(event.request_id, record, resolution, tx, now)
+            await self._issue(event.request_id, record, resolutions, tx, now)
             return
         record["state"] = "awaiting_approval"
         await self._store.save_request(event.request_id, record, session=tx.session)
+        what = (
+            "it is"
+            if len(postings) == 1
+            else f"these {len(postings)} postings (together {_total(postings)}) are"
+        )
         message = (
-            f"{posting.explanation} Before it is posted it needs approval by "
+            f"{proposal.explanation} Before {what} posted, approval is needed by "
             f"{approvals.describe_roles(required)} (policy {self._policy.version})."
         )
         self._status(
@@ -210,33 +232,39 @@ class ResolutionHandlers:
         self,
         request_id: str,
         record: Document,
-        resolution: ErpResolution,
+        resolutions: Sequence[ErpResolution],
         tx: LedgerTransaction,
         now: datetime,
     ) -> None:
-        """Record and emit the posting in this transaction: once per resolution id, ever."""
-        record |= {"state": "resolved", "resolution_id": resolution.resolution_id}
+        """Record and emit the postings in this transaction: once per resolution id, ever."""
+        ids = [resolution.resolution_id for resolution in resolutions]
+        record |= {"state": "resolved", "resolution_id": ids[0], "resolution_ids": ids}
         await self._store.save_request(request_id, record, session=tx.session)
-        if await self._store.resolution(resolution.resolution_id, session=tx.session) is not None:
-            log.info("resolution.already_issued", resolution_id=resolution.resolution_id)
-            return
-        await self._store.record_resolution(
-            resolution.resolution_id,
-            {
-                **resolution.model_dump(mode="json"),
-                "status": "issued",
-                "issued_at": now,
-                "ack_due_at": now + self._ack_timeout,
-                "escalated_at": None,
-            },
-            session=tx.session,
-        )
-        tx.emit(
-            OutgoingMessage.of(
-                topic=ERP_RESOLUTIONS, key=request_id, event=resolution, message_id=resolution.resolution_id
+        for resolution in resolutions:
+            if await self._store.resolution(resolution.resolution_id, session=tx.session) is not None:
+                log.info("resolution.already_issued", resolution_id=resolution.resolution_id)
+                continue
+            await self._store.record_resolution(
+                resolution.resolution_id,
+                {
+                    **resolution.model_dump(mode="json"),
+                    "status": "issued",
+                    "issued_at": now,
+                    "ack_due_at": now + self._ack_timeout,
+                    "escalated_at": None,
+                },
+                session=tx.session,
             )
-        )
-        message = f"{record['explanation']} It has been sent for posting as {resolution.resolution_id}."
+            tx.emit(
+                OutgoingMessage.of(
+                    topic=ERP_RESOLUTIONS,
+                    key=request_id,
+                    event=resolution,
+                    message_id=resolution.resolution_id,
+                )
+            )
+        sent = ids[0] if len(ids) == 1 else ", ".join(ids)
+        message = f"{record['explanation']} It has been sent for posting as {sent}."
         self._status(request_id, record, domain.Decision(RequestStatus.RESOLVED, message), tx, now)
 
     async def decide(self, decision: ApprovalDecision, tx: LedgerTransaction, _: MessageOrigin) -> None:
@@ -317,15 +345,17 @@ class ResolutionHandlers:
         self._status(
             request_id, record, domain.Decision(RequestStatus.APPROVED, f"Approved by {names}."), tx, now
         )
-        pending = ErpResolution.model_validate(record["pending"])
-        resolution = pending.model_copy(
-            update={
-                "approvals": [ResolutionApproval.model_validate(one) for one in record["approvals"]],
-                "effective_on": now.date(),
-                "created_at": now,
-            }
-        )
-        await self._issue(request_id, record, resolution, tx, now)
+        resolutions = [
+            pending.model_copy(
+                update={
+                    "approvals": [ResolutionApproval.model_validate(one) for one in record["approvals"]],
+                    "effective_on": now.date(),
+                    "created_at": now,
+                }
+            )
+            for pending in _pending_resolutions(record)
+        ]
+        await self._issue(request_id, record, resolutions, tx, now)
 
     async def acknowledge(self, ack: ErpAck, tx: LedgerTransaction, _: MessageOrigin) -> None:
         resolution = await self._store.resolution(ack.resolution_id, session=tx.session)
@@ -340,6 +370,19 @@ class ResolutionHandlers:
         }
         now = self._clock()
         decision = domain.acknowledge(ack, ResolutionKind(resolution["kind"]))
+        if decision.status is RequestStatus.CLOSED:
+            siblings = [
+                other
+                for other in await self._store.resolutions_of(ack.request_id, session=tx.session)
+                if other["_id"] != ack.resolution_id
+            ]
+            if any(other["status"] != "posted" for other in siblings):
+                # One of several postings: the request closes when the ERP has posted them all.
+                await self._store.record_ack(ack, request_state="resolved", at=now, session=tx.session)
+                return
+            if siblings:
+                documents = [other.get("erp_document_id") for other in siblings] + [ack.erp_document_id]
+                decision = domain.all_posted(len(siblings) + 1, [d for d in documents if d])
         state = "closed" if decision.status is RequestStatus.CLOSED else "with_person"
         await self._store.record_ack(ack, request_state=state, at=now, session=tx.session)
         self._status(
@@ -413,6 +456,18 @@ class ResolutionHandlers:
                 )
             )
         )
+
+
+def _pending_resolutions(record: Document) -> list[ErpResolution]:
+    """The postings a request awaits approval for: ``pending``, then ``pending_more`` (several postings)."""
+    return [ErpResolution.model_validate(one) for one in [record["pending"], *record.get("pending_more", [])]]
+
+
+def _total(postings: Sequence[strategies.Posting]) -> str:
+    currency = postings[0].amount.currency
+    return str(
+        Money(amount=sum((posting.amount.amount for posting in postings), Decimal(0)), currency=currency)
+    )
 
 
 def build_app(

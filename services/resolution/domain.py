@@ -92,3 +92,12 @@ def acknowledge(ack: ErpAck, kind: ResolutionKind | None = None) -> Decision:
         f"The ERP could not post the {what} {ack.resolution_id}{error}. A colleague is looking into it.",
         reason="erp_posting_failed",
     )
+
+
+def all_posted(count: int, documents: list[str]) -> Decision:
+    """The last of a request's several postings is posted: the request is closed."""
+    posted = f" as documents {', '.join(documents)}" if documents else ""
+    return Decision(
+        RequestStatus.CLOSED,
+        f"All {count} postings of this request have been posted{posted}. This request is closed.",
+    )

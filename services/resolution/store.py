@@ -9,8 +9,10 @@ from typing import Any
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.resolution import strategies
 from services.resolution.strategies import Facts
 from shared.contract import Customer, CustomerContract, ErpAck, Invoice, Payment
+from shared.document_numbers import reference_numbers
 from shared.events import RequestRouted
 from shared.mongo import Document
 from shared.reference_views import ReferenceView
@@ -31,8 +33,10 @@ class ResolutionStore:
     async def ensure_indexes(self) -> None:
         await self._resolutions.create_index("request_id")
         await self._resolutions.create_index([("status", 1), ("ack_due_at", 1)])
-        await self._payments.create_index([("customer_id", 1), ("status", 1)])
+        await self._payments.create_index("customer_id")
         await self._requests.create_index("state")
+        await self.invoices.ensure_number_keys("invoice_id")
+        await self.payments.ensure_number_keys("payment_id")
 
     async def facts(self, event: RequestRouted, *, session: AsyncClientSession) -> Facts:
         """What the views know about the request's customer and documents (four reads)."""
@@ -60,21 +64,43 @@ class ResolutionStore:
         payments = {
             document["payment_id"]: Payment.model_validate(document)
             async for document in self._payments.find(
-                {
-                    "$or": [
-                        {"_id": {"$in": list(details.payment_ids)}},
-                        {"customer_id": event.customer_id, "status": "unapplied"},
-                    ]
-                },
-                session=session,
+                {"_id": {"$in": list(details.payment_ids)}}, session=session
             )
+        }
+        # The customer's payments by customer alone (its index), the open ones picked here: with
+        # the status in the query too the local database server leaves the index aside.
+        async for document in self._payments.find({"customer_id": event.customer_id}, session=session):
+            payment = Payment.model_validate(document)
+            if strategies.remaining_of(payment) > 0:
+                payments.setdefault(payment.payment_id, payment)
+        numbers = {
+            number
+            for payment in payments.values()
+            if payment.customer_id == event.customer_id
+            for number in reference_numbers(payment.reference or "")
+        }
+        found = await self.invoices.find_by_numbers(numbers, session=session)
+        invoices_by_number = {
+            number: [
+                Invoice.model_validate(document)
+                for document in documents
+                if document["customer_id"] == event.customer_id
+            ]
+            for number, documents in found.items()
         }
         return Facts(
             customer=Customer.model_validate(customer) if customer is not None else None,
             invoices=invoices,
             contracts=contracts,
             payments=payments,
+            invoices_by_number=invoices_by_number,
         )
+
+    async def resolutions_of(self, request_id: str, *, session: AsyncClientSession) -> list[Document]:
+        """Every resolution issued for the request (a request may have several postings)."""
+        return [
+            document async for document in self._resolutions.find({"request_id": request_id}, session=session)
+        ]
 
     async def request(self, request_id: str, *, session: AsyncClientSession) -> Document | None:
         return await self._requests.find_one({"_id": request_id}, session=session)

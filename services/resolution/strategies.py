@@ -14,9 +14,8 @@ in ``explanation``, which becomes the status message.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -29,6 +28,7 @@ from shared.contract import (
     RequestType,
     ResolutionKind,
 )
+from shared.document_numbers import find_document_numbers, reference_numbers, same_number
 from shared.events import RequestRouted
 from shared.money import Money
 
@@ -45,7 +45,9 @@ class Facts:
     invoices: Mapping[str, Invoice]
     contracts: Mapping[str, CustomerContract]
     payments: Mapping[str, Payment]
-    """The payments the request names and the customer's unapplied payments."""
+    """The payments the request names and the customer's unapplied and partly applied payments."""
+    invoices_by_number: Mapping[str, Sequence[Invoice]] = field(default_factory=dict)
+    """The customer's invoices named by each number in those payments' bank references."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,15 @@ class Posting:
 
 
 @dataclass(frozen=True)
+class Postings:
+    """Several postings for one request (a dispute over several invoices, a payment split across the
+    invoices its reference names): approved together, each with its own stable resolution id."""
+
+    postings: tuple[Posting, ...]
+    explanation: str
+
+
+@dataclass(frozen=True)
 class NotSupported:
     """The documents do not support what was asked: resolved without posting anything."""
 
@@ -81,9 +92,11 @@ class ForPerson:
     explanation: str
     awaiting: str | None = None
     """What has not reached resolution's views yet, when that is the reason: it may still come."""
+    candidates: tuple[str, ...] = ()
+    """The documents a person can choose from (payments that could be the one), kept with the request."""
 
 
-Proposal = Posting | NotSupported | ForPerson
+Proposal = Posting | Postings | NotSupported | ForPerson
 
 
 def cents(amount: Decimal) -> Decimal:
@@ -144,10 +157,56 @@ def _contract_valid_on(contract: CustomerContract, day: date) -> bool:
 
 
 def reprice_invoice(event: RequestRouted, facts: Facts) -> Proposal:
-    """Reprice the invoice's lines at the contract prices valid on its date; credit any overcharge."""
-    invoice = _one_invoice(event, facts)
-    if isinstance(invoice, ForPerson):
-        return invoice
+    """Reprice each invoice named at the contract prices valid on its date; credit any overcharge.
+
+    Invoice by invoice: one posting for each invoice above its contract, none for those that are
+    not. When any of several invoices lacks data the request waits for it; when any needs a person,
+    the whole request goes to one, with what was computed for the others: a dispute is never half
+    answered.
+    """
+    invoice_ids = event.details.invoice_ids
+    if not invoice_ids:
+        return ForPerson("no_invoice", "The request names no invoice; a colleague will handle it.")
+    if len(invoice_ids) == 1:
+        return _reprice_one(event, facts, invoice_ids[0], expected=event.details.expected_amount)
+    outcomes = [_reprice_one(event, facts, invoice_id, expected=None) for invoice_id in invoice_ids]
+    waiting = [outcome for outcome in outcomes if isinstance(outcome, ForPerson) and outcome.awaiting]
+    if waiting:
+        return waiting[0]
+    summary = " ".join(
+        f"Invoice {invoice_id}: {outcome.explanation}"
+        for invoice_id, outcome in zip(invoice_ids, outcomes, strict=True)
+    )
+    expected = event.details.expected_amount
+    summary += f" You expected {expected} in all." if expected is not None else ""
+    for_person = [outcome for outcome in outcomes if isinstance(outcome, ForPerson)]
+    if for_person:
+        return ForPerson(for_person[0].reason, f"{summary} A colleague will finish this request.")
+    postings = tuple(outcome for outcome in outcomes if isinstance(outcome, Posting))
+    if not postings:
+        return NotSupported("claim_not_supported", f"{summary} Nothing is credited.")
+    corrected = _listing([posting.document_id for posting in postings])
+    unchanged = [invoice_id for invoice_id, outcome in zip(invoice_ids, outcomes, strict=True)
+                 if isinstance(outcome, NotSupported)]  # fmt: skip
+    kept = (
+        f"; {_listing(unchanged)} stay{'s' if len(unchanged) == 1 else ''} as invoiced" if unchanged else ""
+    )
+    return Postings(
+        postings, f"Corrected invoice{'s' if len(postings) > 1 else ''} {corrected}{kept}. {summary}"
+    )
+
+
+def _listing(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _reprice_one(
+    event: RequestRouted, facts: Facts, invoice_id: str, *, expected: Money | None
+) -> Posting | NotSupported | ForPerson:
+    """Reprice one invoice's lines at its contract's prices valid on the invoice date."""
+    invoice = facts.invoices.get(invoice_id)
+    if invoice is None:
+        return _missing(f"Invoice {invoice_id}")
     contract_id = invoice.contract_id or event.details.contract_id
     if contract_id is None:
         return ForPerson(
@@ -187,7 +246,6 @@ def reprice_invoice(event: RequestRouted, facts: Facts) -> Proposal:
         f"invoice {invoice.invoice_id} repriced at contract {contract.contract_id} "
         f"valid on {invoice.issued_on.isoformat()}: " + "; ".join(steps)
     )
-    expected = event.details.expected_amount
     claimed = f" You expected {expected}." if expected is not None else ""
     if overcharge <= 0:
         return NotSupported(
@@ -218,115 +276,272 @@ def reprice_invoice(event: RequestRouted, facts: Facts) -> Proposal:
     )
 
 
-_NON_ALNUM = re.compile(r"[^A-Z0-9]")
-_INVOICE_NUMBER = re.compile(r"INV\d")
-
-
-def _compact(text: str) -> str:
-    return _NON_ALNUM.sub("", text.upper())
-
-
 def reference_fits(reference: str | None, invoice_id: str) -> bool | None:
-    """Does the bank reference name this invoice (True), another one (False), or none (None)?"""
-    compact = _compact(reference or "")
-    if _compact(invoice_id) in compact:
+    """Does the bank reference name this invoice (True), another one (False), or none (None)?
+
+    Numbers are compared normalised (``RE 2026 42`` names ``RE/2026/0042``). "Another one" is a
+    number behind an invoice word or code (``INV-9``, ``Rechnung 4712``) that is not this invoice.
+    """
+    if not reference:
+        return None
+    if any(same_number(number, invoice_id) for number in reference_numbers(reference)):
         return True
-    return False if _INVOICE_NUMBER.search(compact) else None
+    return False if find_document_numbers(reference, "invoice") else None
+
+
+def remaining_of(payment: Payment) -> Decimal:
+    """What of a payment is not applied yet. An ``applied`` payment that lists no applications is
+    taken as applied in full; an unapplied one as open in full."""
+    if not payment.applied_to:
+        return payment.amount.amount if payment.status == "unapplied" else Decimal(0)
+    return payment.amount.amount - sum((applied.amount for applied in payment.applied_to), Decimal(0))
 
 
 def _describe_payment(payment: Payment) -> str:
     reference = f", reference '{payment.reference}'" if payment.reference else ""
-    return f"{payment.payment_id} ({payment.amount}, received {payment.received_on.isoformat()}{reference})"
+    remaining = remaining_of(payment)
+    unapplied = "" if remaining == payment.amount.amount else f", {_figure(remaining)} of it unapplied"
+    return (
+        f"{payment.payment_id} ({payment.amount}, received {payment.received_on.isoformat()}"
+        f"{reference}{unapplied})"
+    )
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A payment that could be the one, with what speaks for it."""
+
+    payment: Payment
+    remaining: Decimal
+    names: tuple[Invoice, ...]  # the customer's invoices its bank reference names, in its order
+    names_ours: bool
+    names_other: bool
+    amount_fits: bool
+    date_fits: bool | None  # None: no date to compare with
+
+
+def _invoices_named_by(payment: Payment, facts: Facts, customer_id: str) -> tuple[Invoice, ...]:
+    named: dict[str, Invoice] = {}
+    for number in reference_numbers(payment.reference or ""):
+        for invoice in facts.invoices_by_number.get(number, ()):
+            if invoice.customer_id == customer_id:
+                named.setdefault(invoice.invoice_id, invoice)
+    return tuple(named.values())
 
 
 def allocate_payment(event: RequestRouted, facts: Facts) -> Proposal:
-    """Find the customer's one unapplied payment that matches and allocate it to the invoice."""
-    invoice = _one_invoice(event, facts)
-    if isinstance(invoice, ForPerson):
-        return invoice
-    if invoice.open_amount.amount <= 0:
-        return NotSupported(
-            "invoice_not_open",
-            f"Invoice {invoice.invoice_id} has nothing open ({invoice.open_amount}): "
-            "a payment has already been applied to it.",
-        )
+    """Find the payment the customer means, the way a cash application team would, and allocate it.
+
+    Candidates are the customer's unapplied and partly applied payments in the invoices' currency
+    (or the ones the request names). They are ranked by what speaks for them: a bank reference
+    naming the invoice (normalised numbers), then the amount (what the customer says they paid,
+    else the disputed amount, else the invoices' open amount) together with the date (within
+    :data:`PAYMENT_DATE_TOLERANCE_DAYS` of a date the customer gives), then the amount alone when
+    no date is known. A reference naming other invoices only rules a payment out. The best rank
+    with exactly one payment wins; several go to a person with the candidates listed; none means
+    the payment may not be posted yet: the request waits for it (``awaiting``), then goes to a person.
+
+    The payment is allocated invoice by invoice, in the order its reference names them (else the
+    request's), each for at most its open amount: a smaller payment leaves the invoice partly open,
+    one naming several invoices is split across them.
+    """
     details = event.details
+    invoices: list[Invoice] = []
+    for invoice_id in details.invoice_ids:
+        invoice = facts.invoices.get(invoice_id)
+        if invoice is None:
+            return _missing(f"Invoice {invoice_id}")
+        invoices.append(invoice)
     missing = [payment_id for payment_id in details.payment_ids if payment_id not in facts.payments]
     if missing:
         return _missing(f"Payment {missing[0]}")
+    open_invoices = [invoice for invoice in invoices if invoice.open_amount.amount > 0]
+    if invoices and not open_invoices:
+        listed = _listing([f"{invoice.invoice_id} ({invoice.open_amount})" for invoice in invoices])
+        return NotSupported(
+            "invoice_not_open",
+            f"Invoice {listed} has nothing open: a payment has already been applied to it.",
+        )
+    currency = invoices[0].currency if invoices else None
     unapplied = sorted(
         (
             payment
             for payment in facts.payments.values()
             if payment.customer_id == event.customer_id
-            and payment.status == "unapplied"
-            and payment.amount.currency == invoice.currency
+            and remaining_of(payment) > 0
+            and (currency is None or payment.amount.currency == currency)
         ),
-        key=lambda payment: payment.payment_id,
+        key=lambda payment: (payment.received_on, payment.payment_id),
     )
-    criteria: list[str] = []
-    if details.payment_ids:
-        candidates = [payment for payment in unapplied if payment.payment_id in details.payment_ids]
-        criteria.append("payment " + ", ".join(details.payment_ids) + " unapplied")
-    else:
-        amount = details.disputed_amount or invoice.open_amount
-        candidates = [payment for payment in unapplied if payment.amount.amount == amount.amount]
-        criteria.append(f"amount {amount}")
-        if details.mentioned_dates:
-            candidates = [
-                payment
-                for payment in candidates
-                if any(
-                    abs((payment.received_on - day).days) <= PAYMENT_DATE_TOLERANCE_DAYS
-                    for day in details.mentioned_dates
-                )
-            ]
-            criteria.append(
-                "received within "
-                f"{PAYMENT_DATE_TOLERANCE_DAYS} days of "
-                + ", ".join(day.isoformat() for day in details.mentioned_dates)
-            )
-        candidates = [
-            payment
-            for payment in candidates
-            if reference_fits(payment.reference, invoice.invoice_id) is not False
-        ]
-        naming = [payment for payment in candidates if reference_fits(payment.reference, invoice.invoice_id)]
-        candidates = naming or candidates
-        criteria.append(f"bank reference naming {invoice.invoice_id} or no invoice")
-    searched = "; ".join(criteria)
-    if len(candidates) != 1:
-        listed = candidates or unapplied
-        listing = "; ".join(_describe_payment(payment) for payment in listed) or "none"
-        if not candidates:
-            return ForPerson(
-                "payment_not_found",
-                f"No unapplied payment matches invoice {invoice.invoice_id} ({searched}). "
-                f"Unapplied payments of the customer: {listing}. A colleague will look into it.",
-            )
+    targets, target_words = _target_amounts(event, open_invoices)
+    dates = (details.payment_date,) if details.payment_date else details.mentioned_dates
+    pool = [p for p in unapplied if p.payment_id in details.payment_ids] if details.payment_ids else unapplied
+    candidates = [
+        _candidate(
+            payment,
+            open_invoices=open_invoices,
+            targets=targets,
+            dates=dates,
+            facts=facts,
+            customer_id=event.customer_id,
+        )
+        for payment in pool
+    ]
+    ranked, searched = _rank(candidates, details.payment_ids, target_words, dates, open_invoices)
+    if len(ranked) == 1:
+        return _allocation(ranked[0], open_invoices, searched)
+    subject = (
+        f"invoice {_listing([i.invoice_id for i in open_invoices])}" if open_invoices else "your request"
+    )
+    if ranked:
+        listing = "; ".join(_describe_payment(candidate.payment) for candidate in ranked)
         return ForPerson(
             "several_payments_match",
-            f"{len(candidates)} unapplied payments could be the one for invoice {invoice.invoice_id} "
-            f"({searched}): {listing}. A colleague will choose.",
+            f"{len(ranked)} payments could be the one for {subject} ({searched}): {listing}. "
+            "A colleague will choose.",
+            candidates=tuple(candidate.payment.payment_id for candidate in ranked),
         )
-    (payment,) = candidates
-    allocated = min(payment.amount.amount, invoice.open_amount.amount)
-    allocation = _money(allocated, invoice.currency)
-    remaining = invoice.open_amount - allocation
-    return Posting(
-        kind=ResolutionKind.PAYMENT_ALLOCATION,
-        amount=allocation,
-        reason_code="payment_not_posted",
-        document_id=f"{payment.payment_id}>{invoice.invoice_id}",
-        invoice_id=invoice.invoice_id,
-        payment_id=payment.payment_id,
-        original_amount=invoice.open_amount,
-        corrected_amount=remaining,
-        explanation=(
-            f"We found your payment {_describe_payment(payment)} ({searched}) and applied {allocation} "
-            f"of it to invoice {invoice.invoice_id}: open amount from {invoice.open_amount} to {remaining}."
-        ),
+    listing = "; ".join(_describe_payment(payment) for payment in unapplied) or "none"
+    return ForPerson(
+        "payment_not_found",
+        f"No unapplied payment matches {subject} ({searched}). Unapplied and partly applied payments "
+        f"of the customer: {listing}. A colleague will look into it.",
+        awaiting=f"A payment matching {subject} ({searched})",
+        candidates=tuple(payment.payment_id for payment in unapplied),
     )
+
+
+def _target_amounts(event: RequestRouted, open_invoices: Sequence[Invoice]) -> tuple[set[Decimal], str]:
+    """The amounts a payment for this request could be, and how the search says so."""
+    details = event.details
+    paid = details.paid_amount.amount if details.paid_amount is not None else None
+    if paid is None:
+        paid = next((stated.amount for stated in details.stated_amounts if stated.role == "paid"), None)
+    if paid is not None:
+        return {paid}, f"amount {_figure(paid)} paid"
+    if details.disputed_amount is not None:
+        return {details.disputed_amount.amount}, f"amount {details.disputed_amount}"
+    opens = [invoice.open_amount.amount for invoice in open_invoices]
+    if not opens:
+        return set(), "no amount"
+    total = sum(opens, Decimal(0))
+    words = f"open amount {_figure(total)}" if len(opens) == 1 else f"open amounts {_figure(total)} in all"
+    return {total, *opens}, words
+
+
+def _candidate(
+    payment: Payment,
+    *,
+    open_invoices: Sequence[Invoice],
+    targets: set[Decimal],
+    dates: Sequence[date],
+    facts: Facts,
+    customer_id: str,
+) -> _Candidate:
+    names = _invoices_named_by(payment, facts, customer_id)
+    ours = {invoice.invoice_id for invoice in open_invoices}
+    fits = [reference_fits(payment.reference, invoice_id) for invoice_id in ours]
+    names_ours = any(invoice.invoice_id in ours for invoice in names) or any(fit is True for fit in fits)
+    names_other = not names_ours and (bool(names) or any(fit is False for fit in fits))
+    date_fits = (
+        any(abs((payment.received_on - day).days) <= PAYMENT_DATE_TOLERANCE_DAYS for day in dates)
+        if dates
+        else None
+    )
+    return _Candidate(
+        payment=payment,
+        remaining=remaining_of(payment),
+        names=names,
+        names_ours=names_ours,
+        names_other=names_other and bool(open_invoices),
+        amount_fits=remaining_of(payment) in targets,
+        date_fits=date_fits,
+    )
+
+
+def _rank(
+    candidates: Sequence[_Candidate],
+    named_payments: Sequence[str],
+    target_words: str,
+    dates: Sequence[date],
+    open_invoices: Sequence[Invoice],
+) -> tuple[list[_Candidate], str]:
+    """The candidates of the best rank that has any, and the search that found them, in words."""
+    if named_payments:
+        return list(candidates), "payment " + ", ".join(named_payments) + " named"
+    when = ", ".join(day.isoformat() for day in dates)
+    date_words = f"received within {PAYMENT_DATE_TOLERANCE_DAYS} days of {when}"
+    numbers = _listing([invoice.invoice_id for invoice in open_invoices]) if open_invoices else ""
+    ranks: list[tuple[str, list[_Candidate]]] = [
+        (
+            f"bank reference naming {numbers}",
+            [
+                c
+                for c in candidates
+                if open_invoices and c.names_ours and (c.date_fits is not False or c.amount_fits)
+            ],
+        ),
+        (
+            f"{target_words}, {date_words}",
+            [c for c in candidates if c.amount_fits and c.date_fits and not c.names_other],
+        ),
+        (
+            f"{target_words}, no date given",
+            [c for c in candidates if c.amount_fits and c.date_fits is None and not c.names_other],
+        ),
+    ]
+    for words, ranked in ranks:
+        if ranked:
+            return ranked, words
+    tried = [f"bank reference naming {numbers}"] if open_invoices else []
+    tried.append(f"{target_words}" + (f", {date_words}" if dates else ""))
+    return [], "; ".join(tried)
+
+
+def _allocation(candidate: _Candidate, open_invoices: Sequence[Invoice], searched: str) -> Proposal:
+    """The payment applied invoice by invoice, each for at most its open amount."""
+    payment = candidate.payment
+    in_currency = [invoice for invoice in candidate.names if invoice.currency == payment.amount.currency]
+    targets = [invoice for invoice in in_currency if invoice.open_amount.amount > 0] or list(open_invoices)
+    if not targets:
+        return ForPerson(
+            "payment_found_no_invoice",
+            f"We found your payment {_describe_payment(payment)} ({searched}), but it names no open invoice "
+            "of yours; a colleague will apply it.",
+            candidates=(payment.payment_id,),
+        )
+    left = candidate.remaining
+    postings: list[Posting] = []
+    for invoice in targets:
+        allocated = min(left, invoice.open_amount.amount)
+        if allocated <= 0:
+            break
+        left -= allocated
+        allocation = _money(allocated, invoice.currency)
+        remaining = invoice.open_amount - allocation
+        postings.append(
+            Posting(
+                kind=ResolutionKind.PAYMENT_ALLOCATION,
+                amount=allocation,
+                reason_code="payment_not_posted",
+                document_id=f"{payment.payment_id}>{invoice.invoice_id}",
+                invoice_id=invoice.invoice_id,
+                payment_id=payment.payment_id,
+                original_amount=invoice.open_amount,
+                corrected_amount=remaining,
+                explanation=(
+                    f"{allocation} to invoice {invoice.invoice_id}: open amount from {invoice.open_amount} "
+                    f"to {remaining}"
+                ),
+            )
+        )
+    found = f"We found your payment {_describe_payment(payment)} ({searched}) and applied "
+    if len(postings) == 1:
+        (posting,) = postings
+        return replace(posting, explanation=f"{found}{posting.explanation}.")
+    split = "; ".join(posting.explanation for posting in postings)
+    order = "in the order of its bank reference" if candidate.names else "in the order of your request"
+    return Postings(tuple(postings), f"{found}it across {len(postings)} invoices, {order}: {split}.")
 
 
 def change_credit_limit(event: RequestRouted, facts: Facts) -> Proposal:

@@ -89,12 +89,17 @@ class ValidationHandlers:
             invoice_ids=waited["invoice"],
             payment_ids=waited["payment"],
             contract_ids=waited["contract"],
+            invoice_numbers=waited["invoice_number"],
+            payment_numbers=waited["payment_number"],
             session=None,
         )
         for hold in holds:
             waiting_for = tuple(hold["waiting_for"])
             expired = domain.hold_expired(waiting_for, hold["reject_after"], now=now)
-            if not expired and not domain.wait_may_be_over(waiting_for, customers, known):
+            may_be_over = domain.wait_may_be_over(
+                waiting_for, customers, known, customer_id=hold["customer_id"]
+            )
+            if not expired and not may_be_over:
                 continue
             request_id = str(hold["_id"])
             with bound_request(request_id=request_id, correlation_id=None):
@@ -135,6 +140,8 @@ class ValidationHandlers:
             invoice_ids=details.invoice_ids,
             payment_ids=details.payment_ids,
             contract_ids=[details.contract_id] if details.contract_id else [],
+            invoice_numbers=[*details.invoice_candidates, *details.loose_candidates],
+            payment_numbers=details.payment_candidates,
             session=tx.session,
         )
 
@@ -197,8 +204,12 @@ class ValidationHandlers:
         *,
         now: datetime,
     ) -> RequestStatus:
-        """A valid request goes to routing, unless it repeats one that is still open."""
-        details = event.details
+        """A valid request goes to routing, unless it repeats one that is still open.
+
+        What goes on is the request as validation understood it: the documents it names by their
+        ERP ids (whatever format the customer wrote them in), amounts from the text in their currency.
+        """
+        details = verdict.details or event.details
         open_requests = await self._store.open_requests_like(
             customer.customer_id,
             details,
@@ -217,6 +228,7 @@ class ValidationHandlers:
                 customer,
                 reason="duplicate",
                 message=domain.duplicate_message(earlier),
+                details=details,
             )
             self._set_aside(
                 event,
@@ -282,7 +294,7 @@ class ValidationHandlers:
                     request_id=event.request_id,
                     correlation_id=event.correlation_id,
                     occurred_at=now,
-                    details=event.details,
+                    details=verdict.details or event.details,
                     customer_id=customer_id,
                     customer=CustomerSnapshot.of(verdict.customer) if verdict.customer else None,
                     verdict=verdict.outcome,
@@ -327,7 +339,9 @@ class ValidationHandlers:
 
 
 def _awaited_keys(holds: list[Document]) -> dict[str, set[str]]:
-    waited: dict[str, set[str]] = {"invoice": set(), "payment": set(), "contract": set(), "kyc": set()}
+    waited: dict[str, set[str]] = {
+        kind: set() for kind in ("invoice", "payment", "contract", "kyc", "invoice_number", "payment_number")
+    }
     for hold in holds:
         for item in hold["waiting_for"]:
             kind, key = domain.split_awaited(item)

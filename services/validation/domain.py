@@ -5,10 +5,14 @@ views of the reference topics. Every check that ran is returned, passed or faile
 record can show them; a rejection carries a machine reason code and a sentence the customer can
 act on.
 
-Three outcomes: validated; rejected (the customer must act, or cannot be served); on hold (we wait
-for something outside: an invoice, payment or contract the ERP has not published yet, or a KYC
-verification in progress). A hold is decided again whenever what it waits for may have changed;
-once ``hold_expired``, missing documents turn into rejections.
+Three outcomes: validated; rejected (the customer cannot be served, or must act in a way answering
+cannot fix); on hold (we wait for something outside: an invoice, payment or contract the ERP has
+not published yet, a KYC verification in progress, or the customer, who must answer a question:
+which of two invoices, which invoice at all). A hold is decided again whenever what it waits for
+may have changed; once ``hold_expired``, missing documents turn into rejections.
+
+The documents a request names are found among the customer's own by :mod:`.documents`: numbers
+in any format, from structured fields and from the text.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
+from services.validation.documents import NamedDocuments, name_documents
 from shared.contract import (
     Customer,
     CustomerContract,
@@ -38,13 +43,22 @@ INVOICE_TYPES = frozenset(
 )
 
 AWAITING_REFERENCE_DATA = "awaiting_reference_data"
+AWAITING_CUSTOMER = "awaiting_customer"
 KYC_PENDING = "kyc_pending"
 
-AwaitedKind = Literal["invoice", "payment", "contract", "kyc"]
+AwaitedKind = Literal["invoice", "payment", "contract", "kyc", "customer", "invoice_number", "payment_number"]
+DOCUMENT_KINDS = frozenset({"invoice", "payment", "contract"})
+"""What a hold waits for that the ERP sends: after the hold's time limit, an unknown document."""
 
 
 def awaited(kind: AwaitedKind, key: str) -> str:
-    """How a hold names what it waits for: ``invoice:INV-2026-000123``, ``kyc:CUST-00012``."""
+    """How a hold names what it waits for.
+
+    ``invoice:INV-2026-000123`` (a document by its id), ``kyc:CUST-00012``, ``customer:which_invoice``
+    (an answer from the customer: ``invoice``, ``which_invoice``, ``which_payment``,
+    ``payment_details``), ``invoice_number:4711`` (a number from the text that names none of the
+    customer's invoices yet: the hold is decided again when one with that number arrives).
+    """
     return f"{kind}:{key}"
 
 
@@ -61,6 +75,9 @@ class References:
     invoices: Mapping[str, Invoice | None] = field(default_factory=dict)
     payments: Mapping[str, Payment | None] = field(default_factory=dict)
     contracts: Mapping[str, CustomerContract | None] = field(default_factory=dict)
+    invoices_by_number: Mapping[str, Sequence[Invoice]] = field(default_factory=dict)
+    """Every invoice (of any customer) whose normalised number matches each number looked up."""
+    payments_by_number: Mapping[str, Sequence[Payment]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -74,12 +91,21 @@ class Verdict:
     reason: str | None = None
     message: str = ""
     waiting_for: tuple[str, ...] = ()
+    details: RequestDetails | None = None
+    """The request as validation understood it: the documents it names by their ERP ids, amounts
+    from the text in the invoices' currency. What goes on to routing when validated."""
 
 
 @dataclass
 class _Checks:
     results: list[CheckResult] = field(default_factory=list)
     waiting_for: list[str] = field(default_factory=list)
+    questions: list[str] = field(default_factory=list)
+    """Questions for the customer, each a sentence: the request waits for the answer."""
+
+    def ask(self, what: str, question: str, *also_waiting_for: str) -> None:
+        self.waiting_for.extend([awaited("customer", what), *also_waiting_for])
+        self.questions.append(question)
 
     def passed(self, check: str, detail: str) -> None:
         self.results.append(CheckResult(check=check, passed=True, detail=detail))
@@ -155,35 +181,56 @@ def validate_request(
     today: date,
     hold_expired: bool = False,
 ) -> Verdict:
-    """Check a request whose customer is known: account, completeness, KYC, documents, amounts."""
+    """Check a request whose customer is known: account, documents named, completeness, KYC,
+    documents, amounts.
+
+    A rejection wins over a question to the customer, which wins over waiting for reference data
+    or KYC: what cannot be fixed is said first, and a customer is asked before we wait.
+    """
     checks = _Checks()
     checks.passed("customer_exists", f"customer {customer.customer_id} ({customer.name})")
     snapshots: list[InvoiceSnapshot] = []
+    understood = details
     try:
         _check_account(customer, checks)
-        _check_complete(details, checks)
+        named_invoices = _named_invoices(details, customer, references, checks)
+        named_payments = _named_payments(details, customer, references, checks)
+        understood = details.model_copy(
+            update={
+                "invoice_ids": _ids(named_invoices, lambda invoice: invoice.invoice_id),
+                "payment_ids": _ids(named_payments, lambda payment: payment.payment_id),
+            }
+        )
+        _check_complete(understood, named_invoices, named_payments, checks)
         if details.request_type in MONEY_MOVING_TYPES:
             _check_kyc(details, customer, checks, today)
-        invoices = _known_and_owned(
+        invoices = [*named_invoices.documents]
+        for invoice in invoices:
+            checks.passed("invoice_exists", _describe_invoice(invoice))
+        invoices += _known_and_owned(
             "invoice",
-            details.invoice_ids,
+            named_invoices.unmatched_fields,
             references.invoices,
             customer,
             checks,
             hold_expired=hold_expired,
-            describe=lambda invoice: f"{invoice.invoice_id} total {invoice.total}, {invoice.status}",
+            describe=_describe_invoice,
         )
-        payments = _known_and_owned(
+        payments = [*named_payments.documents]
+        for payment in payments:
+            checks.passed("payment_exists", _describe_payment(payment))
+        payments += _known_and_owned(
             "payment",
-            details.payment_ids,
+            named_payments.unmatched_fields,
             references.payments,
             customer,
             checks,
             hold_expired=hold_expired,
-            describe=lambda payment: f"{payment.payment_id} of {payment.amount}, {payment.status}",
+            describe=_describe_payment,
         )
-        _check_contracts(details, customer, invoices, references, checks, hold_expired=hold_expired)
-        _check_amounts(details, customer, invoices, payments, checks)
+        _check_contracts(understood, customer, invoices, references, checks, hold_expired=hold_expired)
+        understood = _amounts_in_document_currency(understood, invoices, payments, checks)
+        _check_amounts(understood, customer, invoices, payments, checks)
         snapshots = [_snapshot(invoice) for invoice in invoices]
     except _Rejected as rejection:
         return Verdict(
@@ -192,19 +239,148 @@ def validate_request(
             customer,
             reason=rejection.reason,
             message=rejection.message,
+            details=understood,
         )
+    if checks.questions:
+        return _ask(customer, checks, understood)
     if checks.waiting_for:
-        return _hold(customer, checks)
+        return _hold(customer, checks, understood)
     return Verdict(
         RequestStatus.VALIDATED,
         tuple(checks.results),
         customer,
         tuple(snapshots),
         message="Your request has been checked and is being assigned to a team.",
+        details=understood,
     )
 
 
-def _hold(customer: Customer, checks: _Checks) -> Verdict:
+def _describe_invoice(invoice: Invoice) -> str:
+    return f"{invoice.invoice_id} total {invoice.total}, {invoice.status}"
+
+
+def _describe_payment(payment: Payment) -> str:
+    return f"{payment.payment_id} of {payment.amount}, {payment.status}"
+
+
+def _named_invoices(
+    details: RequestDetails, customer: Customer, references: References, checks: _Checks
+) -> NamedDocuments[Invoice]:
+    # Numbers in the text count where the structured field is empty: a CRM agent who filled in
+    # the invoices said which ones the request is about; others in the text are context.
+    from_text = not details.invoice_ids
+    named = name_documents(
+        customer_id=customer.customer_id,
+        fields=details.invoice_ids,
+        text=details.invoice_candidates if from_text else (),
+        loose=details.loose_candidates if from_text else (),
+        exact=references.invoices,
+        by_number=references.invoices_by_number,
+        id_of=lambda invoice: invoice.invoice_id,
+    )
+    _record_readings(named, "invoice", checks)
+    return named
+
+
+def _named_payments(
+    details: RequestDetails, customer: Customer, references: References, checks: _Checks
+) -> NamedDocuments[Payment]:
+    named = name_documents(
+        customer_id=customer.customer_id,
+        fields=details.payment_ids,
+        text=details.payment_candidates if not details.payment_ids else (),
+        loose=(),
+        exact=references.payments,
+        by_number=references.payments_by_number,
+        id_of=lambda payment: payment.payment_id,
+    )
+    _record_readings(named, "payment", checks)
+    return named
+
+
+def _record_readings(
+    named: NamedDocuments[Any], kind: Literal["invoice", "payment"], checks: _Checks
+) -> None:
+    """Which numbers named which documents, when that took more than the ids as given; and the
+    question when a number names several of the customer's documents."""
+    as_given = all(
+        reading.source == "field" and reading.document_ids in ((), (reading.written,))
+        for reading in named.readings
+    )
+    if named.readings and not as_given:
+        checks.passed(f"{kind}_numbers_read", named.describe(kind.capitalize()))
+    for reading in named.ambiguous:
+        choices = _join(list(reading.document_ids), "or")
+        checks.failed(f"{kind}_identified", f"{reading.written} matches {choices}")
+        checks.ask(
+            f"which_{kind}",
+            f"The {kind} number {reading.written} matches more than one of your {kind}s ({choices}): "
+            f"please tell us which one you mean.",
+        )
+
+
+def _ids(named: NamedDocuments[Any], id_of: Callable[[Any], str]) -> tuple[str, ...]:
+    """The documents named, by their ERP ids, then the structured numbers still unknown."""
+    return tuple(dict.fromkeys([*(id_of(document) for document in named.documents), *named.unmatched_fields]))
+
+
+def _amounts_in_document_currency(
+    details: RequestDetails, invoices: list[Invoice], payments: list[Payment], checks: _Checks
+) -> RequestDetails:
+    """Amounts the customer wrote without a currency, with a role, in the documents' currency.
+
+    Only when the documents the request names are all in one currency; a role's field the
+    customer (or the CRM) already filled stays as it is.
+    """
+    currencies = {invoice.currency for invoice in invoices} or {p.amount.currency for p in payments}
+    fields = {"disputed": "disputed_amount", "expected": "expected_amount", "paid": "paid_amount"}
+    update: dict[str, Money] = {}
+    for stated in details.stated_amounts:
+        if stated.role is None:
+            continue
+        name = fields[stated.role]
+        if getattr(details, name) is not None or name in update:
+            continue
+        currency = stated.currency or (next(iter(currencies)) if len(currencies) == 1 else None)
+        if currency is None:
+            continue
+        update[name] = Money(amount=stated.amount, currency=currency)
+        if stated.currency is None:
+            checks.passed("amount_currency", f"{stated.role} amount {update[name]}: the documents' currency")
+    return details.model_copy(update=update) if update else details
+
+
+def _ask(customer: Customer, checks: _Checks, understood: RequestDetails) -> Verdict:
+    """On hold until the customer answers: the question is the message (the contract's rule).
+
+    The request does not resume on an answer yet; the hold keeps what it waits for
+    (``customer:<what>``) and is decided again when a document it names by number arrives.
+    """
+    message = " ".join(checks.questions)
+    others = [item for item in checks.waiting_for if not item.startswith(("customer:", "invoice_number:"))]
+    if others:
+        message += (
+            " We are also waiting for "
+            + _join(
+                [
+                    f"{kind} {key}" if kind != "kyc" else "your account verification"
+                    for kind, key in map(split_awaited, others)
+                ]
+            )
+            + "."
+        )
+    return Verdict(
+        RequestStatus.ON_HOLD,
+        tuple(checks.results),
+        customer,
+        reason=AWAITING_CUSTOMER,
+        message=message,
+        waiting_for=tuple(dict.fromkeys(checks.waiting_for)),
+        details=understood,
+    )
+
+
+def _hold(customer: Customer, checks: _Checks, understood: RequestDetails | None = None) -> Verdict:
     kinds = {split_awaited(item)[0] for item in checks.waiting_for}
     documents = [split_awaited(item) for item in checks.waiting_for if not item.startswith("kyc:")]
     parts = [f"{kind} {key}" for kind, key in documents]
@@ -228,26 +404,41 @@ def _hold(customer: Customer, checks: _Checks) -> Verdict:
         reason=reason,
         message=message,
         waiting_for=tuple(checks.waiting_for),
+        details=understood,
     )
 
 
 def hold_expired(waiting_for: Sequence[str], reject_after: datetime, *, now: datetime) -> bool:
-    """Past its time limit while waiting for a document (a wait for KYC alone has no limit)."""
-    waits_for_documents = any(split_awaited(item)[0] != "kyc" for item in waiting_for)
+    """Past its time limit while waiting for a document the ERP sends (a wait for KYC or for the
+    customer's answer has no limit here)."""
+    waits_for_documents = any(split_awaited(item)[0] in DOCUMENT_KINDS for item in waiting_for)
     return waits_for_documents and now >= reject_after
 
 
 def wait_may_be_over(
-    waiting_for: Sequence[str], customers: Mapping[str, Customer], known: References
+    waiting_for: Sequence[str],
+    customers: Mapping[str, Customer],
+    known: References,
+    *,
+    customer_id: str | None = None,
 ) -> bool:
-    """Has anything a hold waits for arrived (a document) or changed (a KYC no longer pending)?"""
+    """Has anything a hold waits for arrived (a document, also one found by its normalised number)
+    or changed (a KYC no longer pending)?"""
     documents: dict[str, Mapping[str, object | None]] = {
         "invoice": known.invoices,
         "payment": known.payments,
         "contract": known.contracts,
     }
+    numbered: dict[str, Mapping[str, Sequence[Invoice | Payment]]] = {
+        "invoice": known.invoices_by_number,
+        "payment": known.payments_by_number,
+        "invoice_number": known.invoices_by_number,
+        "payment_number": known.payments_by_number,
+    }
     for item in waiting_for:
         kind, key = split_awaited(item)
+        if any(customer_id in (None, found.customer_id) for found in numbered.get(kind, {}).get(key, ())):
+            return True
         if kind == "kyc":
             customer = customers.get(key)
             if customer is not None and customer.kyc_status is not KycStatus.PENDING:
@@ -268,30 +459,20 @@ def _check_account(customer: Customer, checks: _Checks) -> None:
 
 
 def missing_pieces(details: RequestDetails) -> tuple[str, str] | None:
-    """What a request of its type must name and does not: a reason code and the missing words.
-
-    A dispute, correction or write-off names an invoice; a credit-limit change the new limit; a
-    payment query a payment, or the amount and the date paid; a refund what is to be refunded.
+    """What a request of its type must name and does not, when answering is not the way: a
+    reason code and the missing words. A credit-limit change names the new limit; a refund what
+    is to be refunded. (An invoice or payment the customer did not name is a question instead:
+    :func:`_check_complete`.)
     """
     request_type = details.request_type
-    if request_type in INVOICE_TYPES and not details.invoice_ids:
-        return "missing_invoice", "the number of the invoice this request is about"
     if request_type is RequestType.CREDIT_LIMIT_CHANGE and details.requested_credit_limit is None:
         return "missing_requested_limit", "the new credit limit you ask for, with its currency"
-    if request_type is RequestType.PAYMENT_QUERY and not details.payment_ids:
-        has_amount = details.disputed_amount is not None or bool(details.mentioned_amounts)
-        has_date = bool(details.mentioned_dates)
-        if has_amount and not has_date:
-            return "missing_payment_details", "the date you made the payment"
-        if has_date and not has_amount:
-            return "missing_payment_details", "the amount you paid, with its currency"
-        if not (has_amount and has_date):
-            return (
-                "missing_payment_details",
-                "the payment's reference number, or the amount and the date you paid",
-            )
     if request_type is RequestType.REFUND and not (
-        details.invoice_ids or details.payment_ids or details.disputed_amount or details.mentioned_amounts
+        details.invoice_ids
+        or details.payment_ids
+        or details.disputed_amount
+        or details.mentioned_amounts
+        or details.stated_amounts
     ):
         return (
             "missing_refund_details",
@@ -300,15 +481,67 @@ def missing_pieces(details: RequestDetails) -> tuple[str, str] | None:
     return None
 
 
-def _check_complete(details: RequestDetails, checks: _Checks) -> None:
+def _has_amount(details: RequestDetails) -> bool:
+    return bool(
+        details.disputed_amount or details.paid_amount or details.mentioned_amounts or details.stated_amounts
+    )
+
+
+def _check_complete(
+    details: RequestDetails,
+    invoices: NamedDocuments[Invoice],
+    payments: NamedDocuments[Payment],
+    checks: _Checks,
+) -> None:
+    """What the request's type needs: rejected when answering cannot be the way, else asked.
+
+    A dispute, correction or write-off names an invoice; a payment query something to look for
+    (an invoice, a payment, or the amount paid: a missing date is never by itself a reason to
+    refuse, the payment is looked for without it). Numbers in the text that name none of the
+    customer's documents are asked about, and the request is decided again if a document with
+    that number arrives.
+    """
+    request_type = details.request_type
+    label = request_type.value if request_type else "unclassified"
     missing = missing_pieces(details)
-    request_type = details.request_type.value if details.request_type else "unclassified"
-    if missing is None:
-        checks.passed("request_complete", f"{request_type}: everything its type needs is named")
+    if missing is not None:
+        reason, words = missing
+        checks.failed("request_complete", f"{label}: missing {words}")
+        raise _Rejected(reason, f"Please tell us {words}, so that we can handle your request.")
+    names_invoice = bool(invoices.documents or invoices.unmatched_fields or invoices.ambiguous)
+    names_payment = bool(payments.documents or payments.unmatched_fields or payments.ambiguous)
+    unmatched = [("invoice", number) for number in invoices.unmatched_text]
+    unmatched += [("payment", number) for number in payments.unmatched_text]
+    not_found = ""
+    if unmatched:
+        listed = _join([f"{kind} {number}" for kind, number in unmatched])
+        plural = "s" if len(unmatched) > 1 else ""
+        not_found = f"We could not find {listed} among your documents: please check the number{plural}."
+    number_waits = [
+        awaited("invoice_number" if kind == "invoice" else "payment_number", number)
+        for kind, number in unmatched
+    ]
+    if request_type in INVOICE_TYPES and not names_invoice:
+        checks.failed("request_complete", f"{label}: no invoice of the customer named")
+        if unmatched:
+            checks.ask("invoice", not_found, *number_waits)
+        else:
+            checks.ask("invoice", "Which invoice is this request about? Please tell us its number.")
         return
-    reason, words = missing
-    checks.failed("request_complete", f"{request_type}: missing {words}")
-    raise _Rejected(reason, f"Please tell us {words}, so that we can handle your request.")
+    if request_type is RequestType.PAYMENT_QUERY and not (
+        names_invoice or names_payment or _has_amount(details)
+    ):
+        checks.failed("request_complete", f"{label}: no invoice, payment or amount to look for")
+        if unmatched:
+            checks.ask("payment_details", not_found, *number_waits)
+        else:
+            checks.ask(
+                "payment_details",
+                "Please tell us which invoice you paid (its number), or the payment's reference, or the "
+                "amount you paid and when, so that we can find your payment.",
+            )
+        return
+    checks.passed("request_complete", f"{label}: everything its type needs is named")
 
 
 def _check_kyc(details: RequestDetails, customer: Customer, checks: _Checks, today: date) -> None:
@@ -495,8 +728,8 @@ def _validity(contract: CustomerContract) -> str:
     return f"{contract.valid_from} to {contract.valid_to or 'open end'}"
 
 
-def _join(parts: list[str]) -> str:
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+def _join(parts: list[str], word: str = "and") -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + f" {word} " + parts[-1]
 
 
 # --------------------------------------------------------------------------------------

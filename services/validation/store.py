@@ -35,6 +35,8 @@ class ValidationStore:
     async def ensure_indexes(self) -> None:
         await self.customers.create_index("contact_emails")
         await self.invoices.create_index("customer_id")
+        await self.invoices.ensure_number_keys("invoice_id")
+        await self.payments.ensure_number_keys("payment_id")
         await self._open.create_index([("customer_id", ASCENDING), ("opened_at", ASCENDING)])
         await self._open.create_index("invoice_ids")
         await self._open.create_index("payment_ids")
@@ -64,18 +66,41 @@ class ValidationStore:
         invoice_ids: Iterable[str],
         payment_ids: Iterable[str],
         contract_ids: Iterable[str],
+        invoice_numbers: Iterable[str] = (),
+        payment_numbers: Iterable[str] = (),
         session: AsyncClientSession | None,
     ) -> References:
-        """The documents named, one query per kind (None: not known yet).
+        """The documents named (None: not known yet), and those whose normalised numbers match.
 
-        Contracts named by the invoices are fetched too, in a second round, since which contract
-        an invoice falls under is only known once the invoice is.
+        Ids and numbers are each looked up exactly (by ``_id``) and by their normalised number
+        (``number_keys`` alone: the customer is filtered in the service, see
+        :meth:`ReferenceView.find_by_numbers`), one query per kind and way. Contracts named by the
+        invoices found are fetched too, in a second round, since which contract an invoice falls
+        under is only known once the invoice is.
         """
-        invoices = await _by_id(self.invoices, invoice_ids, Invoice, session)
-        payments = await _by_id(self.payments, payment_ids, Payment, session)
-        contract_keys = {*contract_ids, *(i.contract_id for i in invoices.values() if i and i.contract_id)}
+        invoice_keys = list(dict.fromkeys([*invoice_ids, *invoice_numbers]))
+        payment_keys = list(dict.fromkeys([*payment_ids, *payment_numbers]))
+        invoices = await _by_id(self.invoices, invoice_keys, Invoice, session)
+        payments = await _by_id(self.payments, payment_keys, Payment, session)
+        invoices_by_number = _parsed(
+            await self.invoices.find_by_numbers(invoice_keys, session=session), Invoice
+        )
+        payments_by_number = _parsed(
+            await self.payments.find_by_numbers(payment_keys, session=session), Payment
+        )
+        found_invoices = [
+            *(invoice for invoice in invoices.values() if invoice),
+            *(invoice for matches in invoices_by_number.values() for invoice in matches),
+        ]
+        contract_keys = {*contract_ids, *(i.contract_id for i in found_invoices if i.contract_id)}
         contracts = await _by_id(self.contracts, contract_keys, CustomerContract, session)
-        return References(invoices=invoices, payments=payments, contracts=contracts)
+        return References(
+            invoices=invoices,
+            payments=payments,
+            contracts=contracts,
+            invoices_by_number=invoices_by_number,
+            payments_by_number=payments_by_number,
+        )
 
     async def record_outcome(
         self, request_id: str, outcome: dict[str, Any], *, session: AsyncClientSession
@@ -187,6 +212,13 @@ class ValidationStore:
         await self._open.update_many(
             {"_id": {"$in": request_ids}, "open": True}, {"$set": {"open": False}}, session=session
         )
+
+
+def _parsed(found: dict[str, list[Document]], model: type[RecordT]) -> dict[str, list[RecordT]]:
+    return {
+        number: [model.model_validate(document) for document in documents]
+        for number, documents in found.items()
+    }
 
 
 async def _by_id(

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from services.intake import email_understanding as eu
 from shared.contract import RequestType
+from shared.events import StatedAmount
 from shared.money import Money
 from tests.unit.email_corpus import CORPUS, Amount, CorpusEmail
 
@@ -639,3 +640,102 @@ ADVERSARIAL_BODIES = {
 def test_a_pathological_100k_body_is_read_without_catastrophic_backtracking(body: str) -> None:
     understood = eu.understand_email(subject="x" * 1_000, body_text=body, sender="a@b.example")
     assert all(CANONICAL_ID.match(item) for item in understood.invoice_ids)
+
+
+# --------------------------------------------------------------------------------------
+# Real inputs: numbers in any format, amounts without a currency or in words, dates in words
+# --------------------------------------------------------------------------------------
+
+RECEIVED = date(2026, 10, 2)  # a Friday
+
+
+def stated(amount: str, currency: str | None, role: str | None) -> StatedAmount:
+    return StatedAmount(amount=Decimal(amount), currency=currency, role=role)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("We paid 18,500.00 on 28 Sep.", (stated("18500.00", None, "paid"),)),
+        ("Wir haben 18.500,00 EUR überwiesen.", (stated("18500.00", "EUR", None),)),
+        ("Wir haben überwiesen: 18.500,00 EUR.", (stated("18500.00", "EUR", "paid"),)),
+        ("We were overcharged by 700.", (stated("700", None, "disputed"),)),
+        (
+            "The total should be 11,800.00, not 12,500.00.",
+            (stated("11800.00", None, "expected"), stated("12500.00", None, None)),
+        ),
+        ("We paid eighteen thousand five hundred dollars.", (stated("18500", "USD", "paid"),)),
+        ("a payment of two hundred and fifty euros", (stated("250", "EUR", "paid"),)),
+        ("We transferred $18.5k last week.", (stated("18500.0", "USD", "paid"),)),
+        ("We paid invoice 4711 yesterday.", ()),  # a number behind a document word is no amount
+        ("We paid on 18.09 as agreed.", ()),  # a date without its year is no amount
+        ("We paid 3 invoices.", ()),
+        ("Version 2 of the form.", ()),
+    ],
+)
+def test_amounts_are_read_with_their_role_with_or_without_a_currency(
+    text: str, expected: tuple[StatedAmount, ...]
+) -> None:
+    assert eu.find_amounts_with_roles(text).stated == expected
+
+
+def test_the_paid_amount_is_the_one_the_words_say_was_paid() -> None:
+    found = eu.find_amounts_with_roles("The invoice is USD 20,000.00; we paid USD 18,500.00 on 28 Sep.")
+    assert found.paid == Money(amount="18500.00", currency="USD")
+    assert found.disputed is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("paid on 28 Sep", (date(2026, 9, 28),)),
+        ("paid on September 28th", (date(2026, 9, 28),)),
+        ("September 28th, 2026", (date(2026, 9, 28),)),
+        ("28.09.2026", (date(2026, 9, 28),)),
+        ("due 15 Dec", (date(2026, 12, 15),)),  # the nearest 15 December
+        ("paid last Friday", (date(2026, 9, 25),)),
+        ("transferred yesterday", (date(2026, 10, 1),)),
+        ("three days ago", (date(2026, 9, 29),)),
+        ("gestern überwiesen, vorgestern bestellt", (date(2026, 10, 1), date(2026, 9, 30))),
+        ("vendredi dernier", (date(2026, 9, 25),)),
+        ("On May 5 we may 2 things", (date(2026, 5, 5),)),
+    ],
+)
+def test_dates_without_a_year_or_relative_to_the_received_date_are_read(
+    text: str, expected: tuple[date, ...]
+) -> None:
+    assert eu.find_dates(text, today=RECEIVED) == expected
+    if "2026" not in text:
+        assert eu.find_dates(text) == ()  # without the received date nothing is guessed
+
+
+@pytest.mark.parametrize(
+    ("text", "paid_on"),
+    [
+        ("We paid 18,500.00 on 28 Sep for invoice RE/2026/0042.", date(2026, 9, 28)),
+        ("On 28.09.2026 we transferred the full amount.", date(2026, 9, 28)),
+        ("Invoice dated 15 Sep, we paid it yesterday.", date(2026, 10, 1)),
+        ("Value date 2026-09-30.", date(2026, 9, 30)),
+        ("We paid on 28 Dec.", date(2025, 12, 28)),  # a payment is in the past
+        ("We will pay on 15 Oct.", None),
+        ("The invoice of 28 Sep is wrong.", None),
+    ],
+)
+def test_the_payment_date_is_the_date_the_words_say_was_paid(text: str, paid_on: date | None) -> None:
+    assert eu.find_payment_date(text, today=RECEIVED) == paid_on
+
+
+def test_an_email_names_its_documents_as_candidates_in_any_format() -> None:
+    understood = eu.understand_email(
+        subject="RE/2026/0042 and invoice 4711",
+        body_text="Hello,\nwe paid 18,500.00 on 28 Sep for both (payment ref 90012345-A).\nJane",
+        sender="Jane <jane@acme.example>",
+        received_on=RECEIVED,
+    )
+    assert understood.invoice_candidates == ("RE/2026/0042", "4711")
+    assert understood.payment_candidates == ("90012345-A",)
+    assert understood.invoice_ids == ()  # no canonical INV-YYYY-NNNNNN number in it
+    assert understood.paid_amount is None
+    assert understood.stated_amounts == (stated("18500.00", None, "paid"),)
+    assert understood.payment_date == date(2026, 9, 28)
+    assert understood.request_type is RequestType.PAYMENT_QUERY

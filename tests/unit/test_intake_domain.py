@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import pytest
 
 from services.intake import domain
 from shared.contract import CrmRequest, EmailRequest, RequestType
+from shared.events import RequestCaptured, StatedAmount, upcast
 from shared.money import Money
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -96,8 +98,10 @@ def test_an_email_captures_sender_documents_and_thread() -> None:
     details = domain.capture_email(email, now=NOW).captured.details
     assert details.sender_email == "jane.doe@acme.example"
     assert details.sender_name == "Doe, Jane"
-    assert details.invoice_ids == ("INV-2026-000123",)
-    assert details.payment_ids == ("PAY-2026-000042",)
+    # An email names candidates; validation resolves them against the customer's documents.
+    assert (details.invoice_ids, details.payment_ids) == ((), ())
+    assert details.invoice_candidates == ("INV-2026-000123",)
+    assert details.payment_candidates == ("2026 000042", "PAY-2026-000042")
     assert details.request_type is RequestType.PAYMENT_QUERY
     assert details.customer_id is None
     assert domain.thread_message_ids(email) == ("m1@acme.example", "m0@acme.example")
@@ -122,7 +126,9 @@ def test_an_email_fills_every_field_it_understands() -> None:
     details = domain.capture_email(email, now=NOW).captured.details
     usd = "USD"
     assert details.sender_name == "Jane Doe"
-    assert details.invoice_ids == ("INV-2026-000124",)
+    assert details.invoice_ids == ()
+    assert details.invoice_candidates == ("2026 000124", "INV-2026-000124")
+    assert details.loose_candidates == ()  # the phone number is in the signature
     assert details.contract_id == "CTR-2026-0003"
     assert details.expected_amount == Money(amount="900.00", currency=usd)
     assert details.disputed_amount == Money(amount="100.00", currency=usd)
@@ -178,3 +184,60 @@ def test_an_unreadable_message_with_an_id_is_rejected_to_its_sender(
 @pytest.mark.parametrize("payload", [{}, {"case_id": ""}, {"case_id": 42}, {"message_id": "<m@x>"}])
 def test_without_a_usable_case_id_there_is_nobody_to_tell(payload: dict[str, object]) -> None:
     assert domain.reject_unreadable("crm", payload, "broken", now=NOW) is None
+
+
+def test_a_crm_payment_query_told_in_words_carries_its_payment_details() -> None:
+    case = CrmRequest.model_validate(
+        {
+            "case_id": "C-12",
+            "customer_id": "CUST-1",
+            "type": "payment_query",
+            "subject": "Payment not applied",
+            "description": "We paid 18,500.00 on 28 Sep for invoice RE/2026/0042, still shown as open.",
+            "submitted_at": "2026-10-02T10:00:00Z",
+        }
+    )
+    details = domain.capture_crm_request(case, now=NOW).captured.details
+    assert details.invoice_ids == ()
+    assert details.invoice_candidates == ("RE/2026/0042",)
+    assert details.stated_amounts == (StatedAmount(amount=Decimal("18500.00"), currency=None, role="paid"),)
+    assert details.paid_amount is None  # no currency in the text: validation takes the invoice's
+    assert details.payment_date == date(2026, 9, 28)
+    assert details.mentioned_dates == (date(2026, 9, 28),)
+
+
+def test_a_crm_case_keeps_its_structured_numbers_apart_from_the_ones_in_its_text() -> None:
+    case = CrmRequest.model_validate(
+        {
+            "case_id": "C-13",
+            "customer_id": "CUST-1",
+            "type": "billing_dispute",
+            "subject": "Invoice 4711 and 4712 overcharged",
+            "description": "Also 90012345-A. We were overcharged by USD 700.00 on invoice 4711.",
+            "invoice_ids": ["4711"],
+            "submitted_at": "2026-10-02T10:00:00Z",
+        }
+    )
+    details = domain.capture_crm_request(case, now=NOW).captured.details
+    assert details.invoice_ids == ("4711",)
+    assert details.invoice_candidates == ("4712",)
+    assert details.loose_candidates == ("90012345-A",)
+    assert details.disputed_amount == Money(amount="700.00", currency="USD")  # the CRM left it empty
+
+
+def test_an_old_captured_event_without_the_new_fields_is_still_read() -> None:
+    current = domain.capture_crm_request(
+        CrmRequest.model_validate({**CASE_FIELDS, "case_id": "C-14"}), now=NOW
+    ).captured
+    payload = current.model_dump(mode="json")
+    for field in ("invoice_candidates", "payment_candidates", "loose_candidates", "stated_amounts",
+                  "paid_amount", "payment_date"):  # fmt: skip
+        del payload["details"][field]
+    payload["schema_version"] = 1
+    old = RequestCaptured.model_validate(upcast(payload))
+    assert old.details.invoice_candidates == ()
+    assert old.details.paid_amount is None
+    assert old.details.subject == current.details.subject
+
+
+CASE_FIELDS = {"customer_id": "CUST-1", "subject": "Question", "submitted_at": "2026-10-02T10:00:00Z"}

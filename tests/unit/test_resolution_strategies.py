@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.resolution import approvals
 from services.resolution.approvals import RecordedApproval, Verdict
@@ -19,8 +21,10 @@ from services.resolution.strategies import (
     ForPerson,
     NotSupported,
     Posting,
+    Postings,
     propose,
     reference_fits,
+    remaining_of,
 )
 from shared.contract import (
     ApprovalDecision,
@@ -34,6 +38,7 @@ from shared.contract import (
     ResolutionKind,
 )
 from shared.events import RequestRouted
+from shared.money import Money
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 POLICY = load_policy()
@@ -236,11 +241,74 @@ def test_an_unsupported_claim_says_what_was_computed() -> None:
     assert "You expected 1,000.00 USD" in proposal.explanation
 
 
-def test_a_dispute_naming_several_invoices_goes_to_a_person() -> None:
+def second_invoice(**change: Any) -> Invoice:
+    """INV-2: one line of CLD at 550.00 (contract 500.00) unless changed."""
+    values: dict[str, Any] = {
+        "invoice_id": "INV-2",
+        "lines": [{"sku": "CLD", "quantity": "1", "unit_price": "550.00"}],
+        "total": usd("550.00"),
+        "open_amount": usd("550.00"),
+        **change,
+    }
+    return invoice(**values)
+
+
+def test_a_dispute_over_several_invoices_is_repriced_invoice_by_invoice() -> None:
+    event = routed(
+        RequestType.BILLING_DISPUTE, invoice_ids=("INV-1", "INV-2", "INV-3"), expected_amount=usd("9")
+    )
+    at_contract = second_invoice(
+        invoice_id="INV-3", lines=[{"sku": "CLD", "quantity": "1", "unit_price": "500"}]
+    )
+    the_facts = facts((invoice(), second_invoice(), at_contract), (contract(),))
+    proposal = propose(event, the_facts, write_off_tolerance=TOLERANCE)
+    assert isinstance(proposal, Postings)
+    assert [(p.invoice_id, p.amount.amount) for p in proposal.postings] == [
+        ("INV-1", Decimal("200.00")),
+        ("INV-2", Decimal("50.00")),
+    ]
+    assert {p.kind for p in proposal.postings} == {ResolutionKind.CREDIT_MEMO}
+    assert proposal.explanation.startswith("Corrected invoices INV-1 and INV-2; INV-3 stays as invoiced.")
+    assert "Invoice INV-3: We checked invoice INV-3 repriced" in proposal.explanation
+    assert proposal.explanation.count("You expected") == 1
+    ids = {resolution_id_for("REQ-1", p.kind, p.document_id) for p in proposal.postings}
+    assert len(ids) == 2  # one stable resolution id per invoice
+
+
+@pytest.mark.parametrize(
+    ("the_facts", "outcome", "reason"),
+    [
+        # None of them above the contract: nothing to credit, one answer for all.
+        (
+            facts(
+                (invoice(), second_invoice()),
+                (
+                    contract(
+                        prices=[{"sku": "CLD", "unit_price": "600"}, {"sku": "SUP", "unit_price": "99.99"}]
+                    ),
+                ),
+            ),
+            NotSupported,
+            "claim_not_supported",
+        ),
+        # One not known yet: the whole request waits for it.
+        (facts((invoice(),), (contract(),)), ForPerson, "reference_data_missing"),
+        # One a person must look at: all of it goes to a person, with what was computed.
+        (facts((invoice(), second_invoice(contract_id=None)), (contract(),)), ForPerson, "no_contract"),
+    ],
+)
+def test_a_dispute_over_several_invoices_is_never_half_answered(
+    the_facts: Facts, outcome: type[NotSupported | ForPerson], reason: str
+) -> None:
     event = routed(RequestType.BILLING_DISPUTE, invoice_ids=("INV-1", "INV-2"))
-    proposal = propose(event, facts((invoice(),), (contract(),)), write_off_tolerance=TOLERANCE)
-    assert isinstance(proposal, ForPerson)
-    assert proposal.reason == "several_invoices"
+    proposal = propose(event, the_facts, write_off_tolerance=TOLERANCE)
+    assert isinstance(proposal, outcome)
+    assert proposal.reason == reason
+    if reason == "reference_data_missing":
+        assert isinstance(proposal, ForPerson)
+        assert proposal.awaiting == "Invoice INV-2"
+    elif reason == "no_contract":
+        assert "Invoice INV-1: A credit memo of 200.00 USD" in proposal.explanation
 
 
 # --- payment not posted -----------------------------------------------------------------------
@@ -272,6 +340,32 @@ def test_a_dispute_naming_several_invoices_goes_to_a_person() -> None:
         ),
         # The disputed amount is what was paid (a part payment).
         ({"disputed_amount": usd("500.00")}, (payment("PAY-A", "500.00", "2026-10-21"),), "PAY-A"),
+        # What the customer says they paid, the day they say, without a currency in their text.
+        (
+            {"stated_amounts": [{"amount": "1000.00", "role": "paid"}], "payment_date": "2026-10-20"},
+            (payment("PAY-A", "1299.99", "2026-10-20"), payment("PAY-B", "1000.00", "2026-10-21")),
+            "PAY-B",
+        ),
+        # A reference naming the invoice wins over amount and date (a partial payment).
+        (
+            {"paid_amount": usd("1299.99"), "payment_date": "2026-10-20"},
+            (payment("PAY-A", "1299.99", "2026-10-20"), payment("PAY-B", "800.00", "2026-10-21", "inv-1")),
+            "PAY-B",
+        ),
+        # A partly applied payment with what is left of it.
+        (
+            {},
+            (
+                payment(
+                    "PAY-A",
+                    "2000.00",
+                    "2026-10-21",
+                    status="applied",
+                    applied_to=[{"invoice_id": "INV-0", "amount": "700.01"}],
+                ),
+            ),
+            "PAY-A",
+        ),
         # The customer names the payment.
         (
             {"payment_ids": ("PAY-B",)},
@@ -289,7 +383,7 @@ def test_the_one_matching_unapplied_payment_is_allocated_to_the_invoice(
     assert proposal.kind is ResolutionKind.PAYMENT_ALLOCATION
     assert proposal.payment_id == expected
     assert proposal.invoice_id == "INV-1"
-    paid = next(one for one in payments if one.payment_id == expected).amount.amount
+    paid = remaining_of(next(one for one in payments if one.payment_id == expected))
     assert proposal.amount.amount == min(paid, Decimal("1299.99"))
     assert proposal.corrected_amount is not None
     assert proposal.corrected_amount.amount == Decimal("1299.99") - proposal.amount.amount
@@ -319,8 +413,11 @@ def test_no_or_several_candidates_go_to_a_person_with_the_candidates_listed(
     assert proposal.reason == reason
     for payment_id in listed:
         assert payment_id in proposal.explanation
+    assert list(proposal.candidates) == listed  # kept with the request for a person to choose
     if not listed:
-        assert "Unapplied payments of the customer: none" in proposal.explanation
+        assert "Unapplied and partly applied payments of the customer: none" in proposal.explanation
+    # None found: the payment may not be posted yet, so the request waits for it; several: a person.
+    assert (proposal.awaiting is not None) == (reason == "payment_not_found")
 
 
 @pytest.mark.parametrize(
@@ -329,7 +426,9 @@ def test_no_or_several_candidates_go_to_a_person_with_the_candidates_listed(
         ("Payment INV-1", True),
         ("inv 1", True),
         ("INV-2026-1", False),
+        ("Rechnung 4712", False),
         ("thanks", None),
+        ("ACME 2026 order", None),
         (None, None),
     ],
 )
@@ -337,6 +436,146 @@ def test_a_bank_reference_names_this_invoice_another_or_none(
     reference: str | None, fits: bool | None
 ) -> None:
     assert reference_fits(reference, "INV-1") is fits
+
+
+def story_invoice(invoice_id: str, open_amount: str) -> Invoice:
+    return invoice(invoice_id=invoice_id, total=usd(open_amount), open_amount=usd(open_amount))
+
+
+def test_the_payment_told_in_words_is_found_by_the_invoice_number_in_its_bank_reference() -> None:
+    """The CRM story: "we paid 18,500.00 on 28 Sep for invoice RE/2026/0042"."""
+    event = routed(
+        RequestType.PAYMENT_QUERY,
+        invoice_ids=("RE/2026/0042",),
+        stated_amounts=[{"amount": "18500.00", "role": "paid"}],
+        paid_amount=usd("18500.00"),
+        payment_date="2026-09-28",
+    )
+    ours = payment("90012345", "18500.00", "2026-09-29", "RE 2026 42 ACME")
+    same_amount = payment("90012346", "18500.00", "2026-09-28")
+    the_invoice = story_invoice("RE/2026/0042", "18500.00")
+    the_facts = facts((the_invoice,), (), (ours, same_amount))
+    proposal = propose(event, the_facts, write_off_tolerance=TOLERANCE)
+    assert isinstance(proposal, Posting), proposal
+    assert (proposal.payment_id, proposal.invoice_id, proposal.amount) == (
+        "90012345",
+        "RE/2026/0042",
+        the_invoice.total,
+    )
+    assert "bank reference naming RE/2026/0042" in proposal.explanation
+
+
+def test_a_smaller_payment_leaves_the_invoice_partly_open() -> None:
+    event = routed(RequestType.PAYMENT_QUERY, invoice_ids=("4711",))
+    the_facts = facts(
+        (story_invoice("4711", "18500.00"),), (), (payment("P-1", "10000.00", "2026-09-29", "4711"),)
+    )
+    proposal = propose(event, the_facts, write_off_tolerance=TOLERANCE)
+    assert isinstance(proposal, Posting)
+    assert proposal.amount == Money(amount="10000.00", currency="USD")
+    assert proposal.corrected_amount == Money(amount="8500.00", currency="USD")
+
+
+def test_one_payment_naming_several_invoices_is_split_across_them_in_the_order_of_its_reference() -> None:
+    first, second = story_invoice("4711", "1000.00"), story_invoice("4712", "2500.00")
+    the_payment = payment("P-1", "3000.00", "2026-09-29", "Rg. 4712 + 4711")
+    the_facts = Facts(
+        customer=None,
+        invoices={"4711": first},
+        contracts={},
+        payments={"P-1": the_payment},
+        invoices_by_number={"4712": [second], "4711": [first]},
+    )
+    proposal = propose(
+        routed(RequestType.PAYMENT_QUERY, invoice_ids=("4711",)), the_facts, write_off_tolerance=TOLERANCE
+    )
+    assert isinstance(proposal, Postings), proposal
+    assert [(p.invoice_id, p.amount.amount, p.corrected_amount) for p in proposal.postings] == [
+        ("4712", Decimal("2500.00"), Money(amount="0.00", currency="USD")),
+        ("4711", Decimal("500.00"), Money(amount="500.00", currency="USD")),
+    ]
+    assert [p.document_id for p in proposal.postings] == ["P-1>4712", "P-1>4711"]
+    assert "in the order of its bank reference" in proposal.explanation
+
+
+@pytest.mark.parametrize(
+    ("payments", "by_number", "outcome", "reason"),
+    [
+        # Found by amount and date, its reference names one of the customer's invoices: allocated there.
+        ((payment("P-1", "700.00", "2026-09-28", "4711"),), {"4711": ["4711"]}, Posting, None),
+        # Found, but nothing says which invoice: a person applies it.
+        ((payment("P-1", "700.00", "2026-09-28"),), {}, ForPerson, "payment_found_no_invoice"),
+        # Not there yet: wait for it.
+        ((), {}, ForPerson, "payment_not_found"),
+    ],
+)
+def test_a_payment_query_naming_no_invoice_is_answered_from_the_payment_found(
+    payments: tuple[Payment, ...],
+    by_number: dict[str, list[str]],
+    outcome: type[Posting | ForPerson],
+    reason: str | None,
+) -> None:
+    event = routed(
+        RequestType.PAYMENT_QUERY, invoice_ids=(), paid_amount=usd("700.00"), payment_date="2026-09-28"
+    )
+    known = {"4711": story_invoice("4711", "700.00")}
+    the_facts = Facts(
+        customer=None,
+        invoices={},
+        contracts={},
+        payments={one.payment_id: one for one in payments},
+        invoices_by_number={number: [known[i] for i in ids] for number, ids in by_number.items()},
+    )
+    proposal = propose(event, the_facts, write_off_tolerance=TOLERANCE)
+    assert isinstance(proposal, outcome), proposal
+    if isinstance(proposal, Posting):
+        assert proposal.invoice_id == "4711"
+    else:
+        assert isinstance(proposal, ForPerson)
+        assert proposal.reason == reason
+
+
+def test_a_payment_received_far_from_the_date_given_is_not_taken_on_its_amount_alone() -> None:
+    event = routed(RequestType.PAYMENT_QUERY, paid_amount=usd("1299.99"), payment_date="2026-09-28")
+    the_facts = facts((invoice(),), (), (payment("P-1", "1299.99", "2026-06-01"),))
+    proposal = propose(event, the_facts, write_off_tolerance=TOLERANCE)
+    assert isinstance(proposal, ForPerson)
+    assert proposal.reason == "payment_not_found"
+    assert proposal.candidates == ("P-1",)
+
+
+@given(
+    paid=st.decimals(min_value=Decimal("0.01"), max_value=Decimal("99999.99"), places=2),
+    opens=st.lists(
+        st.decimals(min_value=Decimal("0.01"), max_value=Decimal("9999.99"), places=2), min_size=1, max_size=4
+    ),
+)
+def test_an_allocation_never_exceeds_the_payment_nor_an_invoice_open_amount(
+    paid: Decimal, opens: list[Decimal]
+) -> None:
+    invoices = [story_invoice(f"R-{index}", str(amount)) for index, amount in enumerate(opens)]
+    reference = " ".join(one.invoice_id for one in invoices)
+    the_payment = payment("P-1", str(paid), "2026-09-29", reference)
+    the_facts = Facts(
+        customer=None,
+        invoices={invoices[0].invoice_id: invoices[0]},
+        contracts={},
+        payments={"P-1": the_payment},
+        invoices_by_number={one.invoice_id: [one] for one in invoices},
+    )
+    proposal = propose(
+        routed(RequestType.PAYMENT_QUERY, invoice_ids=(invoices[0].invoice_id,)),
+        the_facts,
+        write_off_tolerance=TOLERANCE,
+    )
+    postings = proposal.postings if isinstance(proposal, Postings) else (proposal,)
+    assert all(isinstance(one, Posting) for one in postings)
+    allocated = [one.amount.amount for one in postings if isinstance(one, Posting)]
+    assert sum(allocated) == min(paid, sum(opens))
+    for one in postings:
+        assert isinstance(one, Posting)
+        assert one.original_amount is not None
+        assert Decimal(0) < one.amount.amount <= one.original_amount.amount
 
 
 # --- credit limit, write-off, refund ----------------------------------------------------------

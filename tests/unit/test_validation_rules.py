@@ -20,7 +20,9 @@ from services.validation.domain import (
     wait_may_be_over,
 )
 from shared.contract import Customer, CustomerContract, Invoice, Payment, RequestType
+from shared.document_numbers import same_number
 from shared.events import RequestDetails
+from shared.money import Money
 
 TODAY = date(2026, 11, 23)
 
@@ -116,6 +118,21 @@ def details(**change: Any) -> RequestDetails:
 
 USD_200 = {"amount": "200.00", "currency": "USD"}
 
+
+def numbered(*invoices: Invoice) -> References:
+    """The views holding these invoices (with CTR-1), found by the normalised numbers looked up."""
+    looked_up = ("re 2026 42", "4711", "RE/2026/0042", "90012345-A", "4500012345")
+    return References(
+        invoices={invoice.invoice_id: invoice for invoice in invoices},
+        payments={"PAY-1": payment()},
+        contracts={"CTR-1": contract()},
+        invoices_by_number={
+            number: [invoice for invoice in invoices if same_number(number, invoice.invoice_id)]
+            for number in looked_up
+        },
+    )
+
+
 # (case, request, customer, documents, outcome, reason)
 RULES: list[tuple[str, RequestDetails, Customer, References, str, str | None]] = [
     ("a dispute in order", details(), customer(), refs(), "validated", None),
@@ -123,22 +140,64 @@ RULES: list[tuple[str, RequestDetails, Customer, References, str, str | None]] =
     ("blocked customer", details(), customer(status="blocked"), refs(), "rejected", "customer_blocked"),
     ("closed customer", details(), customer(status="closed"), refs(), "rejected", "customer_closed"),
     # Completeness by type.
-    ("dispute names no invoice", details(invoice_ids=()), customer(), refs(), "rejected", "missing_invoice"),
+    # What answering can fix is asked, not refused.
+    ("dispute names no invoice", details(invoice_ids=()), customer(), refs(), "on_hold", "awaiting_customer"),
     (
         "correction names no invoice",
         details(request_type=RequestType.INVOICE_CORRECTION, invoice_ids=(), disputed_amount=None),
         customer(),
         refs(),
-        "rejected",
-        "missing_invoice",
+        "on_hold",
+        "awaiting_customer",
     ),
     (
         "write-off names no invoice",
         details(request_type=RequestType.WRITE_OFF, invoice_ids=(), disputed_amount=None),
         customer(),
         refs(),
-        "rejected",
-        "missing_invoice",
+        "on_hold",
+        "awaiting_customer",
+    ),
+    # Documents named the way customers name them.
+    (
+        "dispute names its invoice only in the text, in another format",
+        details(invoice_ids=(), invoice_candidates=("re 2026 42",)),
+        customer(),
+        numbered(invoice(invoice_id="RE/2026/0042")),
+        "validated",
+        None,
+    ),
+    (
+        "a structured number the ERP writes differently",
+        details(invoice_ids=("4711",)),
+        customer(),
+        numbered(invoice(invoice_id="RE-4711")),
+        "validated",
+        None,
+    ),
+    (
+        "a number in the text matching two of the customer's invoices",
+        details(invoice_ids=(), invoice_candidates=("4711",)),
+        customer(),
+        numbered(invoice(invoice_id="RE-4711"), invoice(invoice_id="INV-0004711")),
+        "on_hold",
+        "awaiting_customer",
+    ),
+    (
+        "a number in the text matching only another customer's invoice",
+        details(invoice_ids=(), invoice_candidates=("4711",)),
+        customer(),
+        numbered(invoice(invoice_id="4711", customer_id="CUST-2")),
+        "on_hold",
+        "awaiting_customer",
+    ),
+    (
+        "a loose number naming exactly one invoice",
+        details(invoice_ids=(), loose_candidates=("90012345-A", "4500012345")),
+        customer(),
+        numbered(invoice(invoice_id="90012345A")),
+        "validated",
+        None,
     ),
     (
         "credit-limit change names no limit",
@@ -153,11 +212,11 @@ RULES: list[tuple[str, RequestDetails, Customer, References, str, str | None]] =
         details(request_type=RequestType.PAYMENT_QUERY, invoice_ids=(), disputed_amount=None),
         customer(),
         refs(),
-        "rejected",
-        "missing_payment_details",
+        "on_hold",
+        "awaiting_customer",
     ),
     (
-        "payment query with an amount but no date",
+        "payment query with an amount but no date",  # a missing date is never a reason to refuse
         details(
             request_type=RequestType.PAYMENT_QUERY,
             invoice_ids=(),
@@ -166,8 +225,23 @@ RULES: list[tuple[str, RequestDetails, Customer, References, str, str | None]] =
         ),
         customer(),
         refs(),
-        "rejected",
-        "missing_payment_details",
+        "validated",
+        None,
+    ),
+    (
+        "payment query told only in words",
+        details(
+            request_type=RequestType.PAYMENT_QUERY,
+            invoice_ids=(),
+            disputed_amount=None,
+            invoice_candidates=("RE/2026/0042",),
+            stated_amounts=({"amount": "1200.00", "role": "paid"},),
+            payment_date="2026-09-28",
+        ),
+        customer(),
+        numbered(invoice(invoice_id="RE/2026/0042")),
+        "validated",
+        None,
     ),
     (
         "payment query with an amount and a date",
@@ -449,7 +523,8 @@ def test_validation_rules(
     assert verdict.checks[0].check == "customer_exists"
     if outcome == "validated":
         assert all(check.passed for check in verdict.checks)
-        assert [snapshot.invoice_id for snapshot in verdict.invoices] == list(request_details.invoice_ids)
+        assert verdict.details is not None
+        assert [snapshot.invoice_id for snapshot in verdict.invoices] == list(verdict.details.invoice_ids)
     else:
         assert any(not check.passed for check in verdict.checks)
         assert verdict.message.endswith(".")
@@ -462,9 +537,8 @@ def test_every_reason_code_is_covered_by_the_table() -> None:
     assert codes >= {
         "customer_blocked",
         "customer_closed",
-        "missing_invoice",
+        "awaiting_customer",
         "missing_requested_limit",
-        "missing_payment_details",
         "missing_refund_details",
         "kyc_pending",
         "kyc_failed",
@@ -528,16 +602,7 @@ def test_a_rejection_wins_over_a_hold() -> None:
 @pytest.mark.parametrize(
     ("change", "missing_words"),
     [
-        ({"request_type": RequestType.BILLING_DISPUTE, "invoice_ids": ()}, "the number of the invoice"),
         ({"request_type": RequestType.CREDIT_LIMIT_CHANGE}, "the new credit limit"),
-        (
-            {"request_type": RequestType.PAYMENT_QUERY, "mentioned_amounts": (USD_200,)},
-            "the date you made the payment",
-        ),
-        (
-            {"request_type": RequestType.PAYMENT_QUERY, "mentioned_dates": ("2026-10-20",)},
-            "the amount you paid",
-        ),
         ({"request_type": RequestType.REFUND, "invoice_ids": ()}, "what is to be refunded"),
     ],
 )
@@ -550,6 +615,91 @@ def test_a_rejection_for_missing_pieces_says_exactly_what_is_missing(
     assert found[1].startswith(missing_words)
     verdict = validate_request(request, customer(), refs(), today=TODAY)
     assert verdict.message == f"Please tell us {found[1]}, so that we can handle your request."
+
+
+@pytest.mark.parametrize(
+    ("change", "documents", "question", "waiting_for"),
+    [
+        (
+            {"invoice_ids": ()},
+            refs(),
+            "Which invoice is this request about? Please tell us its number.",
+            ("customer:invoice",),
+        ),
+        (
+            {"invoice_ids": (), "invoice_candidates": ("4711",)},
+            numbered(invoice(invoice_id="RE-4711"), invoice(invoice_id="INV-0004711")),
+            "The invoice number 4711 matches more than one of your invoices (RE-4711 or INV-0004711): "
+            "please tell us which one you mean.",
+            ("customer:which_invoice",),
+        ),
+        (
+            {"invoice_ids": (), "invoice_candidates": ("4711", "4712")},
+            numbered(),
+            "We could not find invoice 4711 and invoice 4712 among your documents: please check the numbers.",
+            ("customer:invoice", "invoice_number:4711", "invoice_number:4712"),
+        ),
+        (
+            {"request_type": RequestType.PAYMENT_QUERY, "invoice_ids": (), "disputed_amount": None},
+            refs(),
+            "Please tell us which invoice you paid (its number), or the payment's reference, or the amount "
+            "you paid and when, so that we can find your payment.",
+            ("customer:payment_details",),
+        ),
+    ],
+)
+def test_what_the_customer_can_supply_is_asked_with_the_question_in_the_message(
+    change: dict[str, Any], documents: References, question: str, waiting_for: tuple[str, ...]
+) -> None:
+    verdict = validate_request(details(**change), customer(), documents, today=TODAY)
+    assert (verdict.outcome, verdict.reason) == ("on_hold", "awaiting_customer")
+    assert verdict.message == question
+    assert verdict.waiting_for == waiting_for
+
+
+def test_numbers_in_the_text_count_only_where_the_structured_field_is_empty() -> None:
+    documents = numbered(invoice(), invoice(invoice_id="4711"))
+    request = details(invoice_ids=("INV-1",), invoice_candidates=("4711",))
+    verdict = validate_request(request, customer(), documents, today=TODAY)
+    assert verdict.details is not None
+    assert verdict.details.invoice_ids == ("INV-1",)  # the agent said which invoice; 4711 is context
+
+
+def test_a_question_waits_for_no_time_limit_and_a_number_asked_about_is_looked_for_again() -> None:
+    waiting = ("customer:invoice", "invoice_number:4711")
+    assert not hold_expired(waiting, datetime(2026, 1, 1, tzinfo=UTC), now=datetime(2027, 1, 1, tzinfo=UTC))
+    arrived = numbered(invoice(invoice_id="RE-4711"))
+    assert wait_may_be_over(waiting, {}, arrived, customer_id="CUST-1")
+    assert not wait_may_be_over(waiting, {}, arrived, customer_id="CUST-2")
+    assert not wait_may_be_over(waiting, {}, numbered(), customer_id="CUST-1")
+
+
+def test_a_rejection_wins_over_a_question() -> None:
+    verdict = validate_request(details(invoice_ids=()), customer(status="blocked"), refs(), today=TODAY)
+    assert (verdict.outcome, verdict.reason) == ("rejected", "customer_blocked")
+
+
+def test_the_validated_request_names_the_erp_documents_and_reads_text_amounts_in_their_currency() -> None:
+    request = details(
+        request_type=RequestType.PAYMENT_QUERY,
+        invoice_ids=(),
+        disputed_amount=None,
+        invoice_candidates=("re 2026 42",),
+        stated_amounts=({"amount": "1200.00", "role": "paid"}, {"amount": "100", "role": "disputed"}),
+    )
+    chf_invoice = invoice(
+        invoice_id="RE/2026/0042", currency="CHF", total="1200.00", open_amount="1200.00", contract_id=None
+    )
+    verdict = validate_request(request, customer(), numbered(chf_invoice), today=TODAY)
+    assert verdict.outcome == "validated"
+    assert verdict.details is not None
+    assert verdict.details.invoice_ids == ("RE/2026/0042",)
+    assert verdict.details.invoice_candidates == ("re 2026 42",)  # what the customer wrote stays
+    assert verdict.details.paid_amount == Money(amount="1200.00", currency="CHF")
+    assert verdict.details.disputed_amount == Money(amount="100", currency="CHF")
+    assert [snapshot.invoice_id for snapshot in verdict.invoices] == ["RE/2026/0042"]
+    read = {check.check: check.detail for check in verdict.checks}
+    assert read["invoice_numbers_read"] == "Invoice numbers read: re 2026 42 (text) -> RE/2026/0042"
 
 
 def test_decide_rejects_requests_whose_customer_cannot_be_identified() -> None:
