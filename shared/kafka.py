@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Iterable
+import uuid
+from collections.abc import Awaitable, Iterable, Sequence
+from io import BytesIO
+from typing import Any, ClassVar
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.protocol.abstract import AbstractType
+from aiokafka.protocol.api import Request, RequestStruct, Response
+from aiokafka.protocol.types import Boolean, CompactArray, CompactString, Int16, Int32, Schema, TaggedFields
 from faststream.kafka import KafkaBroker
 
 log = structlog.get_logger(__name__)
@@ -28,6 +34,11 @@ def build_broker(bootstrap_servers: str, *, client_id: str) -> KafkaBroker:
         enable_idempotence=False,
         logger=structlog.get_logger("faststream"),
     )
+
+
+def build_admin_client(infrastructure: Any, *, client_id: str) -> AIOKafkaAdminClient:
+    """An admin client (not started) for the broker of ``infrastructure``."""
+    return AIOKafkaAdminClient(bootstrap_servers=infrastructure.kafka_bootstrap_servers, client_id=client_id)
 
 
 class BrokerPublisher:
@@ -91,3 +102,115 @@ async def ensure_topics(
         log.info("topics.created", topics=missing, partitions=partitions)
     finally:
         await admin.close()
+
+
+# --- Topic ids: which incarnation of a topic this is ---------------------------------------------
+#
+# A topic deleted and created again under the same name is another topic with another id (Kafka
+# 2.8 and later; tansu too), and numbers its records from 0 again. aiokafka 0.14 speaks Metadata
+# only up to v5, which has no topic ids, so the one request that carries them (Metadata v10,
+# KIP-516) is declared here with aiokafka's own protocol types.
+
+
+class _Uuid(AbstractType[bytes]):  # type: ignore[misc]
+    """Kafka's UUID: 16 bytes as they are."""
+
+    @classmethod
+    def encode(cls, value: bytes) -> bytes:
+        return value
+
+    @classmethod
+    def decode(cls, data: BytesIO) -> bytes:
+        return data.read(16)
+
+
+_TAGS = ("tags", TaggedFields)
+_NO_TOPIC_ID = bytes(16)
+
+
+class _MetadataResponseV10(Response):  # type: ignore[misc]
+    API_KEY = 3
+    API_VERSION = 10
+    SCHEMA = Schema(
+        ("throttle_time_ms", Int32),
+        (
+            "brokers",
+            CompactArray(
+                ("node_id", Int32),
+                ("host", CompactString("utf-8")),
+                ("port", Int32),
+                ("rack", CompactString("utf-8")),
+                _TAGS,
+            ),
+        ),
+        ("cluster_id", CompactString("utf-8")),
+        ("controller_id", Int32),
+        (
+            "topics",
+            CompactArray(
+                ("error_code", Int16),
+                ("name", CompactString("utf-8")),
+                ("topic_id", _Uuid),
+                ("is_internal", Boolean),
+                (
+                    "partitions",
+                    CompactArray(
+                        ("error_code", Int16),
+                        ("partition_index", Int32),
+                        ("leader_id", Int32),
+                        ("leader_epoch", Int32),
+                        ("replica_nodes", CompactArray(Int32)),
+                        ("isr_nodes", CompactArray(Int32)),
+                        ("offline_replicas", CompactArray(Int32)),
+                        _TAGS,
+                    ),
+                ),
+                ("topic_authorized_operations", Int32),
+                _TAGS,
+            ),
+        ),
+        ("cluster_authorized_operations", Int32),
+        _TAGS,
+    )
+
+
+class _MetadataRequestV10(RequestStruct):  # type: ignore[misc]
+    FLEXIBLE_VERSION = True
+    API_KEY = 3
+    API_VERSION = 10
+    RESPONSE_TYPE = _MetadataResponseV10
+    SCHEMA = Schema(
+        ("topics", CompactArray(("topic_id", _Uuid), ("name", CompactString("utf-8")), _TAGS)),
+        ("allow_auto_topic_creation", Boolean),
+        ("include_cluster_authorized_operations", Boolean),
+        ("include_topic_authorized_operations", Boolean),
+        _TAGS,
+    )
+
+
+class _TopicIdsRequest(Request[_MetadataRequestV10]):  # type: ignore[misc]
+    API_KEY: ClassVar[int] = 3
+
+    def __init__(self, topics: Sequence[str]) -> None:
+        self._topics = list(topics)
+
+    def build(self, request_struct_class: type[_MetadataRequestV10]) -> _MetadataRequestV10:
+        return request_struct_class(
+            [(bytes(16), topic, {}) for topic in self._topics], False, False, False, {}
+        )
+
+
+async def topic_ids(admin: AIOKafkaAdminClient, topics: Sequence[str]) -> dict[str, str] | None:
+    """The id of each of ``topics`` that exists now (absent: it does not), or None if the broker
+    cannot say (older than Kafka 2.8: no Metadata v10)."""
+    try:
+        # aiokafka has no public call for a request it does not know; _send_request is the one
+        # its own admin methods use.
+        response: Any = await admin._send_request(_TopicIdsRequest(topics))
+    except NotImplementedError:  # the broker offers no version of Metadata this request has
+        return None
+    found: dict[str, str] = {}
+    for error_code, name, topic_id, *_ in response.topics:
+        if error_code == 0 and topic_id != _NO_TOPIC_ID:
+            found[name] = str(uuid.UUID(bytes=topic_id))
+    return found
