@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import uuid
 from collections.abc import Awaitable, Iterable, Sequence
 from io import BytesIO
@@ -16,29 +17,87 @@ from aiokafka.protocol.abstract import AbstractType
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import Boolean, CompactArray, CompactString, Int16, Int32, Schema, TaggedFields
 from faststream.kafka import KafkaBroker
+from faststream.kafka.security import parse_security
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+
+from shared.settings import InfrastructureSettings
 
 log = structlog.get_logger(__name__)
 
 
-def build_broker(bootstrap_servers: str, *, client_id: str) -> KafkaBroker:
+def kafka_security(infrastructure: InfrastructureSettings) -> BaseSecurity | None:
+    """FastStream's security object for the settings' protocol: TLS, SASL (SCRAM or PLAIN), both.
+
+    None for PLAINTEXT (the local broker). With TLS the broker's certificate is checked against
+    ``KAFKA_SSL_CAFILE`` (else the system's CAs) and its host name verified.
+    """
+    protocol = infrastructure.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    use_ssl = protocol in ("SSL", "SASL_SSL")
+    ssl_context = _ssl_context(infrastructure) if use_ssl else None
+    if protocol == "SSL":
+        return BaseSecurity(ssl_context=ssl_context, use_ssl=True)
+    username = infrastructure.kafka_sasl_username or ""
+    password = (
+        infrastructure.kafka_sasl_password.get_secret_value() if infrastructure.kafka_sasl_password else ""
+    )
+    sasl = {"SCRAM-SHA-512": SASLScram512, "SCRAM-SHA-256": SASLScram256, "PLAIN": SASLPlaintext}
+    return sasl[infrastructure.kafka_sasl_mechanism](
+        username, password, ssl_context=ssl_context, use_ssl=use_ssl
+    )
+
+
+def _ssl_context(infrastructure: InfrastructureSettings) -> ssl.SSLContext:
+    context = ssl.create_default_context(
+        cafile=str(infrastructure.kafka_ssl_cafile) if infrastructure.kafka_ssl_cafile else None
+    )
+    if infrastructure.kafka_ssl_certfile is not None and infrastructure.kafka_ssl_keyfile is not None:
+        key_password = infrastructure.kafka_ssl_key_password
+        context.load_cert_chain(
+            str(infrastructure.kafka_ssl_certfile),
+            str(infrastructure.kafka_ssl_keyfile),
+            password=key_password.get_secret_value() if key_password else None,
+        )
+    return context
+
+
+def kafka_client_options(infrastructure: InfrastructureSettings | None = None) -> dict[str, Any]:
+    """The same security as keyword arguments of a plain aiokafka client (admin, producer, consumer).
+
+    For the `crs` tool and the admin clients; without settings, those of the environment.
+    """
+    options: dict[str, Any] = parse_security(kafka_security(infrastructure or InfrastructureSettings()))
+    return options
+
+
+def build_broker(
+    bootstrap_servers: str, *, client_id: str, infrastructure: InfrastructureSettings | None = None
+) -> KafkaBroker:
     """A FastStream Kafka broker with the delivery settings every service relies on.
 
     ``acks="all"`` so a published event survives the loss of the leader; idempotent producers
     are off because the local broker (tansu) cannot grant producer ids: consumers are
-    idempotent instead, which also covers redelivery.
+    idempotent instead, which also covers redelivery. Security (TLS, SASL) comes from
+    ``infrastructure``, else from the environment's settings.
     """
     return KafkaBroker(
         bootstrap_servers,
         client_id=client_id,
         acks="all",
         enable_idempotence=False,
+        security=kafka_security(infrastructure or InfrastructureSettings()),
         logger=structlog.get_logger("faststream"),
     )
 
 
-def build_admin_client(infrastructure: Any, *, client_id: str) -> AIOKafkaAdminClient:
-    """An admin client (not started) for the broker of ``infrastructure``."""
-    return AIOKafkaAdminClient(bootstrap_servers=infrastructure.kafka_bootstrap_servers, client_id=client_id)
+def build_admin_client(infrastructure: InfrastructureSettings, *, client_id: str) -> AIOKafkaAdminClient:
+    """An admin client (not started) for the broker of ``infrastructure``, with its security."""
+    return AIOKafkaAdminClient(
+        bootstrap_servers=infrastructure.kafka_bootstrap_servers,
+        client_id=client_id,
+        **kafka_client_options(infrastructure),
+    )
 
 
 class BrokerPublisher:
@@ -71,13 +130,16 @@ async def ensure_topics(
     partitions: int,
     replication_factor: int = 1,
     attempts: int = 20,
+    infrastructure: InfrastructureSettings | None = None,
 ) -> None:
     """Create the topics that do not exist yet; existing ones are left as they are.
 
     Retries the connection for a while because at start the broker may still be coming up.
     """
     wanted = list(dict.fromkeys(topics))
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="crs-admin")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, client_id="crs-admin", **kafka_client_options(infrastructure)
+    )
     for attempt in range(1, attempts + 1):
         try:
             await admin.start()
