@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from faststream.asgi import AsgiFastStream
@@ -86,14 +87,14 @@ def build_app(
         )
         return getattr(subscriber, "consumer", None)
 
-    admin = build_admin_client(runtime.infrastructure, client_id=f"crs-{settings.service_name}-topic-ids")
-    incarnations = TopicIncarnations(admin, REQUEST_TOPICS, request_topics_consumer)
-
-    async def remember_topic_ids() -> None:
-        await admin.start()
-        await incarnations.remember()
-
-    runtime.startup_hooks.append(remember_topic_ids)
+    incarnations = TopicIncarnations(
+        partial(
+            build_admin_client, runtime.infrastructure, client_id=f"crs-{settings.service_name}-topic-ids"
+        ),
+        REQUEST_TOPICS,
+        request_topics_consumer,
+    )
+    runtime.startup_hooks.append(incarnations.start)
     runtime.every(settings.incarnation_check_seconds, incarnations.check, name="topic_incarnations")
 
     @runtime.subscriber(*REQUEST_TOPICS, name="request-topics")
@@ -108,5 +109,5 @@ def build_app(
         )
 
     app = runtime.asgi_app()
-    app.after_shutdown(admin.close)
+    app.after_shutdown(incarnations.stop)
     return app, settings

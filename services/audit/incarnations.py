@@ -35,12 +35,24 @@ ConsumerOf = Callable[[], Any]
 class TopicIncarnations:
     """The id of each topic audit reads as last seen, and what to do when one changes."""
 
-    def __init__(self, admin: Any, topics: Sequence[str], consumer_of: ConsumerOf) -> None:
-        self._admin = admin
+    def __init__(self, open_admin: Callable[[], Any], topics: Sequence[str], consumer_of: ConsumerOf) -> None:
+        self._open_admin = open_admin
+        self._admin: Any = None
         self._topics = list(topics)
         self._consumer_of = consumer_of
         self._seen: dict[str, str | None] = {}
         self._supported = True
+
+    async def start(self) -> None:
+        """Connect (aiokafka clients are made inside the event loop) and remember the ids."""
+        self._admin = self._open_admin()
+        await self._admin.start()
+        await self.remember()
+
+    async def stop(self) -> None:
+        if self._admin is not None:
+            await self._admin.close()
+            self._admin = None
 
     async def remember(self) -> None:
         """Take the ids as they are at start: the consumer's committed positions belong to them."""
@@ -57,7 +69,7 @@ class TopicIncarnations:
 
     async def recreated_topics(self) -> list[str]:
         """Compare the ids with the last seen; read the topics that changed again. Returns them."""
-        if not self._supported:
+        if not self._supported or self._admin is None:
             return []
         ids = await topic_ids(self._admin, self._topics)
         if ids is None:

@@ -327,3 +327,13 @@ def test_a_record_at_a_reused_position_has_another_fingerprint_and_a_redelivered
     }
     (sealed,) = seal([entry], heads={}, global_head=Head()).entries
     assert sealed[FINGERPRINT_FIELD] == old
+
+
+def test_the_audit_service_builds_outside_an_event_loop() -> None:
+    """`python -m services.audit` builds the app before it starts the loop (aiokafka's clients
+    must not be made then)."""
+    from services.audit.app import build_app
+
+    app, settings = build_app()
+    assert settings.incarnation_check_seconds == 5.0
+    assert app is not None
