@@ -152,8 +152,13 @@ class ValidationStore:
         Every claim is written whoever held it before (the caller found none held by another open
         request within the window). A claim another transaction writes at the same time makes one
         of the two fail (write conflict or unique key) before it commits; its retry sees the claim.
-        Written straight away, not batched: a repeat later in the same batch must find it.
+        Written straight away, not batched: a repeat later in the same batch must find it. A
+        request opened again (validated anew after an update) gives up the claims it no longer makes.
         """
+        before = await self._open.find_one({"_id": request.request_id}, {"claims": 1}, session=session)
+        dropped = [key for key in (before or {}).get("claims", []) if key not in set(claims)]
+        if dropped:
+            await self._release(request.request_id, dropped, session=session)
         if claims:
             await self._claims.bulk_write(
                 [
@@ -208,14 +213,18 @@ class ValidationStore:
         await self._open.update_one(
             {"_id": request_id}, {"$set": {"open": False, "closed_at": closing.at}}, session=session
         )
+        await self._release(request_id, found.get("claims", []), session=session)
+        return True
+
+    async def _release(self, request_id: str, keys: Sequence[str], *, session: AsyncClientSession) -> None:
+        """Delete those of ``keys`` that ``request_id`` still holds (another may have taken one over)."""
         ours = [
             claim.key
-            for claim in await self.claims_held(found.get("claims", []), session=session)
+            for claim in await self.claims_held(keys, session=session)
             if claim.request_id == request_id
         ]
         if ours:
             await self._claims.delete_many({"_id": {"$in": ours}}, session=session)
-        return True
 
     async def claim_for_open_requests(self, criteria: Sequence[DuplicateCriterion]) -> None:
         """Give the open requests opened before claims existed, or under another rule, their claims.

@@ -17,7 +17,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -35,6 +35,7 @@ from shared.delivery import DeliveryPolicy, Inbound, MessageOrigin, ReliableCons
 from shared.events import RequestCaptured
 from shared.kafka import BrokerPublisher, build_broker
 from shared.mongo import Document, MongoLedger, build_mongo_client
+from shared.status_order import StatusPosition
 from shared.topics import REQUEST_CAPTURED
 from tests.e2e.scenario import World, new_world
 from tests.support import Servers, isolated_settings, unique
@@ -171,4 +172,30 @@ async def test_two_copies_validated_at_the_same_moment_by_two_replicas_pass_only
         async for entry in database.outbox.find({"topic": "requests.validated.v1"})
     ]
     assert len(passed_on) == 1
+    await client.close()
+
+
+async def test_a_request_opened_again_gives_up_the_claims_it_no_longer_makes_and_closing_frees_the_rest(
+    servers: Servers,
+) -> None:
+    settings = isolated_settings(ValidationSettings)
+    client = build_mongo_client(servers.mongodb_uri)
+    store = ValidationStore(client[settings.database])
+    await store.ensure_indexes()
+    opened_at = datetime.now(UTC)
+
+    def opened(*invoices: str) -> OpenRequest:
+        return OpenRequest("REQ-1", "CUST-1", None, invoices, (), opened_at)
+
+    async with client.start_session() as session, await session.start_transaction():
+        await store.open_request(
+            opened("INV-1", "INV-2"), claims=("k1", "k2"), criteria=("invoice",), session=session
+        )
+    async with client.start_session() as session, await session.start_transaction():
+        await store.open_request(opened("INV-2"), claims=("k2",), criteria=("invoice",), session=session)
+        assert [claim.key for claim in await store.claims_held(["k1", "k2"], session=session)] == ["k2"]
+    async with client.start_session() as session, await session.start_transaction():
+        closing = StatusPosition(opened_at + timedelta(seconds=1), 9)
+        assert await store.close_request("REQ-1", closing=closing, opening_rank=2, session=session)
+        assert await store.claims_held(["k1", "k2"], session=session) == []
     await client.close()
