@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from pydantic import SecretStr
 from pymongo import ASCENDING, AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -22,9 +23,13 @@ from shared.delivery import LedgerTransaction, OutgoingMessage
 Document = dict[str, Any]
 
 
-def build_mongo_client(uri: str) -> AsyncMongoClient[Document]:
-    """A client with timezone-aware datetimes (everything we store is UTC)."""
-    return AsyncMongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=10_000)
+def build_mongo_client(uri: str | SecretStr) -> AsyncMongoClient[Document]:
+    """A client with timezone-aware datetimes (everything we store is UTC).
+
+    The URI may be a ``SecretStr`` (settings keep it as one: it carries the credentials).
+    """
+    plain = uri.get_secret_value() if isinstance(uri, SecretStr) else uri
+    return AsyncMongoClient(plain, tz_aware=True, serverSelectionTimeoutMS=10_000)
 
 
 class MongoLedgerTransaction:

@@ -7,26 +7,63 @@ service reads ``CRS_<SERVICE>_...``; see :class:`ServiceSettings`.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from pathlib import Path
+from typing import ClassVar, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCAL_KAFKA = "127.0.0.1:9092"
 LOCAL_MONGODB = "mongodb://127.0.0.1:27017/?retryWrites=false&directConnection=true"
 
 
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
+
+
 class InfrastructureSettings(BaseSettings):
-    """Where the broker and the database server are. Defaults: the local stack."""
+    """Where the broker and the database server are, and how to reach them safely.
+
+    Defaults: the local stack, no authentication. Secrets (the MongoDB connection string, which
+    carries its credentials, and the Kafka SASL password) are ``SecretStr``: their repr, and so
+    any log of these settings, shows ``**********``. MongoDB's authentication and TLS are options
+    of its connection string (``mongodb://user:password@host/?tls=true&tlsCAFile=...``); Kafka's
+    are the ``KAFKA_SECURITY_PROTOCOL``, ``KAFKA_SASL_*`` and ``KAFKA_SSL_*`` settings below.
+    """
 
     model_config = SettingsConfigDict(extra="ignore")
 
     kafka_bootstrap_servers: str = Field(default=LOCAL_KAFKA)
-    mongodb_uri: str = Field(default=LOCAL_MONGODB)
+    mongodb_uri: SecretStr = Field(default=SecretStr(LOCAL_MONGODB))
+    kafka_security_protocol: KafkaSecurityProtocol = Field(
+        default="PLAINTEXT", description="SASL_SSL in production: SCRAM over TLS"
+    )
+    kafka_sasl_mechanism: KafkaSaslMechanism = Field(default="SCRAM-SHA-512")
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="CA bundle the broker's certificate is checked against"
+    )
+    kafka_ssl_certfile: Path | None = Field(default=None, description="Client certificate, for mutual TLS")
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
     topic_partitions: int = Field(default=4, ge=1, validation_alias="CRS_TOPIC_PARTITIONS")
     topic_replication_factor: int = Field(default=1, ge=1, validation_alias="CRS_TOPIC_REPLICATION_FACTOR")
     log_format: str = Field(default="auto", description="json, console or auto (console on a TTY)")
     log_level: str = Field(default="INFO")
+
+    @model_validator(mode="after")
+    def _kafka_security_is_complete(self) -> Self:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError("KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together")
+        return self
 
 
 class ServiceSettings(BaseSettings):

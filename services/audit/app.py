@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
 
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaMessage
 from pydantic import BaseModel, ConfigDict
 
 from services.audit import domain
+from services.audit.chain import record_fingerprint
+from services.audit.incarnations import TopicIncarnations
 from services.audit.settings import AuditSettings
 from services.audit.store import AuditStore
 from shared.delivery import LedgerTransaction, MessageOrigin
+from shared.kafka import build_admin_client
 from shared.mongo import BatchedInserts
 from shared.runtime import build_runtime, inbound_batch
 from shared.settings import InfrastructureSettings
@@ -43,13 +48,25 @@ class AuditHandlers:
                 "partition": origin.partition,
                 "offset": origin.offset,
                 "key": origin.key,
-                "published_at": (
-                    datetime.fromtimestamp(origin.timestamp_ms / 1000, UTC) if origin.timestamp_ms else None
-                ),
+                "published_at": published_at(origin),
                 "recorded_at": datetime.now(UTC),
                 "text": record.text,
             },
         )
+
+
+def published_at(origin: MessageOrigin) -> datetime | None:
+    """The record's Kafka timestamp, exactly (no float arithmetic on the milliseconds)."""
+    if not origin.timestamp_ms or origin.timestamp_ms < 0:
+        return None
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=origin.timestamp_ms)
+
+
+def record_identity(record: RecordText, origin: MessageOrigin) -> str:
+    """The idempotency key of a record: its position, and what tells records at a reused position
+    apart (a topic created again numbers from 0 again; see :func:`chain.record_fingerprint`)."""
+    fingerprint = record_fingerprint(published_at=published_at(origin), key=origin.key, text=record.text)
+    return f"{origin.topic}:{origin.partition}:{origin.offset}:{fingerprint}"
 
 
 def build_app(
@@ -62,6 +79,23 @@ def build_app(
     handlers = AuditHandlers(store)
     runtime.startup_hooks.append(store.ensure_indexes)
     consumer = runtime.consumer
+    group_id = f"{settings.consumer_group}.request-topics"  # the group runtime.subscriber gives it
+
+    def request_topics_consumer() -> Any:
+        subscriber = next(
+            (s for s in runtime.broker.subscribers if getattr(s, "group_id", None) == group_id), None
+        )
+        return getattr(subscriber, "consumer", None)
+
+    incarnations = TopicIncarnations(
+        partial(
+            build_admin_client, runtime.infrastructure, client_id=f"crs-{settings.service_name}-topic-ids"
+        ),
+        REQUEST_TOPICS,
+        request_topics_consumer,
+    )
+    runtime.startup_hooks.append(incarnations.start)
+    runtime.every(settings.incarnation_check_seconds, incarnations.check, name="topic_incarnations")
 
     @runtime.subscriber(*REQUEST_TOPICS, name="request-topics")
     async def on_request_record(message: KafkaMessage) -> None:
@@ -70,8 +104,10 @@ def build_app(
             # Audit keeps even what is not JSON: it records the text instead of parsing it.
             decode=lambda raw: {"text": raw.decode("utf-8", errors="replace")},
             model=RecordText,
-            idempotency_key=lambda _, origin: f"{origin.topic}:{origin.partition}:{origin.offset}",
+            idempotency_key=record_identity,
             apply=handlers.record,
         )
 
-    return runtime.asgi_app(), settings
+    app = runtime.asgi_app()
+    app.after_shutdown(incarnations.stop)
+    return app, settings

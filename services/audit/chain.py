@@ -54,6 +54,28 @@ CONTENT_FIELDS = (
 LINK_FIELDS = ("sequence", "previous_hash", "global_sequence", "global_previous_hash")
 HASHED_FIELDS = CONTENT_FIELDS + LINK_FIELDS
 
+FINGERPRINT_FIELD = "record_fingerprint"
+"""A field :func:`seal` adds to every entry: :func:`record_fingerprint` of its hashed content.
+
+Not hashed itself (adding it to ``HASHED_FIELDS`` would change the hash of every entry sealed
+before it existed), but derived only from hashed fields, so anyone can recompute it.
+"""
+
+
+def record_fingerprint(*, published_at: datetime | None, key: str | None, text: str) -> str:
+    """What tells two records at the same topic, partition and offset apart.
+
+    A topic deleted and created again (or moved to another cluster) numbers its records from 0
+    again, so the position alone no longer names one record. A record redelivered keeps its
+    timestamp, key and bytes; a new record at a reused offset has at least another timestamp.
+    """
+    fields = {
+        "published_at": at_storage_precision(published_at) if published_at is not None else None,
+        "key": key,
+        "text": text,
+    }
+    return hashlib.sha256(canonical_json(fields)).hexdigest()[:32]
+
 
 def chain_of(entry: Mapping[str, Any]) -> str:
     """The per-request chain an entry belongs to."""
@@ -144,6 +166,12 @@ def seal(entries: Iterable[Mapping[str, Any]], *, heads: Mapping[str, Head], glo
             "global_previous_hash": last_global.hash,
         }
         hashed = linked["entry_hash"] = entry_hash(linked)
+        published, key = content.get("published_at"), content.get("key")
+        linked[FINGERPRINT_FIELD] = record_fingerprint(
+            published_at=published if isinstance(published, datetime) else None,
+            key=key if isinstance(key, str) else None,
+            text=str(content.get("text", "")),
+        )
         sealed.append(linked)
         touched[chain] = Head(sequence, hashed)
         last_global = Head(global_sequence, hashed)

@@ -14,3 +14,8 @@ class AuditSettings(ServiceSettings):
     health_port: int = 8085
     # Audit records what is on the topics, however large; the owning service dead-letters it.
     max_message_bytes: int = Field(default=4 * 1024 * 1024)
+    incarnation_check_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often audit asks the broker whether a topic it reads was deleted and created again",
+    )

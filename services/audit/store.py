@@ -13,7 +13,7 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.audit.chain import UNATTRIBUTED, Head, chain_of, seal
+from services.audit.chain import FINGERPRINT_FIELD, UNATTRIBUTED, Head, chain_of, seal
 from shared.mongo import Document
 
 GLOBAL_HEAD_ID = 0
@@ -22,6 +22,9 @@ GLOBAL_HEAD_ID = 0
 Every other head is keyed by a request id, which is a string (or ``chain.UNATTRIBUTED``); an integer
 can never be mistaken for one, whatever request id a publisher makes up.
 """
+
+
+_POSITION_ONLY_INDEX = "topic_1_partition_1_offset_1"
 
 
 class AuditStore:
@@ -33,8 +36,19 @@ class AuditStore:
 
     async def ensure_indexes(self) -> None:
         await self._entries.create_index([("request_id", ASCENDING), ("sequence", ASCENDING)])
+        # One entry per record. A position alone does not name a record: a topic created again
+        # numbers from 0 again, so its fingerprint is part of the key. (Stores from before had a
+        # unique index on the position alone, which would refuse the new records: it goes.)
+        if _POSITION_ONLY_INDEX in await self._entries.index_information():
+            await self._entries.drop_index(_POSITION_ONLY_INDEX)
         await self._entries.create_index(
-            [("topic", ASCENDING), ("partition", ASCENDING), ("offset", ASCENDING)], unique=True
+            [
+                ("topic", ASCENDING),
+                ("partition", ASCENDING),
+                ("offset", ASCENDING),
+                (FINGERPRINT_FIELD, ASCENDING),
+            ],
+            unique=True,
         )
         # Unique: even a bug that read a stale global head could not fork the global chain.
         await self._entries.create_index("global_sequence", unique=True, sparse=True)

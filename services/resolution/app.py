@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -33,6 +33,7 @@ from shared.delivery import (
     PermanentFailure,
     ReliableConsumer,
 )
+from shared.directory import UserDirectory, build_user_directory
 from shared.events import RequestRouted
 from shared.logging import bound_request
 from shared.messages import outgoing_status, status_changed
@@ -65,7 +66,9 @@ class ResolutionHandlers:
         ack_timeout: timedelta,
         reference_wait: timedelta,
         clock: Clock,
+        directory: UserDirectory,
     ) -> None:
+        self._directory = directory
         self._reference_wait = reference_wait
         self._store = store
         self._policy = policy
@@ -279,12 +282,16 @@ class ResolutionHandlers:
         now = self._clock()
         given = tuple(approvals.RecordedApproval(**approval) for approval in record["approvals"])
         required = tuple(record["required_roles"])
+        approver = await self._directory.find(decision.approver)
         outcome = approvals.evaluate(
             decision,
             required=required,
             approvals=given,
             requesters=frozenset(record["requesters"]),
             preparer=self._policy.preparer,
+            approver=approver,
+            requester_ids=await self._directory_ids(record["requesters"]),
+            approved_ids=await self._directory_ids(approval.approver for approval in given),
         )
         who = f"{decision.approver} ({decision.role})"
         occurrence = f"{decision.approver}:{decision.decision}:{decision.decided_at.isoformat()}"
@@ -325,8 +332,11 @@ class ResolutionHandlers:
                 now,
             )
             return
+        # Counted under the person's directory id, whatever name the decision gave.
         approval = approvals.RecordedApproval(
-            decision.approver, decision.role, decision.decided_at.isoformat()
+            approver.id if approver is not None else decision.approver,
+            decision.role,
+            decision.decided_at.isoformat(),
         )
         record["approvals"] = [*record["approvals"], vars(approval)]
         if outcome.verdict is approvals.Verdict.COUNTED:
@@ -356,6 +366,11 @@ class ResolutionHandlers:
             for pending in _pending_resolutions(record)
         ]
         await self._issue(request_id, record, resolutions, tx, now)
+
+    async def _directory_ids(self, names: Iterable[str]) -> frozenset[str]:
+        """The directory ids of the people ``names`` name (names of nobody it knows: left out)."""
+        found = [await self._directory.find(name) for name in names]
+        return frozenset(user.id for user in found if user is not None)
 
     async def acknowledge(self, ack: ErpAck, tx: LedgerTransaction, _: MessageOrigin) -> None:
         resolution = await self._store.resolution(ack.resolution_id, session=tx.session)
@@ -474,10 +489,13 @@ def build_app(
     settings: ResolutionSettings | None = None,
     infrastructure: InfrastructureSettings | None = None,
     clock: Clock | None = None,
+    directory: UserDirectory | None = None,
 ) -> tuple[AsgiFastStream, ResolutionSettings]:
-    """Build the resolution service. A bad approval policy file stops it here, with the reason."""
+    """Build the resolution service. A bad approval policy file or user directory stops it here,
+    with the reason. ``directory`` replaces the configured one (tests)."""
     settings = settings or ResolutionSettings()
     policy = load_policy(settings.approval_policy_path)
+    directory = directory or build_user_directory()
     runtime = build_runtime(settings, infrastructure)
     store = ResolutionStore(runtime.database)
     handlers = ResolutionHandlers(
@@ -487,6 +505,7 @@ def build_app(
         ack_timeout=timedelta(seconds=settings.ack_timeout_seconds),
         reference_wait=timedelta(seconds=settings.reference_wait_seconds),
         clock=clock or (lambda: datetime.now(UTC)),
+        directory=directory,
     )
     runtime.startup_hooks.append(store.ensure_indexes)
     runtime.every(settings.ack_check_seconds, handlers.escalate_overdue, name="escalate_overdue_acks")

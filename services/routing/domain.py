@@ -17,6 +17,7 @@ from services.routing.rules import PRIORITY_ORDER, HintPolicy, RoutingRules
 from shared.contract import Priority, RequestStatus
 from shared.events import RequestDetails
 from shared.money import Money
+from shared.status_order import StatusPosition, at_storage_precision, position_of, rank_of
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,10 @@ class SlaClock:
     halted_at: datetime | None = None
     warning_fired: bool = False
     breach_fired: bool = False
+    # The last status applied (see shared.status_order): an older one that arrives late is not
+    # applied. None: nothing since routing, whose own status counts as the first.
+    last_status_at: datetime | None = None
+    last_status_rank: int = rank_of(RequestStatus.ROUTED)
 
     @classmethod
     def start(cls, decision: RoutingDecision, *, at: datetime) -> SlaClock:
@@ -149,6 +154,13 @@ class SlaClock:
             consumed=timedelta(0),
             running_since=at,
             state=ClockState.RUNNING,
+        )
+
+    @property
+    def last_applied(self) -> StatusPosition:
+        """The position of the last status applied (routing itself, until another one is)."""
+        return StatusPosition(
+            at_storage_precision(self.last_status_at or self.routed_at), self.last_status_rank
         )
 
     def due_at(self, calendar: BusinessCalendar, timer: SlaTimer) -> datetime | None:
@@ -200,18 +212,24 @@ class SlaClock:
 
         ``on_hold`` pauses it; ``resolved`` stops it; ``closed`` and ``rejected`` finish it; any
         other status (the request back with its team) resumes a paused or stopped clock. Flags,
-        routing's own SLA statuses and anything from before the request was routed change
-        nothing.
+        routing's own SLA statuses, and anything not newer than the last status applied (from
+        before the request was routed, or an older status delivered late: a sweeper's or a
+        restart's republishing can overtake) change nothing; a finished clock never runs again.
         """
-        if status in _FLAGS or at < self.routed_at or self.state is ClockState.FINISHED:
+        if status in _FLAGS or self.state is ClockState.FINISHED:
+            return self
+        position = position_of(status, at)
+        if position <= self.last_applied:
             return self
         if status in _FINAL:
-            return self.halted(calendar, at=at, state=ClockState.FINISHED)
-        if status is RequestStatus.ON_HOLD:
-            return self.halted(calendar, at=at, state=ClockState.PAUSED)
-        if status is RequestStatus.RESOLVED:
-            return self.halted(calendar, at=at, state=ClockState.STOPPED)
-        return self.resumed(at=at)
+            changed = self.halted(calendar, at=at, state=ClockState.FINISHED)
+        elif status is RequestStatus.ON_HOLD:
+            changed = self.halted(calendar, at=at, state=ClockState.PAUSED)
+        elif status is RequestStatus.RESOLVED:
+            changed = self.halted(calendar, at=at, state=ClockState.STOPPED)
+        else:
+            changed = self.resumed(at=at)
+        return replace(changed, last_status_at=position.at, last_status_rank=position.rank)
 
 
 def routed_message(queue: str) -> str:

@@ -19,7 +19,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.routing.business_time import BusinessCalendar
 from services.routing.domain import ClockState, SlaClock, SlaTimer
+from shared.contract import RequestStatus
 from shared.mongo import Document
+from shared.status_order import rank_of
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,8 @@ class RoutingStore:
             "warning_due_at": clock.due_at(self._calendar, SlaTimer.WARNING),
             "breach_due_at": clock.due_at(self._calendar, SlaTimer.BREACH),
             "next_due_at": clock.next_due_at(self._calendar),
+            "last_status_at": clock.last_status_at,
+            "last_status_rank": clock.last_status_rank,
         }
 
 
@@ -123,6 +127,9 @@ def _clock_of(document: Document) -> SlaClock:
         state=ClockState(document["state"]),
         warning_fired=document["warning_fired"],
         breach_fired=document["breach_fired"],
+        # Clocks stored before statuses were ordered: nothing applied since routing.
+        last_status_at=document.get("last_status_at"),
+        last_status_rank=document.get("last_status_rank", rank_of(RequestStatus.ROUTED)),
     )
 
 

@@ -11,7 +11,7 @@ import structlog
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaMessage
 
-from services.validation import domain
+from services.validation import domain, duplicates
 from services.validation.settings import ValidationSettings
 from services.validation.store import ValidationStore
 from shared.contract import (
@@ -28,6 +28,7 @@ from shared.mongo import Document
 from shared.reference_views import subscribe_reference_views
 from shared.runtime import build_runtime, inbound_batch
 from shared.settings import InfrastructureSettings
+from shared.status_order import position_of, rank_of
 from shared.topics import (
     REQUEST_CAPTURED,
     REQUEST_SET_ASIDE,
@@ -41,6 +42,8 @@ Clock = Callable[[], datetime]
 
 # A request stops being open for duplicate matching once one of these is published for it.
 TERMINAL_STATUSES = frozenset({RequestStatus.CLOSED, RequestStatus.REJECTED})
+# An open request was opened by validation's own ``validated`` status, at its ``opened_at``.
+OPENING_RANK = rank_of(RequestStatus.VALIDATED)
 
 
 class ValidationHandlers:
@@ -131,8 +134,19 @@ class ValidationHandlers:
     async def close_finished(
         self, change: RequestStatusChanged, tx: LedgerTransaction, _: MessageOrigin
     ) -> None:
+        """A request closed or rejected downstream is no longer open: its duplicate claims go.
+
+        Only a closing newer than the request's opening counts (statuses are applied in the order
+        they happened: a ``rejected`` of an earlier life of the request, arriving late, closes
+        nothing); and nothing here reopens a closed request.
+        """
         if change.status in TERMINAL_STATUSES:
-            await self._store.close_requests([change.request_id], session=tx.session)
+            await self._store.close_request(
+                change.request_id,
+                closing=position_of(change.status, change.at),
+                opening_rank=OPENING_RANK,
+                session=tx.session,
+            )
 
     async def _references_of(self, event: RequestCaptured, tx: LedgerTransaction) -> domain.References:
         details = event.details
@@ -208,18 +222,14 @@ class ValidationHandlers:
 
         What goes on is the request as validation understood it: the documents it names by their
         ERP ids (whatever format the customer wrote them in), amounts from the text in their currency.
+        It claims what a repeat would share with it (:mod:`services.validation.duplicates`); a
+        claim another open request holds makes it that request's duplicate. Reading the claims and
+        writing them in one transaction is atomic: two copies validated at once cannot both pass.
         """
         details = verdict.details or event.details
-        open_requests = await self._store.open_requests_like(
-            customer.customer_id,
-            details,
-            self._duplicates.criteria,
-            since=now - self._duplicates.window,
-            session=tx.session,
-        )
-        earlier = domain.find_duplicate(
-            event.request_id, customer.customer_id, details, open_requests, self._duplicates, now=now
-        )
+        claims = duplicates.claim_keys_of(customer.customer_id, details, self._duplicates.criteria)
+        held = await self._store.claims_held(claims, session=tx.session)
+        earlier = duplicates.earliest_holder(held, event.request_id, since=now - self._duplicates.window)
         if earlier is not None:
             await self._store.link_duplicate(earlier.request_id, event.request_id, session=tx.session)
             duplicate = domain.Verdict(
@@ -227,7 +237,16 @@ class ValidationHandlers:
                 verdict.checks,
                 customer,
                 reason="duplicate",
-                message=domain.duplicate_message(earlier),
+                message=domain.duplicate_message(
+                    domain.OpenRequest(
+                        request_id=earlier.request_id,
+                        customer_id=customer.customer_id,
+                        request_type=details.request_type,
+                        invoice_ids=(),
+                        payment_ids=(),
+                        opened_at=earlier.opened_at,
+                    )
+                ),
                 details=details,
             )
             self._set_aside(
@@ -248,6 +267,8 @@ class ValidationHandlers:
                 payment_ids=details.payment_ids,
                 opened_at=now,
             ),
+            claims=claims,
+            criteria=self._duplicates.criteria,
             session=tx.session,
         )
         tx.emit(
@@ -369,6 +390,7 @@ def build_app(
     store = ValidationStore(runtime.database)
     handlers = ValidationHandlers(store, settings, runtime.consumer, clock or (lambda: datetime.now(UTC)))
     runtime.startup_hooks.append(store.ensure_indexes)
+    runtime.startup_hooks.append(partial(store.claim_for_open_requests, settings.duplicate_match))
     runtime.every(settings.hold_recheck_seconds, handlers.recheck_holds, name="recheck_holds")
 
     runtime.subscribe_events(REQUEST_CAPTURED, RequestCaptured, handlers.validate)

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+import structlog
 from pydantic import BaseModel
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.validation.domain import DuplicateCriterion, OpenRequest, References
-from shared.contract import Customer, CustomerContract, Invoice, Payment, RequestType
-from shared.events import RequestCaptured, RequestDetails
+from services.validation.duplicates import Claim, claim_keys, rule_name
+from shared.contract import Customer, CustomerContract, Invoice, Payment
+from shared.events import RequestCaptured
 from shared.mongo import Document
 from shared.reference_views import ReferenceView
+from shared.status_order import StatusPosition
+
+log = structlog.get_logger(__name__)
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
 
@@ -31,15 +36,17 @@ class ValidationStore:
         self._outcomes = database.validations
         self._holds = database.holds
         self._open = database.open_requests
+        # One document per duplicate claim, its key as _id (see services.validation.duplicates).
+        self._claims = database.duplicate_claims
 
     async def ensure_indexes(self) -> None:
         await self.customers.create_index("contact_emails")
         await self.invoices.create_index("customer_id")
         await self.invoices.ensure_number_keys("invoice_id")
         await self.payments.ensure_number_keys("payment_id")
-        await self._open.create_index([("customer_id", ASCENDING), ("opened_at", ASCENDING)])
-        await self._open.create_index("invoice_ids")
-        await self._open.create_index("payment_ids")
+        # Open requests are read by _id only (duplicates are found through their claims); the
+        # index on open flag and opening time serves operators and the claims' backfill.
+        await self._open.create_index([("open", ASCENDING), ("opened_at", ASCENDING)])
 
     async def customers_for(
         self, *, customer_id: str | None, sender_email: str | None, session: AsyncClientSession
@@ -146,46 +153,50 @@ class ValidationStore:
     async def release(self, request_id: str, *, session: AsyncClientSession) -> None:
         await self._holds.delete_one({"_id": request_id}, session=session)
 
-    # Open requests (for duplicates) ------------------------------------------------------
+    # Open requests and their duplicate claims -----------------------------------------------
 
-    async def open_requests_like(
-        self,
-        customer_id: str,
-        details: RequestDetails,
-        criteria: tuple[DuplicateCriterion, ...],
-        *,
-        since: datetime,
-        session: AsyncClientSession,
-    ) -> list[OpenRequest]:
-        """The customer's open requests that may match on ``criteria``; :func:`find_duplicate` decides.
-
-        The query names only the most selective field the rule needs (an invoice or payment
-        number) and the rest is filtered here: given the customer, the open flag or a time range
-        too, the local database server scans every open request of the customer instead of using
-        the number's index (65 ms instead of 3 at a thousand open requests, growing with them).
-        """
-        query: Document
-        if "invoice" in criteria:
-            query = {"invoice_ids": {"$in": list(details.invoice_ids)}}
-        elif "payment" in criteria:
-            query = {"payment_ids": {"$in": list(details.payment_ids)}}
-        else:
-            query = {"customer_id": customer_id, "opened_at": {"$gte": since}}
+    async def claims_held(self, keys: Sequence[str], *, session: AsyncClientSession) -> list[Claim]:
+        """The claims among ``keys`` that some request holds (one ``$in`` on the unique key)."""
+        if not keys:
+            return []
         return [
-            OpenRequest(
-                request_id=str(found["_id"]),
-                customer_id=found["customer_id"],
-                request_type=RequestType(found["request_type"]) if found.get("request_type") else None,
-                invoice_ids=tuple(found.get("invoice_ids", ())),
-                payment_ids=tuple(found.get("payment_ids", ())),
-                opened_at=found["opened_at"],
-            )
-            async for found in self._open.find(query, session=session)
-            if found["customer_id"] == customer_id and found.get("open")
+            Claim(str(found["_id"]), found["request_id"], found["opened_at"])
+            async for found in self._claims.find({"_id": {"$in": list(keys)}}, session=session)
         ]
 
-    async def open_request(self, request: OpenRequest, *, session: AsyncClientSession) -> None:
-        # Written straight away, not batched: a repeat later in the same batch must find it.
+    async def open_request(
+        self,
+        request: OpenRequest,
+        *,
+        claims: Sequence[str],
+        criteria: Sequence[DuplicateCriterion],
+        session: AsyncClientSession,
+    ) -> None:
+        """Open the request and take its claims, in the caller's transaction.
+
+        Every claim is written whoever held it before (the caller found none held by another open
+        request within the window). A claim another transaction writes at the same time makes one
+        of the two fail (write conflict or unique key) before it commits; its retry sees the claim.
+        Written straight away, not batched: a repeat later in the same batch must find it. A
+        request opened again (validated anew after an update) gives up the claims it no longer makes.
+        """
+        before = await self._open.find_one({"_id": request.request_id}, {"claims": 1}, session=session)
+        dropped = [key for key in (before or {}).get("claims", []) if key not in set(claims)]
+        if dropped:
+            await self._release(request.request_id, dropped, session=session)
+        if claims:
+            await self._claims.bulk_write(
+                [
+                    ReplaceOne(
+                        {"_id": key},
+                        {"_id": key, "request_id": request.request_id, "opened_at": request.opened_at},
+                        upsert=True,
+                    )
+                    for key in claims
+                ],
+                ordered=True,
+                session=session,
+            )
         await self._open.replace_one(
             {"_id": request.request_id},
             {
@@ -197,6 +208,8 @@ class ValidationStore:
                 "opened_at": request.opened_at,
                 "open": True,
                 "duplicates": [],
+                "claims": list(claims),
+                "claim_rule": rule_name(criteria),
             },
             upsert=True,
             session=session,
@@ -207,11 +220,73 @@ class ValidationStore:
             {"_id": earlier_id}, {"$addToSet": {"duplicates": request_id}}, session=session
         )
 
-    async def close_requests(self, request_ids: list[str], *, session: AsyncClientSession) -> None:
-        """Closed or rejected downstream: no longer open, so a new request is not its duplicate."""
-        await self._open.update_many(
-            {"_id": {"$in": request_ids}, "open": True}, {"$set": {"open": False}}, session=session
+    async def close_request(
+        self, request_id: str, *, closing: StatusPosition, opening_rank: int, session: AsyncClientSession
+    ) -> bool:
+        """Closed or rejected downstream: no longer open, its claims released. Returns whether it was.
+
+        A closing status older than the request's opening (``opened_at`` with ``opening_rank``)
+        belongs to an earlier life of the request (rejected, then corrected and validated): it
+        closes nothing. A request closes once: nothing reopens it here.
+        """
+        found = await self._open.find_one({"_id": request_id}, session=session)
+        if found is None or not found.get("open"):
+            return False
+        if closing <= StatusPosition(found["opened_at"], opening_rank):
+            log.info("status.older_than_opening_ignored", request_id=request_id, closing_at=closing.at)
+            return False
+        await self._open.update_one(
+            {"_id": request_id}, {"$set": {"open": False, "closed_at": closing.at}}, session=session
         )
+        await self._release(request_id, found.get("claims", []), session=session)
+        return True
+
+    async def _release(self, request_id: str, keys: Sequence[str], *, session: AsyncClientSession) -> None:
+        """Delete those of ``keys`` that ``request_id`` still holds (another may have taken one over)."""
+        ours = [
+            claim.key
+            for claim in await self.claims_held(keys, session=session)
+            if claim.request_id == request_id
+        ]
+        if ours:
+            await self._claims.delete_many({"_id": {"$in": ours}}, session=session)
+
+    async def claim_for_open_requests(self, criteria: Sequence[DuplicateCriterion]) -> None:
+        """Give the open requests opened before claims existed, or under another rule, their claims.
+
+        Run at start. A claim someone already holds stays theirs (the earlier holder wins).
+        """
+        rule = rule_name(criteria)
+        updated = 0
+        cursor = self._open.find({"open": True}, {"duplicates": 0}).sort("opened_at", ASCENDING)
+        async for found in cursor:
+            if found.get("claim_rule") == rule:
+                continue
+            keys = claim_keys(
+                found["customer_id"],
+                request_type=found.get("request_type"),
+                invoice_ids=found.get("invoice_ids", ()),
+                payment_ids=found.get("payment_ids", ()),
+                criteria=criteria,
+            )
+            if keys:
+                await self._claims.bulk_write(
+                    [
+                        UpdateOne(
+                            {"_id": key},
+                            {"$setOnInsert": {"request_id": found["_id"], "opened_at": found["opened_at"]}},
+                            upsert=True,
+                        )
+                        for key in keys
+                    ]
+                )
+            await self._open.update_one(
+                {"_id": found["_id"]},
+                {"$set": {"claim_rule": rule}, "$addToSet": {"claims": {"$each": list(keys)}}},
+            )
+            updated += 1
+        if updated:
+            log.info("duplicate_claims.backfilled", requests=updated, rule=rule)
 
 
 def _parsed(found: dict[str, list[Document]], model: type[RecordT]) -> dict[str, list[RecordT]]:

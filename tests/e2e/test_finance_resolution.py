@@ -229,6 +229,52 @@ async def test_a_credit_limit_is_raised_after_two_approvals_refusing_the_request
     assert len(await resolutions_of(servers, request_id)) == 1
 
 
+async def test_approvers_are_people_of_the_directory_and_one_person_counts_once_whatever_the_spelling(
+    resolution: Resolution,
+) -> None:
+    """The example directory (shared/users.example.toml) knows bob.smith, alias bob, who holds both
+    roles; lena.lead is a team lead only; nobody is called mallory."""
+    servers = resolution.servers
+    world = new_world()
+    await world_known(resolution, world)
+    event = routed(
+        world,
+        RequestType.CREDIT_LIMIT_CHANGE,
+        invoice_ids=(),
+        requested_credit_limit=Money.model_validate(usd("80000.00")),
+    )
+    request_id = event.request_id
+    await send(servers, event)
+    await statuses(servers, request_id, "awaiting_approval")
+
+    async def refusal(reason: str) -> dict[str, Any]:
+        (found,) = await wait_for_records(
+            servers, [REQUEST_STATUS], lambda r: r.key == request_id and r.value["reason"] == reason
+        )
+        value: dict[str, Any] = found.value
+        return value
+
+    await decide(servers, "approve", request_id, "mallory", role="finance_manager")
+    assert "mallory is not a user the directory knows" in (await refusal("unknown_approver"))["message"]
+    await decide(servers, "approve", request_id, "lena.lead", role="finance_manager")
+    assert "does not hold the role finance_manager" in (await refusal("role_not_held"))["message"]
+    await decide(servers, "approve", request_id, "bob", role="team_lead")
+    await refusal("approval_recorded")
+    await decide(servers, "approve", request_id, "Bob.Smith", role="finance_manager")
+    refused = await refusal("already_approved")
+    assert "Bob.Smith (bob.smith) has already approved; one person counts once" in refused["message"]
+    assert "Still needed: a finance manager" in refused["message"]
+    assert await resolutions_of(servers, request_id) == []
+
+    await decide(servers, "approve", request_id, "FRED.FINANCE", role="finance_manager")
+    await statuses(servers, request_id, "approved", "resolved")
+    (posting,) = await resolutions_of(servers, request_id)
+    assert [(one["approver"], one["role"]) for one in posting["approvals"]] == [
+        ("bob.smith", "team_lead"),
+        ("fred.finance", "finance_manager"),
+    ]
+
+
 async def test_a_small_write_off_is_automatic(resolution: Resolution) -> None:
     servers = resolution.servers
     world = new_world()

@@ -295,3 +295,26 @@ async def test_on_hold_pauses_the_clock_over_christmas_and_the_next_status_resum
 
     fired = await routing.sla_records(request_id)
     assert [record["status"] for record in fired] == ["sla_warning"]
+
+
+async def test_a_late_awaiting_approval_after_resolved_leaves_the_clock_stopped(routing: Routing) -> None:
+    request_id, event = validated_urgent_dispute()
+    async with routing.run():
+        await routed(routing, request_id, event)
+        resolved = status_change(request_id, "resolved", zurich("2026-11-27T16:00"))
+        # Published after the resolution (a sweeper's or a restart's republishing), though older.
+        late = status_change(request_id, "awaiting_approval", zurich("2026-11-27T15:30"))
+        await publish(routing.servers, REQUEST_STATUS, request_id, resolved)
+        await publish(routing.servers, REQUEST_STATUS, request_id, late)
+        processed = mongo(routing.servers)[routing.settings.database].processed_messages
+
+        async def late_status_handled() -> bool:
+            return await processed.find_one({"_id": f"status:{late['event_id']}"}) is not None
+
+        await wait_until(late_status_handled)
+        stored = await routing.clock_document(request_id)
+        assert stored is not None
+        assert (stored["state"], stored["next_due_at"]) == ("stopped", None)
+        routing.time.now = zurich("2026-12-07T12:00")  # a week later: nothing may fire
+        await nothing_fires_for(routing, request_id)
+    assert await routing.sla_records(request_id) == []

@@ -167,7 +167,7 @@ async def test_a_repeat_of_an_open_request_is_linked_not_validated_twice_until_t
 ) -> None:
     world = new_world()
     await publish_master_data(validation, world)
-    first, repeat, after_close = (captured(world.dispute(unique("CASE"))) for _ in range(3))
+    first, repeat, after_stale, after_close = (captured(world.dispute(unique("CASE"))) for _ in range(4))
     await publish(validation.servers, first)
     await statuses(validation.servers, first[1], "validated")
     await publish(validation.servers, repeat)
@@ -182,14 +182,31 @@ async def test_a_repeat_of_an_open_request_is_linked_not_validated_twice_until_t
         "source_id": "CASE",
         "status": "closed",
         "message": "Closed.",
-        "at": "2026-11-22T12:00:00Z",
+        "at": datetime.now(UTC).isoformat(),
     }
+    # A closing status from before the request was opened (an earlier life of the request,
+    # delivered late) closes nothing: the repeat is still a duplicate.
+    stale = {**closed, "event_id": unique("evt"), "status": "rejected", "at": "2026-11-22T12:00:00Z"}
+    await publish(validation.servers, (REQUEST_STATUS, first[1], stale))
+    processed = mongo(validation.servers)[validation.settings.database].processed_messages
+
+    async def stale_status_handled() -> bool:
+        return await processed.find_one({"_id": f"status:{stale['event_id']}"}) is not None
+
+    await wait_until(stale_status_handled)
+    await publish(validation.servers, after_stale)
+    (still_duplicate,) = await statuses(validation.servers, after_stale[1], "duplicate_of")
+    assert still_duplicate["duplicate_of"] == first[1]
     await publish(validation.servers, (REQUEST_STATUS, first[1], closed))
     opened = mongo(validation.servers)[validation.settings.database].open_requests
 
     async def first_closed() -> bool:
         found = await opened.find_one({"_id": first[1]})
-        return found is not None and found["open"] is False and found["duplicates"] == [repeat[1]]
+        return (
+            found is not None
+            and found["open"] is False
+            and found["duplicates"] == [repeat[1], after_stale[1]]
+        )
 
     await wait_until(first_closed)
     await publish(validation.servers, after_close)

@@ -303,3 +303,37 @@ def test_a_live_check_still_finds_an_entry_its_head_never_covered_and_a_deleted_
     )
     assert found is not None
     assert found.kind is BreakKind.SEQUENCE_GAP
+
+
+def test_a_record_at_a_reused_position_has_another_fingerprint_and_a_redelivered_one_the_same() -> None:
+    from services.audit.chain import FINGERPRINT_FIELD, record_fingerprint
+
+    published = datetime(2026, 11, 30, 8, 0, 0, 123456, tzinfo=UTC)
+    old = record_fingerprint(published_at=published, key="REQ-1", text='{"a": 1}')
+    assert record_fingerprint(published_at=published, key="REQ-1", text='{"a": 1}') == old
+    assert (
+        record_fingerprint(published_at=published + timedelta(milliseconds=1), key="REQ-1", text='{"a": 1}')
+        != old
+    )
+    assert record_fingerprint(published_at=published, key="REQ-1", text='{"a": 2}') != old
+    entry = {
+        "request_id": "REQ-1",
+        "topic": "t",
+        "partition": 0,
+        "offset": 0,
+        "key": "REQ-1",
+        "published_at": published,
+        "text": '{"a": 1}',
+    }
+    (sealed,) = seal([entry], heads={}, global_head=Head()).entries
+    assert sealed[FINGERPRINT_FIELD] == old
+
+
+def test_the_audit_service_builds_outside_an_event_loop() -> None:
+    """`python -m services.audit` builds the app before it starts the loop (aiokafka's clients
+    must not be made then)."""
+    from services.audit.app import build_app
+
+    app, settings = build_app()
+    assert settings.incarnation_check_seconds == 5.0
+    assert app is not None

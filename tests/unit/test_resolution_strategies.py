@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -37,6 +38,7 @@ from shared.contract import (
     RequestType,
     ResolutionKind,
 )
+from shared.directory import DirectoryUser, FileUserDirectory
 from shared.events import RequestRouted
 from shared.money import Money
 
@@ -805,6 +807,58 @@ def decision(
 LEAD = RecordedApproval("lena.lead", "team_lead", NOW.isoformat())
 
 
+def person(user_id: str, *roles: str, aliases: tuple[str, ...] = (), disabled: bool = False) -> DirectoryUser:
+    return DirectoryUser.model_validate(
+        {
+            "id": user_id,
+            "display_name": user_id,
+            "email": f"{user_id}@corp.example",
+            "aliases": aliases,
+            "roles": roles,
+            "disabled": disabled,
+        }
+    )
+
+
+DIRECTORY = FileUserDirectory(
+    [
+        person("lena.lead", "team_lead"),
+        person("fred.finance", "finance_manager", "team_lead", aliases=("fred",)),
+        person("tom.lead", "team_lead"),
+        person("a", "team_lead"),
+        person("b", "team_lead"),
+        person("bob.smith", "team_lead", "finance_manager", aliases=("bob",)),
+        person("gone.lead", "team_lead", disabled=True),
+    ]
+)
+
+
+async def evaluated(
+    the_decision: ApprovalDecision,
+    *,
+    required: tuple[str, ...] = BOTH,
+    given: tuple[RecordedApproval, ...] = (),
+    requesters: frozenset[str] = REQUESTERS,
+    preparer: str = POLICY.preparer,
+) -> approvals.Outcome:
+    """The verdict as resolution reaches it: every name looked up in the directory first."""
+
+    async def ids(names: Iterable[str]) -> frozenset[str]:
+        found = [await DIRECTORY.find(name) for name in names]
+        return frozenset(user.id for user in found if user is not None)
+
+    return approvals.evaluate(
+        the_decision,
+        required=required,
+        approvals=given,
+        requesters=requesters,
+        preparer=preparer,
+        approver=await DIRECTORY.find(the_decision.approver),
+        requester_ids=await ids(requesters),
+        approved_ids=await ids(approval.approver for approval in given),
+    )
+
+
 @pytest.mark.parametrize(
     ("the_decision", "given", "verdict", "reason", "still_needed"),
     [
@@ -821,14 +875,27 @@ LEAD = RecordedApproval("lena.lead", "team_lead", NOW.isoformat())
         (decision("CUST-1", "team_lead"), (), Verdict.REFUSED, "segregation_of_duties", BOTH),
         # Nor the preparer.
         (decision("crs-resolution", "team_lead"), (), Verdict.REFUSED, "segregation_of_duties", BOTH),
-        # One person counts once, even in another role.
+        # One person counts once, even in another role, under another name.
         (
-            decision("Lena.Lead", "finance_manager"),
+            decision("Lena.Lead", "team_lead"),
             (LEAD,),
             Verdict.REFUSED,
             "already_approved",
             ("finance_manager",),
         ),
+        (
+            decision("Bob.Smith", "finance_manager"),
+            (RecordedApproval("bob", "team_lead", NOW.isoformat()),),
+            Verdict.REFUSED,
+            "already_approved",
+            ("finance_manager",),
+        ),
+        # The approver must be a user the directory knows, holding the role claimed.
+        (decision("mallory", "team_lead"), (), Verdict.REFUSED, "unknown_approver", BOTH),
+        (decision("ceo", "chief_executive"), (), Verdict.REFUSED, "unknown_approver", BOTH),
+        (decision("lena.lead", "finance_manager"), (), Verdict.REFUSED, "role_not_held", BOTH),
+        (decision("tom.lead", "chief_executive"), (), Verdict.REFUSED, "role_not_held", BOTH),
+        (decision("gone.lead", "team_lead"), (), Verdict.REFUSED, "approver_disabled", BOTH),
         # The role must be one still needed.
         (
             decision("tom.lead", "team_lead"),
@@ -837,7 +904,6 @@ LEAD = RecordedApproval("lena.lead", "team_lead", NOW.isoformat())
             "role_not_required",
             ("finance_manager",),
         ),
-        (decision("ceo", "chief_executive"), (), Verdict.REFUSED, "role_not_required", BOTH),
         # A rejection by an eligible approver ends it; by the requester it is refused.
         (
             decision("fred.finance", "finance_manager", "reject", "too risky"),
@@ -855,42 +921,50 @@ LEAD = RecordedApproval("lena.lead", "team_lead", NOW.isoformat())
         ),
     ],
 )
-def test_approvals_follow_segregation_of_duties(
+async def test_approvals_follow_segregation_of_duties(
     the_decision: ApprovalDecision,
     given: tuple[RecordedApproval, ...],
     verdict: Verdict,
     reason: str | None,
     still_needed: tuple[str, ...],
 ) -> None:
-    outcome = approvals.evaluate(
-        the_decision, required=BOTH, approvals=given, requesters=REQUESTERS, preparer=POLICY.preparer
-    )
+    outcome = await evaluated(the_decision, given=given)
     assert (outcome.verdict, outcome.reason, outcome.still_needed) == (verdict, reason, still_needed)
 
 
-def test_a_role_required_twice_needs_two_people() -> None:
+async def test_bob_and_bob_smith_are_one_person_whatever_roles_they_claim() -> None:
+    first = await evaluated(decision("bob", "team_lead"))
+    assert (first.verdict, first.still_needed) == (Verdict.COUNTED, ("finance_manager",))
+    # Recorded under the directory id, as resolution records it.
+    recorded = (RecordedApproval("bob.smith", "team_lead", NOW.isoformat()),)
+    for name in ("Bob.Smith", "BOB", "bob.smith@corp.example"):
+        second = await evaluated(decision(name, "finance_manager"), given=recorded)
+        assert (second.verdict, second.reason) == (Verdict.REFUSED, "already_approved")
+        assert second.still_needed == ("finance_manager",)
+
+
+async def test_a_requester_who_is_a_user_cannot_approve_under_another_name() -> None:
+    outcome = await evaluated(decision("bob", "team_lead"), requesters=frozenset({"bob.smith@corp.example"}))
+    assert (outcome.verdict, outcome.reason) == (Verdict.REFUSED, "segregation_of_duties")
+    assert "bob (bob.smith) requested this" in outcome.explanation
+
+
+async def test_a_role_required_twice_needs_two_people() -> None:
     required = ("team_lead", "team_lead")
-    first = approvals.evaluate(
-        decision("a", "team_lead"), required=required, approvals=(), requesters=REQUESTERS, preparer="p"
-    )
+    first = await evaluated(decision("a", "team_lead"), required=required, preparer="p")
     assert (first.verdict, first.still_needed) == (Verdict.COUNTED, ("team_lead",))
-    second = approvals.evaluate(
+    second = await evaluated(
         decision("b", "team_lead"),
         required=required,
-        approvals=(RecordedApproval("a", "team_lead", NOW.isoformat()),),
-        requesters=REQUESTERS,
+        given=(RecordedApproval("a", "team_lead", NOW.isoformat()),),
         preparer="p",
     )
     assert second.verdict is Verdict.COMPLETE
 
 
-def test_the_rejection_carries_the_approvers_comment() -> None:
-    outcome = approvals.evaluate(
-        decision("fred", "team_lead", "reject", "limit too high for the risk rating"),
-        required=BOTH,
-        approvals=(),
-        requesters=REQUESTERS,
-        preparer="p",
+async def test_the_rejection_carries_the_approvers_comment() -> None:
+    outcome = await evaluated(
+        decision("fred", "team_lead", "reject", "limit too high for the risk rating"), preparer="p"
     )
     assert outcome.explanation == "limit too high for the risk rating"
 

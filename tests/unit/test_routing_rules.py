@@ -389,13 +389,46 @@ def test_statuses_from_before_routing_and_flags_do_not_move_the_clock() -> None:
     assert clock.after_status(CALENDAR, RequestStatus.ROUTED, at=at("2026-11-24", "10:00")) == clock
 
 
-def test_a_late_resume_never_counts_time_before_the_pause() -> None:
+def test_a_late_resume_stamped_before_the_pause_is_older_and_changes_nothing() -> None:
     clock = started(at("2026-11-24", "09:00"))
     held = clock.after_status(CALENDAR, RequestStatus.ON_HOLD, at=at("2026-11-24", "12:00"))
-    # A resume stamped earlier than the pause (clocks of two services) restarts at the pause.
-    resumed = held.after_status(CALENDAR, RequestStatus.ROUTED, at=at("2026-11-24", "11:00"))
-    assert resumed.running_since == at("2026-11-24", "12:00")
-    assert resumed.due_at(CALENDAR, SlaTimer.BREACH) == at("2026-11-24", "17:00")
+    # Statuses apply in the order they happened: one stamped before the pause came before it.
+    assert held.after_status(CALENDAR, RequestStatus.ROUTED, at=at("2026-11-24", "11:00")) == held
+
+
+def test_a_late_awaiting_approval_does_not_restart_a_stopped_clock() -> None:
+    clock = started(at("2026-11-24", "09:00"))
+    waiting = clock.after_status(CALENDAR, RequestStatus.AWAITING_APPROVAL, at=at("2026-11-24", "10:00"))
+    resolved = waiting.after_status(CALENDAR, RequestStatus.RESOLVED, at=at("2026-11-24", "11:00"))
+    # A sweeper republishes the approval request after the resolution: it is older, so ignored.
+    late = resolved.after_status(CALENDAR, RequestStatus.AWAITING_APPROVAL, at=at("2026-11-24", "10:00"))
+    assert late == resolved
+    assert (late.state, late.next_due_at(CALENDAR)) == (ClockState.STOPPED, None)
+    # Arriving in the wrong order from the start changes nothing either.
+    first_resolved = clock.after_status(CALENDAR, RequestStatus.RESOLVED, at=at("2026-11-24", "11:00"))
+    assert (
+        first_resolved.after_status(CALENDAR, RequestStatus.AWAITING_APPROVAL, at=at("2026-11-24", "10:00"))
+        == first_resolved
+    )
+
+
+def test_a_late_on_hold_does_not_pause_a_request_that_went_on() -> None:
+    clock = started(at("2026-11-24", "09:00"))
+    approved = clock.after_status(CALENDAR, RequestStatus.APPROVED, at=at("2026-11-24", "12:00"))
+    assert approved.after_status(CALENDAR, RequestStatus.ON_HOLD, at=at("2026-11-24", "11:00")) == approved
+    assert approved.state is ClockState.RUNNING
+
+
+def test_two_statuses_of_one_instant_apply_in_the_order_of_a_requests_life() -> None:
+    clock = started(at("2026-11-24", "09:00"))
+    instant = at("2026-11-24", "11:00")
+    closed = clock.after_status(CALENDAR, RequestStatus.CLOSED, at=instant)
+    assert closed.after_status(CALENDAR, RequestStatus.RESOLVED, at=instant) == closed
+    resolved = clock.after_status(CALENDAR, RequestStatus.RESOLVED, at=instant)
+    assert resolved.after_status(CALENDAR, RequestStatus.AWAITING_APPROVAL, at=instant) == resolved
+    assert resolved.after_status(CALENDAR, RequestStatus.CLOSED, at=instant).state is ClockState.FINISHED
+    # The same status again (a repeat) is not newer than itself.
+    assert resolved.after_status(CALENDAR, RequestStatus.RESOLVED, at=instant) == resolved
 
 
 def test_rules_model_round_trips() -> None:
