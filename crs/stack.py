@@ -30,23 +30,23 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Final
 
 from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped,unused-ignore]
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
-SERVICES: Final = ("intake", "validation", "routing", "resolution", "audit")
-DEFAULT_HEALTH_PORTS: Final[Mapping[str, int]] = MappingProxyType(
-    {
-        "intake": 8081,
-        "validation": 8082,
-        "routing": 8083,
-        "resolution": 8084,
-        "audit": 8085,
-    }
+from shared.settings import (
+    LOCAL_HEALTH_PORTS,
+    LOCAL_HOST,
+    LOCAL_KAFKA_PORT,
+    LOCAL_MONGODB_PORT,
+    local_kafka,
+    local_mongodb_uri,
 )
+
+SERVICES: Final = tuple(LOCAL_HEALTH_PORTS)
+DEFAULT_HEALTH_PORTS: Final[Mapping[str, int]] = LOCAL_HEALTH_PORTS
 INFRA: Final = ("kafka", "mongodb")
 PARTS: Final = (*INFRA, *SERVICES)
 """Every part, in start order (``down`` stops them in the reverse order of these groups)."""
@@ -113,10 +113,10 @@ class StackConfig:
     """Where the local stack keeps its state and which loopback ports it uses."""
 
     home: Path = field(default_factory=_default_home)
-    kafka_host: str = "127.0.0.1"
-    kafka_port: int = 9092
-    mongo_host: str = "127.0.0.1"
-    mongo_port: int = 27017
+    kafka_host: str = LOCAL_HOST
+    kafka_port: int = LOCAL_KAFKA_PORT
+    mongo_host: str = LOCAL_HOST
+    mongo_port: int = LOCAL_MONGODB_PORT
     health_ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_HEALTH_PORTS))
     python: str = sys.executable
     extra_env: Mapping[str, str] = field(default_factory=dict)
@@ -150,16 +150,12 @@ class StackConfig:
     @property
     def bootstrap_servers(self) -> str:
         """The Kafka bootstrap address, e.g. ``127.0.0.1:9092``."""
-        return f"{self.kafka_host}:{self.kafka_port}"
+        return local_kafka(self.kafka_host, self.kafka_port)
 
     @property
     def mongodb_uri(self) -> str:
-        """The MongoDB URI the services use.
-
-        ``retryWrites=false`` works around SecantusDB 0.7.0b3's slow retryable writes, and
-        ``directConnection=true`` stops the driver looking for other replica-set members.
-        """
-        return f"mongodb://{self.mongo_host}:{self.mongo_port}/?retryWrites=false&directConnection=true"
+        """The MongoDB URI the services use (see :func:`shared.settings.local_mongodb_uri`)."""
+        return local_mongodb_uri(self.mongo_host, self.mongo_port)
 
     @classmethod
     def from_env(cls, home: Path | None = None, *, environ: Mapping[str, str] | None = None) -> StackConfig:
@@ -187,8 +183,8 @@ class StackConfig:
         }
         return cls(
             home=home,
-            kafka_port=port("CRS_KAFKA_PORT", 9092),
-            mongo_port=port("CRS_MONGO_PORT", 27017),
+            kafka_port=port("CRS_KAFKA_PORT", LOCAL_KAFKA_PORT),
+            mongo_port=port("CRS_MONGO_PORT", LOCAL_MONGODB_PORT),
             health_ports=health_ports,
         )
 
