@@ -4,7 +4,8 @@ and the five services, each one a detached process with a pid file and a log fil
 Used by ``crs stack up|down|status`` and by the test-suite. Layout of the state directory (the
 "home", ``.crs`` at the repository root by default)::
 
-    HOME/logs/<part>.log    stdout and stderr of the part, appended across runs
+    HOME/logs/<part>.log    stdout and stderr of the part, appended across runs and rotated
+                            (``<part>.log.1``...) at CRS_LOG_MAX_BYTES (20 MiB) by crs.logpipe
     HOME/run/<part>.pid     pid of the running part (removed when it is stopped)
     HOME/run/stack.lock     serialises concurrent ``up``/``down`` commands
     HOME/data/mongo/        SecantusDB's WiredTiger directory (survives restarts)
@@ -32,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+import httpx
+import psutil
 from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped,unused-ignore]
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
@@ -331,33 +334,15 @@ _children: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def _proc_info(pid: int) -> tuple[str, list[str]] | None:
-    """``(state, argv)`` of a process, or ``None`` if there is no such process."""
-    proc = Path("/proc")
-    if proc.is_dir():
-        try:
-            stat = (proc / str(pid) / "stat").read_text()
-            raw = (proc / str(pid) / "cmdline").read_bytes()
-        except (FileNotFoundError, ProcessLookupError):
-            return None
-        except PermissionError:
-            # Not ours to inspect, hence not one of our parts.
-            return None
-        # The command name in field 2 may contain spaces and parentheses: split after the last ')'.
-        state = stat.rsplit(")", 1)[-1].split()[0]
-        return state, [arg.decode(errors="replace") for arg in raw.split(b"\0") if arg]
-    # Without /proc (macOS), ask ps; its command column is space-joined, which suffices for the
-    # name checks made on it.
-    result = subprocess.run(
-        ["ps", "-o", "stat=", "-o", "command=", "-p", str(pid)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    line = result.stdout.strip()
-    if result.returncode != 0 or not line:
+    """``(status, argv)`` of a process, or ``None`` if there is no such process we may look at."""
+    try:
+        process = psutil.Process(pid)
+        return process.status(), process.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        # Gone, or not ours to inspect (hence not one of our parts).
         return None
-    state, _, command = line.partition(" ")
-    return state, shlex.split(command, posix=True) if command else []
+    except psutil.ZombieProcess:
+        return psutil.STATUS_ZOMBIE, []
 
 
 def _is_alive_and_ours(part: str, pid: int) -> bool:
@@ -369,9 +354,9 @@ def _is_alive_and_ours(part: str, pid: int) -> bool:
     info = _proc_info(pid)
     if info is None:
         return False
-    state, argv = info
+    status, argv = info
     # A zombie has exited already; its parent just has not reaped it yet.
-    return not state.startswith("Z") and _is_our_program(part, argv)
+    return status != psutil.STATUS_ZOMBIE and _is_our_program(part, argv)
 
 
 def _exit_description(pid: int) -> str:
@@ -412,12 +397,39 @@ def _running_pid(config: StackConfig, part: str, *, remove_stale: bool) -> int |
     return None
 
 
+# The log pipe of each part started by this process, waited for before its log is read (it may
+# still be writing the last lines of a part that just died).
+_log_pipes: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _log_rotation(env: Mapping[str, str]) -> tuple[str, str]:
+    from crs.logpipe import DEFAULT_BACKUPS, DEFAULT_MAX_BYTES
+
+    return (
+        env.get("CRS_LOG_MAX_BYTES") or str(DEFAULT_MAX_BYTES),
+        env.get("CRS_LOG_BACKUPS") or str(DEFAULT_BACKUPS),
+    )
+
+
 def _spawn(config: StackConfig, launch: _Launch) -> int:
     log = config.log_path(launch.name)
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     with log.open("ab") as out:
         out.write(f"\n=== {stamp} crs stack: starting {launch.name}: {shlex.join(launch.argv)}\n".encode())
-        out.flush()
+    max_bytes, backups = _log_rotation(os.environ)
+    # Everything the part prints goes through crs.logpipe, which rotates the file as it grows.
+    # It ends by itself when the part (and whatever it forked) has closed the pipe.
+    pipe = subprocess.Popen(
+        [sys.executable, "-m", "crs.logpipe", str(log), "--max-bytes", max_bytes, "--backups", backups],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=_workdir(),
+        start_new_session=True,
+        close_fds=True,
+    )
+    assert pipe.stdin is not None
+    try:
         # start_new_session: the part gets its own session and process group, so a Ctrl-C in
         # the terminal that ran `crs stack up` (or later `crs watch`) does not reach it, and
         # `down` can signal the part together with any helper process it forks.
@@ -425,16 +437,27 @@ def _spawn(config: StackConfig, launch: _Launch) -> int:
         process = subprocess.Popen(
             launch.argv,
             stdin=subprocess.DEVNULL,
-            stdout=out,
+            stdout=pipe.stdin,
             stderr=subprocess.STDOUT,
             cwd=_workdir(),
             env=dict(launch.env),
             start_new_session=True,
             close_fds=True,
         )
+    finally:
+        pipe.stdin.close()  # the part holds the only writing end now
     _children[process.pid] = process
+    _log_pipes[process.pid] = pipe
     _write_pid(config.pid_path(launch.name), process.pid)
     return process.pid
+
+
+def _log_written(pid: int) -> None:
+    """Wait (briefly) until the log pipe of a part that ended has written everything."""
+    pipe = _log_pipes.get(pid)
+    if pipe is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            pipe.wait(timeout=2.0)
 
 
 def _signal_part(part: str, pid: int, sig: signal.Signals) -> bool:
@@ -457,21 +480,14 @@ def _signal_part(part: str, pid: int, sig: signal.Signals) -> bool:
 
 
 def _session_members(session_id: int) -> list[int]:
-    """Pids of live processes in the session ``session_id`` (Linux only; empty elsewhere)."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return []
+    """Pids of live processes in the session ``session_id``."""
     members = []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
+    for process in psutil.process_iter():
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
-        except OSError:
+            if os.getsid(process.pid) == session_id and process.status() != psutil.STATUS_ZOMBIE:
+                members.append(process.pid)
+        except (ProcessLookupError, PermissionError, psutil.Error):
             continue
-        # After the ')' come: state, ppid, pgrp, session, ...
-        if len(fields) > 3 and fields[0] != "Z" and fields[3] == str(session_id):
-            members.append(int(entry.name))
     return members
 
 
@@ -597,28 +613,13 @@ async def _mongodb_healthy(config: StackConfig) -> bool:
 
 
 async def _http_healthy(host: str, port: int, path: str = "/health") -> bool:
-    """Whether ``GET http://host:port/path`` answers 2xx (HTTP/1.0: one request, no keep-alive)."""
+    """Whether ``GET http://host:port/path`` answers 2xx within the probe's time."""
     try:
-        async with asyncio.timeout(_PROBE_TIMEOUT):
-            reader, writer = await asyncio.open_connection(host, port)
-            try:
-                request = f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
-                writer.write(request.encode("ascii"))
-                await writer.drain()
-                status_line = await reader.readline()
-            finally:
-                writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
-    except (OSError, TimeoutError):
+        async with httpx.AsyncClient(timeout=_PROBE_TIMEOUT) as client:
+            response = await client.get(f"http://{host}:{port}{path}")
+    except httpx.HTTPError:
         return False
-    fields = status_line.split()
-    return (
-        len(fields) >= 2
-        and fields[0].startswith(b"HTTP/")
-        and fields[1].isdigit()
-        and 200 <= int(fields[1]) < 300
-    )
+    return response.is_success
 
 
 async def _healthy(config: StackConfig, part: str) -> bool:
@@ -633,6 +634,7 @@ async def _await_healthy(config: StackConfig, part: str, pid: int, deadline: flo
     loop = asyncio.get_running_loop()
     while True:
         if not _is_alive_and_ours(part, pid):
+            _log_written(pid)
             raise StackStartError(
                 part,
                 f"{_exit_description(pid)} before it was healthy",

@@ -17,8 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from services.audit.store import AuditStore
-from shared.mongo import build_mongo_client
+from services.audit.reader import AuditReader
 from shared.topics import (
     APPROVALS,
     CRM_REQUESTS,
@@ -277,13 +276,7 @@ def format_trace(trace: RequestTrace) -> str:
     return "\n".join(lines)
 
 
-async def load_trace(
-    mongodb_uri: str, database: str, request_id: str, *, now: datetime
-) -> RequestTrace | None:
+async def load_trace(reader: AuditReader, request_id: str, *, now: datetime) -> RequestTrace | None:
     """The trace of ``request_id`` from the audit store; None when audit has no entry of it."""
-    client = build_mongo_client(mongodb_uri)
-    try:
-        entries = await AuditStore(client[database]).entries_of(request_id)
-    finally:
-        await client.close()
+    entries = await reader.entries_of(request_id)
     return trace_request(request_id, entries, now=now) if entries else None

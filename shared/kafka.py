@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Iterable
 
 import structlog
@@ -27,6 +28,9 @@ def build_broker(bootstrap_servers: str, *, client_id: str) -> KafkaBroker:
         acks="all",
         enable_idempotence=False,
         logger=structlog.get_logger("faststream"),
+        # FastStream's "Received"/"Processed" lines are per consumed batch (many requests), so
+        # they cannot carry one request's ids: DEBUG. The delivery layer logs per message, bound.
+        log_level=logging.DEBUG,
     )
 
 
