@@ -35,13 +35,16 @@ def copy(source: int, path: Path, *, max_bytes: int, backups: int) -> None:
     try:
         size = log.tell()
         while chunk := os.read(source, 65536):
-            if size + len(chunk) > max_bytes and size > 0:
-                log.close()
-                rotate(path, backups)
-                log = path.open("ab", buffering=0)
-                size = 0
-            log.write(chunk)
-            size += len(chunk)
+            while chunk:
+                if size >= max_bytes:
+                    log.close()
+                    rotate(path, backups)
+                    log = path.open("ab", buffering=0)
+                    size = 0
+                # Up to the limit; the rest goes into the next file (a line may be cut in two).
+                part, chunk = chunk[: max_bytes - size], chunk[max_bytes - size :]
+                log.write(part)
+                size += len(part)
     finally:
         log.close()
 
