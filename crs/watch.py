@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from crs.io import BrokerLost, TopicRecord, tail
-from services.audit.domain import facts_of
 from shared.contract import RequestStatus, ResolutionKind
 from shared.identity import crm_request_id, email_request_id, looks_like_request_id, normalize_message_id
 from shared.topics import (
@@ -71,6 +70,17 @@ def _shown(value: Any) -> str:
     return "-" if value is None or value == "" else str(value)
 
 
+def _request_of(topic: str, value: dict[str, Any]) -> str | None:
+    """The request a record belongs to: a CRM case or an email shows under our request id."""
+    source = value.get("case_id") if topic == CRM_REQUESTS else value.get("message_id")
+    if topic in (CRM_REQUESTS, EMAIL_REQUESTS):
+        if not isinstance(source, str) or not normalize_message_id(source):
+            return None
+        return crm_request_id(source.strip()) if topic == CRM_REQUESTS else email_request_id(source)
+    found = value.get("request_id")
+    return found if isinstance(found, str) and found else None
+
+
 def dead_letter_request_id(record: TopicRecord) -> str:
     """The request a dead letter is about: its key names the case or email on the inbound topics."""
     original = record.headers.get("x-original-topic") or record.topic.removesuffix(DLQ_SUFFIX)
@@ -94,10 +104,7 @@ def describe(record: TopicRecord) -> tuple[str, str, str, str]:
             record.headers.get("x-failed-service", "-"),
             f"{record.headers.get('x-error-reason', '?')}: {record.headers.get('x-error', '')[:100]}",
         )
-    # The same attribution audit uses: a CRM case or an email shows under our request id.
-    request_id = facts_of(record.topic, record.raw.decode("utf-8", errors="replace")).request_id or str(
-        record.key
-    )
+    request_id = _request_of(record.topic, value) or str(record.key)
     if record.topic == "requests.status.v1":
         extra = " ".join(
             part
