@@ -19,7 +19,6 @@ from crs.stats import STATS_TOPICS, RequestFacts, gather
 from crs.trace import FLAGS, duration
 from services.audit.reader import AuditReader
 from shared.contract import RequestStatus
-from shared.identity import looks_like_request_id
 
 STATUSES = tuple(status.value for status in RequestStatus if status.value not in FLAGS)
 """The statuses a request can be in (the SLA flags mark a request without moving it)."""
@@ -127,7 +126,7 @@ async def resolve_request_id(reader: AuditReader, given: str) -> str | None:
     None when audit knows no request by that name.
     """
     given = given.strip()
-    if looks_like_request_id(given) and await reader.knows(given):
+    if await reader.knows(given):
         return given
     return await reader.request_of_source(given)
 

@@ -324,10 +324,11 @@ def _decide(
 
 
 async def _derived(given: str) -> str:
-    from shared.identity import crm_request_id, email_request_id, looks_like_request_id
+    from shared.identity import crm_request_id, email_request_id
 
+    # Unchecked, the request id is taken as given; only what cannot be one is read as a source.
     given = given.strip()
-    if looks_like_request_id(given):
+    if given.startswith("REQ-"):
         return given
     return email_request_id(given) if "@" in given else crm_request_id(given)
 

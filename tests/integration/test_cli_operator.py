@@ -277,11 +277,13 @@ def own_broker(tmp_path: Path) -> Iterator[StackConfig]:
 async def test_watch_survives_a_broker_restart(own_broker: StackConfig) -> None:
     kafka = own_broker.bootstrap_servers
     before, after = unique("REQ"), unique("REQ")
-    process = _start(["watch", "--topic", REQUEST_STATUS, "--bootstrap-servers", kafka], text=True)
+    # From the beginning: the broker is this test's own, and the watch may start slowly.
+    process = _start(
+        ["watch", "--from-beginning", "--topic", REQUEST_STATUS, "--bootstrap-servers", kafka], text=True
+    )
     try:
         assert process.stdout is not None
         assert process.stderr is not None
-        await asyncio.sleep(3)  # the watch reads from the end: let it get there
         async with producer(kafka) as client:
             await publish_json(client, REQUEST_STATUS, before, {"request_id": before, "status": "received"})
         assert before in await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 60)
