@@ -28,6 +28,7 @@ from shared.contract import (
     RequestStatusChanged,
 )
 from shared.events import EmailReplyAdded, RequestCaptured, RequestRouted, RequestSetAside, RequestValidated
+from shared.settings import LOCAL_KAFKA
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ def build_document() -> dict[str, Any]:
             "description": "Every topic of the system; the external ones follow ../shared/CONTRACT.md.",
         },
         "defaultContentType": "application/json",
-        "servers": {"local": {"host": "127.0.0.1:9092", "protocol": "kafka"}},
+        "servers": {"local": {"host": LOCAL_KAFKA, "protocol": "kafka"}},
         "channels": channels,
         "operations": operations,
         "components": {"messages": messages, "schemas": schemas.get("$defs", {})},

@@ -1,7 +1,7 @@
 """`crs audit verify` and `crs record`: read audit's store directly and show what it proves.
 
-They read the audit service's own database (``MONGODB_URI`` and ``CRS_AUDIT_DATABASE``, the
-settings the service uses), not the topics: what an auditor is shown is what audit stored.
+They read the audit service's own database through its read API (:class:`AuditReader`), not the
+topics: what an auditor is shown is what audit stored.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from services.audit.chain import (
     describe_break,
     verify_chain_live,
 )
+from services.audit.reader import AuditReader
 from services.audit.record import CustomerRequestRecord, assemble_record
-from services.audit.store import AuditStore
-from shared.mongo import build_mongo_client
 
 INTACT, BROKEN, NOT_FOUND = 0, 1, 2
-"""Exit codes: every chain checked is intact; one is broken; there was nothing to check."""
+"""Exit codes: every chain checked is intact; one is broken; there was nothing to check (the
+request is unknown). "Could not check" (the database does not answer) is the CLI's 3."""
 
 
 def _count(number: int, one: str, many: str) -> str:
@@ -32,22 +32,17 @@ def _short(value: str | None) -> str:
     return f"{value[:16]}…" if value else "-"
 
 
-async def verify_request(mongodb_uri: str, database: str, request_id: str) -> tuple[int, list[str]]:
+async def verify_request(reader: AuditReader, request_id: str) -> tuple[int, list[str]]:
     """Check one request's chain against its head: the exit code and the lines to print.
 
     Audit may be appending while we read: the global head, then the chain's head, then its
     entries, in that order (see :func:`verify_chain_live`).
     """
-    client = build_mongo_client(mongodb_uri)
-    try:
-        store = AuditStore(client[database])
-        settled = await store.global_head()
-        head = await store.head_of(request_id)
-        entries = await store.entries_of(request_id)
-    finally:
-        await client.close()
+    settled = await reader.global_head()
+    head = await reader.head_of(request_id)
+    entries = await reader.entries_of(request_id)
     if not entries and head is None:
-        return NOT_FOUND, [f"{request_id}: no audit entries in {database}"]
+        return NOT_FOUND, [f"{request_id}: no audit entries in {reader.database_name}"]
     found = verify_chain_live(
         request_id, entries, head_before=head, settled_through=settled.sequence if settled else 0
     )
@@ -60,28 +55,21 @@ async def verify_request(mongodb_uri: str, database: str, request_id: str) -> tu
     return BROKEN, [f"{request_id}: BROKEN", f"  first broken entry: {describe_break(found)}"]
 
 
-async def verify_store(mongodb_uri: str, database: str) -> tuple[int, list[str]]:
+async def verify_store(reader: AuditReader) -> tuple[int, list[str]]:
     """Check the global chain and every request's chain in one pass over the store.
 
     Audit may be appending while we read, so the reads come in an order that makes the check
     exact up to a point: the global head, every request head, the global head again, then the
     entries up to that second head (see :class:`StoreVerification`).
     """
-    client = build_mongo_client(mongodb_uri)
-    try:
-        store = AuditStore(client[database])
-        settled = await store.global_head()
-        heads, _ = await store.heads()
-        cut = await store.global_head()
-        verification = StoreVerification(
-            heads_before=heads, settled_through=settled.sequence if settled else 0
-        )
-        async for entry in store.every_entry(through=cut.sequence if cut else 0):
-            verification.feed(entry)
-    finally:
-        await client.close()
+    settled = await reader.global_head()
+    heads, _ = await reader.heads()
+    cut = await reader.global_head()
+    verification = StoreVerification(heads_before=heads, settled_through=settled.sequence if settled else 0)
+    async for entry in reader.every_entry(through=cut.sequence if cut else 0):
+        verification.feed(entry)
     report = verification.finish(global_head=cut)
-    return (INTACT if report.intact else BROKEN), list(_store_lines(database, report))
+    return (INTACT if report.intact else BROKEN), list(_store_lines(reader.database_name, report))
 
 
 def _store_lines(database: str, report: StoreReport) -> Iterator[str]:
@@ -105,16 +93,11 @@ def _store_lines(database: str, report: StoreReport) -> Iterator[str]:
     yield f"result: {'INTACT' if report.intact else 'BROKEN'}"
 
 
-async def request_record(mongodb_uri: str, database: str, request_id: str) -> CustomerRequestRecord | None:
+async def request_record(reader: AuditReader, request_id: str) -> CustomerRequestRecord | None:
     """The Customer Request Record of ``request_id``, with its chain checked; None if unknown."""
-    client = build_mongo_client(mongodb_uri)
-    try:
-        store = AuditStore(client[database])
-        settled = await store.global_head()
-        head = await store.head_of(request_id)
-        entries = await store.entries_of(request_id)
-    finally:
-        await client.close()
+    settled = await reader.global_head()
+    head = await reader.head_of(request_id)
+    entries = await reader.entries_of(request_id)
     if not entries:
         return None
     found = verify_chain_live(

@@ -77,6 +77,21 @@ INVOICE_ID_PATTERN: Final = r"INV-\d{4}-\d{6,}"
 PAYMENT_ID_PATTERN: Final = r"PAY-\d{4}-\d{6,}"
 
 DEFAULT_ID_YEAR: Final = 2026
+DEFAULT_SEED: Final = 42
+
+
+def id_block(seed: int) -> int:
+    """Which block of ids a seed's dataset uses, so datasets of two seeds never share an id.
+
+    The default seed keeps the plain numbers (``CUST-00001``); seed ``s`` numbers from
+    ``s * 100,000`` customers, ``s * 10,000`` contracts and ``s * 1,000,000`` invoices and payments
+    (``CUST-100001`` for seed 1). Seed 0 takes the default seed's block, 42, in exchange. Up to
+    99,999 customers per dataset stay within their block.
+    """
+    if seed == DEFAULT_SEED:
+        return 0
+    return DEFAULT_SEED if seed == 0 else seed
+
 
 AR_MAILBOX: Final = "receivables@lumenbridge.example"
 """The supplier's accounts-receivable mailbox: where customers' emails arrive."""
@@ -666,6 +681,7 @@ class _Generator:
     def __init__(self, *, customers: int, seed: int, as_of: date) -> None:
         self.n = customers
         self.seed = seed
+        self.id_block = id_block(seed)
         # Reproducible by design: demo data must not depend on a secure (unseedable) source.
         self.rng = random.Random(seed)  # noqa: S311
         self.as_of = as_of
@@ -724,7 +740,7 @@ class _Generator:
                 activity_end = self.last_day - timedelta(days=rng.randint(60, 240))
             customer = _Customer(
                 index=i,
-                customer_id=customer_id(i + 1),
+                customer_id=customer_id(self.id_block * 100_000 + i + 1),
                 name=name,
                 token="".join(_slug_words(base)[:2]).upper()[:14],
                 currency=currencies[i],
@@ -951,7 +967,7 @@ class _Generator:
         for contract in contracts:
             year = contract.valid_from.year
             counters[year] = counters.get(year, 0) + 1
-            contract.contract_id = contract_id(counters[year], year)
+            contract.contract_id = contract_id(self.id_block * 10_000 + counters[year], year)
         return contracts
 
     def number_invoices(self) -> list[_Invoice]:
@@ -963,7 +979,7 @@ class _Generator:
             year = invoice.issued_on.year
             counters[year] = counters.get(year, 0) + 1
             invoice.year, invoice.number = year, counters[year]
-            invoice.invoice_id = invoice_id(counters[year], year)
+            invoice.invoice_id = invoice_id(self.id_block * 1_000_000 + counters[year], year)
         return invoices
 
     def number_payments(self) -> list[_Payment]:
@@ -972,7 +988,7 @@ class _Generator:
         for payment in payments:
             year = payment.received_on.year
             counters[year] = counters.get(year, 0) + 1
-            payment.payment_id = payment_id(counters[year], year)
+            payment.payment_id = payment_id(self.id_block * 1_000_000 + counters[year], year)
         return payments
 
     # -- payments ------------------------------------------------------------------
@@ -1225,7 +1241,8 @@ def generate_demo_data(
 
     Everything scales with ``customers`` (about 10 invoices each on average, issued in
     the 365 days before ``as_of``); nothing happens on or after ``as_of``. The same
-    arguments always give the same dataset; the seed changes every draw.
+    arguments always give the same dataset; the seed changes every draw, and the ids (see
+    :func:`id_block`), so two seeds' datasets can share a broker without mixing.
     """
     if customers < 1:
         raise ValueError("customers must be at least 1")

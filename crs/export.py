@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from crs.progress import Progress
-from shared.mongo import build_mongo_client
+from services.audit.reader import AuditReader
 
 CSV_COLUMNS = (
     "global_sequence",
@@ -76,8 +76,7 @@ def file_names(start: datetime, end: datetime) -> tuple[str, str]:
 
 
 async def export_audit(
-    mongodb_uri: str,
-    database: str,
+    reader: AuditReader,
     *,
     start: datetime,
     end: datetime,
@@ -89,27 +88,21 @@ async def export_audit(
         raise ValueError("--to must be after --from")
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
     jsonl_name, csv_name = file_names(start, end)
-    query = {"recorded_at": {"$gte": start, "$lt": end}}
-    client = build_mongo_client(mongodb_uri)
     written = 0
-    try:
-        entries = client[database].entries
-        counter = Progress(
-            "export", total=await entries.count_documents(query), unit="entries", enabled=progress
-        )
-        with (
-            (out / jsonl_name).open("w", encoding="utf-8") as jsonl,
-            (out / csv_name).open("w", encoding="utf-8", newline="") as table,
-        ):
-            writer = csv.DictWriter(table, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-            writer.writeheader()
-            async for entry in entries.find(query, {"_id": 0}).sort("global_sequence", 1):
-                row = export_row(entry)
-                jsonl.write(json.dumps(row, ensure_ascii=False) + "\n")
-                writer.writerow({name: "" if row[name] is None else row[name] for name in CSV_COLUMNS})
-                written += 1
-                counter.advance()
-        counter.finish()
-    finally:
-        await client.close()
+    counter = Progress(
+        "export", total=await reader.count_recorded_between(start, end), unit="entries", enabled=progress
+    )
+    with (
+        (out / jsonl_name).open("w", encoding="utf-8") as jsonl,
+        (out / csv_name).open("w", encoding="utf-8", newline="") as table,
+    ):
+        writer = csv.DictWriter(table, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        async for entry in reader.recorded_between(start, end):
+            row = export_row(entry)
+            jsonl.write(json.dumps(row, ensure_ascii=False) + "\n")
+            writer.writerow({name: "" if row[name] is None else row[name] for name in CSV_COLUMNS})
+            written += 1
+            counter.advance()
+    counter.finish()
     return ExportResult(written, out / jsonl_name, out / csv_name)

@@ -4,7 +4,8 @@ and the five services, each one a detached process with a pid file and a log fil
 Used by ``crs stack up|down|status`` and by the test-suite. Layout of the state directory (the
 "home", ``.crs`` at the repository root by default)::
 
-    HOME/logs/<part>.log    stdout and stderr of the part, appended across runs
+    HOME/logs/<part>.log    stdout and stderr of the part, appended across runs and rotated
+                            (``<part>.log.1``...) at CRS_LOG_MAX_BYTES (20 MiB) by crs.logpipe
     HOME/run/<part>.pid     pid of the running part (removed when it is stopped)
     HOME/run/stack.lock     serialises concurrent ``up``/``down`` commands
     HOME/data/mongo/        SecantusDB's WiredTiger directory (survives restarts)
@@ -30,23 +31,25 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Final
 
+import httpx
+import psutil
 from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped,unused-ignore]
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
-SERVICES: Final = ("intake", "validation", "routing", "resolution", "audit")
-DEFAULT_HEALTH_PORTS: Final[Mapping[str, int]] = MappingProxyType(
-    {
-        "intake": 8081,
-        "validation": 8082,
-        "routing": 8083,
-        "resolution": 8084,
-        "audit": 8085,
-    }
+from shared.settings import (
+    LOCAL_HEALTH_PORTS,
+    LOCAL_HOST,
+    LOCAL_KAFKA_PORT,
+    LOCAL_MONGODB_PORT,
+    local_kafka,
+    local_mongodb_uri,
 )
+
+SERVICES: Final = tuple(LOCAL_HEALTH_PORTS)
+DEFAULT_HEALTH_PORTS: Final[Mapping[str, int]] = LOCAL_HEALTH_PORTS
 INFRA: Final = ("kafka", "mongodb")
 PARTS: Final = (*INFRA, *SERVICES)
 """Every part, in start order (``down`` stops them in the reverse order of these groups)."""
@@ -113,10 +116,10 @@ class StackConfig:
     """Where the local stack keeps its state and which loopback ports it uses."""
 
     home: Path = field(default_factory=_default_home)
-    kafka_host: str = "127.0.0.1"
-    kafka_port: int = 9092
-    mongo_host: str = "127.0.0.1"
-    mongo_port: int = 27017
+    kafka_host: str = LOCAL_HOST
+    kafka_port: int = LOCAL_KAFKA_PORT
+    mongo_host: str = LOCAL_HOST
+    mongo_port: int = LOCAL_MONGODB_PORT
     health_ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_HEALTH_PORTS))
     python: str = sys.executable
     extra_env: Mapping[str, str] = field(default_factory=dict)
@@ -150,16 +153,12 @@ class StackConfig:
     @property
     def bootstrap_servers(self) -> str:
         """The Kafka bootstrap address, e.g. ``127.0.0.1:9092``."""
-        return f"{self.kafka_host}:{self.kafka_port}"
+        return local_kafka(self.kafka_host, self.kafka_port)
 
     @property
     def mongodb_uri(self) -> str:
-        """The MongoDB URI the services use.
-
-        ``retryWrites=false`` works around SecantusDB 0.7.0b3's slow retryable writes, and
-        ``directConnection=true`` stops the driver looking for other replica-set members.
-        """
-        return f"mongodb://{self.mongo_host}:{self.mongo_port}/?retryWrites=false&directConnection=true"
+        """The MongoDB URI the services use (see :func:`shared.settings.local_mongodb_uri`)."""
+        return local_mongodb_uri(self.mongo_host, self.mongo_port)
 
     @classmethod
     def from_env(cls, home: Path | None = None, *, environ: Mapping[str, str] | None = None) -> StackConfig:
@@ -187,8 +186,8 @@ class StackConfig:
         }
         return cls(
             home=home,
-            kafka_port=port("CRS_KAFKA_PORT", 9092),
-            mongo_port=port("CRS_MONGO_PORT", 27017),
+            kafka_port=port("CRS_KAFKA_PORT", LOCAL_KAFKA_PORT),
+            mongo_port=port("CRS_MONGO_PORT", LOCAL_MONGODB_PORT),
             health_ports=health_ports,
         )
 
@@ -335,33 +334,15 @@ _children: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def _proc_info(pid: int) -> tuple[str, list[str]] | None:
-    """``(state, argv)`` of a process, or ``None`` if there is no such process."""
-    proc = Path("/proc")
-    if proc.is_dir():
-        try:
-            stat = (proc / str(pid) / "stat").read_text()
-            raw = (proc / str(pid) / "cmdline").read_bytes()
-        except (FileNotFoundError, ProcessLookupError):
-            return None
-        except PermissionError:
-            # Not ours to inspect, hence not one of our parts.
-            return None
-        # The command name in field 2 may contain spaces and parentheses: split after the last ')'.
-        state = stat.rsplit(")", 1)[-1].split()[0]
-        return state, [arg.decode(errors="replace") for arg in raw.split(b"\0") if arg]
-    # Without /proc (macOS), ask ps; its command column is space-joined, which suffices for the
-    # name checks made on it.
-    result = subprocess.run(
-        ["ps", "-o", "stat=", "-o", "command=", "-p", str(pid)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    line = result.stdout.strip()
-    if result.returncode != 0 or not line:
+    """``(status, argv)`` of a process, or ``None`` if there is no such process we may look at."""
+    try:
+        process = psutil.Process(pid)
+        return process.status(), process.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        # Gone, or not ours to inspect (hence not one of our parts).
         return None
-    state, _, command = line.partition(" ")
-    return state, shlex.split(command, posix=True) if command else []
+    except psutil.ZombieProcess:
+        return psutil.STATUS_ZOMBIE, []
 
 
 def _is_alive_and_ours(part: str, pid: int) -> bool:
@@ -373,9 +354,9 @@ def _is_alive_and_ours(part: str, pid: int) -> bool:
     info = _proc_info(pid)
     if info is None:
         return False
-    state, argv = info
+    status, argv = info
     # A zombie has exited already; its parent just has not reaped it yet.
-    return not state.startswith("Z") and _is_our_program(part, argv)
+    return status != psutil.STATUS_ZOMBIE and _is_our_program(part, argv)
 
 
 def _exit_description(pid: int) -> str:
@@ -416,12 +397,39 @@ def _running_pid(config: StackConfig, part: str, *, remove_stale: bool) -> int |
     return None
 
 
+# The log pipe of each part started by this process, waited for before its log is read (it may
+# still be writing the last lines of a part that just died).
+_log_pipes: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _log_rotation(env: Mapping[str, str]) -> tuple[str, str]:
+    from crs.logpipe import DEFAULT_BACKUPS, DEFAULT_MAX_BYTES
+
+    return (
+        env.get("CRS_LOG_MAX_BYTES") or str(DEFAULT_MAX_BYTES),
+        env.get("CRS_LOG_BACKUPS") or str(DEFAULT_BACKUPS),
+    )
+
+
 def _spawn(config: StackConfig, launch: _Launch) -> int:
     log = config.log_path(launch.name)
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     with log.open("ab") as out:
         out.write(f"\n=== {stamp} crs stack: starting {launch.name}: {shlex.join(launch.argv)}\n".encode())
-        out.flush()
+    max_bytes, backups = _log_rotation(os.environ)
+    # Everything the part prints goes through crs.logpipe, which rotates the file as it grows.
+    # It ends by itself when the part (and whatever it forked) has closed the pipe.
+    pipe = subprocess.Popen(
+        [sys.executable, "-m", "crs.logpipe", str(log), "--max-bytes", max_bytes, "--backups", backups],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=_workdir(),
+        start_new_session=True,
+        close_fds=True,
+    )
+    assert pipe.stdin is not None
+    try:
         # start_new_session: the part gets its own session and process group, so a Ctrl-C in
         # the terminal that ran `crs stack up` (or later `crs watch`) does not reach it, and
         # `down` can signal the part together with any helper process it forks.
@@ -429,16 +437,27 @@ def _spawn(config: StackConfig, launch: _Launch) -> int:
         process = subprocess.Popen(
             launch.argv,
             stdin=subprocess.DEVNULL,
-            stdout=out,
+            stdout=pipe.stdin,
             stderr=subprocess.STDOUT,
             cwd=_workdir(),
             env=dict(launch.env),
             start_new_session=True,
             close_fds=True,
         )
+    finally:
+        pipe.stdin.close()  # the part holds the only writing end now
     _children[process.pid] = process
+    _log_pipes[process.pid] = pipe
     _write_pid(config.pid_path(launch.name), process.pid)
     return process.pid
+
+
+def _log_written(pid: int) -> None:
+    """Wait (briefly) until the log pipe of a part that ended has written everything."""
+    pipe = _log_pipes.get(pid)
+    if pipe is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            pipe.wait(timeout=2.0)
 
 
 def _signal_part(part: str, pid: int, sig: signal.Signals) -> bool:
@@ -461,21 +480,14 @@ def _signal_part(part: str, pid: int, sig: signal.Signals) -> bool:
 
 
 def _session_members(session_id: int) -> list[int]:
-    """Pids of live processes in the session ``session_id`` (Linux only; empty elsewhere)."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return []
+    """Pids of live processes in the session ``session_id``."""
     members = []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
+    for process in psutil.process_iter():
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
-        except OSError:
+            if os.getsid(process.pid) == session_id and process.status() != psutil.STATUS_ZOMBIE:
+                members.append(process.pid)
+        except (ProcessLookupError, PermissionError, psutil.Error):
             continue
-        # After the ')' come: state, ppid, pgrp, session, ...
-        if len(fields) > 3 and fields[0] != "Z" and fields[3] == str(session_id):
-            members.append(int(entry.name))
     return members
 
 
@@ -601,28 +613,13 @@ async def _mongodb_healthy(config: StackConfig) -> bool:
 
 
 async def _http_healthy(host: str, port: int, path: str = "/health") -> bool:
-    """Whether ``GET http://host:port/path`` answers 2xx (HTTP/1.0: one request, no keep-alive)."""
+    """Whether ``GET http://host:port/path`` answers 2xx within the probe's time."""
     try:
-        async with asyncio.timeout(_PROBE_TIMEOUT):
-            reader, writer = await asyncio.open_connection(host, port)
-            try:
-                request = f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
-                writer.write(request.encode("ascii"))
-                await writer.drain()
-                status_line = await reader.readline()
-            finally:
-                writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
-    except (OSError, TimeoutError):
+        async with httpx.AsyncClient(timeout=_PROBE_TIMEOUT) as client:
+            response = await client.get(f"http://{host}:{port}{path}")
+    except httpx.HTTPError:
         return False
-    fields = status_line.split()
-    return (
-        len(fields) >= 2
-        and fields[0].startswith(b"HTTP/")
-        and fields[1].isdigit()
-        and 200 <= int(fields[1]) < 300
-    )
+    return response.is_success
 
 
 async def _healthy(config: StackConfig, part: str) -> bool:
@@ -637,6 +634,7 @@ async def _await_healthy(config: StackConfig, part: str, pid: int, deadline: flo
     loop = asyncio.get_running_loop()
     while True:
         if not _is_alive_and_ours(part, pid):
+            _log_written(pid)
             raise StackStartError(
                 part,
                 f"{_exit_description(pid)} before it was healthy",

@@ -8,10 +8,11 @@ record was published (the gateway's message, else intake's capture) and resolved
 
 from __future__ import annotations
 
+import email.utils
 import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -20,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from crs.trace import FINISHED, FLAGS, duration
-from shared.mongo import build_mongo_client
+from services.audit.reader import AuditReader
 from shared.topics import (
     CRM_REQUESTS,
     EMAIL_REQUESTS,
@@ -66,6 +67,11 @@ class RequestFacts:
     credited: dict[str, tuple[str, Decimal]] = field(default_factory=dict)
     """resolution id -> (currency, amount): a resolution published twice counts once."""
     reasons: set[str] = field(default_factory=set)
+    source_id: str | None = None
+    """The case id or Message-ID the request came from."""
+    channel: str | None = None
+    sender: str | None = None
+    """An email's sender address (lower-cased), for requests that came by email."""
 
     @property
     def is_open(self) -> bool:
@@ -172,12 +178,21 @@ def _fold(facts: RequestFacts, topic: str, message: dict[str, Any], at: datetime
         facts.customer_id = customer
     details = message.get("details")
     if topic == REQUEST_CAPTURED and isinstance(details, dict):
+        # Only what intake captured counts as disputed: a case rejected as invalid_request was
+        # never captured, whatever amount its message claimed.
         facts.request_type = details.get("request_type") or facts.request_type
         facts.disputed = _money(details.get("disputed_amount")) or facts.disputed
         facts.customer_id = facts.customer_id or details.get("customer_id")
+        facts.source_id = facts.source_id or _text(details.get("source_id"))
+        facts.channel = facts.channel or _text(details.get("channel"))
     elif topic == CRM_REQUESTS:
         facts.request_type = facts.request_type or message.get("type")
-        facts.disputed = facts.disputed or _money(message.get("disputed_amount"))
+        facts.source_id = facts.source_id or _text(message.get("case_id"))
+        facts.channel = facts.channel or _text(message.get("channel")) or "crm"
+    elif topic == EMAIL_REQUESTS:
+        facts.source_id = facts.source_id or _text(message.get("message_id"))
+        facts.channel = "email"
+        facts.sender = facts.sender or sender_address(message.get("from"))
     elif topic == REQUEST_ROUTED:
         facts.queue = message.get("queue") or facts.queue
         facts.sla_due_at = _aware(message.get("sla_due_at")) or facts.sla_due_at
@@ -191,10 +206,24 @@ def _fold(facts: RequestFacts, topic: str, message: dict[str, Any], at: datetime
         _fold_status(facts, message, at)
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def sender_address(value: Any) -> str | None:
+    """The address of an email's ``From`` (``"Jane <jane@acme.example>"``), lower-cased."""
+    if not isinstance(value, str):
+        return None
+    address = email.utils.parseaddr(value)[1]
+    return address.lower() or None
+
+
 def _fold_status(facts: RequestFacts, message: dict[str, Any], at: datetime | None) -> None:
     status = message.get("status")
     if not isinstance(status, str):
         return
+    facts.source_id = facts.source_id or _text(message.get("source_id"))
+    facts.channel = facts.channel or _text(message.get("channel"))
     if message.get("reason"):
         facts.reasons.add(str(message["reason"]))
     facts.queue = message.get("queue") or facts.queue
@@ -378,20 +407,7 @@ def format_stats(stats: Stats) -> str:
     return "\n".join(lines)
 
 
-async def _entries(mongodb_uri: str, database: str) -> AsyncIterator[dict[str, Any]]:
-    client = build_mongo_client(mongodb_uri)
-    try:
-        cursor = client[database].entries.find(
-            {"topic": {"$in": list(STATS_TOPICS)}},
-            {"request_id": 1, "topic": 1, "published_at": 1, "sequence": 1, "customer_id": 1, "text": 1},
-        )
-        async for entry in cursor:
-            yield entry
-    finally:
-        await client.close()
-
-
-async def load_stats(mongodb_uri: str, database: str, *, now: datetime, top: int = 10) -> Stats:
+async def load_stats(reader: AuditReader, *, now: datetime, top: int = 10) -> Stats:
     """The figures over every request in the audit store."""
-    entries = [entry async for entry in _entries(mongodb_uri, database)]
+    entries = [entry async for entry in reader.entries_on(STATS_TOPICS)]
     return compute_stats(gather(entries), now=now, top=top)

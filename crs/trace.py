@@ -17,8 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from services.audit.store import AuditStore
-from shared.mongo import build_mongo_client
+from services.audit.reader import AuditReader
 from shared.topics import (
     APPROVALS,
     CRM_REQUESTS,
@@ -119,6 +118,11 @@ def _money(value: Any) -> str:
     return "-"
 
 
+def _shown(value: Any) -> str:
+    """A value as shown in a step: ``-`` where it is absent (never ``None``)."""
+    return "-" if value is None or value == "" else str(value)
+
+
 def describe_step(topic: str, message: Mapping[str, Any]) -> tuple[str, str, str]:
     """(service, step, detail) of a record of a request topic."""
     if topic in (CRM_REQUESTS, EMAIL_REQUESTS):
@@ -140,21 +144,21 @@ def describe_step(topic: str, message: Mapping[str, Any]) -> tuple[str, str, str
         return (
             "routing",
             "routed",
-            f"queue={message.get('queue')} priority={message.get('priority')} "
-            f"sla_due_at={message.get('sla_due_at')}",
+            f"queue={_shown(message.get('queue'))} priority={_shown(message.get('priority'))} "
+            f"sla_due_at={_shown(message.get('sla_due_at'))}",
         )
     if topic == ERP_RESOLUTIONS:
         return (
             "resolution",
-            f"resolution:{message.get('kind')}",
+            f"resolution:{_shown(message.get('kind'))}",
             f"{_money(message.get('amount'))} on "
             f"{message.get('invoice_id') or message.get('payment_id') or '-'}",
         )
     if topic == ERP_ACKS:
         return (
             "erp",
-            f"erp:{message.get('status')}",
-            str(message.get("erp_document_id") or message.get("error")),
+            f"erp:{_shown(message.get('status'))}",
+            _shown(message.get("erp_document_id") or message.get("error")),
         )
     if topic == REQUEST_STATUS:
         status = str(message.get("status"))
@@ -165,7 +169,7 @@ def describe_step(topic: str, message: Mapping[str, Any]) -> tuple[str, str, str
     if topic == REQUEST_UPDATED:
         return "intake", "email reply added", str(message.get("subject") or "")
     if topic == APPROVALS:
-        return "approvers", f"approval:{message.get('decision')}", str(message.get("approver") or "")
+        return "approvers", f"approval:{_shown(message.get('decision'))}", _shown(message.get("approver"))
     return "-", str(message.get("event_type") or topic), ""
 
 
@@ -277,13 +281,7 @@ def format_trace(trace: RequestTrace) -> str:
     return "\n".join(lines)
 
 
-async def load_trace(
-    mongodb_uri: str, database: str, request_id: str, *, now: datetime
-) -> RequestTrace | None:
+async def load_trace(reader: AuditReader, request_id: str, *, now: datetime) -> RequestTrace | None:
     """The trace of ``request_id`` from the audit store; None when audit has no entry of it."""
-    client = build_mongo_client(mongodb_uri)
-    try:
-        entries = await AuditStore(client[database]).entries_of(request_id)
-    finally:
-        await client.close()
+    entries = await reader.entries_of(request_id)
     return trace_request(request_id, entries, now=now) if entries else None

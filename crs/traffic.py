@@ -18,8 +18,28 @@ from crs.demo_data import AR_MAILBOX, DemoDataset
 from shared.topics import CRM_REQUESTS, EMAIL_REQUESTS
 
 
-def demo_requests(dataset: DemoDataset, *, seed: int = 7) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """Endless ``(topic, key, value)`` requests; the same seed gives the same sequence."""
+def fresh_sources(dataset: DemoDataset, run_tag: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The dataset's sample dispute and email with a case id and Message-ID of this run.
+
+    Intake's database outlives the local broker: a case id or Message-ID of an earlier run is a
+    redelivery to it, and would show nothing.
+    """
+    dispute, email = dataset.sample_dispute(), dataset.sample_email()
+    dispute["case_id"] = f"{dispute['case_id']}-{run_tag}"
+    local, _, domain = str(email["message_id"]).strip("<>").partition("@")
+    email["message_id"] = f"<{local}-{run_tag}@{domain}>"
+    return dispute, email
+
+
+def demo_requests(
+    dataset: DemoDataset, *, seed: int = 7, run_tag: str = ""
+) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """Endless ``(topic, key, value)`` requests; the same seed gives the same sequence.
+
+    ``run_tag`` goes into every case id and Message-ID, so that another run's requests are new
+    requests (intake remembers every case and email it has seen).
+    """
+    tag = f"{run_tag}-" if run_tag else ""
     rng = random.Random(seed)  # noqa: S311 - demo traffic, not security
     active = [
         record.value
@@ -42,7 +62,7 @@ def demo_requests(dataset: DemoDataset, *, seed: int = 7) -> Iterator[tuple[str,
     while True:
         number += 1
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        case_id = f"DEMO-{seed}-{number:06d}"
+        case_id = f"DEMO-{seed}-{tag}{number:06d}"
         roll = rng.random()
         if roll < 0.45 and overpriced_open:
             dispute = dataset.dispute_for(rng.choice(overpriced_open), case_id=case_id, submitted_at=now)
@@ -52,7 +72,7 @@ def demo_requests(dataset: DemoDataset, *, seed: int = 7) -> Iterator[tuple[str,
             invoices = dataset.invoices_of(customer["customer_id"])
             mention = f" {rng.choice(invoices)['invoice_id']}" if invoices else ""
             contact = customer["contacts"][0]
-            message_id = f"<demo-{seed}-{number:06d}@{contact['email'].rsplit('@', 1)[1]}>"
+            message_id = f"<demo-{seed}-{tag}{number:06d}@{contact['email'].rsplit('@', 1)[1]}>"
             yield (
                 EMAIL_REQUESTS,
                 message_id,

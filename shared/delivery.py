@@ -489,6 +489,7 @@ class ReliableConsumer:
         log.warning(
             "message.dead_lettered",
             topic=origin.topic,
+            key=origin.key,
             partition=origin.partition,
             offset=origin.offset,
             reason=reason,

@@ -25,6 +25,26 @@ def request_id_for(channel_group: str, source_id: str) -> str:
     return "REQ-" + stable_id("request", channel_group, source_id)[:18].upper()
 
 
+def normalize_message_id(value: str) -> str:
+    """A Message-ID without its angle brackets, as gateways and mail clients vary on them."""
+    return value.strip().strip("<>").strip()
+
+
+def crm_request_id(case_id: str) -> str:
+    """Our request id for a CRM or portal case."""
+    return request_id_for("crm", case_id)
+
+
+def email_request_id(message_id: str) -> str:
+    """Our request id for an email that opens a request (with or without angle brackets)."""
+    return request_id_for("email", normalize_message_id(message_id))
+
+
+def looks_like_request_id(value: str) -> bool:
+    """Whether ``value`` has the form of our request ids (``REQ-`` and 18 characters of a UUID)."""
+    return len(value) == 22 and value.startswith("REQ-")
+
+
 def event_id_for(request_id: str, what: str, *details: str) -> str:
     """The id of the event ``what`` about ``request_id``: one per logical change."""
     return stable_id("event", request_id, what, *details)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 import uuid
 from collections.abc import Awaitable, Iterable, Sequence
@@ -88,6 +89,9 @@ def build_broker(
         enable_idempotence=False,
         security=kafka_security(infrastructure or InfrastructureSettings()),
         logger=structlog.get_logger("faststream"),
+        # FastStream's "Received"/"Processed" lines are per consumed batch (many requests), so
+        # they cannot carry one request's ids: DEBUG. The delivery layer logs per message, bound.
+        log_level=logging.DEBUG,
     )
 
 

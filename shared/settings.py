@@ -7,14 +7,45 @@ service reads ``CRS_<SERVICE>_...``; see :class:`ServiceSettings`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar, Literal, Self
+from types import MappingProxyType
+from typing import ClassVar, Final, Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-LOCAL_KAFKA = "127.0.0.1:9092"
-LOCAL_MONGODB = "mongodb://127.0.0.1:27017/?retryWrites=false&directConnection=true"
+# ---------------------------------------------------------------------------------------------
+# Defaults: the local stack's addresses, defined here once. The services, the `crs` tool (its
+# stack supervisor, its commands, the AsyncAPI document) and the tests all read them from here.
+
+LOCAL_HOST: Final = "127.0.0.1"
+LOCAL_KAFKA_PORT: Final = 9092
+LOCAL_MONGODB_PORT: Final = 27017
+LOCAL_HEALTH_PORTS: Final[Mapping[str, int]] = MappingProxyType(
+    {"intake": 8081, "validation": 8082, "routing": 8083, "resolution": 8084, "audit": 8085}
+)
+"""Each service's health and metrics port on the local stack (8080 in containers)."""
+
+
+def local_kafka(host: str = LOCAL_HOST, port: int = LOCAL_KAFKA_PORT) -> str:
+    """The bootstrap address of a local broker."""
+    return f"{host}:{port}"
+
+
+def local_mongodb_uri(host: str = LOCAL_HOST, port: int = LOCAL_MONGODB_PORT) -> str:
+    """The URI of a local database server.
+
+    ``retryWrites=false`` works around SecantusDB 0.7.0b3's slow retryable writes, and
+    ``directConnection=true`` stops the driver looking for other replica-set members.
+    """
+    return f"mongodb://{host}:{port}/?retryWrites=false&directConnection=true"
+
+
+LOCAL_KAFKA: Final = local_kafka()
+LOCAL_MONGODB: Final = local_mongodb_uri()
+
+# ---------------------------------------------------------------------------------------------
 
 
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]

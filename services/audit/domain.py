@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from shared.identity import request_id_for
+from shared.identity import crm_request_id, email_request_id, normalize_message_id
 from shared.topics import CRM_REQUESTS, EMAIL_REQUESTS, REQUEST_STATUS
 
 
@@ -36,12 +36,11 @@ def facts_of(topic: str, text: str) -> AuditFacts:
     customer_id = _text(payload.get("customer_id"))
     if topic == CRM_REQUESTS:
         case_id = _text(payload.get("case_id"))
-        request_id = request_id_for("crm", case_id.strip()) if case_id else None
+        request_id = crm_request_id(case_id.strip()) if case_id else None
         return AuditFacts(request_id, "CrmRequestReceived", customer_id=customer_id)
     if topic == EMAIL_REQUESTS:
         message_id = _text(payload.get("message_id"))
-        normalized = message_id.strip().strip("<>").strip() if message_id else None
-        request_id = request_id_for("email", normalized) if normalized else None
+        request_id = email_request_id(message_id) if message_id and normalize_message_id(message_id) else None
         return AuditFacts(request_id, "EmailReceived")
     request_id = _text(payload.get("request_id"))
     if topic == REQUEST_STATUS:

@@ -1,5 +1,8 @@
 """Intake's domain: turn a CRM case or an email into a captured request. No I/O here.
 
+The request-id rules (``crm_request_id``, ``email_request_id``) live in :mod:`shared.identity`,
+since audit and the `crs` tool apply them too; they are re-exported here.
+
 What an email says (sender, documents, amounts, dates, type) is read by
 :mod:`services.intake.email_understanding`; the CRM's free text is classified the same way when
 the CRM gives no known type. A request we cannot classify keeps ``request_type=None`` and is routed
@@ -22,7 +25,10 @@ from shared.contract import (
     RequestType,
 )
 from shared.events import RequestCaptured, RequestDetails
-from shared.identity import event_id_for, request_id_for
+from shared.identity import crm_request_id as crm_request_id  # noqa: PLC0414 - re-exported
+from shared.identity import email_request_id as email_request_id  # noqa: PLC0414 - re-exported
+from shared.identity import event_id_for
+from shared.identity import normalize_message_id as normalize_message_id  # noqa: PLC0414 - re-exported
 from shared.messages import status_changed
 
 
@@ -33,16 +39,6 @@ class Capture:
     request_id: str
     captured: RequestCaptured
     received: RequestStatusChanged
-
-
-def crm_request_id(case_id: str) -> str:
-    """Our request id for a CRM or portal case."""
-    return request_id_for("crm", case_id)
-
-
-def email_request_id(message_id: str) -> str:
-    """Our request id for an email that opens a request."""
-    return request_id_for("email", normalize_message_id(message_id))
 
 
 def parse_request_type(value: str | None) -> RequestType | None:
@@ -177,11 +173,6 @@ def _capture(request_id: str, details: RequestDetails, *, now: datetime) -> Capt
         at=now,
     )
     return Capture(request_id=request_id, captured=captured, received=received)
-
-
-def normalize_message_id(value: str) -> str:
-    """A Message-ID without its angle brackets, as gateways and mail clients vary on them."""
-    return value.strip().strip("<>").strip()
 
 
 def reply_of(email: EmailRequest) -> dict[str, Any]:

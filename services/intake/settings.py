@@ -2,11 +2,11 @@
 
 from typing import ClassVar
 
-from shared.settings import ServiceSettings, service_settings_config
+from shared.settings import LOCAL_HEALTH_PORTS, ServiceSettings, service_settings_config
 
 
 class IntakeSettings(ServiceSettings):
     service_name: ClassVar[str] = "intake"
     model_config = service_settings_config("intake")
 
-    health_port: int = 8081
+    health_port: int = LOCAL_HEALTH_PORTS["intake"]

@@ -6,14 +6,14 @@ from typing import ClassVar
 from pydantic import Field
 
 from services.resolution.policy import DEFAULT_POLICY_PATH
-from shared.settings import ServiceSettings, service_settings_config
+from shared.settings import LOCAL_HEALTH_PORTS, ServiceSettings, service_settings_config
 
 
 class ResolutionSettings(ServiceSettings):
     service_name: ClassVar[str] = "resolution"
     model_config = service_settings_config("resolution")
 
-    health_port: int = 8084
+    health_port: int = LOCAL_HEALTH_PORTS["resolution"]
     approval_policy_path: Path = Field(
         default=DEFAULT_POLICY_PATH, description="The approval policy (TOML), read and validated at start"
     )

@@ -6,14 +6,14 @@ from typing import ClassVar
 from pydantic import Field
 
 from services.routing.rules import DEFAULT_RULES_FILE
-from shared.settings import ServiceSettings, service_settings_config
+from shared.settings import LOCAL_HEALTH_PORTS, ServiceSettings, service_settings_config
 
 
 class RoutingSettings(ServiceSettings):
     service_name: ClassVar[str] = "routing"
     model_config = service_settings_config("routing")
 
-    health_port: int = 8083
+    health_port: int = LOCAL_HEALTH_PORTS["routing"]
     rules_file: Path = Field(
         default=DEFAULT_RULES_FILE, description="The routing rules (TOML), read and checked at start"
     )

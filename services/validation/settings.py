@@ -5,14 +5,14 @@ from typing import ClassVar
 from pydantic import Field
 
 from services.validation.domain import DuplicateCriterion
-from shared.settings import ServiceSettings, service_settings_config
+from shared.settings import LOCAL_HEALTH_PORTS, ServiceSettings, service_settings_config
 
 
 class ValidationSettings(ServiceSettings):
     service_name: ClassVar[str] = "validation"
     model_config = service_settings_config("validation")
 
-    health_port: int = 8082
+    health_port: int = LOCAL_HEALTH_PORTS["validation"]
     hold_reference_seconds: float = Field(
         default=24 * 3600,
         gt=0,

@@ -4,7 +4,6 @@ topics; `crs watch`'s filters on real records."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import csv
@@ -16,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from crs.cli import _watch_until_stopped
+from crs.commands.requests import watch_until_stopped
 from crs.io import producer, publish_json
+from crs.watch import WatchFilter
 from services.audit.app import build_app as build_audit
 from services.audit.settings import AuditSettings
 from shared.kafka import ensure_topics
@@ -202,9 +202,7 @@ async def test_watch_shows_only_the_customer_and_statuses_asked_for(servers: Ser
         for who, status in [(customer, "received"), (other, "rejected"), (customer, "rejected")]:
             value = {"request_id": request, "status": status, "customer_id": who, "message": status}
             await publish_json(client, REQUEST_STATUS, request, value)
-    args = argparse.Namespace(
-        from_beginning=True, request=None, customer=customer, status="rejected,sla_breached"
-    )
+    wanted = WatchFilter(customer=customer, statuses=frozenset({"rejected", "sla_breached"}))
     printed, stop = io.StringIO(), asyncio.Event()
 
     async def stop_when_seen() -> None:
@@ -214,7 +212,9 @@ async def test_watch_shows_only_the_customer_and_statuses_asked_for(servers: Ser
 
     with contextlib.redirect_stdout(printed):
         stopper = asyncio.create_task(stop_when_seen())
-        await _watch_until_stopped(servers.bootstrap_servers, [REQUEST_STATUS], args, stop)
+        await watch_until_stopped(
+            servers.bootstrap_servers, [REQUEST_STATUS], wanted, from_beginning=True, stop=stop
+        )
         await stopper
     lines = [line for line in printed.getvalue().splitlines() if request in line]
     assert len(lines) == 1

@@ -151,3 +151,18 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile([5.0], 0.9) == 5.0
     assert percentile([float(n) for n in range(1, 11)], 0.9) == 9.0
     assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.0
+
+
+def test_a_case_rejected_as_invalid_never_counts_as_disputed_money() -> None:
+    history = a_history()
+    # The CRM's message claimed an amount, but intake never captured the case: it was invalid.
+    history.add(
+        "R9",
+        "crm.requests.v1",
+        {"case_id": "C-9", "subject": 5, "disputed_amount": {"amount": "9999.00", "currency": "USD"}},
+        at=hours(-1),
+    )
+    history.status("R9", "rejected", at=hours(-1), reason="invalid_request")
+    stats = compute_stats(gather(history.entries), now=NOW)
+    assert stats.disputed_total == [Money(amount=Decimal("360.50"), currency="USD")]
+    assert stats.requests == 6

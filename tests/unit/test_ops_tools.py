@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from crs.cli import build_parser
 from crs.dlq import DeadLetter, dead_letter_topics, format_letter, format_list, select
 from crs.export import export_row, file_names, parse_instant
 from crs.io import TopicRecord
@@ -152,21 +151,3 @@ def test_dead_letter_list_counts_per_topic_and_reason_and_show_prints_headers_an
     assert "  x-original-topic: erp.acks.v1" in shown
     assert '  "resolution_id": "RES-X"' in shown
     assert format_list([]) == "no dead letters"
-
-
-def test_the_command_line_knows_the_operator_commands() -> None:
-    parser = build_parser()
-    export = parser.parse_args(
-        ["audit", "export", "--from", "2026-11-23", "--to", "2026-11-24", "--out", "x"]
-    )
-    assert (export.action, export.start, export.end, export.out) == (
-        "export",
-        "2026-11-23",
-        "2026-11-24",
-        "x",
-    )
-    assert parser.parse_args(["audit", "verify", "--all"]).all
-    assert parser.parse_args(["trace", "REQ-1", "--json"]).json
-    assert parser.parse_args(["stats", "--top", "3"]).top == 3
-    replay = parser.parse_args(["dlq", "replay", "a:0:1", "b:0:2", "--force"])
-    assert (replay.ids, replay.force) == (["a:0:1", "b:0:2"], True)

@@ -117,3 +117,15 @@ def test_durations_read_as_people_read_them() -> None:
         "2 h 10 min",
         "3 d 4 h",
     ]
+
+
+def test_a_step_never_shows_none_where_a_value_is_absent() -> None:
+    from crs.trace import describe_step
+
+    for topic, message in [
+        ("erp.acks.v1", {"request_id": "REQ-1", "status": "posted"}),
+        ("requests.routed.v1", {"request_id": "REQ-1"}),
+        ("erp.resolutions.v1", {"request_id": "REQ-1"}),
+        ("requests.approvals.v1", {"request_id": "REQ-1"}),
+    ]:
+        assert "None" not in " ".join(describe_step(topic, message)), topic

@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 from crs.io import TopicRecord
-from crs.watch import describe, format_line
-from services.intake.domain import crm_request_id, email_request_id
+from crs.watch import WatchFilter, check_statuses, check_topics, describe, format_line
+from shared.identity import crm_request_id, email_request_id
 
 
 def record(topic: str, value: Any, key: str = "k", headers: dict[str, str] | None = None) -> TopicRecord:
@@ -51,7 +51,11 @@ def test_a_dead_letter_shows_the_service_and_the_reason() -> None:
             "x-failed-service": "intake",
         },
     )
-    assert describe(dead) == ("C-9", "dlq", "intake", "malformed_json: Expecting value")
+    # Dead letters of the inbound topics are keyed by the case id: shown under our request id,
+    # so `crs watch --request REQ-… --dlq` finds them.
+    assert describe(dead) == (crm_request_id("C-9"), "dlq", "intake", "malformed_json: Expecting value")
+    assert WatchFilter(request=crm_request_id("C-9")).admits(dead)
+    assert WatchFilter(request="C-9").admits(dead)
 
 
 def test_an_erp_resolution_shows_the_money() -> None:
@@ -93,3 +97,41 @@ def test_a_hold_shows_what_it_waits_for_and_a_duplicate_what_it_repeats() -> Non
         {"request_id": "REQ-3", "status": "duplicate_of", "reason": "duplicate", "duplicate_of": "REQ-1"},
     )
     assert describe(duplicate)[3].endswith("[duplicate] duplicate_of=REQ-1")
+
+
+def test_an_email_address_follows_the_senders_request_through_its_statuses() -> None:
+    email = record(
+        "email.requests.v1",
+        {"message_id": "<m-7@x>", "from": "Wei Chen <Wei.Chen@Acme.example>", "subject": "Hi"},
+    )
+    request_id = email_request_id("m-7@x")
+    later = record(
+        "requests.status.v1", {"request_id": request_id, "status": "validated", "customer_id": "CUST-9"}
+    )
+    other = record(
+        "requests.status.v1", {"request_id": "REQ-OTHER", "status": "validated", "customer_id": "CUST-8"}
+    )
+    wanted = WatchFilter(customer="wei.chen@acme.example")
+    assert [wanted.admits(one) for one in (email, later, other)] == [True, True, False]
+    assert WatchFilter(request="<m-7@x>").admits(later)  # the request the Message-ID opened
+    assert WatchFilter(request="<m-7@x>").admits(email)
+
+
+def test_filters_that_can_never_match_are_refused() -> None:
+    assert check_statuses(frozenset({"rejected", "erp:posted"}), dlq=False) is None
+    assert "add --dlq" in (check_statuses(frozenset({"dlq"}), dlq=False) or "")
+    assert check_statuses(frozenset({"dlq"}), dlq=True) is None
+    assert "--status rejectd: never shown" in (check_statuses(frozenset({"rejectd"}), dlq=False) or "")
+    assert check_topics(["requests.status.v1", "erp.acks.v1.dlq"]) is None
+    assert "not a request or dead-letter topic" in (check_topics(["requests.statuses.v1"]) or "")
+
+
+def test_absent_values_show_as_a_dash_never_none() -> None:
+    ack = record("erp.acks.v1", {"request_id": "REQ-1", "status": "posted"})
+    resolution = record("erp.resolutions.v1", {"request_id": "REQ-1", "kind": "credit_memo"})
+    approval = record(
+        "requests.approvals.v1", {"request_id": "REQ-1", "decision": "approve", "approver": "lena"}
+    )
+    for one in (ack, resolution, approval):
+        assert "None" not in format_line(one, colour=False)
+    assert describe(approval)[1:3] == ("approval:approve", "lena")

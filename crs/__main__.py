@@ -1,0 +1,5 @@
+import sys
+
+from crs.cli import main
+
+sys.exit(main())
