@@ -550,6 +550,7 @@ class CorpusRun:
         *,
         views_know: ViewsKnow | None = None,
         settle: float = 25.0,
+        patience: float = 120.0,
     ) -> None:
         self._servers = bootstrap_servers
         self._views_know = views_know
@@ -557,6 +558,9 @@ class CorpusRun:
         self.reference_wait = 0.0
         self._live = {scenario.name: _Live(scenario) for scenario in scenarios}
         self._settle = settle
+        self._patience = patience
+        self._answered_sources: set[str] = set()
+        self._sent_sources: set[str] = set()
         self._by_source: dict[str, tuple[_Live, str]] = {}
         self._by_request: dict[str, tuple[_Live, str]] = {}
         self._by_key: dict[str, list[_Live]] = {}
@@ -588,7 +592,7 @@ class CorpusRun:
             try:
                 await self._start()
                 started = time.monotonic()
-                while time.monotonic() - self._last_activity < self._settle:
+                while time.monotonic() - self._last_activity < self._quiet_enough():
                     for live in self._live.values():
                         if live.ready_at is not None:
                             await self._advance(live)
@@ -607,6 +611,14 @@ class CorpusRun:
                 condition = live.scenario.steps[live.next_step].after
                 live.seen.waiting_for = condition.describe() if condition else "nothing"
         return {name: live.seen for name, live in self._live.items()}
+
+    def _quiet_enough(self) -> float:
+        """How long nothing may happen before the run is over.
+
+        ``settle`` once every request message sent has a status (or a dead letter) of its own;
+        ``patience`` before that: the services may still be reading earlier tests' records.
+        """
+        return self._settle if self._sent_sources <= self._answered_sources else self._patience
 
     async def _start(self) -> None:
         """The ERP feed first (it runs ahead of requests), then every scenario from its first request.
@@ -667,6 +679,7 @@ class CorpusRun:
         if owner is None:
             return None
         live, label = owner
+        self._answered_sources.add(source)
         request_id = str(value.get("request_id") or record.key)
         if request_id not in self._by_request:
             self._by_request[request_id] = owner
@@ -703,6 +716,7 @@ class CorpusRun:
             owners = [self._by_source[normalise_source(key)][0]]
         if isinstance(key, str):
             self._dead_lettered_keys.add(key)
+            self._answered_sources.add(normalise_source(key))
         if not owners:
             self._unclaimed_dead_letters.append(record)
             return None
@@ -796,6 +810,10 @@ class CorpusRun:
             return
         where = step.topic_and_key()
         assert where is not None
+        source = normalise_source(where[1])
+        owner = self._by_source.get(source)
+        if owner is not None and owner[0].scenario.expect[owner[1]].joins is None:
+            self._sent_sources.add(source)  # a message that opens a request: its status must come
         await self._publish(where[0], where[1], step.message)
 
     async def _publish(self, topic: str, key: str, value: Any) -> None:
