@@ -106,7 +106,8 @@ class StatusPattern(Strict):
     """One status a request must reach: ``"routed"``, ``"on_hold: awaiting_customer"``, or a mapping.
 
     ``reason`` may list several codes (any of them will do: where the contract allows two
-    readings); ``mentions`` are words the status message must contain (case-insensitive);
+    readings); ``mentions`` are words the status message must contain (case-insensitive; ``a|b``:
+    either, for a message that may be in the customer's language);
     ``queue`` the queue it must name; ``duplicate_of`` the label of the request it must name.
     """
 
@@ -838,8 +839,9 @@ def _now() -> str:
 
 
 def _contains(text: str | None, words: Sequence[str]) -> list[str]:
+    """The words missing from ``text`` (case-insensitive); ``a|b`` is found when either is."""
     folded = (text or "").casefold()
-    return [word for word in words if word.casefold() not in folded]
+    return [word for word in words if not any(part.casefold() in folded for part in word.split("|"))]
 
 
 def _status_matches(

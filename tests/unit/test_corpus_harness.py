@@ -225,3 +225,19 @@ def test_every_xfail_names_what_is_missing(name: str) -> None:
     for scenario in load_file(CORPUS_DIR / name, "12345"):
         if scenario.xfail:
             assert scenario.xfail.startswith(("issue 9 item", "classification")), scenario.name
+
+
+def test_a_mention_may_name_alternatives() -> None:
+    text = """
+name: asked
+about: a question in the customer's language
+steps:
+  - crm: {case_id: "C-1", customer_id: "X", subject: s, submitted_at: "2026-11-23T10:00:00Z"}
+expect:
+  request:
+    statuses: [{status: on_hold, reason: awaiting_customer, mentions: [invoice|rechnung]}]
+"""
+    asked_in_german = [status("on_hold", "awaiting_customer", message="Welche Rechnung meinen Sie?")]
+    assert judge(scenario(text), seen(asked_in_german, [])) == []
+    asked_nothing = [status("on_hold", "awaiting_customer", message="Bitte antworten Sie.")]
+    assert judge(scenario(text), seen(asked_nothing, []))
