@@ -676,7 +676,9 @@ class CorpusRun:
     def _claim_status(self, record: TopicRecord) -> _Live | None:
         value = record.value
         source = normalise_source(str(value.get("source_id") or ""))
-        owner = self._by_source.get(source) or self._by_request.get(str(record.key))
+        # The request id decides once known: a request resumed by a reply may name the reply as
+        # its source; only a request id never seen is attributed by its source.
+        owner = self._by_request.get(str(record.key)) or self._by_source.get(source)
         if owner is None:
             return None
         live, label = owner

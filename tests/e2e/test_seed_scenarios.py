@@ -13,7 +13,7 @@ import pytest
 from tests.e2e.corpus import CorpusResults, check, load_corpus, run_on_stack, run_token, scenario_params
 from tests.support import Servers
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 SCENARIOS = load_corpus(["seeds.yaml"], run_token())
 
