@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import structlog
@@ -148,8 +149,8 @@ class ServiceRuntime:
             await hook()
 
     async def _after_startup(self) -> None:
-        # Publish whatever a previous run committed but did not get out.
-        await self.consumer.flush_outbox()
+        # Publish whatever a previous run committed but did not get out (never keeps us from starting).
+        await self.consumer.publish_leftovers()
         self._background.append(
             asyncio.create_task(self.consumer.sweep_outbox(self.settings.outbox_sweep_seconds))
         )
@@ -289,7 +290,7 @@ def build_runtime(
     database = mongo_client[settings.database]
     ledger = MongoLedger(mongo_client, database)
     metrics = ServiceMetrics(settings.service_name)
-    return ServiceRuntime(
+    runtime = ServiceRuntime(
         settings=settings,
         infrastructure=infrastructure,
         broker=broker,
@@ -305,10 +306,20 @@ def build_runtime(
                 max_attempts=settings.max_attempts,
                 retry_backoff_seconds=settings.retry_backoff_seconds,
                 max_message_bytes=settings.max_message_bytes,
+                max_record_bytes=settings.max_record_bytes,
+                max_nesting_depth=settings.max_nesting_depth,
             ),
             observer=metrics,
         ),
     )
+    if settings.processed_retention_days > 0:
+        retention = timedelta(days=settings.processed_retention_days)
+
+        async def prune_processed_keys() -> None:
+            await ledger.prune_processed(older_than=retention)
+
+        runtime.every(settings.processed_prune_seconds, prune_processed_keys, name="prune_processed_keys")
+    return runtime
 
 
 async def serve(app: AsgiFastStream, settings: ServiceSettings) -> None:
