@@ -73,7 +73,7 @@ def _decode(raw: bytes | None) -> Any:
         return None
     try:
         return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, too deep, a number too long
         return raw.decode("utf-8", errors="replace")
 
 

@@ -89,7 +89,7 @@ class CrmRequest(ContractModel):
     case_id: Identifier = Field(description="The CRM's id of the case; idempotency key")
     channel: Literal["crm", "portal"] = "crm"
     customer_id: Identifier
-    type: str | None = Field(default=None, description="A RequestType; absent or unknown: we classify")
+    type: ShortText | None = Field(default=None, description="A RequestType; absent or unknown: we classify")
     subject: ShortText
     description: LongText | None = None
     invoice_ids: list[Identifier] = Field(default_factory=list, max_length=100)
@@ -148,7 +148,7 @@ class Customer(ReferenceRecord):
     kyc_expires_on: date | None = None
     credit_limit: Money | None = None
     tier: Literal["strategic", "key", "standard"] = "standard"
-    contacts: list[Contact] = Field(default_factory=list)
+    contacts: list[Contact] = Field(default_factory=list, max_length=1_000)
 
 
 DocumentAmount = Annotated[Amount, WithJsonSchema(DOCUMENT_AMOUNT_SCHEMA)]
@@ -201,7 +201,7 @@ class Invoice(ReferenceRecord):
     issued_on: date
     due_on: date | None = None
     currency: CurrencyCode
-    lines: list[InvoiceLine] = Field(default_factory=list)
+    lines: list[InvoiceLine] = Field(default_factory=list, max_length=10_000)
     total: DocumentMoney
     open_amount: DocumentMoney
     status: Literal["open", "partially_paid", "paid", "cancelled"]
@@ -240,7 +240,7 @@ class Payment(ReferenceRecord):
     received_on: date
     reference: ShortText | None = None
     status: Literal["unapplied", "applied"]
-    applied_to: list[PaymentApplication] = Field(default_factory=list)
+    applied_to: list[PaymentApplication] = Field(default_factory=list, max_length=10_000)
 
     @field_validator("amount", mode="before")
     @classmethod
@@ -273,7 +273,7 @@ class CustomerContract(ReferenceRecord):
     valid_from: date
     valid_to: date | None = None
     currency: CurrencyCode
-    prices: list[ContractPrice] = Field(default_factory=list)
+    prices: list[ContractPrice] = Field(default_factory=list, max_length=10_000)
     payment_terms_days: int | None = None
 
     @field_validator("prices", mode="before")

@@ -2,24 +2,33 @@
 
 How inbound messages are handled (:meth:`ReliableConsumer.consume_batch`):
 
-1. Too large, not JSON, not an object, or not the expected model: it goes to ``<topic>.dlq`` with
-   the error, the original topic, partition, offset and key in headers. Nothing else happens
-   (except a rejection on the status stream where the sender can be identified).
+1. Every record is first *screened*, by pure code that cannot raise: too large, not JSON (deep
+   nesting and over-long numbers included), not an object, nested too deep, text that is not
+   Unicode (an unpaired surrogate), not the expected model, or no idempotency key to be had: it
+   goes to ``<topic>.dlq`` with the reason and the original topic, partition, offset and key in
+   headers; where the sender can be identified a hook may tell them too. No poison message ever
+   escapes this method: if one did, the batch subscriber would rewind *every* partition of the
+   batch and stop the whole subscription, not only the poisoned partition.
 2. Otherwise, in ONE database transaction of the service's own database: skip it if its
    idempotency key is already recorded; else apply it to the view, queue the events it causes in
    the outbox, and record the key. A batch of messages shares one transaction (falling back to one
    message per transaction if the batch fails), because database round trips are what limit
    throughput. A crash anywhere before the commit leaves no trace, and the
-   broker redelivers (offsets are committed only after the handler returns).
+   broker redelivers (offsets are committed only after the handler returns). An event too large
+   for the broker never enters the outbox: its message fails for good instead.
 3. After the commit, the events of that message still in the outbox are published and marked.
    A crash between the commit and the publish loses nothing: the redelivered message finds its
    key recorded and publishes what is still pending, and :meth:`ReliableConsumer.sweep_outbox`
    publishes leftovers on a timer as well. Consumers downstream drop repeats by event id, so the
-   at-least-once publishing is harmless.
+   at-least-once publishing is harmless. An entry the broker refuses for good (too large, a key
+   that is not text) is quarantined with the reason instead of blocking the entries behind it.
 4. A handler that keeps failing is retried a bounded number of times with exponential backoff,
    then dead-lettered, and the consumer moves on to the next message. When the failure is the
-   database being unreachable, the message is not at fault: it is not dead-lettered but left
-   uncommitted, so it comes back once the database does.
+   database being unreachable (a network error, a time-out, a write-concern error, an unknown
+   commit result, or the database not answering a ping), the message is not at fault: it is not
+   dead-lettered but left uncommitted, so it comes back once the database does. A message
+   dead-lettered before such an outage is remembered, so the batch coming back does not
+   dead-letter it again.
 
 The ledger (processed keys + outbox) is a protocol so unit tests can run the same machinery on a
 hand-written in-memory fake; production uses :class:`shared.mongo.MongoLedger`. What happened to
@@ -32,6 +41,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import zlib
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -39,6 +50,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
+from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from pydantic import BaseModel, ValidationError
 
 from shared.logging import bound_request
@@ -47,6 +60,14 @@ from shared.topics import dead_letter_topic
 log = structlog.get_logger(__name__)
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+# Room for the headers FastStream adds to every record (content type, correlation id) on top of
+# ours, when a record's size is checked against the producer's limit.
+_FRAMEWORK_HEADER_ALLOWANCE = 512
+# A dead letter's value is cut to this much below the record limit when the original is too large
+# to be sent whole (headers and key need their room).
+_DEAD_LETTER_ROOM = 16 * 1024
+_DETAIL_LIMIT = 2_000
 
 
 @dataclass(frozen=True)
@@ -96,13 +117,28 @@ class _Accepted(Generic[ModelT]):
     log_ids: tuple[str | None, str | None]
 
 
-class PermanentFailure(Exception):
-    """A message that can never succeed, however often retried: straight to the DLQ."""
+@dataclass(frozen=True)
+class _Refused:
+    """A record screening turned away: why, and what could be read of it (for the sender's hook)."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    inbound: Inbound
+    reason: str
+    detail: str
+    payload: dict[str, Any] | None = None
+
+
+class PermanentFailure(Exception):
+    """A message that can never succeed, however often retried: straight to the DLQ.
+
+    ``tell_sender``: the message broke one of our limits, so the sender (where the service's
+    invalid-message hook can identify one) is told, as for a message that does not validate.
+    """
+
+    def __init__(self, reason: str, detail: str, *, tell_sender: bool = False) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.tell_sender = tell_sender
 
 
 class LedgerTransaction(Protocol):
@@ -151,8 +187,14 @@ class Ledger(Protocol):
 
     async def mark_published(self, message_ids: Sequence[str]) -> None: ...
 
+    async def quarantine(self, message: OutgoingMessage, reason: str) -> None:
+        """Take an outbox entry the broker refuses for good out of the outbox, keeping it with ``reason``."""
+
     def is_unavailable(self, error: BaseException) -> bool:
         """Whether ``error`` means the database cannot be reached (not that the message is bad)."""
+
+    async def answers(self) -> bool:
+        """Whether the database answers a ping now (asked when a message failed for good)."""
 
 
 class DatabaseUnavailable(Exception):
@@ -177,12 +219,20 @@ class Publisher(Protocol):
 
 @dataclass(frozen=True)
 class DeliveryPolicy:
-    """How hard to try before a message is dead-lettered."""
+    """How hard to try before a message is dead-lettered, and the limits of what is taken in and sent.
+
+    ``max_record_bytes`` must not exceed the producer's ``max_request_size`` (aiokafka's default,
+    1 MiB, which is also Apache Kafka's default ``message.max.bytes``): no record larger than it
+    is ever handed to the producer.
+    """
 
     max_attempts: int = 4
     retry_backoff_seconds: float = 0.2
     max_message_bytes: int = 512 * 1024
+    max_record_bytes: int = 1024 * 1024
+    max_nesting_depth: int = 64
     outbox_grace: timedelta = timedelta(seconds=5)
+    remembered_dead_letters: int = 100_000
 
 
 PROCESSED = "processed"
@@ -193,6 +243,18 @@ DEAD_LETTERED = "dead_lettered"
 """Outcome of a message sent to ``<topic>.dlq``."""
 FAILED = "failed"
 """Outcome of a message left uncommitted because the database did not answer: it comes back."""
+
+SCREENING_REASONS = frozenset(
+    {
+        "message_too_large",
+        "malformed_json",
+        "not_an_object",
+        "too_deeply_nested",
+        "invalid_encoding",
+        "invalid_message",
+    }
+)
+"""Dead-letter reasons of a record that could not be read as the topic's model at all."""
 
 
 class DeliveryObserver(Protocol):
@@ -234,7 +296,12 @@ class NoObserver:
 
 
 Apply = Callable[[ModelT, LedgerTransaction, MessageOrigin], Awaitable[None]]
-InvalidHook = Callable[[dict[str, Any], ValidationError, MessageOrigin], Sequence[OutgoingMessage]]
+InvalidHook = Callable[[dict[str, Any], str, MessageOrigin], Awaitable[Sequence[OutgoingMessage]]]
+"""Called with what could be read of a refused message and why (a sentence naming the problem or
+the limit); returns what to tell its sender (a rejection status), or nothing. It may read the
+service's database: a message may only reject what it would have created."""
+Prepare = Callable[[ModelT], Awaitable[None]]
+"""Work on an accepted message before its transaction opens (CPU-heavy parsing, off the loop)."""
 
 
 @dataclass
@@ -246,6 +313,11 @@ class ReliableConsumer:
     publish: Publisher
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     observer: DeliveryObserver = field(default_factory=NoObserver)
+    # Records dead-lettered lately (topic, partition, offset, timestamp, checksum): a batch that
+    # comes back after an outage must not dead-letter them again.
+    _dead_lettered: OrderedDict[tuple[str, int, int, int | None, int], None] = field(
+        default_factory=OrderedDict, init=False, repr=False
+    )
 
     async def consume_batch(
         self,
@@ -257,15 +329,19 @@ class ReliableConsumer:
         log_ids: Callable[[ModelT], tuple[str | None, str | None]] = lambda _: (None, None),
         on_invalid: InvalidHook | None = None,
         decode: Callable[[bytes], dict[str, Any]] | None = None,
+        prepare: Prepare[ModelT] | None = None,
     ) -> None:
         """Handle a batch of inbound messages, in order, in as few transactions as possible.
 
         ``decode`` replaces JSON parsing for a consumer that takes any bytes (audit keeps even
-        what is not JSON); what it returns must still validate as ``model``.
+        what is not JSON); what it returns must still validate as ``model``. ``prepare`` runs on
+        each accepted message before any transaction opens (see :data:`Prepare`).
 
         The whole batch is applied in one transaction (the database round trips are what limit
         throughput). If that transaction fails, the batch is handled again one message at a time,
         each with its own retries and dead letter, so one bad message never holds up the others.
+        Only an outage (:class:`DatabaseUnavailable`, or the broker refusing to take records)
+        leaves this method with an error: then the whole batch comes back.
         """
         started = time.perf_counter()
         try:
@@ -277,6 +353,7 @@ class ReliableConsumer:
                 log_ids=log_ids,
                 on_invalid=on_invalid,
                 decode=decode,
+                prepare=prepare,
             )
         finally:
             self.observer.batch_handled(
@@ -293,29 +370,139 @@ class ReliableConsumer:
         log_ids: Callable[[ModelT], tuple[str | None, str | None]],
         on_invalid: InvalidHook | None,
         decode: Callable[[bytes], dict[str, Any]] | None,
+        prepare: Prepare[ModelT] | None,
     ) -> None:
-        accepted: list[_Accepted[ModelT]] = []
+        pending: list[_Accepted[ModelT]] = []
         for inbound in batch:
-            parsed = await self._parse(inbound.value, inbound.origin, model, on_invalid, decode)
-            if parsed is not None:
-                accepted.append(
-                    _Accepted(parsed, idempotency_key(parsed, inbound.origin), inbound, log_ids(parsed))
-                )
-        if not accepted:
+            if self._was_dead_lettered(inbound):
+                continue
+            screened = self._screen(inbound, model, idempotency_key, log_ids, decode)
+            if isinstance(screened, _Accepted):
+                pending.append(screened)
+                continue
+            if pending and on_invalid is not None and screened.payload is not None:
+                # The hook asks whether a request exists for this sender: what the messages before
+                # this one created must be committed (and told) first.
+                await self._apply_accepted(pending, apply, on_invalid, prepare)
+                pending = []
+            await self._refuse(screened, on_invalid)
+        if pending:
+            await self._apply_accepted(pending, apply, on_invalid, prepare)
+
+    def _screen(
+        self,
+        inbound: Inbound,
+        model: type[ModelT],
+        idempotency_key: Callable[[ModelT, MessageOrigin], str],
+        log_ids: Callable[[ModelT], tuple[str | None, str | None]],
+        decode: Callable[[bytes], dict[str, Any]] | None,
+    ) -> _Accepted[ModelT] | _Refused:
+        """Read one record as ``model`` with its key, or say why not. Never raises."""
+        value, limit = inbound.value, self.policy.max_message_bytes
+        if len(value) > limit:
+            return _Refused(
+                inbound,
+                "message_too_large",
+                f"the message is {len(value)} bytes, above the limit of {limit} bytes (max_message_bytes)",
+                payload=self._peek(value, decode),
+            )
+        payload: Any
+        try:
+            payload = decode(value) if decode is not None else json.loads(value)
+        except RecursionError:
+            return _Refused(inbound, "too_deeply_nested", "the JSON is nested too deeply to be read")
+        except UnicodeError as error:
+            return _Refused(inbound, "malformed_json", f"not UTF-8 text: {error}")
+        except Exception as error:  # noqa: BLE001 - whatever the reader raises, the record is at fault
+            return _Refused(inbound, "malformed_json", _describe(error))
+        if not isinstance(payload, dict):
+            return _Refused(inbound, "not_an_object", "the value must be a JSON object")
+        problem = structure_problem(payload, max_depth=self.policy.max_nesting_depth)
+        if problem is not None:
+            reason, detail = problem
+            return _Refused(inbound, reason, detail, payload=payload)
+        try:
+            message = model.model_validate(payload)
+        except ValidationError as error:
+            return _Refused(inbound, "invalid_message", describe_validation_error(error), payload=payload)
+        except Exception as error:  # noqa: BLE001 - a validator that breaks is the record's fault too
+            return _Refused(inbound, "invalid_message", _describe(error), payload=payload)
+        try:
+            key = idempotency_key(message, inbound.origin)
+            key.encode()
+            ids = log_ids(message)
+        except Exception as error:  # noqa: BLE001 - no key, no idempotence: refuse the record
+            return _Refused(
+                inbound, "invalid_message", f"no idempotency key: {_describe(error)}", payload=payload
+            )
+        return _Accepted(message, key, inbound, ids)
+
+    def _peek(self, value: bytes, decode: Callable[[bytes], dict[str, Any]] | None) -> dict[str, Any] | None:
+        """What an oversized record says, if it is an object of readable size (to tell its sender)."""
+        if decode is not None or len(value) > 4 * self.policy.max_message_bytes:
+            return None
+        try:
+            payload = json.loads(value)
+        except Exception:  # noqa: BLE001 - unreadable: nobody to tell, the dead letter remains
+            return None
+        if not isinstance(payload, dict) or structure_problem(
+            payload, max_depth=self.policy.max_nesting_depth
+        ):
+            return None
+        return payload
+
+    async def _refuse(self, refused: _Refused, on_invalid: InvalidHook | None) -> None:
+        if on_invalid is not None and refused.payload is not None:
+            await self._tell_sender(refused.payload, refused.detail, refused.inbound.origin, on_invalid)
+        await self.dead_letter(
+            refused.inbound.value, refused.inbound.origin, reason=refused.reason, detail=refused.detail
+        )
+
+    async def _tell_sender(
+        self, payload: dict[str, Any], problems: str, origin: MessageOrigin, on_invalid: InvalidHook
+    ) -> None:
+        try:
+            messages = await on_invalid(payload, problems, origin)
+        except Exception as error:
+            if self.ledger.is_unavailable(error) or not await self.ledger.answers():
+                raise DatabaseUnavailable(str(error)) from error
+            log.warning(
+                "invalid_hook.failed", topic=origin.topic, offset=origin.offset, error=_describe(error)
+            )
             return
+        for message in messages:
+            problem = self.unpublishable(message)
+            if problem is not None:
+                log.warning("invalid_hook.unpublishable", message_id=message.message_id, problem=problem[1])
+                continue
+            await self._publish(message)
+
+    async def _apply_accepted(
+        self,
+        accepted: Sequence[_Accepted[ModelT]],
+        apply: Apply[ModelT],
+        on_invalid: InvalidHook | None,
+        prepare: Prepare[ModelT] | None,
+    ) -> None:
+        if prepare is not None:
+            for one in accepted:
+                try:
+                    await prepare(one.message)
+                except Exception as error:  # noqa: BLE001 - apply does the work again and fails properly
+                    log.warning("message.prepare_failed", key=one.key, error=_describe(error))
         committed: list[OutgoingMessage] = []
         repeated: list[str] = []
         if len(accepted) > 1:
             try:
                 await self._apply(accepted, apply, committed, repeated)
             except Exception as error:  # noqa: BLE001 - the fallback below retries each one
-                log.warning("batch.failed_falling_back", size=len(accepted), error=str(error))
+                log.warning("batch.failed_falling_back", size=len(accepted), error=_describe(error))
                 committed.clear()
                 repeated.clear()
                 for one in accepted:
-                    await self._apply_one_with_retries(one, apply, committed, repeated)
+                    await self._apply_one_with_retries(one, apply, committed, repeated, on_invalid)
         else:
-            await self._apply_one_with_retries(accepted[0], apply, committed, repeated)
+            await self._apply_one_with_retries(accepted[0], apply, committed, repeated, on_invalid)
         # Publishing happens after the commit and outside the retries: if the broker is gone, the
         # error reaches the subscriber, the offset is not committed and the batch comes back,
         # finding its keys recorded and its events still in the outbox.
@@ -323,48 +510,6 @@ class ReliableConsumer:
         if repeated:
             log.info("message.already_processed", keys=repeated)
             await self.flush_outbox(source_keys=repeated)
-
-    async def _parse(
-        self,
-        value: bytes,
-        origin: MessageOrigin,
-        model: type[ModelT],
-        on_invalid: InvalidHook | None,
-        decode: Callable[[bytes], dict[str, Any]] | None,
-    ) -> ModelT | None:
-        if len(value) > self.policy.max_message_bytes:
-            await self.dead_letter(
-                value,
-                origin,
-                reason="message_too_large",
-                detail=f"{len(value)} bytes, limit {self.policy.max_message_bytes}",
-            )
-            return None
-        payload = decode(value) if decode is not None else await self._json_object(value, origin)
-        if payload is None:
-            return None
-        try:
-            return model.model_validate(payload)
-        except ValidationError as error:
-            detail = describe_validation_error(error)
-            if on_invalid is not None:
-                for message in on_invalid(payload, error, origin):
-                    await self._publish(message)
-            await self.dead_letter(value, origin, reason="invalid_message", detail=detail)
-            return None
-
-    async def _json_object(self, value: bytes, origin: MessageOrigin) -> dict[str, Any] | None:
-        try:
-            payload = json.loads(value)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            await self.dead_letter(value, origin, reason="malformed_json", detail=str(error))
-            return None
-        if not isinstance(payload, dict):
-            await self.dead_letter(
-                value, origin, reason="not_an_object", detail="the value must be a JSON object"
-            )
-            return None
-        return payload
 
     async def _apply(
         self,
@@ -386,7 +531,9 @@ class ReliableConsumer:
                 request_id, correlation_id = one.log_ids
                 with bound_request(request_id=request_id, correlation_id=correlation_id):
                     transaction.begin(one.key)
+                    before = len(transaction.emitted)
                     await apply(one.message, transaction, one.inbound.origin)
+                    self._refuse_unpublishable(transaction.emitted[before:])
                     transaction.mark_processed(one.key)
                 outcomes.append((one.inbound.origin.topic, PROCESSED))
         committed.extend(transaction.emitted)
@@ -394,12 +541,21 @@ class ReliableConsumer:
         for topic, outcome in outcomes:
             self.observer.message_handled(topic, outcome)
 
+    def _refuse_unpublishable(self, emitted: Sequence[OutgoingMessage]) -> None:
+        """An event the broker would refuse must never reach the outbox: its message fails for good."""
+        for message in emitted:
+            problem = self.unpublishable(message)
+            if problem is not None:
+                reason, detail = problem
+                raise PermanentFailure(reason, detail, tell_sender=True)
+
     async def _apply_one_with_retries(
         self,
         one: _Accepted[ModelT],
         apply: Apply[ModelT],
         committed: list[OutgoingMessage],
         repeated: list[str],
+        on_invalid: InvalidHook | None = None,
     ) -> None:
         origin = one.inbound.origin
         for attempt in range(1, self.policy.max_attempts + 1):
@@ -407,27 +563,32 @@ class ReliableConsumer:
                 await self._apply([one], apply, committed, repeated)
                 return
             except PermanentFailure as failure:
+                if failure.tell_sender and on_invalid is not None:
+                    payload = self._peek(one.inbound.value, None)
+                    if payload is not None:
+                        await self._tell_sender(payload, failure.detail, origin, on_invalid)
                 await self.dead_letter(
                     one.inbound.value, origin, reason=failure.reason, detail=failure.detail
                 )
                 return
             except Exception as error:
-                if attempt == self.policy.max_attempts and self.ledger.is_unavailable(error):
-                    log.error("database.unavailable", key=one.key, attempts=attempt, error=str(error))
-                    self.observer.message_handled(origin.topic, FAILED)
-                    raise DatabaseUnavailable(str(error)) from error
                 if attempt == self.policy.max_attempts:
+                    if self.ledger.is_unavailable(error) or not await self.ledger.answers():
+                        log.error(
+                            "database.unavailable", key=one.key, attempts=attempt, error=_describe(error)
+                        )
+                        self.observer.message_handled(origin.topic, FAILED)
+                        raise DatabaseUnavailable(str(error)) from error
                     log.error("message.failed", key=one.key, attempts=attempt, exc_info=error)
                     await self.dead_letter(
-                        one.inbound.value,
-                        origin,
-                        reason="handler_failed",
-                        detail=f"{type(error).__name__}: {error}",
+                        one.inbound.value, origin, reason="handler_failed", detail=_describe(error)
                     )
                     return
                 delay = self.policy.retry_backoff_seconds * 2 ** (attempt - 1)
                 self.observer.message_retried(origin.topic)
-                log.warning("message.retrying", key=one.key, attempt=attempt, delay=delay, error=str(error))
+                log.warning(
+                    "message.retrying", key=one.key, attempt=attempt, delay=delay, error=_describe(error)
+                )
                 await asyncio.sleep(delay)
 
     async def run_in_transaction(
@@ -437,21 +598,76 @@ class ReliableConsumer:
 
         Its view writes and the events it emits commit together; the events are published after
         the commit. If publishing fails, the outbox sweeper publishes them later. Errors reach
-        the caller: a periodic job simply tries again next time.
+        the caller: a periodic job simply tries again next time. An event too large for the
+        broker raises :class:`PermanentFailure` before anything is committed.
         """
         async with self.ledger.transaction() as transaction:
             transaction.begin(source_key)
             await work(transaction)
+            self._refuse_unpublishable(transaction.emitted)
         await self._publish_committed(transaction.emitted)
 
+    def unpublishable(self, message: OutgoingMessage) -> tuple[str, str] | None:
+        """Why the producer or the broker would refuse ``message`` for good, or ``None``."""
+        try:
+            key = message.key.encode()
+        except UnicodeError as error:
+            return "unpublishable_key", f"the key of event {message.message_id} is not text: {error}"
+        size = record_size(message.value, key, _event_headers(message))
+        if size > self.policy.max_record_bytes:
+            return (
+                "event_too_large",
+                f"the {message.topic} event it causes would be {size} bytes, above the limit of "
+                f"{self.policy.max_record_bytes} bytes (max_record_bytes)",
+            )
+        return None
+
     async def _publish_committed(self, messages: Sequence[OutgoingMessage]) -> None:
-        # Handed to the producer one by one (so they leave in order), acknowledged all together.
-        acknowledgements = [await self._send(message) for message in messages]
-        await asyncio.gather(*acknowledgements)
+        """Publish committed outbox entries and mark those the broker took.
+
+        Handed to the producer one by one (so they leave in order), acknowledged all together. An
+        entry the broker refuses for good is quarantined, so it never holds up the entries behind
+        it; any other failure (the broker is unreachable) is raised once the entries that did get
+        out are marked.
+        """
+        in_flight: list[tuple[OutgoingMessage, Awaitable[object]]] = []
+        failure: BaseException | None = None
         for message in messages:
-            self.observer.event_published(message)
-        if messages:
-            await self.ledger.mark_published([message.message_id for message in messages])
+            problem = self.unpublishable(message)
+            if problem is not None:
+                await self._quarantine(message, problem[1])
+                continue
+            try:
+                in_flight.append((message, await self._send(message)))
+            except Exception as error:  # noqa: BLE001 - told apart just below
+                if not _refused_for_good(error):
+                    failure = error
+                    break
+                await self._quarantine(message, _describe(error))
+        results = await asyncio.gather(*(ack for _, ack in in_flight), return_exceptions=True)
+        published: list[str] = []
+        for (message, _), result in zip(in_flight, results, strict=True):
+            if not isinstance(result, BaseException):
+                self.observer.event_published(message)
+                published.append(message.message_id)
+            elif _refused_for_good(result):
+                await self._quarantine(message, _describe(result))
+            else:
+                failure = failure or result
+        if published:
+            await self.ledger.mark_published(published)
+        if failure is not None:
+            raise failure
+
+    async def _quarantine(self, message: OutgoingMessage, reason: str) -> None:
+        log.error(
+            "outbox.quarantined",
+            message_id=message.message_id,
+            topic=message.topic,
+            size=len(message.value),
+            reason=reason,
+        )
+        await self.ledger.quarantine(message, reason)
 
     async def flush_outbox(
         self, *, source_keys: Sequence[str] | None = None, older_than: timedelta | None = None
@@ -460,6 +676,18 @@ class ReliableConsumer:
         pending = await self.ledger.unpublished(source_keys=source_keys, older_than=older_than)
         await self._publish_committed(pending)
         return len(pending)
+
+    async def publish_leftovers(self) -> int:
+        """At start: publish what a previous run committed but did not get out; never raises.
+
+        A broker or database that does not answer yet must not keep the service from starting:
+        the failure is logged and the sweeper tries again.
+        """
+        try:
+            return await self.flush_outbox()
+        except Exception as error:  # noqa: BLE001 - starting matters more; the sweeper retries
+            log.warning("outbox.startup_flush_failed", error=_describe(error))
+            return 0
 
     async def sweep_outbox(self, interval_seconds: float) -> None:
         """Forever: publish outbox entries a crash left behind. Run as a background task."""
@@ -470,7 +698,7 @@ class ReliableConsumer:
                 if published:
                     log.info("outbox.swept", published=published)
             except Exception as error:  # noqa: BLE001 - the sweeper must outlive a bad moment
-                log.warning("outbox.sweep_failed", error=str(error))
+                log.warning("outbox.sweep_failed", error=_describe(error))
 
     async def _publish(self, message: OutgoingMessage) -> None:
         await (await self._send(message))
@@ -478,14 +706,17 @@ class ReliableConsumer:
 
     async def _send(self, message: OutgoingMessage) -> Awaitable[object]:
         return await self.publish(
-            message.value,
-            topic=message.topic,
-            key=message.key,
-            headers={"content-type": "application/json", "x-event-id": message.message_id},
+            message.value, topic=message.topic, key=message.key, headers=_event_headers(message)
         )
 
     async def dead_letter(self, value: bytes, origin: MessageOrigin, *, reason: str, detail: str) -> None:
-        """Send the original bytes to ``<topic>.dlq`` with the error and where they came from."""
+        """Send the original bytes to ``<topic>.dlq`` with the error and where they came from.
+
+        Every header is made valid text, and a value too large for a record is cut (saying so in
+        ``x-value-truncated`` and ``x-original-bytes``): a dead letter always goes out.
+        """
+        detail = printable(detail)[:_DETAIL_LIMIT]
+        key = printable(origin.key) if origin.key is not None else None
         log.warning(
             "message.dead_lettered",
             topic=origin.topic,
@@ -495,24 +726,116 @@ class ReliableConsumer:
             reason=reason,
             detail=detail[:500],
         )
+        headers = {
+            "x-error-reason": printable(reason),
+            "x-error": detail,
+            "x-original-topic": printable(origin.topic),
+            "x-original-partition": str(origin.partition),
+            "x-original-offset": str(origin.offset),
+            "x-original-key": key or "",
+            "x-failed-service": printable(self.service),
+            "x-failed-at": datetime.now(UTC).isoformat(),
+        }
+        kept = value
+        room = self.policy.max_record_bytes - _DEAD_LETTER_ROOM - len((key or "").encode())
+        if len(value) > room:
+            headers["x-value-truncated"] = "true"
+            headers["x-original-bytes"] = str(len(value))
+            kept = value[: max(room, 0)]
         acknowledgement = await self.publish(
-            value,
-            topic=dead_letter_topic(origin.topic),
-            key=origin.key,
-            headers={
-                "x-error-reason": reason,
-                "x-error": detail[:2_000],
-                "x-original-topic": origin.topic,
-                "x-original-partition": str(origin.partition),
-                "x-original-offset": str(origin.offset),
-                "x-original-key": origin.key or "",
-                "x-failed-service": self.service,
-                "x-failed-at": datetime.now(UTC).isoformat(),
-            },
+            kept, topic=dead_letter_topic(origin.topic), key=key, headers=headers
         )
         await acknowledgement
+        self._remember_dead_letter(origin, value)
         self.observer.dead_lettered(origin.topic, reason)
         self.observer.message_handled(origin.topic, DEAD_LETTERED)
+
+    def _remember_dead_letter(self, origin: MessageOrigin, value: bytes) -> None:
+        self._dead_lettered[_identity(origin, value)] = None
+        while len(self._dead_lettered) > self.policy.remembered_dead_letters:
+            self._dead_lettered.popitem(last=False)
+
+    def _was_dead_lettered(self, inbound: Inbound) -> bool:
+        return _identity(inbound.origin, inbound.value) in self._dead_lettered
+
+
+def _identity(origin: MessageOrigin, value: bytes) -> tuple[str, int, int, int | None, int]:
+    # Time stamp and checksum as well: a topic created anew reuses offsets for other records.
+    checksum = zlib.crc32(value[: 64 * 1024])
+    return origin.topic, origin.partition, origin.offset, origin.timestamp_ms, checksum
+
+
+def _event_headers(message: OutgoingMessage) -> dict[str, str]:
+    return {"content-type": "application/json", "x-event-id": message.message_id}
+
+
+def record_size(value: bytes, key: bytes | None, headers: dict[str, str]) -> int:
+    """The size the producer gives a record when it checks it against ``max_request_size``."""
+    encoded = [(name, text.encode()) for name, text in headers.items()]
+    estimate: int = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, encoded)
+    return estimate + _FRAMEWORK_HEADER_ALLOWANCE
+
+
+def _refused_for_good(error: BaseException) -> bool:
+    """The producer or the broker refuses this very record, whenever it is sent again."""
+    return isinstance(
+        error, UnicodeError | MessageSizeTooLargeError | RecordListTooLargeError | RecordTooLargeError
+    )
+
+
+def structure_problem(payload: Any, *, max_depth: int) -> tuple[str, str] | None:
+    """Why a decoded JSON value cannot be taken in whatever its model, or ``None``.
+
+    Nested deeper than ``max_depth`` (``too_deeply_nested``), or a text (or field name) with an
+    unpaired UTF-16 surrogate (``invalid_encoding``: JSON allows the escape ``\\ud800``, but it is
+    not Unicode text, and neither the database nor the logs can store it).
+    """
+    stack: list[tuple[Any, int, tuple[str, ...]]] = [(payload, 1, ())]
+    while stack:
+        node, depth, path = stack.pop()
+        if isinstance(node, dict):
+            if depth > max_depth:
+                return "too_deeply_nested", f"nested more than {max_depth} levels deep (max_nesting_depth)"
+            for name, child in node.items():
+                if not _is_text(name):
+                    return (
+                        "invalid_encoding",
+                        f"{_path(path) or 'the message'}: a field name is not Unicode text",
+                    )
+                stack.append((child, depth + 1, (*path, name)))
+        elif isinstance(node, list):
+            if depth > max_depth:
+                return "too_deeply_nested", f"nested more than {max_depth} levels deep (max_nesting_depth)"
+            stack.extend((child, depth + 1, (*path, str(index))) for index, child in enumerate(node))
+        elif isinstance(node, str) and not _is_text(node):
+            where = _path(path) or "the message"
+            return "invalid_encoding", f"{where}: has an unpaired UTF-16 surrogate, which is not Unicode text"
+    return None
+
+
+def _is_text(value: str) -> bool:
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeError:
+        return False
+    return True
+
+
+def _path(path: tuple[str, ...]) -> str:
+    return printable(".".join(path))[:200]
+
+
+def printable(text: str) -> str:
+    """``text`` made valid Unicode: unpaired surrogates become ``\\udXXX`` escapes."""
+    if _is_text(text):
+        return text
+    return text.encode("utf-8", "backslashreplace").decode()
+
+
+def _describe(error: BaseException) -> str:
+    return printable(f"{type(error).__name__}: {error}")[:_DETAIL_LIMIT]
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -521,4 +844,4 @@ def describe_validation_error(error: ValidationError) -> str:
     for issue in error.errors(include_url=False, include_input=False)[:10]:
         where = ".".join(str(step) for step in issue["loc"]) or "message"
         parts.append(f"{where}: {issue['msg']}")
-    return "; ".join(parts)
+    return printable("; ".join(parts))

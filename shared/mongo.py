@@ -6,6 +6,7 @@ reached end of life in May 2026.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -16,11 +17,34 @@ from pydantic import SecretStr
 from pymongo import ASCENDING, AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, PyMongoError
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    ExecutionTimeout,
+    OperationFailure,
+    PyMongoError,
+    WaitQueueTimeoutError,
+    WriteConcernError,
+    WTimeoutError,
+)
 
 from shared.delivery import LedgerTransaction, OutgoingMessage
 
 Document = dict[str, Any]
+
+# Error labels MongoDB and the driver put on an error that says nothing about the message: the
+# operation may succeed when tried again (or, for an unknown commit result, may already have).
+_OUTAGE_LABELS = (
+    "TransientTransactionError",
+    "UnknownTransactionCommitResult",
+    "RetryableWriteError",
+    "NetworkError",
+    "SystemOverloadedError",
+)
+# Server error codes of the same kind: shutting down, stepping down, no primary, time limits,
+# write concern not satisfied, network trouble, a transaction the server no longer knows.
+_OUTAGE_CODES = frozenset({6, 7, 50, 64, 89, 91, 189, 251, 262, 9001, 10107, 11600, 11602, 13435, 13436})
+_PING_TIMEOUT_SECONDS = 5.0
 
 
 def build_mongo_client(uri: str | SecretStr) -> AsyncMongoClient[Document]:
@@ -148,6 +172,8 @@ class MongoLedger:
         await self._database.outbox.create_index([("source_key", ASCENDING), ("published", ASCENDING)])
         # Published entries are history: keep them a week for inspection, then let MongoDB drop them.
         await self._database.outbox.create_index("published_at", expireAfterSeconds=7 * 24 * 3600)
+        # For the retention of processed keys (prune_processed): oldest first, by an index.
+        await self._database.processed_messages.create_index("processed_at")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[MongoLedgerTransaction]:
@@ -177,13 +203,95 @@ class MongoLedger:
         ]
 
     def is_unavailable(self, error: BaseException) -> bool:
-        """Network trouble, no server to select, or a transaction MongoDB itself calls transient."""
-        if isinstance(error, ConnectionFailure):
-            return True
-        return isinstance(error, PyMongoError) and error.has_error_label("TransientTransactionError")
+        """Whether ``error`` (or an error it was raised from) says the database is in trouble.
+
+        Network trouble and no server to select; time-outs (the driver's, the server's time
+        limits, a write concern's); write-concern errors; a transaction MongoDB calls transient or
+        whose commit result is unknown; a primary stepping down or shutting down. None of these
+        says anything about the message, so it must come back rather than be dead-lettered.
+        """
+        seen: set[int] = set()
+        current: BaseException | None = error
+        while current is not None and id(current) not in seen:
+            seen.add(id(current))
+            if _is_outage(current):
+                return True
+            current = current.__cause__ or current.__context__
+        return False
+
+    async def answers(self) -> bool:
+        """Whether the database server answers a ping within a few seconds."""
+        try:
+            async with asyncio.timeout(_PING_TIMEOUT_SECONDS):
+                await self._client.admin.command("ping")
+        except Exception:  # noqa: BLE001 - any failure means it does not answer
+            return False
+        return True
+
+    async def quarantine(self, message: OutgoingMessage, reason: str) -> None:
+        """Move an outbox entry the broker refuses for good to ``outbox_quarantine``, with the reason.
+
+        Kept there (with its bytes) for an operator; the outbox moves on to the entries behind it.
+        """
+        async with self._client.start_session() as session, await session.start_transaction():
+            await self._database.outbox_quarantine.replace_one(
+                {"_id": message.message_id},
+                {
+                    "topic": message.topic,
+                    "key": message.key,
+                    "value": message.value,
+                    "size": len(message.value),
+                    "reason": reason,
+                    "quarantined_at": datetime.now(UTC),
+                },
+                upsert=True,
+                session=session,
+            )
+            await self._database.outbox.delete_one({"_id": message.message_id}, session=session)
+
+    async def prune_processed(
+        self, *, older_than: timedelta, chunk_size: int = 500, max_chunks: int = 200
+    ) -> int:
+        """Forget processed keys recorded more than ``older_than`` ago; returns how many.
+
+        An explicit, indexed delete in chunks of ``chunk_size`` (oldest first), not a TTL index:
+        the local database server's TTL monitor scans the whole collection every minute while it
+        holds its storage lock. At most ``max_chunks`` chunks per call, so one run stays short;
+        the next run goes on where this one stopped.
+        """
+        cutoff = datetime.now(UTC) - older_than
+        removed = 0
+        for _ in range(max_chunks):
+            cursor = (
+                self._database.processed_messages.find({"processed_at": {"$lt": cutoff}}, {"_id": 1})
+                .sort("processed_at", ASCENDING)
+                .limit(chunk_size)
+            )
+            keys = [document["_id"] async for document in cursor]
+            if not keys:
+                break
+            result = await self._database.processed_messages.delete_many({"_id": {"$in": keys}})
+            removed += result.deleted_count
+            if len(keys) < chunk_size:
+                break
+        return removed
 
     async def mark_published(self, message_ids: Sequence[str]) -> None:
         await self._database.outbox.update_many(
             {"_id": {"$in": list(message_ids)}},
             {"$set": {"published": True, "published_at": datetime.now(UTC)}},
         )
+
+
+def _is_outage(error: BaseException) -> bool:
+    if isinstance(error, ConnectionFailure | ExecutionTimeout | WTimeoutError | WaitQueueTimeoutError):
+        return True
+    if isinstance(error, WriteConcernError | TimeoutError | ConnectionError):
+        return True
+    if not isinstance(error, PyMongoError):
+        return False
+    if error.timeout or any(error.has_error_label(label) for label in _OUTAGE_LABELS):
+        return True
+    if isinstance(error, BulkWriteError):
+        return bool(error.details.get("writeConcernErrors"))
+    return isinstance(error, OperationFailure) and error.code in _OUTAGE_CODES

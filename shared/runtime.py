@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import structlog
@@ -49,6 +51,42 @@ def inbound_batch(message: KafkaMessage) -> list[Inbound]:
     """The records of a batch subscriber's message, each with where it came from."""
     records: Any = message.raw_message  # every subscriber here is a batch subscriber
     return [Inbound(record.value or b"", _origin_of_record(record)) for record in records]
+
+
+async def tolerant_batch_parser(records: tuple[Any, ...], original: Callable[..., Awaitable[Any]]) -> Any:
+    """FastStream's batch parser, handed records whose headers are text.
+
+    FastStream decodes every header of a batch as strict UTF-8 before any handler runs: one record
+    with a header that is not UTF-8 (or has no value) would fail the batch outside the handler and
+    rewind every partition of it, for ever. Such a header is read with replacement characters.
+    """
+    return await original(tuple(_with_text_headers(record) for record in records))
+
+
+def _with_text_headers(record: Any) -> Any:
+    headers = list(record.headers or ())
+    readable = [(name, _text_bytes(value)) for name, value in headers]
+    return record if readable == headers else dataclasses.replace(record, headers=readable)
+
+
+def _text_bytes(value: bytes | None) -> bytes:
+    if value is None:
+        return b""
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        return value.decode(errors="replace").encode()
+    return value
+
+
+async def undecoded_batch(message: KafkaMessage) -> Any:
+    """No decoding by FastStream: the reliable consumer reads every record itself.
+
+    FastStream's decoder parses each record as JSON and lets a RecursionError (deep nesting), a
+    ValueError (a number of more than 4,300 digits) or a JSON error (with a JSON content type)
+    escape before the handler runs; the handler only needs the raw records anyway.
+    """
+    return message.body
 
 
 def _origin_of_record(record: Any) -> MessageOrigin:
@@ -104,6 +142,9 @@ class ServiceRuntime:
             session_timeout_ms=self.settings.session_timeout_ms,
             heartbeat_interval_ms=max(self.settings.session_timeout_ms // 5, 500),
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            # Nothing a record holds may fail the batch before the handler: see both functions.
+            parser=tolerant_batch_parser,
+            decoder=undecoded_batch,
         )
         self._subscribers.append((registration, group_id))
 
@@ -148,8 +189,8 @@ class ServiceRuntime:
             await hook()
 
     async def _after_startup(self) -> None:
-        # Publish whatever a previous run committed but did not get out.
-        await self.consumer.flush_outbox()
+        # Publish whatever a previous run committed but did not get out (never keeps us from starting).
+        await self.consumer.publish_leftovers()
         self._background.append(
             asyncio.create_task(self.consumer.sweep_outbox(self.settings.outbox_sweep_seconds))
         )
@@ -289,7 +330,7 @@ def build_runtime(
     database = mongo_client[settings.database]
     ledger = MongoLedger(mongo_client, database)
     metrics = ServiceMetrics(settings.service_name)
-    return ServiceRuntime(
+    runtime = ServiceRuntime(
         settings=settings,
         infrastructure=infrastructure,
         broker=broker,
@@ -305,10 +346,20 @@ def build_runtime(
                 max_attempts=settings.max_attempts,
                 retry_backoff_seconds=settings.retry_backoff_seconds,
                 max_message_bytes=settings.max_message_bytes,
+                max_record_bytes=settings.max_record_bytes,
+                max_nesting_depth=settings.max_nesting_depth,
             ),
             observer=metrics,
         ),
     )
+    if settings.processed_retention_days > 0:
+        retention = timedelta(days=settings.processed_retention_days)
+
+        async def prune_processed_keys() -> None:
+            await ledger.prune_processed(older_than=retention)
+
+        runtime.every(settings.processed_prune_seconds, prune_processed_keys, name="prune_processed_keys")
+    return runtime
 
 
 async def serve(app: AsgiFastStream, settings: ServiceSettings) -> None:

@@ -111,7 +111,19 @@ class ServiceSettings(BaseSettings):
     max_batch_size: int = Field(default=200, ge=1, description="Records handled in one transaction")
     retry_backoff_seconds: float = Field(default=0.2, gt=0)
     max_message_bytes: int = Field(default=512 * 1024, description="Larger messages go to the DLQ")
+    max_record_bytes: int = Field(
+        default=1024 * 1024,
+        ge=64 * 1024,
+        le=1024 * 1024,
+        description="Largest record we publish (at most the producer's max_request_size, 1 MiB); "
+        "a message whose event would be larger fails for good",
+    )
+    max_nesting_depth: int = Field(default=64, ge=4, description="Deeper JSON goes to the DLQ")
     outbox_sweep_seconds: float = Field(default=2.0, gt=0)
+    processed_retention_days: float = Field(
+        default=30.0, ge=0, description="How long processed keys are kept (0: for ever)"
+    )
+    processed_prune_seconds: float = Field(default=3600.0, gt=0, description="How often old keys are pruned")
 
     def model_post_init(self, __context: object) -> None:
         # Defaults that follow from the service's name, so subclasses only name themselves.

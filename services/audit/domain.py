@@ -29,7 +29,7 @@ def facts_of(topic: str, text: str) -> AuditFacts:
     """Attribute a record to its request and name what happened."""
     try:
         payload: Any = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, a number too long, nested too deep
         return AuditFacts(request_id=None, event_type="unreadable")
     if not isinstance(payload, dict):
         return AuditFacts(request_id=None, event_type="unreadable")
@@ -51,4 +51,10 @@ def facts_of(topic: str, text: str) -> AuditFacts:
 
 
 def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        value.encode()
+    except UnicodeError:  # an unpaired surrogate identifies nothing and cannot be stored
+        return None
+    return value

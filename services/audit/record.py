@@ -153,7 +153,7 @@ def assemble_record(
         count += 1
         try:
             payload = json.loads(entry.get("text") or "")
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             payload = None
         if not isinstance(payload, dict):
             unreadable += 1

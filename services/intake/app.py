@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import dataclasses
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaMessage
-from pydantic import ValidationError
 
 from services.intake import domain
 from services.intake.settings import IntakeSettings
 from services.intake.store import IntakeStore
 from shared.contract import CrmRequest, EmailRequest
-from shared.delivery import (
-    InvalidHook,
-    LedgerTransaction,
-    MessageOrigin,
-    OutgoingMessage,
-    describe_validation_error,
-)
+from shared.delivery import InvalidHook, LedgerTransaction, MessageOrigin, OutgoingMessage
 from shared.events import EmailReplyAdded
 from shared.identity import event_id_for
 from shared.messages import outgoing_event, outgoing_status
@@ -28,15 +26,90 @@ from shared.runtime import build_runtime, inbound_batch
 from shared.settings import InfrastructureSettings
 from shared.topics import CRM_REQUESTS, EMAIL_REQUESTS, REQUEST_CAPTURED, REQUEST_UPDATED
 
+# Captures computed before their transaction, kept until a later batch pushes them out (a batch
+# that falls back to one message per transaction still finds them).
+_PREPARED_KEPT = 2_000
+
+
+def capture_crm_request(case: CrmRequest, *, now: datetime, analysed_chars: int) -> domain.Capture:
+    """The capture of a case whose description is read only up to ``analysed_chars`` characters.
+
+    The whole description is kept on the request; only the text classified and searched for
+    amounts and dates is bounded, so that one message costs a bounded amount of work.
+    """
+    text = case.description
+    if text is None or len(text) <= analysed_chars:
+        return domain.capture_crm_request(case, now=now)
+    bounded = case.model_copy(update={"description": text[:analysed_chars]})
+    return _with_full_text(domain.capture_crm_request(bounded, now=now), text[:analysed_chars], text)
+
+
+def capture_email(email: EmailRequest, *, now: datetime, analysed_chars: int) -> domain.Capture:
+    """The capture of an email whose body is read only up to ``analysed_chars`` characters."""
+    text = email.body_text
+    if len(text) <= analysed_chars:
+        return domain.capture_email(email, now=now)
+    bounded = email.model_copy(update={"body_text": text[:analysed_chars]})
+    return _with_full_text(domain.capture_email(bounded, now=now), text[:analysed_chars], text)
+
+
+def _with_full_text(capture: domain.Capture, analysed: str, full: str) -> domain.Capture:
+    details = capture.captured.details
+    if details.description != analysed:  # the domain did not keep the text as given: leave it
+        return capture
+    captured = capture.captured.model_copy(
+        update={"details": details.model_copy(update={"description": full})}
+    )
+    return dataclasses.replace(capture, captured=captured)
+
 
 class IntakeHandlers:
-    """What intake does with each inbound message, given its store."""
+    """What intake does with each inbound message, given its store.
 
-    def __init__(self, store: IntakeStore) -> None:
+    Reading a message's text (classification, documents, amounts, dates) is pure CPU work: it is
+    done by :meth:`prepare_crm_request` / :meth:`prepare_email` on a worker thread before the
+    batch's transaction opens, so neither the event loop (heartbeats, other subscribers) nor the
+    database transaction waits for it.
+    """
+
+    def __init__(
+        self, store: IntakeStore, *, analysed_chars: int, executor: ThreadPoolExecutor | None = None
+    ) -> None:
         self._store = store
+        self._analysed_chars = analysed_chars
+        self._executor = executor
+        self._prepared: OrderedDict[int, tuple[object, domain.Capture]] = OrderedDict()
+
+    async def prepare_crm_request(self, case: CrmRequest) -> None:
+        """Capture the case off the event loop, ahead of its transaction."""
+        work = partial(capture_crm_request, case, now=datetime.now(UTC), analysed_chars=self._analysed_chars)
+        self._keep(case, await self._off_loop(work))
+
+    async def prepare_email(self, email: EmailRequest) -> None:
+        """Understand the email off the event loop, ahead of its transaction."""
+        work = partial(capture_email, email, now=datetime.now(UTC), analysed_chars=self._analysed_chars)
+        self._keep(email, await self._off_loop(work))
+
+    async def _off_loop(self, work: Callable[[], domain.Capture]) -> domain.Capture:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+
+    def _keep(self, message: object, capture: domain.Capture) -> None:
+        # Keyed by identity, holding the message itself so that its id cannot be reused meanwhile.
+        self._prepared[id(message)] = (message, capture)
+        while len(self._prepared) > _PREPARED_KEPT:
+            self._prepared.popitem(last=False)
+
+    def _prepared_capture(self, message: object, capture: Callable[[], domain.Capture]) -> domain.Capture:
+        kept = self._prepared.get(id(message))
+        if kept is not None and kept[0] is message:
+            return kept[1]
+        return capture()  # not prepared (a prepare that failed): the bounded work, here
 
     async def capture_crm_request(self, case: CrmRequest, tx: LedgerTransaction, _: MessageOrigin) -> None:
-        capture = domain.capture_crm_request(case, now=datetime.now(UTC))
+        capture = self._prepared_capture(
+            case,
+            partial(capture_crm_request, case, now=datetime.now(UTC), analysed_chars=self._analysed_chars),
+        )
         await self._save(capture, tx, email_message_ids=[])
 
     async def capture_email(self, email: EmailRequest, tx: LedgerTransaction, _: MessageOrigin) -> None:
@@ -66,7 +139,9 @@ class IntakeHandlers:
                 )
             )
             return
-        capture = domain.capture_email(email, now=now)
+        capture = self._prepared_capture(
+            email, partial(capture_email, email, now=now, analysed_chars=self._analysed_chars)
+        )
         await self._save(capture, tx, email_message_ids=[message_id])
 
     async def _save(
@@ -84,14 +159,25 @@ class IntakeHandlers:
         tx.emit(outgoing_status(capture.received))
 
 
-def reject_unreadable(channel_group: str) -> InvalidHook:
-    """The dead-letter hook that also tells the sender, when it can be identified, what is wrong."""
+def reject_unreadable(channel_group: str, store: IntakeStore) -> InvalidHook:
+    """The dead-letter hook that also tells the sender, when it can be identified, what is wrong.
 
-    def hook(payload: dict[str, Any], error: ValidationError, _: MessageOrigin) -> Sequence[OutgoingMessage]:
-        rejection = domain.reject_unreadable(
-            channel_group, payload, describe_validation_error(error), now=datetime.now(UTC)
-        )
-        return () if rejection is None else (outgoing_status(rejection),)
+    A message may only reject what it would have created: when a request already exists for its
+    case or email (an earlier, valid version), the bad message is only dead-lettered and the live
+    request is left alone.
+    """
+
+    async def hook(payload: dict[str, Any], problems: str, _: MessageOrigin) -> Sequence[OutgoingMessage]:
+        try:
+            rejection = domain.reject_unreadable(channel_group, payload, problems, now=datetime.now(UTC))
+        except UnicodeError:  # an id that is not text identifies nobody
+            return ()
+        if rejection is None:
+            return ()
+        email_id = domain.normalize_message_id(rejection.source_id) if channel_group == "email" else None
+        if await store.has_request(rejection.request_id, email_message_id=email_id):
+            return ()
+        return (outgoing_status(rejection),)
 
     return hook
 
@@ -103,7 +189,9 @@ def build_app(
     settings = settings or IntakeSettings()
     runtime = build_runtime(settings, infrastructure)
     store = IntakeStore(runtime.database)
-    handlers = IntakeHandlers(store)
+    # One thread: reading texts is CPU work, one at a time is all the event loop should share.
+    understanding = ThreadPoolExecutor(max_workers=1, thread_name_prefix="intake-understanding")
+    handlers = IntakeHandlers(store, analysed_chars=settings.max_analysed_chars, executor=understanding)
     runtime.startup_hooks.append(store.ensure_indexes)
     consumer = runtime.consumer
 
@@ -115,7 +203,8 @@ def build_app(
             idempotency_key=lambda case, _: f"crm:{case.case_id}",
             apply=handlers.capture_crm_request,
             log_ids=lambda case: (domain.crm_request_id(case.case_id), case.case_id),
-            on_invalid=reject_unreadable("crm"),
+            on_invalid=reject_unreadable("crm", store),
+            prepare=handlers.prepare_crm_request,
         )
 
     @runtime.subscriber(EMAIL_REQUESTS)
@@ -126,7 +215,14 @@ def build_app(
             idempotency_key=lambda email, _: f"email:{domain.normalize_message_id(email.message_id)}",
             apply=handlers.capture_email,
             log_ids=lambda email: (domain.email_request_id(email.message_id), email.message_id),
-            on_invalid=reject_unreadable("email"),
+            on_invalid=reject_unreadable("email", store),
+            prepare=handlers.prepare_email,
         )
 
-    return runtime.asgi_app(), settings
+    app = runtime.asgi_app()
+
+    @app.after_shutdown
+    async def stop_understanding() -> None:
+        understanding.shutdown(wait=False, cancel_futures=True)
+
+    return app, settings

@@ -2,6 +2,8 @@
 
 from typing import ClassVar
 
+from pydantic import Field
+
 from shared.settings import LOCAL_HEALTH_PORTS, ServiceSettings, service_settings_config
 
 
@@ -10,3 +12,9 @@ class IntakeSettings(ServiceSettings):
     model_config = service_settings_config("intake")
 
     health_port: int = LOCAL_HEALTH_PORTS["intake"]
+    max_analysed_chars: int = Field(
+        default=20_000,
+        ge=1_000,
+        description="How much of a description or email body is read for type, documents, amounts "
+        "and dates (the whole text is kept): bounds the CPU time of one message",
+    )

@@ -26,6 +26,13 @@ class IntakeStore:
     ) -> None:
         await self._requests.insert_one({**record, "_id": request_id}, session=session)
 
+    async def has_request(self, request_id: str, *, email_message_id: str | None = None) -> bool:
+        """Whether request ``request_id`` exists, or (for an email) one that holds this email."""
+        query: dict[str, Any] = {"_id": request_id}
+        if email_message_id is not None:
+            query = {"$or": [query, {"email_message_ids": email_message_id}]}
+        return await self._requests.find_one(query, {"_id": 1}) is not None
+
     async def request_for_email_thread(
         self, message_ids: tuple[str, ...], *, session: AsyncClientSession
     ) -> tuple[str, str] | None:

@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.delivery import (
+    DatabaseUnavailable,
     DeliveryPolicy,
     Inbound,
     LedgerTransaction,
@@ -108,3 +110,62 @@ async def test_a_failing_message_rolls_back_its_batch_and_only_itself_is_dead_le
     (dead,) = publisher.on("orders.v1.dlq")
     assert (dead[1], dead[3]["x-error-reason"]) == ("O-2", "handler_failed")
     assert await database.processed_messages.count_documents({}) == 2
+
+
+async def test_processed_keys_older_than_the_retention_are_pruned_by_index_in_chunks(
+    ledger: MongoLedger,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    keys = ledger.database.processed_messages
+    now = datetime.now(UTC)
+    await keys.insert_many(
+        [
+            {"_id": f"old-{day}-{n}", "processed_at": now - timedelta(days=40 + day)}
+            for day in range(5)
+            for n in range(5)
+        ]
+        + [{"_id": f"new-{n}", "processed_at": now - timedelta(days=n)} for n in range(7)]
+    )
+    cutoff = {"processed_at": {"$lt": now - timedelta(days=30)}}
+    plan = await keys.find(cutoff, {"_id": 1}).sort("processed_at", 1).limit(3).explain()
+    assert "IXSCAN" in str(plan["queryPlanner"]["winningPlan"])  # no collection scan
+
+    assert await ledger.prune_processed(older_than=timedelta(days=30), chunk_size=3, max_chunks=4) == 12
+    assert await ledger.prune_processed(older_than=timedelta(days=30), chunk_size=3) == 13  # goes on
+    assert sorted([doc["_id"] async for doc in keys.find()]) == [f"new-{n}" for n in range(7)]
+
+
+async def test_an_outbox_entry_is_quarantined_with_its_reason_and_leaves_the_outbox(
+    ledger: MongoLedger,
+) -> None:
+    message = OutgoingMessage("evt-Q", "orders.accepted.v1", "Q", b"x" * 100)
+    async with ledger.transaction() as transaction:
+        transaction.begin("order:Q")
+        transaction.emit(message)
+    await ledger.quarantine(message, "too large")
+    assert await ledger.unpublished() == []
+    stored = await ledger.database.outbox_quarantine.find_one({"_id": "evt-Q"})
+    assert stored is not None
+    assert (stored["reason"], stored["value"], stored["topic"]) == (
+        "too large",
+        b"x" * 100,
+        "orders.accepted.v1",
+    )
+
+
+async def test_a_database_that_does_not_answer_is_an_outage_not_a_dead_letter() -> None:
+    from crs.stack import find_free_port
+
+    client = AsyncMongoClient[dict[str, Any]](
+        f"mongodb://127.0.0.1:{find_free_port()}/?directConnection=true",
+        serverSelectionTimeoutMS=300,
+        tz_aware=True,
+    )
+    unreachable = MongoLedger(client, client.nowhere)
+    assert not await unreachable.answers()
+    publisher = RecordingPublisher()
+    reliable = ReliableConsumer("test", unreachable, publisher, POLICY)
+    with pytest.raises(DatabaseUnavailable):
+        await consume(reliable, [inbound("O-1", 1)], CountingHandler(client.nowhere))
+    assert publisher.sent == []

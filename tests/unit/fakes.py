@@ -47,7 +47,10 @@ class FakeLedger:
 
     processed: set[str] = field(default_factory=set)
     outbox: dict[str, tuple[str, OutgoingMessage, bool]] = field(default_factory=dict)
+    quarantined: dict[str, tuple[OutgoingMessage, str]] = field(default_factory=dict)
     fail_next_commits: int = 0
+    commit_error: Callable[[], BaseException] = lambda: ConnectionError("database went away during commit")
+    down: bool = False
     commits: int = 0
 
     @asynccontextmanager
@@ -58,7 +61,7 @@ class FakeLedger:
             await action()
         if self.fail_next_commits:
             self.fail_next_commits -= 1
-            raise ConnectionError("database went away during commit")
+            raise self.commit_error()
         self.commits += 1
         self.processed.update(transaction.marks)
         for source_key, message in transaction.outgoing:
@@ -80,6 +83,13 @@ class FakeLedger:
 
     def is_unavailable(self, error: BaseException) -> bool:
         return isinstance(error, ConnectionError)
+
+    async def answers(self) -> bool:
+        return not self.down
+
+    async def quarantine(self, message: OutgoingMessage, reason: str) -> None:
+        self.outbox.pop(message.message_id, None)
+        self.quarantined[message.message_id] = (message, reason)
 
     async def mark_published(self, message_ids: Sequence[str]) -> None:
         for message_id in message_ids:
