@@ -17,6 +17,7 @@ from shared.money import Amount, CurrencyCode, Money
 
 CandidateNumber = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
 MAX_CANDIDATES = 20
+MAX_STATED_AMOUNTS = 50
 
 
 class InternalEvent(BaseModel):
@@ -98,7 +99,9 @@ class RequestDetails(BaseModel):
         "customer's invoices has it and no worded candidate named one",
     )
     stated_amounts: tuple[StatedAmount, ...] = Field(
-        default=(), max_length=50, description="Amounts in the text, with their roles"
+        default=(),
+        max_length=MAX_STATED_AMOUNTS,
+        description="Amounts in the text, with their roles (the first ones, when a text states more)",
     )
     paid_amount: Money | None = Field(default=None, description="What the customer says they paid")
     payment_date: date | None = Field(default=None, description="When the customer says they paid")
