@@ -11,10 +11,13 @@ How inbound messages are handled (:meth:`ReliableConsumer.consume_batch`):
    message per transaction if the batch fails), because database round trips are what limit
    throughput. A crash anywhere before the commit leaves no trace, and the
    broker redelivers (offsets are committed only after the handler returns).
-3. After the commit, the events of that message still in the outbox are published and marked.
-   A crash between the commit and the publish loses nothing: the redelivered message finds its
-   key recorded and publishes what is still pending, and :meth:`ReliableConsumer.sweep_outbox`
-   publishes leftovers on a timer as well. Consumers downstream drop repeats by event id, so the
+3. After the commit, the events of that message still in the outbox are published and marked,
+   after any event of the same keys an earlier transaction left unpublished: a request's events
+   leave in the order they were committed. A crash between the commit and the publish loses
+   nothing: the redelivered message finds its key recorded and publishes what is still pending,
+   and :meth:`ReliableConsumer.sweep_outbox` publishes leftovers on a timer as well (one replica at
+   a time, holding a lease, and only entries older than a grace period, so that it does not race
+   the replica that is publishing them). Consumers downstream drop repeats by event id, so the
    at-least-once publishing is harmless.
 4. A handler that keeps failing is retried a bounded number of times with exponential backoff,
    then dead-lettered, and the consumer moves on to the next message. When the failure is the
@@ -145,14 +148,27 @@ class Ledger(Protocol):
         self,
         *,
         source_keys: Sequence[str] | None = None,
+        keys: Sequence[str] | None = None,
         older_than: timedelta | None = None,
-        limit: int = 500,
-    ) -> list[OutgoingMessage]: ...
+        limit: int | None = 500,
+    ) -> list[OutgoingMessage]:
+        """Outbox entries not published yet, in the order they were committed.
+
+        Only those queued by the messages ``source_keys``, or with one of the record ``keys``, or
+        committed longer than ``older_than`` ago, as asked; at most ``limit`` (None: all).
+        """
 
     async def mark_published(self, message_ids: Sequence[str]) -> None: ...
 
     def is_unavailable(self, error: BaseException) -> bool:
         """Whether ``error`` means the database cannot be reached (not that the message is bad)."""
+
+
+class Lease(Protocol):
+    """A job that one replica of a service runs at a time (the outbox sweeper)."""
+
+    async def hold(self) -> bool:
+        """Take the lease or renew it; whether this replica holds it now."""
 
 
 class DatabaseUnavailable(Exception):
@@ -184,6 +200,9 @@ class DeliveryPolicy:
     max_message_bytes: int = 512 * 1024
     outbox_grace: timedelta = timedelta(seconds=5)
 
+
+SWEEP_CHUNK = 500
+"""Outbox entries the sweeper reads and publishes at a time."""
 
 PROCESSED = "processed"
 """Outcome of a message applied and committed."""
@@ -445,6 +464,21 @@ class ReliableConsumer:
         await self._publish_committed(transaction.emitted)
 
     async def _publish_committed(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Publish what a transaction committed, behind what the outbox still holds for its keys.
+
+        A request's events must leave in the order they were committed (the contract: statuses
+        in the order they happened). An event of the same key that an earlier transaction left
+        unpublished (a crash or a failed publish between its commit and its publish) goes first;
+        waiting for the sweeper would let this newer one overtake it. One indexed read per
+        publishing batch; an event someone else has published and marked meanwhile is not read
+        back, so it is not sent again.
+        """
+        if not messages:
+            return
+        keys = sorted({message.key for message in messages})
+        await self._publish_in_order(await self.ledger.unpublished(keys=keys, limit=None))
+
+    async def _publish_in_order(self, messages: Sequence[OutgoingMessage]) -> None:
         # Handed to the producer one by one (so they leave in order), acknowledged all together.
         acknowledgements = [await self._send(message) for message in messages]
         await asyncio.gather(*acknowledgements)
@@ -456,21 +490,60 @@ class ReliableConsumer:
     async def flush_outbox(
         self, *, source_keys: Sequence[str] | None = None, older_than: timedelta | None = None
     ) -> int:
-        """Publish what is still in the outbox (for some messages, or everything old enough)."""
+        """Publish what is still in the outbox (for some messages, or everything old enough).
+
+        Each event goes out behind any earlier unpublished event of its key. Returns how many
+        entries were found to publish.
+        """
         pending = await self.ledger.unpublished(source_keys=source_keys, older_than=older_than)
-        await self._publish_committed(pending)
+        if source_keys is not None:
+            await self._publish_committed(pending)
+        else:  # every entry old enough, in commit order: the earlier ones of each key are among them
+            await self._publish_in_order(pending)
         return len(pending)
 
-    async def sweep_outbox(self, interval_seconds: float) -> None:
-        """Forever: publish outbox entries a crash left behind. Run as a background task."""
+    async def sweep_once(self, lease: Lease | None = None) -> int:
+        """Publish the entries older than the grace period, if this replica holds the sweeper lease.
+
+        The grace period leaves an entry to the replica that committed it and is publishing it
+        right now; the lease keeps several replicas from sending the same leftovers at once.
+        Both make a repeat rare; neither can rule it out (a replica that dies between the
+        broker's acknowledgement and the mark leaves an entry that goes out again), which the
+        event ids downstream absorb. Returns how many entries were published.
+        """
+        published = 0
+        while lease is None or await lease.hold():  # renewed for every chunk of a long backlog
+            chunk = await self.ledger.unpublished(older_than=self.policy.outbox_grace, limit=SWEEP_CHUNK)
+            await self._publish_in_order(chunk)
+            published += len(chunk)
+            if len(chunk) < SWEEP_CHUNK:
+                break
+        return published
+
+    async def sweep_outbox(
+        self,
+        interval_seconds: float,
+        *,
+        lease: Lease | None = None,
+        on_failure: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        """Forever: publish outbox entries a crash left behind. Run as a background task.
+
+        The first pass runs at once: it is the start-up flush of what a previous run of the
+        service committed but did not get out, with the same grace period and lease as every
+        later pass. A failing pass is logged (and reported to ``on_failure``) and never stops
+        the service: the next pass tries again.
+        """
         while True:
-            await asyncio.sleep(interval_seconds)
             try:
-                published = await self.flush_outbox(older_than=self.policy.outbox_grace)
+                published = await self.sweep_once(lease)
                 if published:
                     log.info("outbox.swept", published=published)
             except Exception as error:  # noqa: BLE001 - the sweeper must outlive a bad moment
                 log.warning("outbox.sweep_failed", error=str(error))
+                if on_failure is not None:
+                    on_failure(error)
+            await asyncio.sleep(interval_seconds)
 
     async def _publish(self, message: OutgoingMessage) -> None:
         await (await self._send(message))

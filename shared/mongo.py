@@ -15,7 +15,7 @@ from weakref import WeakKeyDictionary
 from pymongo import ASCENDING, AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, PyMongoError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from shared.delivery import LedgerTransaction, OutgoingMessage
 
@@ -141,6 +141,8 @@ class MongoLedger:
             [("published", ASCENDING), ("created_at", ASCENDING), ("position", ASCENDING)]
         )
         await self._database.outbox.create_index([("source_key", ASCENDING), ("published", ASCENDING)])
+        # What a request still has unpublished, read before each publish to keep its events in order.
+        await self._database.outbox.create_index([("key", ASCENDING), ("published", ASCENDING)])
         # Published entries are history: keep them a week for inspection, then let MongoDB drop them.
         await self._database.outbox.create_index("published_at", expireAfterSeconds=7 * 24 * 3600)
 
@@ -155,15 +157,23 @@ class MongoLedger:
         self,
         *,
         source_keys: Sequence[str] | None = None,
+        keys: Sequence[str] | None = None,
         older_than: timedelta | None = None,
-        limit: int = 500,
+        limit: int | None = 500,
     ) -> list[OutgoingMessage]:
         query: Document = {"published": False}
         if source_keys is not None:
             query["source_key"] = {"$in": list(source_keys)}
+        if keys is not None:
+            query["key"] = {"$in": list(keys)}
         if older_than is not None:
             query["created_at"] = {"$lt": datetime.now(UTC) - older_than}
-        cursor = self._database.outbox.find(query).sort([("created_at", 1), ("position", 1)]).limit(limit)
+        # Commit order: a transaction's entries share its created_at and keep their position. Entries
+        # of different replicas are ordered by their clocks, which is as good as a request needs:
+        # one request's consecutive events come from causally ordered steps.
+        cursor = self._database.outbox.find(query).sort([("created_at", 1), ("position", 1)])
+        if limit is not None:
+            cursor = cursor.limit(limit)
         return [
             OutgoingMessage(
                 message_id=entry["_id"], topic=entry["topic"], key=entry["key"], value=entry["value"].encode()
@@ -182,3 +192,46 @@ class MongoLedger:
             {"_id": {"$in": list(message_ids)}},
             {"$set": {"published": True, "published_at": datetime.now(UTC)}},
         )
+
+
+class MongoLease:
+    """A lease in the service's own database (``leases``): which replica runs a singleton job.
+
+    Holding it is one conditional upsert by ``_id``: it matches when the lease is ours or has
+    expired, and otherwise the upsert collides with the existing document (duplicate key), which
+    means another replica holds it. The collection stays tiny (one document per job), which
+    matters here: the local database server's findAndModify scans the whole collection.
+    Expiry compares the replicas' clocks: keep ``ttl`` well above their skew.
+    """
+
+    def __init__(
+        self,
+        database: AsyncDatabase[Document],
+        name: str,
+        *,
+        holder: str,
+        ttl: timedelta,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._leases = database.leases
+        self.name = name
+        self.holder = holder
+        self._ttl = ttl
+        self._clock = clock
+
+    async def hold(self) -> bool:
+        """Take the lease or renew it for ``ttl``; whether this replica holds it now."""
+        now = self._clock()
+        try:
+            await self._leases.update_one(
+                {"_id": self.name, "$or": [{"holder": self.holder}, {"expires_at": {"$lt": now}}]},
+                {"$set": {"holder": self.holder, "expires_at": now + self._ttl, "renewed_at": now}},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def release(self) -> None:
+        """Give the lease up (a clean stop), so another replica need not wait for it to expire."""
+        await self._leases.delete_one({"_id": self.name, "holder": self.holder})

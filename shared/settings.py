@@ -44,6 +44,11 @@ class ServiceSettings(BaseSettings):
     retry_backoff_seconds: float = Field(default=0.2, gt=0)
     max_message_bytes: int = Field(default=512 * 1024, description="Larger messages go to the DLQ")
     outbox_sweep_seconds: float = Field(default=2.0, gt=0)
+    outbox_grace_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="The sweeper leaves younger outbox entries to the replica that is publishing them",
+    )
 
     def model_post_init(self, __context: object) -> None:
         # Defaults that follow from the service's name, so subclasses only name themselves.

@@ -68,14 +68,17 @@ class FakeLedger:
         self,
         *,
         source_keys: Sequence[str] | None = None,
+        keys: Sequence[str] | None = None,
         older_than: timedelta | None = None,
-        limit: int = 500,
+        limit: int | None = 500,
     ) -> list[OutgoingMessage]:
         del older_than  # every entry counts as old enough in a fake
         return [
             message
-            for key, message, published in self.outbox.values()
-            if not published and (source_keys is None or key in source_keys)
+            for source_key, message, published in self.outbox.values()
+            if not published
+            and (source_keys is None or source_key in source_keys)
+            and (keys is None or message.key in keys)
         ][:limit]
 
     def is_unavailable(self, error: BaseException) -> bool:
