@@ -108,6 +108,7 @@ class ServiceRuntime:
     _background: list[asyncio.Task[None]] = field(default_factory=list)
     _catch_up: CatchUp | None = None
     _sweeper_lease: MongoLease | None = None
+    _replays_registered: bool = False
 
     @property
     def catch_up(self) -> CatchUp:
@@ -160,7 +161,7 @@ class ServiceRuntime:
             async def handle(message: KafkaMessage) -> None:
                 try:
                     await handler(message)
-                except BaseException as error:
+                except Exception as error:
                     # The batch comes back (not committed): the database or the broker is away.
                     self.catch_up.fell_behind(f"handler of {group_id} failed: {type(error).__name__}")
                     raise
@@ -209,8 +210,9 @@ class ServiceRuntime:
         original topic, partition and offset, so idempotency keys and audit's place of record are
         those of the original.
         """
-        if not self._handlers:
+        if not self._handlers or self._replays_registered:
             return
+        self._replays_registered = True
         topic = replay_topic(self.settings.service_name)
 
         async def on_replay(message: KafkaMessage) -> None:
