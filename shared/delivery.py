@@ -160,6 +160,9 @@ class Ledger(Protocol):
 
     async def mark_published(self, message_ids: Sequence[str]) -> None: ...
 
+    async def set_aside(self, message_id: str, *, reason: str) -> None:
+        """Take an entry the broker will never accept out of the outbox, keeping it and why."""
+
     def is_unavailable(self, error: BaseException) -> bool:
         """Whether ``error`` means the database cannot be reached (not that the message is bad)."""
 
@@ -265,6 +268,8 @@ class ReliableConsumer:
     publish: Publisher
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     observer: DeliveryObserver = field(default_factory=NoObserver)
+    refused_for_good: Callable[[BaseException], bool] = lambda _: False
+    """Whether a publish error means the broker will never take that record (too large)."""
 
     async def consume_batch(
         self,
@@ -479,13 +484,46 @@ class ReliableConsumer:
         await self._publish_in_order(await self.ledger.unpublished(keys=keys, limit=None))
 
     async def _publish_in_order(self, messages: Sequence[OutgoingMessage]) -> None:
-        # Handed to the producer one by one (so they leave in order), acknowledged all together.
-        acknowledgements = [await self._send(message) for message in messages]
-        await asyncio.gather(*acknowledgements)
-        for message in messages:
+        """Publish in order, mark what the broker acknowledged; set aside what it never will take.
+
+        An entry the broker refuses for good (too large) would otherwise block every later event of
+        its key, since those go out behind it: it is set aside in the ledger, with the error, and
+        logged. Any other failure reaches the caller once what was acknowledged is marked.
+        """
+        in_flight: list[tuple[OutgoingMessage, Awaitable[object]]] = []
+        refused: list[tuple[OutgoingMessage, BaseException]] = []
+        failure: BaseException | None = None
+        for message in messages:  # handed to the producer one by one, so they leave in order
+            try:
+                in_flight.append((message, await self._send(message)))
+            except Exception as send_error:  # noqa: BLE001 - told apart here, re-raised below
+                if not self.refused_for_good(send_error):
+                    failure = send_error
+                    break
+                refused.append((message, send_error))
+        results = await asyncio.gather(*(ack for _, ack in in_flight), return_exceptions=True)
+        published: list[OutgoingMessage] = []
+        for (message, _), result in zip(in_flight, results, strict=True):
+            if not isinstance(result, BaseException):
+                published.append(message)
+            elif self.refused_for_good(result):
+                refused.append((message, result))
+            elif failure is None:
+                failure = result
+        for message in published:
             self.observer.event_published(message)
-        if messages:
-            await self.ledger.mark_published([message.message_id for message in messages])
+        if published:
+            await self.ledger.mark_published([message.message_id for message in published])
+        for message, error in refused:
+            log.error(
+                "outbox.refused_by_broker",
+                message_id=message.message_id,
+                topic=message.topic,
+                error=str(error),
+            )
+            await self.ledger.set_aside(message.message_id, reason=f"{type(error).__name__}: {error}")
+        if failure is not None:
+            raise failure
 
     async def flush_outbox(
         self, *, source_keys: Sequence[str] | None = None, older_than: timedelta | None = None

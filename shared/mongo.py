@@ -187,6 +187,16 @@ class MongoLedger:
             return True
         return isinstance(error, PyMongoError) and error.has_error_label("TransientTransactionError")
 
+    async def set_aside(self, message_id: str, *, reason: str) -> None:
+        """Move the entry to ``outbox_refused`` (kept for an operator, with the error)."""
+        entry = await self._database.outbox.find_one({"_id": message_id})
+        if entry is None:
+            return
+        await self._database.outbox_refused.replace_one(
+            {"_id": message_id}, {**entry, "reason": reason, "refused_at": datetime.now(UTC)}, upsert=True
+        )
+        await self._database.outbox.delete_one({"_id": message_id})
+
     async def mark_published(self, message_ids: Sequence[str]) -> None:
         await self._database.outbox.update_many(
             {"_id": {"$in": list(message_ids)}},

@@ -24,7 +24,12 @@ from typing import Any, TypeVar
 
 import structlog
 import uvicorn
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.kafka import KafkaBroker, KafkaMessage
@@ -448,8 +453,14 @@ def build_runtime(
                 outbox_grace=timedelta(seconds=settings.outbox_grace_seconds),
             ),
             observer=metrics,
+            refused_for_good=too_large_for_the_broker,
         ),
     )
+
+
+def too_large_for_the_broker(error: BaseException) -> bool:
+    """The producer or the broker will never take this record, however often it is sent."""
+    return isinstance(error, MessageSizeTooLargeError | RecordListTooLargeError | RecordTooLargeError)
 
 
 async def serve(app: AsgiFastStream, settings: ServiceSettings) -> None:

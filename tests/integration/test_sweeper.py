@@ -32,6 +32,7 @@ from shared.delivery import (
 )
 from shared.kafka import BrokerPublisher, ensure_topics
 from shared.mongo import MongoLedger, build_mongo_client
+from shared.runtime import too_large_for_the_broker
 from tests.support import Servers, isolated_settings, mongo, records_now, running_service, unique, wait_until
 
 pytestmark = pytest.mark.integration
@@ -213,3 +214,34 @@ async def test_a_request_s_events_leave_in_the_order_they_were_committed(servers
     await client.close()
     first_seen = list(dict.fromkeys(record.value["number"] for record in records))
     assert first_seen == [1, 2]
+
+
+async def test_an_event_the_broker_never_takes_is_set_aside_and_the_request_s_next_events_go_out(
+    servers: Servers,
+) -> None:
+    topic = await new_topic(servers)
+    request_id = unique("REQ")
+    client = build_mongo_client(servers.mongodb_uri)
+    ledger = MongoLedger(client, client[unique("refused").lower().replace("-", "_")])
+    await ledger.ensure_indexes()
+    async with connected_broker(servers) as broker:
+        reliable = ReliableConsumer(
+            "test", ledger, BrokerPublisher(broker), refused_for_good=too_large_for_the_broker
+        )
+        huge = OutgoingMessage(f"{request_id}-evt-1", topic, request_id, b"x" * (2 * 1024 * 1024))
+        await reliable.run_in_transaction(lambda tx: _emit(tx, huge), source_key="timer:1")
+        await reliable.run_in_transaction(
+            lambda tx: _emit(tx, status_event(topic, request_id, 2)), source_key="timer:2"
+        )
+        records = await records_now(servers, [topic], lambda record: record.key == request_id)
+    refused = await ledger.database.outbox_refused.find_one({"_id": f"{request_id}-evt-1"})
+    left = await ledger.database.outbox.count_documents({"published": False})
+    await client.close()
+    assert [record.value["number"] for record in records] == [2]
+    assert refused is not None
+    assert "MessageSizeTooLarge" in refused["reason"]
+    assert left == 0
+
+
+async def _emit(tx: LedgerTransaction, message: OutgoingMessage) -> None:
+    tx.emit(message)

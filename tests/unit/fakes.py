@@ -49,6 +49,7 @@ class FakeLedger:
     outbox: dict[str, tuple[str, OutgoingMessage, bool]] = field(default_factory=dict)
     fail_next_commits: int = 0
     commits: int = 0
+    refused: dict[str, tuple[OutgoingMessage, str]] = field(default_factory=dict)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[FakeTransaction]:
@@ -83,6 +84,9 @@ class FakeLedger:
 
     def is_unavailable(self, error: BaseException) -> bool:
         return isinstance(error, ConnectionError)
+
+    async def set_aside(self, message_id: str, *, reason: str) -> None:
+        self.refused[message_id] = (self.outbox.pop(message_id)[1], reason)
 
     async def mark_published(self, message_ids: Sequence[str]) -> None:
         for message_id in message_ids:
