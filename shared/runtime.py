@@ -88,6 +88,11 @@ def _origin_of_record(record: Any) -> MessageOrigin:
     )
 
 
+def new_replica_id() -> str:
+    """Who holds a lease: host, process and a random part (a restarted process is a new replica)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 @dataclass
 class ServiceRuntime:
     """The infrastructure of one service, built once in its composition root."""
@@ -103,9 +108,7 @@ class ServiceRuntime:
     startup_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     periodic_jobs: list[tuple[str, float, Callable[[], Awaitable[None]]]] = field(default_factory=list)
     ready: bool = False
-    replica_id: str = field(
-        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    )
+    replica_id: str = field(default_factory=new_replica_id)
     # Every subscriber with its consumer group: where consumer lag and catching up are read from.
     _subscribers: list[SubscriberProgress] = field(default_factory=list)
     # The handler of each consumed topic, for replays addressed to this service.
@@ -392,11 +395,6 @@ class ServiceRuntime:
             on_shutdown=[self._on_shutdown],
             after_shutdown=[self._after_shutdown],
         )
-
-
-def _new_replica_id() -> str:
-    """Who holds a lease: host, process and a random part (a restarted process is a new replica)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def _original_record(record: Any) -> Any | None:
