@@ -60,6 +60,8 @@ class OutgoingMessage:
     topic: str
     key: str
     value: bytes
+    committed_at: datetime | None = field(default=None, compare=False)
+    """When its transaction committed, as read back from the outbox (None: not read back)."""
 
     @classmethod
     def of(cls, *, topic: str, key: str, event: BaseModel, message_id: str) -> OutgoingMessage:
@@ -270,6 +272,10 @@ class ReliableConsumer:
     observer: DeliveryObserver = field(default_factory=NoObserver)
     refused_for_good: Callable[[BaseException], bool] = lambda _: False
     """Whether a publish error means the broker will never take that record (too large)."""
+    # Outbox entries this process has handed to the producer and not yet seen acknowledged, and
+    # those whose publish failed here (they go before the next event of their key, however young).
+    _in_flight: set[str] = field(default_factory=set, init=False, repr=False)
+    _failed_here: set[str] = field(default_factory=set, init=False, repr=False)
 
     async def consume_batch(
         self,
@@ -469,61 +475,92 @@ class ReliableConsumer:
         await self._publish_committed(transaction.emitted)
 
     async def _publish_committed(self, messages: Sequence[OutgoingMessage]) -> None:
-        """Publish what a transaction committed, behind what the outbox still holds for its keys.
+        """Publish what a transaction committed, behind what the outbox left behind for its keys.
 
         A request's events must leave in the order they were committed (the contract: statuses
         in the order they happened). An event of the same key that an earlier transaction left
         unpublished (a crash or a failed publish between its commit and its publish) goes first;
         waiting for the sweeper would let this newer one overtake it. One indexed read per
-        publishing batch; an event someone else has published and marked meanwhile is not read
-        back, so it is not sent again.
+        publishing batch. Not sent again: what someone has published and marked meanwhile, what
+        this process has handed to the producer already (it is ahead in the producer's queue),
+        and what another replica committed within the grace period (it is publishing it now;
+        past the grace period it counts as left behind).
         """
         if not messages:
             return
+        ours = {message.message_id for message in messages}
         keys = sorted({message.key for message in messages})
-        await self._publish_in_order(await self.ledger.unpublished(keys=keys, limit=None))
+        pending = await self.ledger.unpublished(keys=keys, limit=None)
+        await self._publish_in_order([entry for entry in pending if self._ours_to_send(entry, ours)])
+
+    def _ours_to_send(self, entry: OutgoingMessage, ours: set[str]) -> bool:
+        if entry.message_id in ours or entry.message_id in self._failed_here or entry.committed_at is None:
+            return True
+        return datetime.now(UTC) - entry.committed_at >= self.policy.outbox_grace
 
     async def _publish_in_order(self, messages: Sequence[OutgoingMessage]) -> None:
         """Publish in order, mark what the broker acknowledged; set aside what it never will take.
 
-        An entry the broker refuses for good (too large) would otherwise block every later event of
-        its key, since those go out behind it: it is set aside in the ledger, with the error, and
-        logged. Any other failure reaches the caller once what was acknowledged is marked.
+        An entry this process is publishing already (handed to the producer, not marked yet) is
+        skipped. An entry the broker refuses for good (too large) would otherwise block every later
+        event of its key, since those go out behind it: it is set aside in the ledger, with the
+        error, and logged. Any other failure reaches the caller once what was acknowledged is
+        marked; what failed is remembered, so that it goes out before the next event of its key.
         """
-        in_flight: list[tuple[OutgoingMessage, Awaitable[object]]] = []
-        refused: list[tuple[OutgoingMessage, BaseException]] = []
-        failure: BaseException | None = None
-        for message in messages:  # handed to the producer one by one, so they leave in order
+        messages = [message for message in messages if message.message_id not in self._in_flight]
+        handed: list[tuple[OutgoingMessage, Awaitable[object]]] = []
+        try:
+            failure = await self._hand_over(messages, handed)
+            await self._settle(messages, handed, failure)
+        finally:
+            self._in_flight.difference_update(message.message_id for message, _ in handed)
+
+    async def _hand_over(
+        self, messages: Sequence[OutgoingMessage], handed: list[tuple[OutgoingMessage, Awaitable[object]]]
+    ) -> BaseException | None:
+        """Hand ``messages`` to the producer one by one, so they leave in order; the first failure."""
+        for message in messages:
             try:
-                in_flight.append((message, await self._send(message)))
-            except Exception as send_error:  # noqa: BLE001 - told apart here, re-raised below
+                handed.append((message, await self._send(message)))
+                self._in_flight.add(message.message_id)
+            except Exception as send_error:  # noqa: BLE001 - told apart in _settle, re-raised there
                 if not self.refused_for_good(send_error):
-                    failure = send_error
-                    break
-                refused.append((message, send_error))
-        results = await asyncio.gather(*(ack for _, ack in in_flight), return_exceptions=True)
+                    return send_error
+                await self._set_aside(message, send_error)
+        return None
+
+    async def _settle(
+        self,
+        messages: Sequence[OutgoingMessage],
+        handed: Sequence[tuple[OutgoingMessage, Awaitable[object]]],
+        failure: BaseException | None,
+    ) -> None:
+        results = await asyncio.gather(*(ack for _, ack in handed), return_exceptions=True)
         published: list[OutgoingMessage] = []
-        for (message, _), result in zip(in_flight, results, strict=True):
+        for (message, _), result in zip(handed, results, strict=True):
             if not isinstance(result, BaseException):
                 published.append(message)
             elif self.refused_for_good(result):
-                refused.append((message, result))
+                await self._set_aside(message, result)
             elif failure is None:
                 failure = result
         for message in published:
             self.observer.event_published(message)
         if published:
             await self.ledger.mark_published([message.message_id for message in published])
-        for message, error in refused:
-            log.error(
-                "outbox.refused_by_broker",
-                message_id=message.message_id,
-                topic=message.topic,
-                error=str(error),
-            )
-            await self.ledger.set_aside(message.message_id, reason=f"{type(error).__name__}: {error}")
+            self._failed_here.difference_update(message.message_id for message in published)
         if failure is not None:
+            done = {message.message_id for message in published}
+            self._failed_here.update(
+                message.message_id for message in messages if message.message_id not in done
+            )
             raise failure
+
+    async def _set_aside(self, message: OutgoingMessage, error: BaseException) -> None:
+        log.error(
+            "outbox.refused_by_broker", message_id=message.message_id, topic=message.topic, error=str(error)
+        )
+        await self.ledger.set_aside(message.message_id, reason=f"{type(error).__name__}: {error}")
 
     async def flush_outbox(
         self, *, source_keys: Sequence[str] | None = None, older_than: timedelta | None = None

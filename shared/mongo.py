@@ -176,7 +176,11 @@ class MongoLedger:
             cursor = cursor.limit(limit)
         return [
             OutgoingMessage(
-                message_id=entry["_id"], topic=entry["topic"], key=entry["key"], value=entry["value"].encode()
+                message_id=entry["_id"],
+                topic=entry["topic"],
+                key=entry["key"],
+                value=entry["value"].encode(),
+                committed_at=entry.get("created_at"),
             )
             async for entry in cursor
         ]

@@ -245,3 +245,27 @@ async def test_an_event_the_broker_never_takes_is_set_aside_and_the_request_s_ne
 
 async def _emit(tx: LedgerTransaction, message: OutgoingMessage) -> None:
     tx.emit(message)
+
+
+async def test_an_entry_another_replica_committed_a_moment_ago_is_left_to_it(servers: Servers) -> None:
+    """Another replica is publishing its fresh entry right now: a later event of the request does not
+    send it too (a repeat); after the grace period it would count as left behind."""
+    topic = await new_topic(servers)
+    request_id = unique("REQ")
+    client = build_mongo_client(servers.mongodb_uri)
+    ledger = MongoLedger(client, client[unique("fresh").lower().replace("-", "_")])
+    await ledger.ensure_indexes()
+    await ledger.database.outbox.insert_one(outbox_entry(topic, request_id, 1, age=timedelta(0)))
+    async with connected_broker(servers) as broker:
+        reliable = ReliableConsumer(
+            "test", ledger, BrokerPublisher(broker), DeliveryPolicy(outbox_grace=timedelta(seconds=60))
+        )
+        await reliable.run_in_transaction(
+            lambda tx: _emit(tx, status_event(topic, request_id, 2)), source_key="timer:2"
+        )
+        records = await records_now(servers, [topic], lambda record: record.key == request_id)
+    fresh = await ledger.database.outbox.find_one({"_id": f"{request_id}-evt-1"})
+    await client.close()
+    assert [record.value["number"] for record in records] == [2]
+    assert fresh is not None
+    assert fresh["published"] is False

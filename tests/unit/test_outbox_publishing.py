@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -76,4 +77,45 @@ async def test_an_entry_the_broker_refuses_for_good_is_set_aside_and_blocks_noth
     assert [sent[3]["x-event-id"] for sent in publisher.sent] == ["REQ-1-2", "REQ-1-3"]
     assert list(ledger.refused) == ["REQ-1-1"]
     assert "TooLarge" in ledger.refused["REQ-1-1"][1]
+    assert await reliable.flush_outbox() == 0
+
+
+@dataclass
+class SlowBroker(RecordingPublisher):
+    """Acknowledges only when the test says so: publishes stay in flight meanwhile."""
+
+    pending: list[asyncio.Future[object]] = field(default_factory=list)
+    handed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def __call__(
+        self, value: bytes, *, topic: str, key: str | None, headers: dict[str, str]
+    ) -> Awaitable[object]:
+        self.sent.append((topic, key, value, headers))
+        acknowledged: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self.pending.append(acknowledged)
+        async with self.handed:
+            self.handed.notify_all()
+        return acknowledged
+
+    async def wait_until_handed(self, count: int) -> None:
+        async with self.handed:
+            await self.handed.wait_for(lambda: len(self.pending) >= count)
+
+    def acknowledge_all(self) -> None:
+        for acknowledged in self.pending:
+            if not acknowledged.done():
+                acknowledged.set_result(None)
+
+
+async def test_an_event_still_in_flight_is_not_sent_again_by_the_next_event_of_its_request() -> None:
+    """The ERP may acknowledge a posting before it is marked: the ack's status must not resend it."""
+    ledger, broker = FakeLedger(), SlowBroker()
+    reliable = ReliableConsumer("test", ledger, broker)
+    posting = asyncio.create_task(step(reliable, "REQ-1", 1))
+    await broker.wait_until_handed(1)  # handed to the producer, not acknowledged yet
+    closing = asyncio.create_task(step(reliable, "REQ-1", 2))
+    await broker.wait_until_handed(2)
+    broker.acknowledge_all()
+    await asyncio.gather(posting, closing)
+    assert [sent[3]["x-event-id"] for sent in broker.sent] == ["REQ-1-1", "REQ-1-2"]
     assert await reliable.flush_outbox() == 0
