@@ -31,7 +31,7 @@ from shared.delivery import (
     ReliableConsumer,
 )
 from shared.kafka import BrokerPublisher, ensure_topics
-from shared.mongo import MongoLedger, build_mongo_client
+from shared.mongo import MongoLease, MongoLedger, build_mongo_client
 from shared.runtime import too_large_for_the_broker
 from tests.support import Servers, isolated_settings, mongo, records_now, running_service, unique, wait_until
 
@@ -269,3 +269,28 @@ async def test_an_entry_another_replica_committed_a_moment_ago_is_left_to_it(ser
     assert [record.value["number"] for record in records] == [2]
     assert fresh is not None
     assert fresh["published"] is False
+
+
+async def test_the_sweeper_lease_is_held_by_one_replica_until_it_expires_or_is_given_up(
+    servers: Servers,
+) -> None:
+    client = build_mongo_client(servers.mongodb_uri)
+    database = client[unique("lease").lower().replace("-", "_")]
+    now = datetime.now(UTC)
+    clock = {"now": now}
+
+    def lease(holder: str) -> MongoLease:
+        return MongoLease(
+            database, "outbox-sweeper", holder=holder, ttl=timedelta(seconds=10), clock=lambda: clock["now"]
+        )
+
+    first, second = lease("replica-a"), lease("replica-b")
+    assert await first.hold()
+    assert not await second.hold()
+    assert await first.hold()  # renewed
+    clock["now"] = now + timedelta(seconds=11)  # the first stopped renewing (killed)
+    assert await second.hold()
+    assert not await first.hold()
+    await second.release()
+    assert await first.hold()
+    await client.close()
