@@ -167,7 +167,12 @@ class CatchUp:
         async with self._lock:
             if self._open:
                 return True
-            behind = await self._behind()
+            try:
+                behind = await self._behind()
+            except Exception as error:  # the broker mid-rebalance or away: ask again later
+                log.info("catch_up.check_failed", error=f"{type(error).__name__}: {error}", exc_info=error)
+                self._targets = None
+                return False
             if behind is None or behind:
                 self._log_waiting(behind)
                 return False

@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence, Set
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -272,9 +272,13 @@ class ReliableConsumer:
     observer: DeliveryObserver = field(default_factory=NoObserver)
     refused_for_good: Callable[[BaseException], bool] = lambda _: False
     """Whether a publish error means the broker will never take that record (too large)."""
-    # Outbox entries this process has handed to the producer and not yet seen acknowledged, and
-    # those whose publish failed here (they go before the next event of their key, however young).
-    _in_flight: set[str] = field(default_factory=set, init=False, repr=False)
+    already_published: Callable[[Sequence[OutgoingMessage]], Awaitable[set[str]]] | None = None
+    """Which of these outbox entries are on their topics already (left by a publisher that died
+    between the broker's acknowledgement and the mark); None: no way to tell, send them again."""
+    # Outbox entries a path of this process is publishing (from its commit, or from reading them
+    # back, to the mark), and those whose publish failed here (they go before the next event of
+    # their key, however young).
+    _claimed: set[str] = field(default_factory=set, init=False, repr=False)
     _failed_here: set[str] = field(default_factory=set, init=False, repr=False)
 
     async def consume_batch(
@@ -474,7 +478,7 @@ class ReliableConsumer:
             await work(transaction)
         await self._publish_committed(transaction.emitted)
 
-    async def _publish_committed(self, messages: Sequence[OutgoingMessage]) -> None:
+    async def _publish_committed(self, messages: Sequence[OutgoingMessage], *, fresh: bool = True) -> None:
         """Publish what a transaction committed, behind what the outbox left behind for its keys.
 
         A request's events must leave in the order they were committed (the contract: statuses
@@ -482,38 +486,80 @@ class ReliableConsumer:
         unpublished (a crash or a failed publish between its commit and its publish) goes first;
         waiting for the sweeper would let this newer one overtake it. One indexed read per
         publishing batch. Not sent again: what someone has published and marked meanwhile, what
-        this process has handed to the producer already (it is ahead in the producer's queue),
-        and what another replica committed within the grace period (it is publishing it now;
-        past the grace period it counts as left behind).
+        this process is publishing already, and what another replica committed within the grace
+        period (it is publishing it now; past the grace period it counts as left behind).
+
+        ``fresh``: ``messages`` were committed by this process just now and never handed to the
+        producer; otherwise (entries read back for a redelivered message) they may have gone out
+        before a crash, and are checked first (see :meth:`_publish_in_order`).
         """
         if not messages:
             return
         ours = {message.message_id for message in messages}
-        keys = sorted({message.key for message in messages})
-        pending = await self.ledger.unpublished(keys=keys, limit=None)
-        await self._publish_in_order([entry for entry in pending if self._ours_to_send(entry, ours)])
+        owned = {message_id for message_id in ours if message_id not in self._claimed} if fresh else set()
+        self._claimed.update(owned)  # from the commit on: no other path of this process sends them
+        try:
+            keys = sorted({message.key for message in messages})
+            pending = await self.ledger.unpublished(keys=keys, limit=None)
+            await self._publish_in_order(
+                [entry for entry in pending if self._ours_to_send(entry, ours)], fresh=owned, owned=owned
+            )
+        finally:
+            self._claimed.difference_update(owned)
 
     def _ours_to_send(self, entry: OutgoingMessage, ours: set[str]) -> bool:
         if entry.message_id in ours or entry.message_id in self._failed_here or entry.committed_at is None:
             return True
         return datetime.now(UTC) - entry.committed_at >= self.policy.outbox_grace
 
-    async def _publish_in_order(self, messages: Sequence[OutgoingMessage]) -> None:
-        """Publish in order, mark what the broker acknowledged; set aside what it never will take.
+    async def _publish_in_order(
+        self,
+        messages: Sequence[OutgoingMessage],
+        *,
+        fresh: Set[str] = frozenset(),
+        owned: Set[str] = frozenset(),
+    ) -> int:
+        """Publish in order and mark what the broker acknowledged; how many entries were dealt with.
 
-        An entry this process is publishing already (handed to the producer, not marked yet) is
-        skipped. An entry the broker refuses for good (too large) would otherwise block every later
-        event of its key, since those go out behind it: it is set aside in the ledger, with the
-        error, and logged. Any other failure reaches the caller once what was acknowledged is
-        marked; what failed is remembered, so that it goes out before the next event of its key.
+        Skipped: what another path of this process is publishing (``owned`` are this call's own
+        claims). An entry that is not ``fresh`` may have been sent before its publisher died
+        between the broker's acknowledgement and the mark: when the consumer can check the
+        topics (:attr:`already_published`), what is found there is only marked, not sent again.
+        An entry the broker refuses for good (too large) would otherwise block every later event
+        of its key, since those go out behind it: it is set aside in the ledger, with the error,
+        and logged. Any other failure reaches the caller once what was acknowledged is marked;
+        what failed is remembered, so that it goes out before the next event of its key.
         """
-        messages = [message for message in messages if message.message_id not in self._in_flight]
-        handed: list[tuple[OutgoingMessage, Awaitable[object]]] = []
+        messages = [m for m in messages if m.message_id in owned or m.message_id not in self._claimed]
+        claimed = {message.message_id for message in messages} - set(owned)
+        self._claimed.update(claimed)
         try:
+            messages = await self._not_yet_on_the_broker(messages, fresh)
+            handed: list[tuple[OutgoingMessage, Awaitable[object]]] = []
             failure = await self._hand_over(messages, handed)
             await self._settle(messages, handed, failure)
         finally:
-            self._in_flight.difference_update(message.message_id for message, _ in handed)
+            self._claimed.difference_update(claimed)
+        return len(claimed) + len(owned)
+
+    async def _not_yet_on_the_broker(
+        self, messages: Sequence[OutgoingMessage], fresh: Set[str]
+    ) -> list[OutgoingMessage]:
+        uncertain = [message for message in messages if message.message_id not in fresh]
+        if not uncertain or self.already_published is None:
+            return list(messages)
+        try:
+            found = await self.already_published(uncertain)
+        except Exception as error:  # noqa: BLE001 - cannot tell: send them, at least once
+            log.warning(
+                "outbox.check_failed", entries=len(uncertain), error=f"{type(error).__name__}: {error}"
+            )
+            return list(messages)
+        if found:
+            log.info("outbox.found_published", entries=len(found), checked=len(uncertain))
+            await self.ledger.mark_published(sorted(found))
+            self._failed_here.difference_update(found)
+        return [message for message in messages if message.message_id not in found]
 
     async def _hand_over(
         self, messages: Sequence[OutgoingMessage], handed: list[tuple[OutgoingMessage, Awaitable[object]]]
@@ -522,7 +568,6 @@ class ReliableConsumer:
         for message in messages:
             try:
                 handed.append((message, await self._send(message)))
-                self._in_flight.add(message.message_id)
             except Exception as send_error:  # noqa: BLE001 - told apart in _settle, re-raised there
                 if not self.refused_for_good(send_error):
                     return send_error
@@ -572,7 +617,7 @@ class ReliableConsumer:
         """
         pending = await self.ledger.unpublished(source_keys=source_keys, older_than=older_than)
         if source_keys is not None:
-            await self._publish_committed(pending)
+            await self._publish_committed(pending, fresh=False)
         else:  # every entry old enough, in commit order: the earlier ones of each key are among them
             await self._publish_in_order(pending)
         return len(pending)
@@ -589,9 +634,9 @@ class ReliableConsumer:
         published = 0
         while lease is None or await lease.hold():  # renewed for every chunk of a long backlog
             chunk = await self.ledger.unpublished(older_than=self.policy.outbox_grace, limit=SWEEP_CHUNK)
-            await self._publish_in_order(chunk)
-            published += len(chunk)
-            if len(chunk) < SWEEP_CHUNK:
+            dealt_with = await self._publish_in_order(chunk)
+            published += dealt_with
+            if len(chunk) < SWEEP_CHUNK or dealt_with == 0:  # the rest is being published here already
                 break
         return published
 

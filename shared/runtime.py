@@ -44,6 +44,7 @@ from shared.kafka import BrokerPublisher, build_broker, ensure_topics
 from shared.logging import configure_logging
 from shared.metrics import METRICS_CONTENT_TYPE, PartitionLag, ServiceMetrics
 from shared.mongo import Document, MongoLease, MongoLedger, build_mongo_client
+from shared.published_check import PublishedCheck
 from shared.settings import InfrastructureSettings, ServiceSettings
 from shared.topics import (
     ALL_TOPICS,
@@ -452,6 +453,7 @@ def build_runtime(
             ),
             observer=metrics,
             refused_for_good=too_large_for_the_broker,
+            already_published=PublishedCheck(infrastructure.kafka_bootstrap_servers),
         ),
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +32,7 @@ from shared.delivery import (
 )
 from shared.kafka import BrokerPublisher, ensure_topics
 from shared.mongo import MongoLease, MongoLedger, build_mongo_client
+from shared.published_check import PublishedCheck
 from shared.runtime import too_large_for_the_broker
 from tests.support import Servers, isolated_settings, mongo, records_now, running_service, unique, wait_until
 
@@ -294,3 +295,47 @@ async def test_the_sweeper_lease_is_held_by_one_replica_until_it_expires_or_is_g
     await second.release()
     assert await first.hold()
     await client.close()
+
+
+class DiesBeforeTheMark(MongoLedger):
+    """A ledger whose process dies after the broker acknowledged its events, before it marks them."""
+
+    async def mark_published(self, message_ids: Sequence[str]) -> None:
+        raise ConnectionError("killed between the broker's acknowledgement and the mark")
+
+
+async def test_what_went_out_before_a_crash_is_not_sent_again_after_it(servers: Servers) -> None:
+    """Killed between the broker's acknowledgement and the mark: the events are on the topic but
+    look unpublished. Whoever publishes them next (the sweeper, a redelivered message) reads the
+    topic back first and only marks them."""
+    topic = await new_topic(servers)
+    request_id = unique("REQ")
+    client = build_mongo_client(servers.mongodb_uri)
+    database = client[unique("readback").lower().replace("-", "_")]
+    async with connected_broker(servers) as broker:
+        dying_ledger = DiesBeforeTheMark(client, database)
+        await dying_ledger.ensure_indexes()
+        dying = ReliableConsumer("test", dying_ledger, BrokerPublisher(broker))
+        with pytest.raises(ConnectionError):
+            await dying.run_in_transaction(
+                lambda tx: _emit_all(tx, [status_event(topic, request_id, n) for n in (1, 2, 3)]),
+                source_key="timer:1",
+            )
+        restarted = ReliableConsumer(
+            "test",
+            MongoLedger(client, database),
+            BrokerPublisher(broker),
+            DeliveryPolicy(outbox_grace=timedelta(0)),
+            already_published=PublishedCheck(servers.bootstrap_servers),
+        )
+        await restarted.sweep_once()
+        records = await records_now(servers, [topic], lambda record: record.key == request_id)
+    left = await database.outbox.count_documents({"published": False})
+    await client.close()
+    assert [record.value["number"] for record in records] == [1, 2, 3]
+    assert left == 0
+
+
+async def _emit_all(tx: LedgerTransaction, messages: list[OutgoingMessage]) -> None:
+    for message in messages:
+        tx.emit(message)
