@@ -31,6 +31,7 @@ import random
 import shutil
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
@@ -238,6 +239,7 @@ async def run_kills(
         await stop_part(config, replica_part(plan.replica_service, "2"))
         await stack_up(config, timeout=180)
         await _settle(outcomes, request_ids, plan, say)
+        await _wait_for_audit(config.health_ports["audit"], say)
     finally:
         for task in observers:
             task.cancel()
@@ -430,6 +432,31 @@ async def _settle(
             return
         await asyncio.sleep(2.0)
     say(f"  settling: gave up after {plan.settle_timeout:.0f} s")
+
+
+async def _wait_for_audit(health_port: int, say: Callable[[str], None], timeout: float = 600) -> None:
+    """Until audit's consumer lag is zero (its /metrics), so that verification covers every record."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lag = await asyncio.to_thread(_audit_lag, health_port)
+        if lag == 0:
+            say("  audit has recorded everything")
+            return
+        await asyncio.sleep(2.0)
+    say(f"  audit still behind after {timeout:.0f} s: verifying what it has recorded")
+
+
+def _audit_lag(health_port: int) -> int | None:
+    """The sum of audit's ``crs_consumer_lag`` series; None when it cannot tell (no series yet)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{health_port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    lags = [
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("crs_consumer_lag{")
+    ]
+    return int(sum(lags)) if lags else None
 
 
 def build_parser() -> argparse.ArgumentParser:
