@@ -103,6 +103,22 @@ DEAD_LETTER_HEADERS = {
 }
 
 
+REPLAY_HEADERS = {
+    "type": "object",
+    "properties": {
+        name: {"type": "string", "description": meaning}
+        for name, meaning in (
+            (topics.REPLAY_FOR, "the service the replay is for"),
+            ("x-replayed-from", "the dead letter, <dlq topic>:<partition>:<offset>"),
+            (topics.REPLAY_ORIGINAL_TOPIC, "the topic the original message was consumed from"),
+            (topics.REPLAY_ORIGINAL_PARTITION, "its partition"),
+            (topics.REPLAY_ORIGINAL_OFFSET, "its offset"),
+            (topics.REPLAY_ORIGINAL_KEY, "its key"),
+        )
+    },
+}
+
+
 def _channel_id(topic: str) -> str:
     return topic.replace(".", "_")
 
@@ -146,6 +162,20 @@ def build_document() -> dict[str, Any]:
                 "action": "send",
                 "channel": {"$ref": f"#/channels/{dead_letters}"},
             }
+    for service in topics.REPLAYED_SERVICES:
+        replays = _channel_id(topics.replay_topic(service))
+        channels[replays] = {
+            "address": topics.replay_topic(service),
+            "description": f"Dead letters {service} failed on, sent back to it alone by `crs dlq replay`.",
+            "messages": {"Replay": {"$ref": "#/components/messages/Replay"}},
+        }
+        operations[f"receive_{replays}"] = {"action": "receive", "channel": {"$ref": f"#/channels/{replays}"}}
+    messages["Replay"] = {
+        "name": "Replay",
+        "summary": "A dead letter's original bytes and key, handled as if read from its original place.",
+        "payload": {"description": "the original value, unchanged"},
+        "headers": REPLAY_HEADERS,
+    }
     messages["DeadLetter"] = {
         "name": "DeadLetter",
         "summary": "The original bytes of a message that could not be processed, with why and from where.",

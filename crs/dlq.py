@@ -2,11 +2,23 @@
 
 A dead letter (``<topic>.dlq``, written by ``shared.delivery``) holds the original bytes and key,
 with headers saying why it failed and where it came from. Each is named by its place,
-``<dlq topic>:<partition>:<offset>``. Replaying publishes the original bytes to the original
-topic with the original key and an ``x-replayed-from`` header, and records the replay in the
-``crs_ops`` database (``replays``), so the same dead letter is not sent twice by accident
-(``--force`` sends it again; the consuming services are idempotent anyway, so a second copy of a
-message they already processed changes nothing).
+``<dlq topic>:<partition>:<offset>``. Replaying sends the original bytes and key back to the one
+service that failed on it (``x-failed-service``), on that service's own replay topic
+``replays.<service>.v1``, with headers naming the original topic, partition, offset and key and
+the dead letter (``x-replayed-from``); the service hands it to the handler of the original topic
+as if read from there. Not to the original topic: every consumer of that one would read it again,
+so a record audit failed on, replayed on ``erp.resolutions.v1``, would reach the ERP a second
+time. A dead letter that names no service of ours (written before the header existed, or by a
+foreign tool) goes to its original topic, as before.
+
+Audit and replays: a replay for audit is recorded at its original place (topic, partition,
+offset), as if audit had not failed on it, so its record and hash chains hold the original once.
+A replay for another service is not on a request topic, so audit does not record the replay
+itself (``crs_ops.replays`` does); what the service emits on handling it, audit records as usual.
+
+The replay is recorded in the ``crs_ops`` database (``replays``), so the same dead letter is not
+sent twice by accident (``--force`` sends it again; the consuming services are idempotent anyway,
+so a second copy of a message they already processed changes nothing).
 """
 
 from __future__ import annotations
@@ -14,7 +26,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +36,18 @@ from pymongo import ReplaceOne
 from crs.io import TopicRecord, producer
 from crs.progress import Progress
 from shared.mongo import build_mongo_client
-from shared.topics import CONSUMED_TOPICS, DLQ_SUFFIX, dead_letter_topic
+from shared.topics import (
+    CONSUMED_TOPICS,
+    DLQ_SUFFIX,
+    REPLAY_FOR,
+    REPLAY_ORIGINAL_KEY,
+    REPLAY_ORIGINAL_OFFSET,
+    REPLAY_ORIGINAL_PARTITION,
+    REPLAY_ORIGINAL_TOPIC,
+    REPLAYED_SERVICES,
+    dead_letter_topic,
+    replay_topic,
+)
 
 OPS_DATABASE = "crs_ops"
 REPLAYED_FROM = "x-replayed-from"
@@ -65,6 +88,40 @@ class DeadLetter:
     @property
     def original_key(self) -> str | None:
         return self.record.headers.get("x-original-key") or self.record.key
+
+    @property
+    def failed_service(self) -> str | None:
+        """The service of ours that gave up on it, if the dead letter names one."""
+        service = self.record.headers.get("x-failed-service")
+        return service if service in REPLAYED_SERVICES else None
+
+
+@dataclass(frozen=True)
+class ReplayTarget:
+    """Where a replay goes: a topic and the headers that say what it is."""
+
+    topic: str
+    headers: list[tuple[str, bytes]]
+
+
+def replay_target(letter: DeadLetter) -> ReplayTarget:
+    """The failed service's replay topic with the original's place; else the original topic."""
+    replayed_from = (REPLAYED_FROM, letter.id.encode())
+    service = letter.failed_service
+    if service is None:
+        return ReplayTarget(letter.original_topic, [replayed_from])
+    headers = letter.record.headers
+    return ReplayTarget(
+        replay_topic(service),
+        [
+            replayed_from,
+            (REPLAY_FOR, service.encode()),
+            (REPLAY_ORIGINAL_TOPIC, letter.original_topic.encode()),
+            (REPLAY_ORIGINAL_PARTITION, headers.get("x-original-partition", "0").encode()),
+            (REPLAY_ORIGINAL_OFFSET, headers.get("x-original-offset", "-1").encode()),
+            (REPLAY_ORIGINAL_KEY, (letter.original_key or "").encode()),
+        ],
+    )
 
 
 def select(
@@ -208,6 +265,8 @@ class ReplayOutcome:
     replayed: list[str]
     skipped: list[str]
     """Already replayed before, left alone without --force."""
+    sent_to: dict[str, str] = field(default_factory=dict)
+    """The topic each replayed dead letter was (or would be) sent to, by id."""
 
 
 async def replay(
@@ -221,21 +280,24 @@ async def replay(
     now: datetime | None = None,
     ops_database: str = OPS_DATABASE,
 ) -> ReplayOutcome:
-    """Send the dead letters' original bytes back to their original topics, and record that."""
+    """Send the dead letters' original bytes back to the service that failed on each, and record that."""
     to_send = [letter for letter in letters if force or letter.replayed_at is None]
     skipped = [letter.id for letter in letters if letter not in to_send]
+    targets = {letter.id: replay_target(letter) for letter in to_send}
+    sent_to = {letter_id: target.topic for letter_id, target in targets.items()}
     if dry_run or not to_send:
-        return ReplayOutcome([letter.id for letter in to_send], skipped)
+        return ReplayOutcome([letter.id for letter in to_send], skipped, sent_to)
     counter = Progress("replay", total=len(to_send), unit="dead letters", enabled=progress)
     replayed_at = now or datetime.now(UTC)
     async with producer(bootstrap_servers) as client:
         for letter in to_send:
             key = letter.original_key
+            target = targets[letter.id]
             await client.send_and_wait(
-                letter.original_topic,
+                target.topic,
                 letter.record.raw,
                 key=key.encode() if key is not None else None,
-                headers=[(REPLAYED_FROM, letter.id.encode())],
+                headers=target.headers,
             )
             counter.advance()
     counter.finish()
@@ -249,6 +311,7 @@ async def replay(
                         "_id": letter.id,
                         "replayed_at": replayed_at,
                         "original_topic": letter.original_topic,
+                        "sent_to": sent_to[letter.id],
                         "key": letter.original_key,
                         "reason": letter.reason,
                     },
@@ -259,4 +322,4 @@ async def replay(
         )
     finally:
         await mongo.close()
-    return ReplayOutcome([letter.id for letter in to_send], skipped)
+    return ReplayOutcome([letter.id for letter in to_send], skipped, sent_to)

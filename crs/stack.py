@@ -51,6 +51,8 @@ from shared.settings import (
 SERVICES: Final = tuple(LOCAL_HEALTH_PORTS)
 DEFAULT_HEALTH_PORTS: Final[Mapping[str, int]] = LOCAL_HEALTH_PORTS
 INFRA: Final = ("kafka", "mongodb")
+REPLICA_SEPARATOR: Final = "@"
+"""A second replica of a service is the part ``<service>@<name>`` (its own pid file and log)."""
 PARTS: Final = (*INFRA, *SERVICES)
 """Every part, in start order (``down`` stops them in the reverse order of these groups)."""
 
@@ -320,7 +322,7 @@ def _is_our_program(part: str, argv: Sequence[str]) -> bool:
     if part == "mongodb":
         # `python .../secantusd-py ...`, as the console script's shebang runs it.
         return any(Path(arg).name == "secantusd-py" for arg in argv[:2])
-    module = f"services.{part}"
+    module = f"services.{part.partition(REPLICA_SEPARATOR)[0]}"  # a replica runs its service's module
     return any(a == "-m" and b == module for a, b in itertools.pairwise(argv))
 
 
@@ -845,3 +847,74 @@ def find_free_port(host: str = "127.0.0.1") -> int:
         probe.bind((host, 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+# --------------------------------------------------------------------------------------------
+# Single parts, for the fault suite (`crs chaos kills`): kill one, start one, run a replica
+
+
+def kill_part(config: StackConfig, part: str) -> int | None:
+    """SIGKILL ``part`` (its process group) at once, as a crash would; the pid it had, if running.
+
+    Nothing is drained or flushed: what the part had in memory is gone, which is the point.
+    """
+    pid = _running_pid(config, part, remove_stale=True)
+    if pid is None:
+        return None
+    _signal_part(part, pid, signal.SIGKILL)
+    _kill_leftovers(pid)
+    config.pid_path(part).unlink(missing_ok=True)
+    child = _children.get(pid)
+    if child is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=_KILL_GRACE)  # reaped, so that its pid does not look alive
+    return pid
+
+
+async def start_part(config: StackConfig, part: str, *, wait: bool = True, timeout: float = 60) -> int:
+    """Start ``part`` (a service, ``kafka`` or ``mongodb``) if it is not running; its pid.
+
+    With ``wait``, returns once it is healthy (``StackStartError`` otherwise, as ``stack_up``).
+    """
+    pid = _running_pid(config, part, remove_stale=True)
+    if pid is None:
+        pid = _spawn(config, _launch(config, part))
+    if wait:
+        await _await_healthy(config, part, pid, asyncio.get_running_loop().time() + timeout)
+    return pid
+
+
+def replica_part(service: str, name: str) -> str:
+    """The part name of replica ``name`` of ``service``, e.g. ``resolution@2``."""
+    return f"{service}{REPLICA_SEPARATOR}{name}"
+
+
+async def start_replica(
+    config: StackConfig, service: str, *, name: str, health_port: int, timeout: float = 60
+) -> int:
+    """Start one more replica of ``service`` (same database and consumer groups) and wait for it.
+
+    It is the part ``<service>@<name>`` with a health port of its own; stop it with
+    :func:`kill_part` or :func:`stop_part`.
+    """
+    part = replica_part(service, name)
+    pid = _running_pid(config, part, remove_stale=True)
+    if pid is None:
+        launch = _launch(config, service)
+        env = {**launch.env, _health_port_variable(service): str(health_port)}
+        pid = _spawn(config, _Launch(part, launch.argv, env, launch.host, health_port, launch.port_variable))
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await _http_healthy("127.0.0.1", health_port):
+        if not _is_alive_and_ours(part, pid):
+            raise StackStartError(
+                part, f"{_exit_description(pid)} before it was healthy", config.log_path(part)
+            )
+        if asyncio.get_running_loop().time() >= deadline:
+            raise StackStartError(part, "not healthy in time", config.log_path(part))
+        await asyncio.sleep(_POLL_INTERVAL)
+    return pid
+
+
+async def stop_part(config: StackConfig, part: str, *, timeout: float = 20) -> bool:
+    """Stop ``part`` as ``stack_down`` stops it (SIGTERM, SIGKILL after ``timeout``); whether it ran."""
+    return await _stop_part(config, part, timeout)

@@ -16,12 +16,15 @@ How inbound messages are handled (:meth:`ReliableConsumer.consume_batch`):
    throughput. A crash anywhere before the commit leaves no trace, and the
    broker redelivers (offsets are committed only after the handler returns). An event too large
    for the broker never enters the outbox: its message fails for good instead.
-3. After the commit, the events of that message still in the outbox are published and marked.
-   A crash between the commit and the publish loses nothing: the redelivered message finds its
-   key recorded and publishes what is still pending, and :meth:`ReliableConsumer.sweep_outbox`
-   publishes leftovers on a timer as well. Consumers downstream drop repeats by event id, so the
+3. After the commit, the events of that message still in the outbox are published and marked,
+   after any event of the same keys an earlier transaction left unpublished: a request's events
+   leave in the order they were committed. A crash between the commit and the publish loses
+   nothing: the redelivered message finds its key recorded and publishes what is still pending,
+   and :meth:`ReliableConsumer.sweep_outbox` publishes leftovers on a timer as well (one replica at
+   a time, holding a lease, and only entries older than a grace period, so that it does not race
+   the replica that is publishing them). Consumers downstream drop repeats by event id, so the
    at-least-once publishing is harmless. An entry the broker refuses for good (too large, a key
-   that is not text) is quarantined with the reason instead of blocking the entries behind it.
+   that is not text) is set aside with the reason instead of blocking the entries behind it.
 4. A handler that keeps failing is retried a bounded number of times with exponential backoff,
    then dead-lettered, and the consumer moves on to the next message. When the failure is the
    database being unreachable (a network error, a time-out, a write-concern error, an unknown
@@ -43,7 +46,7 @@ import json
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence, Set
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -78,6 +81,8 @@ class OutgoingMessage:
     topic: str
     key: str
     value: bytes
+    committed_at: datetime | None = field(default=None, compare=False)
+    """When its transaction committed, as read back from the outbox (None: not read back)."""
 
     @classmethod
     def of(cls, *, topic: str, key: str, event: BaseModel, message_id: str) -> OutgoingMessage:
@@ -181,20 +186,33 @@ class Ledger(Protocol):
         self,
         *,
         source_keys: Sequence[str] | None = None,
+        keys: Sequence[str] | None = None,
         older_than: timedelta | None = None,
-        limit: int = 500,
-    ) -> list[OutgoingMessage]: ...
+        limit: int | None = 500,
+    ) -> list[OutgoingMessage]:
+        """Outbox entries not published yet, in the order they were committed.
+
+        Only those queued by the messages ``source_keys``, or with one of the record ``keys``, or
+        committed longer than ``older_than`` ago, as asked; at most ``limit`` (None: all).
+        """
 
     async def mark_published(self, message_ids: Sequence[str]) -> None: ...
 
-    async def quarantine(self, message: OutgoingMessage, reason: str) -> None:
-        """Take an outbox entry the broker refuses for good out of the outbox, keeping it with ``reason``."""
+    async def set_aside(self, message_id: str, *, reason: str) -> None:
+        """Take an entry the broker will never accept out of the outbox, keeping it and why."""
 
     def is_unavailable(self, error: BaseException) -> bool:
         """Whether ``error`` means the database cannot be reached (not that the message is bad)."""
 
     async def answers(self) -> bool:
         """Whether the database answers a ping now (asked when a message failed for good)."""
+
+
+class Lease(Protocol):
+    """A job that one replica of a service runs at a time (the outbox sweeper)."""
+
+    async def hold(self) -> bool:
+        """Take the lease or renew it; whether this replica holds it now."""
 
 
 class DatabaseUnavailable(Exception):
@@ -234,6 +252,9 @@ class DeliveryPolicy:
     outbox_grace: timedelta = timedelta(seconds=5)
     remembered_dead_letters: int = 100_000
 
+
+SWEEP_CHUNK = 500
+"""Outbox entries the sweeper reads and publishes at a time."""
 
 PROCESSED = "processed"
 """Outcome of a message applied and committed."""
@@ -313,11 +334,24 @@ class ReliableConsumer:
     publish: Publisher
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     observer: DeliveryObserver = field(default_factory=NoObserver)
+    refused_for_good: Callable[[BaseException], bool] = field(
+        default_factory=lambda: refused_for_good_by_broker  # defined below, with its peers
+    )
+    """Whether a publish error means the broker will never take that record (too large, a key that
+    is not text)."""
+    already_published: Callable[[Sequence[OutgoingMessage]], Awaitable[set[str]]] | None = None
+    """Which of these outbox entries are on their topics already (left by a publisher that died
+    between the broker's acknowledgement and the mark); None: no way to tell, send them again."""
     # Records dead-lettered lately (topic, partition, offset, timestamp, checksum): a batch that
     # comes back after an outage must not dead-letter them again.
     _dead_lettered: OrderedDict[tuple[str, int, int, int | None, int], None] = field(
         default_factory=OrderedDict, init=False, repr=False
     )
+    # Outbox entries a path of this process is publishing (from its commit, or from reading them
+    # back, to the mark), and those whose publish failed here (they go before the next event of
+    # their key, however young).
+    _claimed: set[str] = field(default_factory=set, init=False, repr=False)
+    _failed_here: set[str] = field(default_factory=set, init=False, repr=False)
 
     async def consume_batch(
         self,
@@ -622,83 +656,200 @@ class ReliableConsumer:
             )
         return None
 
-    async def _publish_committed(self, messages: Sequence[OutgoingMessage]) -> None:
-        """Publish committed outbox entries and mark those the broker took.
+    async def _publish_committed(self, messages: Sequence[OutgoingMessage], *, fresh: bool = True) -> None:
+        """Publish what a transaction committed, behind what the outbox left behind for its keys.
 
-        Handed to the producer one by one (so they leave in order), acknowledged all together. An
-        entry the broker refuses for good is quarantined, so it never holds up the entries behind
-        it; any other failure (the broker is unreachable) is raised once the entries that did get
-        out are marked.
+        A request's events must leave in the order they were committed (the contract: statuses
+        in the order they happened). An event of the same key that an earlier transaction left
+        unpublished (a crash or a failed publish between its commit and its publish) goes first;
+        waiting for the sweeper would let this newer one overtake it. One indexed read per
+        publishing batch. Not sent again: what someone has published and marked meanwhile, what
+        this process is publishing already, and what another replica committed within the grace
+        period (it is publishing it now; past the grace period it counts as left behind).
+
+        ``fresh``: ``messages`` were committed by this process just now and never handed to the
+        producer; otherwise (entries read back for a redelivered message) they may have gone out
+        before a crash, and are checked first (see :meth:`_publish_in_order`).
         """
-        in_flight: list[tuple[OutgoingMessage, Awaitable[object]]] = []
-        failure: BaseException | None = None
+        if not messages:
+            return
+        ours = {message.message_id for message in messages}
+        owned = {message_id for message_id in ours if message_id not in self._claimed} if fresh else set()
+        self._claimed.update(owned)  # from the commit on: no other path of this process sends them
+        try:
+            keys = sorted({message.key for message in messages})
+            pending = await self.ledger.unpublished(keys=keys, limit=None)
+            await self._publish_in_order(
+                [entry for entry in pending if self._ours_to_send(entry, ours)], fresh=owned, owned=owned
+            )
+        finally:
+            self._claimed.difference_update(owned)
+
+    def _ours_to_send(self, entry: OutgoingMessage, ours: set[str]) -> bool:
+        if entry.message_id in ours or entry.message_id in self._failed_here or entry.committed_at is None:
+            return True
+        return datetime.now(UTC) - entry.committed_at >= self.policy.outbox_grace
+
+    async def _publish_in_order(
+        self,
+        messages: Sequence[OutgoingMessage],
+        *,
+        fresh: Set[str] = frozenset(),
+        owned: Set[str] = frozenset(),
+    ) -> int:
+        """Publish in order and mark what the broker acknowledged; how many entries were dealt with.
+
+        Skipped: what another path of this process is publishing (``owned`` are this call's own
+        claims). An entry that is not ``fresh`` may have been sent before its publisher died
+        between the broker's acknowledgement and the mark: when the consumer can check the
+        topics (:attr:`already_published`), what is found there is only marked, not sent again.
+        An entry the broker refuses for good (too large) would otherwise block every later event
+        of its key, since those go out behind it: it is set aside in the ledger, with the error,
+        and logged. Any other failure reaches the caller once what was acknowledged is marked;
+        what failed is remembered, so that it goes out before the next event of its key.
+        """
+        messages = [m for m in messages if m.message_id in owned or m.message_id not in self._claimed]
+        claimed = {message.message_id for message in messages} - set(owned)
+        self._claimed.update(claimed)
+        try:
+            messages = await self._not_yet_on_the_broker(messages, fresh)
+            handed: list[tuple[OutgoingMessage, Awaitable[object]]] = []
+            failure = await self._hand_over(messages, handed)
+            await self._settle(messages, handed, failure)
+        finally:
+            self._claimed.difference_update(claimed)
+        return len(claimed) + len(owned)
+
+    async def _not_yet_on_the_broker(
+        self, messages: Sequence[OutgoingMessage], fresh: Set[str]
+    ) -> list[OutgoingMessage]:
+        uncertain = [message for message in messages if message.message_id not in fresh]
+        if not uncertain or self.already_published is None:
+            return list(messages)
+        try:
+            found = await self.already_published(uncertain)
+        except Exception as error:  # noqa: BLE001 - cannot tell: send them, at least once
+            log.warning(
+                "outbox.check_failed", entries=len(uncertain), error=f"{type(error).__name__}: {error}"
+            )
+            return list(messages)
+        if found:
+            log.info("outbox.found_published", entries=len(found), checked=len(uncertain))
+            await self.ledger.mark_published(sorted(found))
+            self._failed_here.difference_update(found)
+        return [message for message in messages if message.message_id not in found]
+
+    async def _hand_over(
+        self, messages: Sequence[OutgoingMessage], handed: list[tuple[OutgoingMessage, Awaitable[object]]]
+    ) -> BaseException | None:
+        """Hand ``messages`` to the producer one by one, so they leave in order; the first failure."""
         for message in messages:
             problem = self.unpublishable(message)
             if problem is not None:
-                await self._quarantine(message, problem[1])
+                await self._set_aside(message, problem[1])
                 continue
             try:
-                in_flight.append((message, await self._send(message)))
-            except Exception as error:  # noqa: BLE001 - told apart just below
-                if not _refused_for_good(error):
-                    failure = error
-                    break
-                await self._quarantine(message, _describe(error))
-        results = await asyncio.gather(*(ack for _, ack in in_flight), return_exceptions=True)
-        published: list[str] = []
-        for (message, _), result in zip(in_flight, results, strict=True):
+                handed.append((message, await self._send(message)))
+            except Exception as send_error:  # noqa: BLE001 - told apart in _settle, re-raised there
+                if not self.refused_for_good(send_error):
+                    return send_error
+                await self._set_aside(message, _describe(send_error))
+        return None
+
+    async def _settle(
+        self,
+        messages: Sequence[OutgoingMessage],
+        handed: Sequence[tuple[OutgoingMessage, Awaitable[object]]],
+        failure: BaseException | None,
+    ) -> None:
+        results = await asyncio.gather(*(ack for _, ack in handed), return_exceptions=True)
+        published: list[OutgoingMessage] = []
+        for (message, _), result in zip(handed, results, strict=True):
             if not isinstance(result, BaseException):
-                self.observer.event_published(message)
-                published.append(message.message_id)
-            elif _refused_for_good(result):
-                await self._quarantine(message, _describe(result))
-            else:
-                failure = failure or result
+                published.append(message)
+            elif self.refused_for_good(result):
+                await self._set_aside(message, _describe(result))
+            elif failure is None:
+                failure = result
+        for message in published:
+            self.observer.event_published(message)
         if published:
-            await self.ledger.mark_published(published)
+            await self.ledger.mark_published([message.message_id for message in published])
+            self._failed_here.difference_update(message.message_id for message in published)
         if failure is not None:
+            done = {message.message_id for message in published}
+            self._failed_here.update(
+                message.message_id for message in messages if message.message_id not in done
+            )
             raise failure
 
-    async def _quarantine(self, message: OutgoingMessage, reason: str) -> None:
+    async def _set_aside(self, message: OutgoingMessage, reason: str) -> None:
         log.error(
-            "outbox.quarantined",
+            "outbox.refused_by_broker",
             message_id=message.message_id,
             topic=message.topic,
             size=len(message.value),
             reason=reason,
         )
-        await self.ledger.quarantine(message, reason)
+        await self.ledger.set_aside(message.message_id, reason=reason)
 
     async def flush_outbox(
         self, *, source_keys: Sequence[str] | None = None, older_than: timedelta | None = None
     ) -> int:
-        """Publish what is still in the outbox (for some messages, or everything old enough)."""
+        """Publish what is still in the outbox (for some messages, or everything old enough).
+
+        Each event goes out behind any earlier unpublished event of its key. Returns how many
+        entries were found to publish.
+        """
         pending = await self.ledger.unpublished(source_keys=source_keys, older_than=older_than)
-        await self._publish_committed(pending)
+        if source_keys is not None:
+            await self._publish_committed(pending, fresh=False)
+        else:  # every entry old enough, in commit order: the earlier ones of each key are among them
+            await self._publish_in_order(pending)
         return len(pending)
 
-    async def publish_leftovers(self) -> int:
-        """At start: publish what a previous run committed but did not get out; never raises.
+    async def sweep_once(self, lease: Lease | None = None) -> int:
+        """Publish the entries older than the grace period, if this replica holds the sweeper lease.
 
-        A broker or database that does not answer yet must not keep the service from starting:
-        the failure is logged and the sweeper tries again.
+        The grace period leaves an entry to the replica that committed it and is publishing it
+        right now; the lease keeps several replicas from sending the same leftovers at once.
+        Both make a repeat rare; neither can rule it out (a replica that dies between the
+        broker's acknowledgement and the mark leaves an entry that goes out again), which the
+        event ids downstream absorb. Returns how many entries were published.
         """
-        try:
-            return await self.flush_outbox()
-        except Exception as error:  # noqa: BLE001 - starting matters more; the sweeper retries
-            log.warning("outbox.startup_flush_failed", error=_describe(error))
-            return 0
+        published = 0
+        while lease is None or await lease.hold():  # renewed for every chunk of a long backlog
+            chunk = await self.ledger.unpublished(older_than=self.policy.outbox_grace, limit=SWEEP_CHUNK)
+            dealt_with = await self._publish_in_order(chunk)
+            published += dealt_with
+            if len(chunk) < SWEEP_CHUNK or dealt_with == 0:  # the rest is being published here already
+                break
+        return published
 
-    async def sweep_outbox(self, interval_seconds: float) -> None:
-        """Forever: publish outbox entries a crash left behind. Run as a background task."""
+    async def sweep_outbox(
+        self,
+        interval_seconds: float,
+        *,
+        lease: Lease | None = None,
+        on_failure: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        """Forever: publish outbox entries a crash left behind. Run as a background task.
+
+        The first pass runs at once: it is the start-up flush of what a previous run of the
+        service committed but did not get out, with the same grace period and lease as every
+        later pass. A failing pass is logged (and reported to ``on_failure``) and never stops
+        the service: the next pass tries again.
+        """
         while True:
-            await asyncio.sleep(interval_seconds)
             try:
-                published = await self.flush_outbox(older_than=self.policy.outbox_grace)
+                published = await self.sweep_once(lease)
                 if published:
                     log.info("outbox.swept", published=published)
             except Exception as error:  # noqa: BLE001 - the sweeper must outlive a bad moment
                 log.warning("outbox.sweep_failed", error=_describe(error))
+                if on_failure is not None:
+                    on_failure(error)
+            await asyncio.sleep(interval_seconds)
 
     async def _publish(self, message: OutgoingMessage) -> None:
         await (await self._send(message))
@@ -776,7 +927,7 @@ def record_size(value: bytes, key: bytes | None, headers: dict[str, str]) -> int
     return estimate + _FRAMEWORK_HEADER_ALLOWANCE
 
 
-def _refused_for_good(error: BaseException) -> bool:
+def refused_for_good_by_broker(error: BaseException) -> bool:
     """The producer or the broker refuses this very record, whenever it is sent again."""
     return isinstance(
         error, UnicodeError | MessageSizeTooLargeError | RecordListTooLargeError | RecordTooLargeError

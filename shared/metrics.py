@@ -21,8 +21,11 @@ What is counted where:
   publishes at least once, so after a crash an event can be counted twice.
 - ``crs_consumer_lag{topic, partition, group}``: the partition's end offset minus the group's
   committed offset, for the partitions assigned to this replica; and ``crs_outbox_unpublished``:
-  outbox entries not published yet. Both are read when Prometheus scrapes (see
-  :meth:`ServiceMetrics.refresh`), not on a timer.
+  outbox entries not published yet. Both are set when Prometheus scrapes
+  (:meth:`shared.runtime.ServiceRuntime.refresh_gauges`), from what the replica already knows:
+  the high watermark of its consumers' latest fetch and the offsets of the batches it committed
+  (:mod:`shared.consumer_progress`), so a scrape asks the broker nothing per partition; the
+  outbox size is one indexed count.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
     BulkWriteError,
     ConnectionFailure,
+    DuplicateKeyError,
     ExecutionTimeout,
     OperationFailure,
     PyMongoError,
@@ -170,6 +171,8 @@ class MongoLedger:
             [("published", ASCENDING), ("created_at", ASCENDING), ("position", ASCENDING)]
         )
         await self._database.outbox.create_index([("source_key", ASCENDING), ("published", ASCENDING)])
+        # What a request still has unpublished, read before each publish to keep its events in order.
+        await self._database.outbox.create_index([("key", ASCENDING), ("published", ASCENDING)])
         # Published entries are history: keep them a week for inspection, then let MongoDB drop them.
         await self._database.outbox.create_index("published_at", expireAfterSeconds=7 * 24 * 3600)
         # For the retention of processed keys (prune_processed): oldest first, by an index.
@@ -186,18 +189,30 @@ class MongoLedger:
         self,
         *,
         source_keys: Sequence[str] | None = None,
+        keys: Sequence[str] | None = None,
         older_than: timedelta | None = None,
-        limit: int = 500,
+        limit: int | None = 500,
     ) -> list[OutgoingMessage]:
         query: Document = {"published": False}
         if source_keys is not None:
             query["source_key"] = {"$in": list(source_keys)}
+        if keys is not None:
+            query["key"] = {"$in": list(keys)}
         if older_than is not None:
             query["created_at"] = {"$lt": datetime.now(UTC) - older_than}
-        cursor = self._database.outbox.find(query).sort([("created_at", 1), ("position", 1)]).limit(limit)
+        # Commit order: a transaction's entries share its created_at and keep their position. Entries
+        # of different replicas are ordered by their clocks, which is as good as a request needs:
+        # one request's consecutive events come from causally ordered steps.
+        cursor = self._database.outbox.find(query).sort([("created_at", 1), ("position", 1)])
+        if limit is not None:
+            cursor = cursor.limit(limit)
         return [
             OutgoingMessage(
-                message_id=entry["_id"], topic=entry["topic"], key=entry["key"], value=entry["value"].encode()
+                message_id=entry["_id"],
+                topic=entry["topic"],
+                key=entry["key"],
+                value=entry["value"].encode(),
+                committed_at=entry.get("created_at"),
             )
             async for entry in cursor
         ]
@@ -228,27 +243,6 @@ class MongoLedger:
             return False
         return True
 
-    async def quarantine(self, message: OutgoingMessage, reason: str) -> None:
-        """Move an outbox entry the broker refuses for good to ``outbox_quarantine``, with the reason.
-
-        Kept there (with its bytes) for an operator; the outbox moves on to the entries behind it.
-        """
-        async with self._client.start_session() as session, await session.start_transaction():
-            await self._database.outbox_quarantine.replace_one(
-                {"_id": message.message_id},
-                {
-                    "topic": message.topic,
-                    "key": message.key,
-                    "value": message.value,
-                    "size": len(message.value),
-                    "reason": reason,
-                    "quarantined_at": datetime.now(UTC),
-                },
-                upsert=True,
-                session=session,
-            )
-            await self._database.outbox.delete_one({"_id": message.message_id}, session=session)
-
     async def prune_processed(
         self, *, older_than: timedelta, chunk_size: int = 500, max_chunks: int = 200
     ) -> int:
@@ -276,6 +270,23 @@ class MongoLedger:
                 break
         return removed
 
+    async def set_aside(self, message_id: str, *, reason: str) -> None:
+        """Move an entry the broker refuses for good to ``outbox_refused``, with the reason.
+
+        Kept there (with its bytes) for an operator; the outbox moves on to the entries behind it.
+        """
+        async with self._client.start_session() as session, await session.start_transaction():
+            entry = await self._database.outbox.find_one({"_id": message_id}, session=session)
+            if entry is None:
+                return
+            await self._database.outbox_refused.replace_one(
+                {"_id": message_id},
+                {**entry, "reason": reason, "refused_at": datetime.now(UTC)},
+                upsert=True,
+                session=session,
+            )
+            await self._database.outbox.delete_one({"_id": message_id}, session=session)
+
     async def mark_published(self, message_ids: Sequence[str]) -> None:
         await self._database.outbox.update_many(
             {"_id": {"$in": list(message_ids)}},
@@ -295,3 +306,46 @@ def _is_outage(error: BaseException) -> bool:
     if isinstance(error, BulkWriteError):
         return bool(error.details.get("writeConcernErrors"))
     return isinstance(error, OperationFailure) and error.code in _OUTAGE_CODES
+
+
+class MongoLease:
+    """A lease in the service's own database (``leases``): which replica runs a singleton job.
+
+    Holding it is one conditional upsert by ``_id``: it matches when the lease is ours or has
+    expired, and otherwise the upsert collides with the existing document (duplicate key), which
+    means another replica holds it. The collection stays tiny (one document per job), which
+    matters here: the local database server's findAndModify scans the whole collection.
+    Expiry compares the replicas' clocks: keep ``ttl`` well above their skew.
+    """
+
+    def __init__(
+        self,
+        database: AsyncDatabase[Document],
+        name: str,
+        *,
+        holder: str,
+        ttl: timedelta,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._leases = database.leases
+        self.name = name
+        self.holder = holder
+        self._ttl = ttl
+        self._clock = clock
+
+    async def hold(self) -> bool:
+        """Take the lease or renew it for ``ttl``; whether this replica holds it now."""
+        now = self._clock()
+        try:
+            await self._leases.update_one(
+                {"_id": self.name, "$or": [{"holder": self.holder}, {"expires_at": {"$lt": now}}]},
+                {"$set": {"holder": self.holder, "expires_at": now + self._ttl, "renewed_at": now}},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def release(self) -> None:
+        """Give the lease up (a clean stop), so another replica need not wait for it to expire."""
+        await self._leases.delete_one({"_id": self.name, "holder": self.holder})

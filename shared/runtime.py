@@ -13,6 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
+import os
+import socket
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,26 +24,44 @@ from typing import Any, TypeVar
 
 import structlog
 import uvicorn
+from aiokafka.errors import (
+    KafkaError,
+)
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka.message import FAKE_CONSUMER
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.consumer_progress import CatchUp, SubscriberProgress
 from shared.delivery import Apply, DeliveryPolicy, Inbound, MessageOrigin, ReliableConsumer
 from shared.events import InternalEvent
-from shared.kafka import BrokerPublisher, build_broker, ensure_topics
+from shared.kafka import BrokerPublisher, build_broker, ensure_topics, kafka_client_options
 from shared.logging import configure_logging
-from shared.metrics import METRICS_CONTENT_TYPE, PartitionLag, ServiceMetrics, lag_of
-from shared.mongo import Document, MongoLedger, build_mongo_client
+from shared.metrics import METRICS_CONTENT_TYPE, PartitionLag, ServiceMetrics
+from shared.mongo import Document, MongoLease, MongoLedger, build_mongo_client
+from shared.published_check import PublishedCheck
 from shared.settings import InfrastructureSettings, ServiceSettings
-from shared.topics import ALL_TOPICS
+from shared.topics import (
+    ALL_TOPICS,
+    REPLAY_FOR,
+    REPLAY_ORIGINAL_KEY,
+    REPLAY_ORIGINAL_OFFSET,
+    REPLAY_ORIGINAL_PARTITION,
+    REPLAY_ORIGINAL_TOPIC,
+    replay_topic,
+)
 
 log = structlog.get_logger(__name__)
 
 # A scrape must answer even when the broker or the database does not: past this, the gauges keep
 # their last values and the failure is counted.
 GAUGE_REFRESH_TIMEOUT_SECONDS = 5.0
+
+# The sweeper lease outlives a few sweeps, so a holder that died is replaced within seconds.
+SWEEPER_LEASE_MIN_SECONDS = 10.0
+SWEEPER_LEASE_SWEEPS = 5
 
 EventT = TypeVar("EventT", bound=InternalEvent)
 
@@ -100,6 +122,11 @@ def _origin_of_record(record: Any) -> MessageOrigin:
     )
 
 
+def new_replica_id() -> str:
+    """Who holds a lease: host, process and a random part (a restarted process is a new replica)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 @dataclass
 class ServiceRuntime:
     """The infrastructure of one service, built once in its composition root."""
@@ -115,9 +142,32 @@ class ServiceRuntime:
     startup_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     periodic_jobs: list[tuple[str, float, Callable[[], Awaitable[None]]]] = field(default_factory=list)
     ready: bool = False
-    # Every subscriber with its consumer group: where the consumer lag is read from.
-    _subscribers: list[tuple[Any, str]] = field(default_factory=list)
+    replica_id: str = field(default_factory=new_replica_id)
+    # Every subscriber with its consumer group: where consumer lag and catching up are read from.
+    _subscribers: list[SubscriberProgress] = field(default_factory=list)
+    # The handler of each consumed topic, for replays addressed to this service.
+    _handlers: dict[str, Handler] = field(default_factory=dict)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
+    _catch_up: CatchUp | None = None
+    _sweeper_lease: MongoLease | None = None
+    _replays_registered: bool = False
+
+    @property
+    def catch_up(self) -> CatchUp:
+        """The gate timers wait at: open once every group has read what was waiting for it."""
+        if self._catch_up is None:
+            self._catch_up = CatchUp(self._subscribers, database_answers=self._database_answers)
+        return self._catch_up
+
+    @property
+    def sweeper_lease(self) -> MongoLease:
+        """One outbox sweeper per service, whichever replica holds this lease."""
+        if self._sweeper_lease is None:
+            ttl = max(SWEEPER_LEASE_MIN_SECONDS, SWEEPER_LEASE_SWEEPS * self.settings.outbox_sweep_seconds)
+            self._sweeper_lease = MongoLease(
+                self.database, "outbox-sweeper", holder=self.replica_id, ttl=timedelta(seconds=ttl)
+            )
+        return self._sweeper_lease
 
     def subscriber(self, *topics: str, name: str | None = None) -> Callable[[Handler], Handler]:
         """A subscriber that commits only after handling, in a consumer group of its own.
@@ -131,6 +181,7 @@ class ServiceRuntime:
         every failure of a message itself is handled inside :class:`ReliableConsumer`.
         """
         group_id = f"{self.settings.consumer_group}.{name or '+'.join(topics)}"
+        progress = SubscriberProgress(group=group_id, subscriber=None)
         registration = self.broker.subscriber(
             *topics,
             # Batches: one database transaction per batch instead of per message.
@@ -145,11 +196,25 @@ class ServiceRuntime:
             # Nothing a record holds may fail the batch before the handler: see both functions.
             parser=tolerant_batch_parser,
             decoder=undecoded_batch,
+            listener=progress.listener(),
         )
-        self._subscribers.append((registration, group_id))
+        progress.subscriber = registration
+        self._subscribers.append(progress)
 
         def register(handler: Handler) -> Handler:
-            registration(handler)
+            @functools.wraps(handler)
+            async def handle(message: KafkaMessage) -> None:
+                try:
+                    await handler(message)
+                except Exception as error:
+                    # The batch comes back (not committed): the database or the broker is away.
+                    self.catch_up.fell_behind(f"handler of {group_id} failed: {type(error).__name__}")
+                    raise
+                progress.handled(message.raw_message if isinstance(message.raw_message, tuple) else ())
+
+            registration(handle)
+            for topic in topics:
+                self._handlers[topic] = handler
             return handler
 
         return register
@@ -170,12 +235,58 @@ class ServiceRuntime:
         self.subscriber(topic)(on_event)
 
     def every(self, seconds: float, job: Callable[[], Awaitable[None]], *, name: str) -> None:
-        """Run ``job`` every ``seconds`` once the service has started, until it stops.
+        """Run ``job`` every ``seconds`` once the service has caught up, until it stops.
 
-        A failing run is logged and the next run tries again, so a job must be safe to repeat
-        (timers here re-read their state from the database on every run).
+        Jobs are timers that decide from the service's view (SLA clocks, holds, ack time-outs), so
+        they wait, after a start and after an outage, until every consumer group of the service
+        has read what was waiting for it (:class:`shared.consumer_progress.CatchUp`): a timer must
+        not breach an SLA whose ``resolved`` status is still unread. A failing run is logged and the
+        next run tries again, so a job must be safe to repeat (timers here re-read their state
+        from the database on every run).
         """
         self.periodic_jobs.append((name, seconds, job))
+
+    def _register_replays(self) -> None:
+        """Consume ``replays.<service>.v1``: dead letters an operator sends back to this service alone.
+
+        ``crs dlq replay`` publishes a dead letter that this service failed on there rather than on
+        its original topic, which every consumer of that topic (the ERP included) would read
+        again. Each record is handed to the handler of its original topic as if it came from its
+        original topic, partition and offset, so idempotency keys and audit's place of record are
+        those of the original.
+        """
+        if not self._handlers or self._replays_registered:
+            return
+        self._replays_registered = True
+        topic = replay_topic(self.settings.service_name)
+
+        async def on_replay(message: KafkaMessage) -> None:
+            records: Any = message.raw_message
+            for record in records:
+                original = _original_record(record)
+                handler = self._handlers.get(original.topic) if original is not None else None
+                if original is None or handler is None:
+                    log.warning(
+                        "replay.skipped",
+                        offset=record.offset,
+                        reason="no original topic this service consumes",
+                        original_topic=original.topic if original else None,
+                    )
+                    continue
+                log.info(
+                    "replay.received",
+                    original_topic=original.topic,
+                    original_partition=original.partition,
+                    original_offset=original.offset,
+                )
+                await handler(
+                    KafkaMessage(raw_message=(original,), body=[original.value], consumer=FAKE_CONSUMER)
+                )
+
+        on_replay.__name__ = "on_replay"
+        self.subscriber(topic, name="replays")(on_replay)
+        # Only the original topics have handlers; the replay topic's handler is not one of them.
+        self._handlers.pop(topic, None)
 
     async def _on_startup(self) -> None:
         await ensure_topics(
@@ -189,13 +300,20 @@ class ServiceRuntime:
             await hook()
 
     async def _after_startup(self) -> None:
-        # Publish whatever a previous run committed but did not get out (never keeps us from starting).
-        await self.consumer.publish_leftovers()
+        # The sweeper's first pass, at once, is the start-up flush of what a previous run committed
+        # but did not get out: in the background (a failing flush must not keep the service from
+        # starting), under the sweeper lease and with the grace period, like every later pass.
         self._background.append(
-            asyncio.create_task(self.consumer.sweep_outbox(self.settings.outbox_sweep_seconds))
+            asyncio.create_task(
+                self.consumer.sweep_outbox(
+                    self.settings.outbox_sweep_seconds,
+                    lease=self.sweeper_lease,
+                    on_failure=self._on_background_failure,
+                )
+            )
         )
         for name, seconds, job in self.periodic_jobs:
-            self._background.append(asyncio.create_task(_repeat(name, seconds, job)))
+            self._background.append(asyncio.create_task(self._repeat(name, seconds, job)))
         # Only now has every subscriber joined its group: before this, /health says "not yet".
         self.ready = True
         log.info("service.started", consumer_group=self.settings.consumer_group)
@@ -206,6 +324,36 @@ class ServiceRuntime:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        # Another replica's sweeper takes over at once instead of when the lease expires.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2.0):
+                await self.sweeper_lease.release()
+
+    async def _repeat(self, name: str, seconds: float, job: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                if not await self.catch_up.ready():
+                    continue
+                await job()
+            except Exception as error:  # noqa: BLE001 - a periodic job must outlive a bad moment
+                log.warning("periodic_job.failed", job=name, error=str(error))
+                self._on_background_failure(error)
+
+    def _on_background_failure(self, error: BaseException) -> None:
+        """A timer or the sweeper failed: if the database or the broker is away, timers wait again."""
+        if self.ledger.is_unavailable(error) or isinstance(
+            error, KafkaError | ConnectionError | TimeoutError
+        ):
+            self.catch_up.fell_behind(f"{type(error).__name__}: {error}")
+
+    async def _database_answers(self) -> bool:
+        try:
+            async with asyncio.timeout(GAUGE_REFRESH_TIMEOUT_SECONDS):
+                await self.mongo_client.admin.command("ping")
+        except Exception:  # noqa: BLE001 - any failure means not answering
+            return False
+        return True
 
     async def _after_shutdown(self) -> None:
         await self.mongo_client.close()
@@ -213,36 +361,15 @@ class ServiceRuntime:
     async def consumer_lags(self) -> list[PartitionLag]:
         """End offset minus committed offset of every partition assigned to our consumers.
 
-        Read from the aiokafka consumer behind each FastStream subscriber (``subscriber.consumer``),
-        so it covers exactly the partitions this replica holds; other replicas report theirs.
+        From what this replica already knows (see :mod:`shared.consumer_progress`): the high
+        watermark of the consumer's latest fetch, and the offsets of the batches it handled. The
+        broker is asked only for partitions not fetched yet or whose committed offset this replica
+        has not learnt yet (once after each assignment), so a scrape costs no round trip per
+        partition. It covers exactly the partitions this replica holds; other replicas report theirs.
         """
         lags: list[PartitionLag] = []
-        for subscriber, group in self._subscribers:
-            consumer: Any = getattr(subscriber, "consumer", None)
-            if consumer is None:
-                continue
-            assigned = sorted(consumer.assignment(), key=lambda tp: (tp.topic, tp.partition))
-            if not assigned:
-                continue
-            # The high watermark of the latest fetch response (the consumer long-polls, so it is
-            # at most a fetch wait old); asked of the broker only for partitions not fetched yet.
-            ends = {tp: consumer.highwater(tp) for tp in assigned}
-            unknown = [tp for tp, end in ends.items() if end is None]
-            if unknown:
-                ends.update(await consumer.end_offsets(unknown))
-            # One request per partition: issued together, not one after another.
-            offsets = await asyncio.gather(*(consumer.committed(tp) for tp in assigned))
-            committed = dict(zip(assigned, offsets, strict=True))
-            beginnings = await consumer.beginning_offsets(assigned) if None in committed.values() else {}
-            lags.extend(
-                PartitionLag(
-                    group=group,
-                    topic=tp.topic,
-                    partition=tp.partition,
-                    lag=lag_of(ends[tp], committed[tp], beginnings.get(tp, 0)),
-                )
-                for tp in assigned
-            )
+        for progress in self._subscribers:
+            lags += await progress.lags()
         return lags
 
     async def refresh_gauges(self) -> None:
@@ -296,6 +423,7 @@ class ServiceRuntime:
                 await self.render_metrics(), 200, headers={"content-type": METRICS_CONTENT_TYPE}
             )
 
+        self._register_replays()
         return AsgiFastStream(
             self.broker,
             asgi_routes=[("/health", health), ("/health/live", live), ("/metrics", metrics)],
@@ -306,13 +434,24 @@ class ServiceRuntime:
         )
 
 
-async def _repeat(name: str, seconds: float, job: Callable[[], Awaitable[None]]) -> None:
-    while True:
-        await asyncio.sleep(seconds)
-        try:
-            await job()
-        except Exception as error:  # noqa: BLE001 - a periodic job must outlive a bad moment
-            log.warning("periodic_job.failed", job=name, error=str(error))
+def _original_record(record: Any) -> Any | None:
+    """A replayed record as its original: topic, partition, offset and key from its headers."""
+    headers = {name: value.decode(errors="replace") for name, value in record.headers or ()}
+    try:
+        topic = headers[REPLAY_ORIGINAL_TOPIC]
+        partition = int(headers.get(REPLAY_ORIGINAL_PARTITION, "0"))
+        offset = int(headers.get(REPLAY_ORIGINAL_OFFSET, "-1"))
+    except (KeyError, ValueError):
+        return None
+    key = headers.get(REPLAY_ORIGINAL_KEY)
+    return dataclasses.replace(
+        record,
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        key=key.encode() if key else record.key,
+        headers=[(name, value) for name, value in record.headers or () if name != REPLAY_FOR],
+    )
 
 
 def build_runtime(
@@ -325,7 +464,11 @@ def build_runtime(
         log_format=infrastructure.log_format,
         level=infrastructure.log_level,
     )
-    broker = build_broker(infrastructure.kafka_bootstrap_servers, client_id=f"crs-{settings.service_name}")
+    broker = build_broker(
+        infrastructure.kafka_bootstrap_servers,
+        client_id=f"crs-{settings.service_name}",
+        infrastructure=infrastructure,
+    )
     mongo_client = build_mongo_client(infrastructure.mongodb_uri)
     database = mongo_client[settings.database]
     ledger = MongoLedger(mongo_client, database)
@@ -348,8 +491,12 @@ def build_runtime(
                 max_message_bytes=settings.max_message_bytes,
                 max_record_bytes=settings.max_record_bytes,
                 max_nesting_depth=settings.max_nesting_depth,
+                outbox_grace=timedelta(seconds=settings.outbox_grace_seconds),
             ),
             observer=metrics,
+            already_published=PublishedCheck(
+                infrastructure.kafka_bootstrap_servers, connection=kafka_client_options(infrastructure)
+            ),
         ),
     )
     if settings.processed_retention_days > 0:

@@ -124,6 +124,11 @@ class ServiceSettings(BaseSettings):
         default=30.0, ge=0, description="How long processed keys are kept (0: for ever)"
     )
     processed_prune_seconds: float = Field(default=3600.0, gt=0, description="How often old keys are pruned")
+    outbox_grace_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="The sweeper leaves younger outbox entries to the replica that is publishing them",
+    )
 
     def model_post_init(self, __context: object) -> None:
         # Defaults that follow from the service's name, so subclasses only name themselves.

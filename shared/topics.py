@@ -58,6 +58,27 @@ def dead_letter_topic(topic: str) -> str:
     return f"{topic}{DLQ_SUFFIX}"
 
 
+REPLAYED_SERVICES: Final = ("intake", "validation", "routing", "resolution", "audit")
+"""The services that take replays of what they dead-lettered, each on a topic of its own."""
+
+
+def replay_topic(service: str) -> str:
+    """Where ``crs dlq replay`` sends a dead letter back to the one ``service`` that failed on it.
+
+    Not the original topic: every consumer of that one (the ERP, the CRM) would read it again.
+    The record keeps the original bytes and key; headers name where it came from (below).
+    """
+    return f"replays.{service}.v1"
+
+
+REPLAY_FOR: Final = "x-replay-for"
+"""Header of a replayed record: the service it is for."""
+REPLAY_ORIGINAL_TOPIC: Final = "x-original-topic"
+REPLAY_ORIGINAL_PARTITION: Final = "x-original-partition"
+REPLAY_ORIGINAL_OFFSET: Final = "x-original-offset"
+REPLAY_ORIGINAL_KEY: Final = "x-original-key"
+"""Headers of a replayed record (as on a dead letter): where the original record was."""
+
 CONSUMED_TOPICS: Final = (
     CRM_REQUESTS,
     EMAIL_REQUESTS,
@@ -73,5 +94,6 @@ CONSUMED_TOPICS: Final = (
 ALL_TOPICS: Final = (
     *dict.fromkeys((*CONSUMED_TOPICS, *REQUEST_TOPICS)),
     *(dead_letter_topic(topic) for topic in CONSUMED_TOPICS),
+    *(replay_topic(service) for service in REPLAYED_SERVICES),
 )
 """Every topic, dead-letter twins included, created at start with several partitions."""

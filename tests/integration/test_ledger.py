@@ -136,20 +136,20 @@ async def test_processed_keys_older_than_the_retention_are_pruned_by_index_in_ch
     assert sorted([doc["_id"] async for doc in keys.find()]) == [f"new-{n}" for n in range(7)]
 
 
-async def test_an_outbox_entry_is_quarantined_with_its_reason_and_leaves_the_outbox(
+async def test_an_outbox_entry_set_aside_keeps_its_reason_and_leaves_the_outbox(
     ledger: MongoLedger,
 ) -> None:
     message = OutgoingMessage("evt-Q", "orders.accepted.v1", "Q", b"x" * 100)
     async with ledger.transaction() as transaction:
         transaction.begin("order:Q")
         transaction.emit(message)
-    await ledger.quarantine(message, "too large")
+    await ledger.set_aside("evt-Q", reason="too large")
     assert await ledger.unpublished() == []
-    stored = await ledger.database.outbox_quarantine.find_one({"_id": "evt-Q"})
+    stored = await ledger.database.outbox_refused.find_one({"_id": "evt-Q"})
     assert stored is not None
     assert (stored["reason"], stored["value"], stored["topic"]) == (
         "too large",
-        b"x" * 100,
+        "x" * 100,
         "orders.accepted.v1",
     )
 

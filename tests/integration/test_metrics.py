@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 import uvicorn
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from crs.io import producer, publish_json
@@ -125,3 +126,36 @@ async def test_metrics_count_a_processed_and_a_dead_lettered_message(servers: Se
     assert moved("crs_batch_duration_seconds_count", topic=CRM_REQUESTS) >= 1
     assert value(after, "crs_outbox_unpublished") == 0
     assert value(after, "crs_metrics_refresh_failures_total", gauge="consumer_lag") == 0
+
+
+async def test_a_scrape_asks_the_broker_nothing_per_partition_and_lag_follows_what_was_handled(
+    servers: Servers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prometheus scrapes every few seconds: committed offsets come from what the subscriber committed."""
+    asked: list[TopicPartition] = []
+    committed = AIOKafkaConsumer.committed
+
+    async def counted(self: AIOKafkaConsumer, partition: TopicPartition) -> int | None:
+        asked.append(partition)
+        found: int | None = await committed(self, partition)
+        return found
+
+    monkeypatch.setattr(AIOKafkaConsumer, "committed", counted)
+    async with served_intake(servers) as base, producer(servers.bootstrap_servers) as client:
+
+        async def caught_up() -> Samples | None:
+            samples = await scrape(base)
+            lags = crm_lag(samples)
+            return samples if lags and not any(lags) else None
+
+        await wait_until(caught_up, timeout=60)
+        before = len(asked)
+        for _ in range(5):
+            await scrape(base)
+        assert len(asked) == before
+
+        case_id = unique("CASE")
+        await publish_json(client, CRM_REQUESTS, case_id, crm_case(case_id))
+        await wait_for_records(servers, [REQUEST_CAPTURED], lambda r: r.key == crm_request_id(case_id))
+        await wait_until(caught_up, timeout=60)
+        assert len(asked) == before

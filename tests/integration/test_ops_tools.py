@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 
 from crs.commands.requests import watch_until_stopped
-from crs.io import producer, publish_json
+from crs.io import TopicRecord, producer, publish_json
 from crs.watch import WatchFilter
 from services.audit.app import build_app as build_audit
 from services.audit.settings import AuditSettings
 from shared.kafka import ensure_topics
-from shared.topics import REQUEST_ROUTED, REQUEST_STATUS, dead_letter_topic
+from shared.topics import REQUEST_ROUTED, REQUEST_STATUS, dead_letter_topic, replay_topic
 from tests.integration.test_audit_trail import a_dispute_from_capture_to_erp_ack, crs
 from tests.support import (
     Servers,
@@ -179,9 +179,17 @@ async def test_dlq_lists_shows_and_replays_a_dead_letter_once_unless_forced(serv
     )
     assert code == 0, out
     assert f"replayed 1 dead letters\n  {dlq}:0:0" in out
-    (replayed,) = await wait_for_records(servers, [original], lambda record: True)
+    # Back to the service that failed on it alone, on its replay topic, with the original's place.
+    replays = replay_topic("resolution")
+
+    def from_this_dlq(record: TopicRecord) -> bool:
+        return record.headers.get("x-replayed-from", "").startswith(f"{dlq}:")
+
+    (replayed,) = await wait_for_records(servers, [replays], from_this_dlq)
     assert (replayed.key, replayed.raw) == ("KEY-0", bodies[0])
     assert replayed.headers["x-replayed-from"] == f"{dlq}:0:0"
+    assert replayed.headers["x-original-topic"] == original
+    assert (replayed.headers["x-original-partition"], replayed.headers["x-original-offset"]) == ("0", "0")
 
     code, out = await crs(*bootstrap, "dlq", "replay", "--topic", original, "--all", *ops)
     assert code == 0
@@ -189,7 +197,9 @@ async def test_dlq_lists_shows_and_replays_a_dead_letter_once_unless_forced(serv
     assert f"skipped 1 already replayed (--force sends them again)\n  {dlq}:0:0" in out
     code, out = await crs(*bootstrap, "dlq", "replay", f"{dlq}:0:0", "--topic", original, "--force", *ops)
     assert f"replayed 1 dead letters\n  {dlq}:0:0" in out
-    copies = await wait_for_records(servers, [original], lambda record: record.key == "KEY-0", count=2)
+    copies = await wait_for_records(
+        servers, [replays], lambda record: from_this_dlq(record) and record.key == "KEY-0", count=2
+    )
     assert [copy.raw for copy in copies] == [bodies[0], bodies[0]]
     code, out = await crs(*bootstrap, "dlq", "list", "--topic", original, *ops)
     assert f"{dlq:<32}      2  (2 replayed)" in out

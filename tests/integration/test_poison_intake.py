@@ -4,7 +4,7 @@
   dead-lettered, and the live request is left alone.
 - Limits are refused with a reason that names them: too large a message, too long a field, an
   event too large for the broker. Nothing is left in the outbox that can never be published.
-- A restart with an outbox row the broker will never take starts anyway, quarantines that row and
+- A restart with an outbox row the broker will never take starts anyway, sets that row aside and
   publishes the rows behind it.
 """
 
@@ -180,11 +180,11 @@ async def test_a_restart_with_an_outbox_row_the_broker_refuses_starts_and_publis
         )
 
         async def quarantined() -> bool:
-            return await database.outbox_quarantine.count_documents({"_id": f"evt-{keys['HUGE']}"}) == 1
+            return await database.outbox_refused.count_documents({"_id": f"evt-{keys['HUGE']}"}) == 1
 
         await wait_until(quarantined)
     assert sorted(record.value["note"] for record in published) == ["after", "before"]
     assert await database.outbox.count_documents({"published": False}) == 0
-    stored = await database.outbox_quarantine.find_one({"_id": f"evt-{keys['HUGE']}"})
+    stored = await database.outbox_refused.find_one({"_id": f"evt-{keys['HUGE']}"})
     assert stored is not None
     assert "max_record_bytes" in stored["reason"]

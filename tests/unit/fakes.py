@@ -47,11 +47,11 @@ class FakeLedger:
 
     processed: set[str] = field(default_factory=set)
     outbox: dict[str, tuple[str, OutgoingMessage, bool]] = field(default_factory=dict)
-    quarantined: dict[str, tuple[OutgoingMessage, str]] = field(default_factory=dict)
     fail_next_commits: int = 0
     commit_error: Callable[[], BaseException] = lambda: ConnectionError("database went away during commit")
     down: bool = False
     commits: int = 0
+    refused: dict[str, tuple[OutgoingMessage, str]] = field(default_factory=dict)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[FakeTransaction]:
@@ -71,14 +71,17 @@ class FakeLedger:
         self,
         *,
         source_keys: Sequence[str] | None = None,
+        keys: Sequence[str] | None = None,
         older_than: timedelta | None = None,
-        limit: int = 500,
+        limit: int | None = 500,
     ) -> list[OutgoingMessage]:
         del older_than  # every entry counts as old enough in a fake
         return [
             message
-            for key, message, published in self.outbox.values()
-            if not published and (source_keys is None or key in source_keys)
+            for source_key, message, published in self.outbox.values()
+            if not published
+            and (source_keys is None or source_key in source_keys)
+            and (keys is None or message.key in keys)
         ][:limit]
 
     def is_unavailable(self, error: BaseException) -> bool:
@@ -87,9 +90,8 @@ class FakeLedger:
     async def answers(self) -> bool:
         return not self.down
 
-    async def quarantine(self, message: OutgoingMessage, reason: str) -> None:
-        self.outbox.pop(message.message_id, None)
-        self.quarantined[message.message_id] = (message, reason)
+    async def set_aside(self, message_id: str, *, reason: str) -> None:
+        self.refused[message_id] = (self.outbox.pop(message_id)[1], reason)
 
     async def mark_published(self, message_ids: Sequence[str]) -> None:
         for message_id in message_ids:
