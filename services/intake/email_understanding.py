@@ -824,8 +824,22 @@ def find_amounts_with_roles(text: str) -> AmountsFound:
         expected=roles.get(_Role.EXPECTED),
         requested_credit_limit=strong_limit or weak_limit,
         paid=roles.get(_Role.PAID),
-        stated=tuple(stated),
+        stated=_first_stated(stated),
     )
+
+
+MAX_STATED_AMOUNTS: Final = 50
+"""At most this many stated amounts are kept (``RequestDetails.stated_amounts`` holds no more)."""
+
+
+def _first_stated(stated: list[StatedAmount]) -> tuple[StatedAmount, ...]:
+    """The stated amounts a request can carry: those with a role first, then the others, in order."""
+    if len(stated) <= MAX_STATED_AMOUNTS:
+        return tuple(stated)
+    with_role = [index for index, amount in enumerate(stated) if amount.role is not None]
+    others = [index for index, amount in enumerate(stated) if amount.role is None]
+    kept = sorted((with_role + others)[:MAX_STATED_AMOUNTS])
+    return tuple(stated[index] for index in kept)
 
 
 def _last_cue(segment: str) -> tuple[_Role, int] | None:
