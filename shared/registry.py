@@ -70,6 +70,8 @@ class Service:
     """Its health and metrics port on the local stack (8080 in containers)."""
     consumes: tuple[str, ...]
     publishes: tuple[str, ...]
+    user_directory: bool = False
+    """Whether it reads the user directory (approvers and their roles): its pod mounts that Secret."""
 
     @property
     def module(self) -> str:
@@ -198,6 +200,7 @@ SERVICES: Final[tuple[Service, ...]] = (
         8084,
         consumes=(REQUEST_ROUTED.name, APPROVALS.name, ERP_ACKS.name, *_REFERENCE),
         publishes=(ERP_RESOLUTIONS.name, REQUEST_STATUS.name),
+        user_directory=True,
     ),
     Service(
         "audit",

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from crs.deploy import render_deployment, stale_files
 from services.intake.email_understanding import RULES as CLASSIFICATION_RULES
 from services.resolution.policy import load_policy
 from services.resolution.strategies import Facts, propose
@@ -257,3 +258,18 @@ def _routed(request_type: RequestType) -> RequestRouted:
             "rule_version": "r1",
         }
     )
+
+
+def test_the_generated_deployment_files_are_in_step_with_the_registry() -> None:
+    assert stale_files(ROOT) == [], "run `crs deploy-files` and commit what it writes"
+
+
+def test_a_new_service_gets_its_deployment_from_the_template() -> None:
+    workspace = registry.Service("workspace", 8090, consumes=(topics.REQUEST_STATUS,), publishes=())
+    text = render_deployment(workspace)
+    deployment = yaml.safe_load(text)
+    assert deployment["metadata"]["name"] == "crs-workspace"
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["python", "-m", "services.workspace"]
+    assert "users" not in text
+    assert "crs-users" in render_deployment(registry.service("resolution"))
