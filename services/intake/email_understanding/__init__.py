@@ -17,8 +17,8 @@ signature) and extracts what intake needs, conservatively:
 One module per concern: :mod:`.sender`, :mod:`.quoting` (own text, quotes, forwards, signatures),
 :mod:`.documents`, :mod:`.amounts`, :mod:`.dates`, :mod:`.classification` and :mod:`.understanding`
 (an email or a text as a whole). The vocabulary is data in ``rules/``: ``classification.toml``
-(the words of each request type, with weights) and ``amounts.toml`` (the words that give an amount
-its role). Every regular expression is linear on its input (bounded quantifiers, no nested
+(the words of each request type, with weights), ``amounts.toml`` (the words that give an amount
+its role), ``dates.toml`` (month and weekday names) and ``quoting.toml`` (sign-offs). Every regular expression is linear on its input (bounded quantifiers, no nested
 repetition), because bodies are up to 100,000 characters of whatever a sender typed.
 """
 

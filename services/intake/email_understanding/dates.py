@@ -4,26 +4,19 @@ the request arrived, and the day the customer says they paid."""
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Final
 
 from services.intake.email_understanding.amounts import CLAUSE_BREAK, CONTEXT, ROLE_CUES, Role, any_of
 
-_MONTHS: Final = {
-    **dict.fromkeys(("january", "jan", "januar", "jänner", "janvier", "janv", "enero", "januari"), 1),
-    **dict.fromkeys(("february", "feb", "februar", "février", "fevrier", "févr", "febrero", "februari"), 2),
-    **dict.fromkeys(("march", "mar", "märz", "mrz", "mars", "marzo", "maart"), 3),
-    **dict.fromkeys(("april", "apr", "avril", "avr", "abril"), 4),
-    **dict.fromkeys(("may", "mai", "mayo", "mei"), 5),
-    **dict.fromkeys(("june", "jun", "juni", "juin", "junio"), 6),
-    **dict.fromkeys(("july", "jul", "juli", "juillet", "juil", "julio"), 7),
-    **dict.fromkeys(("august", "aug", "août", "aout", "agosto", "augustus"), 8),
-    **dict.fromkeys(("september", "sep", "sept", "septembre", "septiembre", "setiembre"), 9),
-    **dict.fromkeys(("october", "oct", "oktober", "okt", "octobre", "octubre"), 10),
-    **dict.fromkeys(("november", "nov", "novembre", "noviembre"), 11),
-    **dict.fromkeys(("december", "dec", "dezember", "dez", "décembre", "decembre", "déc", "diciembre"), 12),
-}
+_CALENDAR_WORDS: Final = tomllib.loads(
+    (Path(__file__).with_name("rules") / "dates.toml").read_text(encoding="utf-8")
+)
+_MONTHS: Final = {name: int(month) for month, names in _CALENDAR_WORDS["months"].items() for name in names}
+"""Month names and abbreviations in five languages, to the month's number (``rules/dates.toml``)."""
 _MONTH_NAME = "|".join(sorted(_MONTHS, key=len, reverse=True))
 _DATE = re.compile(
     # 2026-11-02, 2026/11/02, 2026.11.02: year first is never ambiguous
@@ -68,14 +61,9 @@ class _DateSpan:
 
 
 _WEEKDAYS: Final = {
-    **dict.fromkeys(("monday", "montag", "lundi", "lunes", "maandag"), 0),
-    **dict.fromkeys(("tuesday", "dienstag", "mardi", "martes", "dinsdag"), 1),
-    **dict.fromkeys(("wednesday", "mittwoch", "mercredi", "miércoles", "miercoles", "woensdag"), 2),
-    **dict.fromkeys(("thursday", "donnerstag", "jeudi", "jueves", "donderdag"), 3),
-    **dict.fromkeys(("friday", "freitag", "vendredi", "viernes", "vrijdag"), 4),
-    **dict.fromkeys(("saturday", "samstag", "samedi", "sábado", "sabado", "zaterdag"), 5),
-    **dict.fromkeys(("sunday", "sonntag", "dimanche", "domingo", "zondag"), 6),
+    name: int(weekday) for weekday, names in _CALENDAR_WORDS["weekdays"].items() for name in names
 }
+"""Weekday names in five languages, to ``date.weekday()`` (Monday is 0)."""
 _WEEKDAY_NAME = "|".join(sorted(_WEEKDAYS, key=len, reverse=True))
 _SMALL_NUMBERS: Final = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,

@@ -1,13 +1,16 @@
 """The sender's own text: quoted replies, forwards and signatures set apart.
 
-The vocabulary (sign-offs, forward and reply markers in English, German, French, Spanish and Dutch)
-is part of each pattern: it is grammar of a mail client's output as much as words.
+Sign-offs are data (``rules/quoting.toml``); the forward and reply markers (English, German,
+French, Spanish and Dutch) stay in the patterns here: they are a mail client's grammar more than
+words.
 """
 
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 _MAX_HEADER_LINE = 400  # attribution lines longer than this are prose, not "On ... wrote:"
@@ -52,18 +55,13 @@ _HEADER_LINE = re.compile(
 _HEADER_SUBJECT = re.compile(r"^(?:subject|betreff|objet|asunto|onderwerp)\s?:\s?(.*)$", re.I)
 _RULE_LINE = re.compile(r"^_{5,}$")
 _SIGNATURE_DELIMITER = re.compile(r"^--\s?$")
+_SIGN_OFFS: Final = tomllib.loads(
+    (Path(__file__).with_name("rules") / "quoting.toml").read_text(encoding="utf-8")
+)["sign_offs"]
 _SIGN_OFF = re.compile(
-    r"^(?:(?:(?:best|kind|warm|warmest|many|with|yours)\s)?(?:regards|wishes)"
-    r"|best|cheers|thanks|thank you|thanks in advance|many thanks|thanks again|with thanks|sincerely"
-    r"|yours sincerely|yours faithfully|yours truly|respectfully|br|kr|rgds"
-    r"|mit freundlichen grüßen|mit freundlichem gruß|mit freundlichen grüssen|freundliche grüße"
-    r"|viele grüße|beste grüße|liebe grüße|schöne grüße|mfg|vg|lg|gruß|grüße|danke|vielen dank"
-    r"|besten dank|cordialement|bien cordialement|bien à vous|salutations|meilleures salutations"
-    r"|sincères salutations|merci|merci d'avance|merci beaucoup|saludos|un saludo|saludos cordiales"
-    r"|atentamente|gracias|muchas gracias|cordialmente|un cordial saludo|met vriendelijke groet(?:en)?"
-    r"|vriendelijke groet(?:en)?|groeten|mvg|hartelijke groet(?:en)?|bedankt)[\s,.!]{0,3}$",
-    re.I,
+    rf"^(?:{'|'.join(phrase for phrases in _SIGN_OFFS.values() for phrase in phrases)})[\s,.!]{{0,3}}$", re.I
 )
+"""A line that closes a message, in five languages (``rules/quoting.toml``)."""
 _DEVICE_FOOTER = re.compile(
     r"^(?:sent from my \w+.{0,40}|sent from (?:outlook|mail|yahoo mail).{0,40}|get outlook for .{0,40}"
     r"|von meinem .{0,40}gesendet|envoyé de mon .{0,40}|enviado desde mi .{0,40}"
