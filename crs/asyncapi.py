@@ -1,8 +1,9 @@
 """The project's AsyncAPI document, generated from the message models so it cannot drift.
 
-`crs asyncapi` writes it to ``docs/asyncapi.json``; a unit test fails when the committed file is
-not what the models generate. The handlers take raw Kafka records (they parse and dead-letter
-themselves), so FastStream's own generator would see no payloads; this one reads the models.
+The channels are the topics of :mod:`shared.registry`. `crs asyncapi` writes it to
+``docs/asyncapi.json``; a unit test fails when the committed file is not what the models generate.
+The handlers take raw Kafka records (they parse and dead-letter themselves), so FastStream's own
+generator would see no payloads; this one reads the models.
 """
 
 from __future__ import annotations
@@ -14,20 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from shared import topics
-from shared.contract import (
-    ApprovalDecision,
-    CrmRequest,
-    Customer,
-    CustomerContract,
-    EmailRequest,
-    ErpAck,
-    ErpResolution,
-    Invoice,
-    Payment,
-    RequestStatusChanged,
-)
-from shared.events import EmailReplyAdded, RequestCaptured, RequestRouted, RequestSetAside, RequestValidated
+from shared import registry, topics
 from shared.settings import LOCAL_KAFKA
 
 
@@ -40,45 +28,21 @@ class Channel:
     description: str
 
 
-CHANNELS = (
+def _published_by_us(topic: registry.Topic) -> bool:
+    return any(topic.name in service.publishes for service in registry.SERVICES)
+
+
+CHANNELS = tuple(
     Channel(
-        topics.CRM_REQUESTS, "case_id", CrmRequest, "receive", "Requests from the CRM gateway and the portal."
-    ),
-    Channel(
-        topics.EMAIL_REQUESTS, "message_id", EmailRequest, "receive", "One message per email, MIME decoded."
-    ),
-    Channel(
-        topics.CUSTOMERS, "customer_id", Customer, "receive", "Customer master; latest per key is current."
-    ),
-    Channel(topics.INVOICES, "invoice_id", Invoice, "receive", "ERP invoices."),
-    Channel(topics.PAYMENTS, "payment_id", Payment, "receive", "ERP payments."),
-    Channel(topics.CONTRACTS, "contract_id", CustomerContract, "receive", "Customer contracts with prices."),
-    Channel(topics.APPROVALS, "request_id", ApprovalDecision, "receive", "Approval decisions."),
-    Channel(topics.ERP_ACKS, "request_id", ErpAck, "receive", "The ERP's answer to a resolution."),
-    Channel(topics.ERP_RESOLUTIONS, "request_id", ErpResolution, "send", "What the ERP must post."),
-    Channel(topics.REQUEST_STATUS, "request_id", RequestStatusChanged, "send", "Every status change."),
-    Channel(
-        topics.REQUEST_CAPTURED, "request_id", RequestCaptured, "send", "Internal: intake to validation."
-    ),
-    Channel(
-        topics.REQUEST_VALIDATED, "request_id", RequestValidated, "send", "Internal: validation to routing."
-    ),
-    Channel(
-        topics.REQUEST_SET_ASIDE,
-        "request_id",
-        RequestSetAside,
-        "send",
-        "Internal: validation's holds, rejections and duplicates, with their checks (audit reads it).",
-    ),
-    Channel(topics.REQUEST_ROUTED, "request_id", RequestRouted, "send", "Internal: routing to resolution."),
-    Channel(
-        topics.REQUEST_UPDATED,
-        "request_id",
-        EmailReplyAdded,
-        "send",
-        "Internal: an email reply intake added to an existing request (audit reads it).",
-    ),
+        topic.name,
+        topic.key,
+        topic.model,
+        "send" if _published_by_us(topic) else "receive",
+        topic.description,
+    )
+    for topic in registry.TOPICS
 )
+"""One channel per topic of the registry: what we publish is "send", what others publish "receive"."""
 
 DEAD_LETTER_HEADERS = {
     "type": "object",
@@ -152,7 +116,7 @@ def build_document() -> dict[str, Any]:
             "channel": {"$ref": f"#/channels/{channel_id}"},
         }
         dead_letters = _channel_id(topics.dead_letter_topic(channel.topic))
-        if channel.topic in topics.CONSUMED_TOPICS:
+        if registry.topic(channel.topic).dead_letter:
             channels[dead_letters] = {
                 "address": topics.dead_letter_topic(channel.topic),
                 "description": f"Messages of {channel.topic} that could not be processed, as received.",

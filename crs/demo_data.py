@@ -17,21 +17,38 @@ The data is deliberately imperfect in the ways finance operations are:
   email from them cannot name its customer by the sender address alone;
 * customers are blocked or closed, KYC is pending, expired or failed.
 
-Money is never a float: amounts are computed with :class:`~decimal.Decimal` and
-written as decimal strings with exactly two decimal places.
+Money is never a float: amounts are computed with :class:`~decimal.Decimal`, rounded to the
+currency's minor units. Every record is a model of the contract (``shared/contract.py``), so
+what the generator publishes is what the services accept; the word lists and the price list it
+draws from are data, in ``crs/demo_data.toml``.
 """
 
 from __future__ import annotations
 
 import random
+import tomllib
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from shared.contract import (
+    Contact,
+    ContractPrice,
+    CrmRequest,
+    Customer,
+    CustomerContract,
+    EmailRequest,
+    Invoice,
+    InvoiceLine,
+    Payment,
+    PaymentApplication,
+)
+from shared.money import Money, format_amount, round_to_minor_units
 from shared.topics import CONTRACTS, CUSTOMERS, INVOICES, PAYMENTS
 
 __all__ = [
@@ -142,96 +159,26 @@ class Product:
     max_quantity: int
 
 
-def _product(sku: str, description: str, price: str, qty: tuple[int, int]) -> Product:
-    return Product(sku, description, Decimal(price), qty[0], qty[1])
+_DATA: Final = tomllib.loads(Path(__file__).with_name("demo_data.toml").read_text(encoding="utf-8"))
 
-
-PRODUCT_CATALOGUE: Final[tuple[Product, ...]] = (
-    _product("SKU-CLD-100", "Cloud storage 1TB/month", "95.00", (1, 60)),
-    _product("SKU-CLD-200", "Cloud compute vCPU/month", "42.00", (4, 256)),
-    _product("SKU-CLD-300", "Managed database instance/month", "380.00", (1, 12)),
-    _product("SKU-CLD-400", "Backup and archive 1TB/month", "35.00", (1, 80)),
-    _product("SKU-LIC-110", "ERP user licence/month", "120.00", (5, 250)),
-    _product("SKU-LIC-120", "Analytics seat/month", "65.00", (3, 120)),
-    _product("SKU-LIC-130", "Document management seat/month", "28.00", (10, 400)),
-    _product("SKU-SUP-210", "Premium support/month", "1500.00", (1, 1)),
-    _product("SKU-SUP-220", "24x7 incident response/month", "2400.00", (1, 1)),
-    _product("SKU-SRV-310", "Implementation consulting/day", "1350.00", (1, 20)),
-    _product("SKU-SRV-320", "Data migration/day", "1200.00", (1, 15)),
-    _product("SKU-SRV-330", "Solution architect/hour", "210.00", (2, 60)),
-    _product("SKU-TRN-410", "On-site training/day", "1800.00", (1, 5)),
-    _product("SKU-TRN-420", "E-learning licence/user", "45.00", (5, 300)),
-    _product("SKU-HW-510", "Rugged handheld scanner", "649.00", (1, 40)),
-    _product("SKU-HW-520", "Thermal label printer", "429.00", (1, 25)),
-    _product("SKU-HW-530", "Network switch 48-port", "2150.00", (1, 8)),
-    _product("SKU-NET-610", "Dedicated line 1Gbps/month", "890.00", (1, 4)),
-    _product("SKU-NET-620", "SD-WAN site licence/month", "310.00", (1, 30)),
-    _product("SKU-SEC-710", "Endpoint protection/device/month", "6.50", (20, 2000)),
-    _product("SKU-SEC-720", "Security audit (fixed fee)", "9500.00", (1, 1)),
-    _product("SKU-SEC-730", "SSO identity user/month", "4.75", (20, 3000)),
+PRODUCT_CATALOGUE: Final[tuple[Product, ...]] = tuple(
+    Product(item["sku"], item["description"], Decimal(item["list_price"]), *item["quantity"])
+    for item in _DATA["products"]
 )
 _PRODUCTS_BY_SKU: Final = {product.sku: product for product in PRODUCT_CATALOGUE}
-
-# List prices are kept in USD; EUR and GBP price lists are derived with a fixed rate,
-# which is how many suppliers publish regional price lists.
-_LIST_PRICE_RATE: Final = {
-    "USD": Decimal(1),
-    "EUR": Decimal("0.92"),
-    "GBP": Decimal("0.79"),
+_LIST_PRICE_RATE: Final = {currency: Decimal(rate) for currency, rate in _DATA["list_price_rate"].items()}
+_LEGAL_FORMS: Final[dict[str, tuple[str, ...]]] = {
+    currency: tuple(forms) for currency, forms in _DATA["legal_forms"].items()
 }
-_LEGAL_FORMS: Final = {
-    "USD": ("Inc.", "LLC", "Corp."),
-    "EUR": ("GmbH", "AG", "S.A.", "B.V.", "S.r.l."),
-    "GBP": ("Ltd", "PLC", "LLP"),
-}
-
-_PLACE_WORDS: Final = (
-    "Northwind", "Blue Harbor", "Cedar Ridge", "Silver Lake", "Granite Peak", "Redwood",
-    "Ironbridge", "Maple Grove", "Harborview", "Summit", "Pinecrest", "Riverside",
-    "Oakfield", "Stonegate", "Brightwater", "Westbrook", "Eastgate", "Highland",
-    "Clearwater", "Fairmont", "Lakeshore", "Kingsbridge", "Sterling", "Evergreen",
-    "Copperfield", "Bayview", "Crescent", "Falcon", "Meridian", "Atlas", "Orion",
-    "Polaris", "Vanguard", "Keystone", "Beacon", "Horizon", "Pioneer", "Sunrise",
-    "Windmill", "Aurora", "Nordlicht", "Rheintal", "Alpenblick", "Thames", "Pennine",
-    "Cotswold", "Côte Azur", "Fjordline", "Tidewater", "Glenmoor",
-)  # fmt: skip
-_FOUNDER_NAMES: Final = (
-    "Müller", "Schäfer", "Hoffmann", "Dubois", "García", "Novak", "Lindqvist", "Okafor",
-    "Tanaka", "Patel", "O'Brien", "Kowalski", "Rossi", "Jansen", "Fischer", "Moreau",
-    "Bergström", "Nakamura", "Haddad", "Fernández", "Whitaker", "Ashford", "Delgado",
-    "Sørensen", "Ivanova", "Mbeki", "Castellano", "Brennan", "Vogel", "Lambert",
-)  # fmt: skip
-_INDUSTRIES: Final = (
-    "Logistics", "Foods", "Analytics", "Manufacturing", "Pharmaceuticals", "Retail",
-    "Energy", "Textiles", "Engineering", "Healthcare", "Software", "Freight",
-    "Construction", "Hospitality", "Media", "Biotech", "Robotics", "Packaging",
-    "Chemicals", "Instruments", "Outfitters", "Brewing", "Dental Supply", "Marine",
-    "Aerospace", "Telecom", "Print & Design", "Insurance Services", "Agritech",
-    "Medical Devices", "Furniture", "Water Systems", "Paper Mills", "Automotive",
-    "Cold Chain", "Laboratories",
-)  # fmt: skip
-_QUALIFIERS: Final = (
-    "Group", "Holdings", "Partners", "Systems", "Solutions", "International", "Works",
-    "Labs", "Supply", "Industries",
-)  # fmt: skip
-_FIRST_NAMES: Final = (
-    "James", "Maria", "David", "Sarah", "Michael", "Laura", "Daniel", "Emma", "Thomas",
-    "Olivia", "Robert", "Sophie", "Ahmed", "Fatima", "Wei", "Mei", "Hiroshi", "Yuki",
-    "José", "Inés", "Zoë", "Søren", "Chloé", "Łukasz", "Renée", "Björn", "Anna", "Peter",
-    "Grace", "Kwame", "Aisha", "Lars", "Ingrid", "Mateo", "Lucía", "Oliver", "Hannah",
-    "Rahul", "Priya", "Elena",
-)  # fmt: skip
-_LAST_NAMES: Final = (
-    "Smith", "Johnson", "Williams", "Brown", "Garcia", "Miller", "Davis", "Wilson",
-    "Anderson", "Taylor", "Thomas", "Moore", "Martin", "Jackson", "White", "Harris",
-    "Clark", "Lewis", "Walker", "Young", "Müller", "Schmidt", "Østergaard", "Nowak",
-    "Dubois", "Rossi", "Chen", "Wang", "Kim", "Singh", "Okonkwo", "Fernández", "O'Connor",
-    "Van der Berg", "Lindqvist", "Haddad", "Sato", "Kovač", "Novák", "Ferreira",
-)  # fmt: skip
-_ROLE_MAILBOXES: Final = (
-    ("Accounts Payable", "accounts.payable"),
-    ("Finance Team", "finance"),
-    ("Billing", "billing"),
+_WORDS: Final[dict[str, list[Any]]] = _DATA["words"]
+_PLACE_WORDS: Final[tuple[str, ...]] = tuple(_WORDS["places"])
+_FOUNDER_NAMES: Final[tuple[str, ...]] = tuple(_WORDS["founders"])
+_INDUSTRIES: Final[tuple[str, ...]] = tuple(_WORDS["industries"])
+_QUALIFIERS: Final[tuple[str, ...]] = tuple(_WORDS["qualifiers"])
+_FIRST_NAMES: Final[tuple[str, ...]] = tuple(_WORDS["first_names"])
+_LAST_NAMES: Final[tuple[str, ...]] = tuple(_WORDS["last_names"])
+_ROLE_MAILBOXES: Final[tuple[tuple[str, str], ...]] = tuple(
+    (name, local) for name, local in _WORDS["role_mailboxes"]
 )
 
 # --------------------------------------------------------------------------------------
@@ -248,27 +195,8 @@ class SharedContact:
     why: str
 
 
-SHARED_CONTACTS: Final[tuple[SharedContact, ...]] = (
-    SharedContact(
-        "Priya Raman",
-        "priya.raman@ledgerline-accounting.example",
-        "bookkeeper at an accounting firm that runs payables for two clients",
-    ),
-    SharedContact(
-        "Accounts Payable",
-        "ap@harbourpoint-shared-services.example",
-        "outsourced accounts-payable mailbox of a shared-services provider",
-    ),
-    SharedContact(
-        "Tom Becker",
-        "t.becker@becker-steuerberatung.example",
-        "tax adviser acting for two sister companies",
-    ),
-    SharedContact(
-        "Invoices Desk",
-        "invoices@northbridge-bookkeeping.example",
-        "bookkeeping bureau that receives invoices on behalf of two customers",
-    ),
+SHARED_CONTACTS: Final[tuple[SharedContact, ...]] = tuple(
+    SharedContact(contact["name"], contact["email"], contact["why"]) for contact in _DATA["shared_contacts"]
 )
 """Contacts deliberately placed on two customers each: matching an email by sender
 address alone is ambiguous for them. :attr:`DemoDataset.shared_contact_owners` says
@@ -280,6 +208,8 @@ which two customers hold each one in a given dataset."""
 
 _CENT: Final = Decimal("0.01")
 _ZERO: Final = Decimal("0.00")
+_JSON: Final = {"mode": "json", "by_alias": True, "exclude_unset": True}
+"""How a model becomes a message: the contract's names, only the fields the generator set."""
 # Letters that Unicode decomposition does not reduce to ASCII.
 _TRANSLITERATION: Final = str.maketrans(
     {"ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "ß": "ss", "ł": "l", "Ł": "L", "đ": "d"}
@@ -287,16 +217,11 @@ _TRANSLITERATION: Final = str.maketrans(
 
 
 def _cents(amount: Decimal) -> Decimal:
-    return amount.quantize(_CENT, rounding=ROUND_HALF_UP)
+    return round_to_minor_units(amount, "USD")
 
 
-def _decimal_text(amount: Decimal) -> str:
-    # format "f" never falls back to exponent notation, unlike str() on some Decimals.
-    return format(_cents(amount), "f")
-
-
-def _money(amount: Decimal, currency: str) -> dict[str, str]:
-    return {"amount": _decimal_text(amount), "currency": currency}
+def _money(amount: Decimal, currency: str) -> Money:
+    return Money(amount=round_to_minor_units(amount, currency), currency=currency)
 
 
 def _ascii_fold(text: str) -> str:
@@ -361,16 +286,21 @@ def _allocate(
 # --------------------------------------------------------------------------------------
 
 
+ReferenceDocument = Customer | CustomerContract | Invoice | Payment
+
+
 @dataclass(frozen=True)
 class DemoRecord:
-    """One message for a reference-data topic: its topic, key and JSON-ready value.
-
-    The value is a plain dict shared with the dataset; copy it before changing it.
-    """
+    """One message for a reference-data topic: its topic, key and the contract's model of it."""
 
     topic: str
     key: str
-    value: dict[str, Any]
+    document: ReferenceDocument
+
+    @property
+    def value(self) -> dict[str, Any]:
+        """The message as published (JSON-ready): a new dict on every call, free to change."""
+        return self.document.model_dump(**_JSON)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -419,52 +349,46 @@ class DemoDataset:
         }
 
     @cached_property
-    def _customer_index(self) -> dict[str, dict[str, Any]]:
-        return {record.key: record.value for record in self.customers}
+    def _index(self) -> dict[str, ReferenceDocument]:
+        return {record.key: record.document for record in self.records()}
 
     @cached_property
-    def _contract_index(self) -> dict[str, dict[str, Any]]:
-        return {record.key: record.value for record in self.contracts}
-
-    @cached_property
-    def _invoice_index(self) -> dict[str, dict[str, Any]]:
-        return {record.key: record.value for record in self.invoices}
-
-    @cached_property
-    def _payment_index(self) -> dict[str, dict[str, Any]]:
-        return {record.key: record.value for record in self.payments}
-
-    @cached_property
-    def _invoices_by_customer(self) -> dict[str, list[dict[str, Any]]]:
-        grouped: dict[str, list[dict[str, Any]]] = {}
+    def _invoices_by_customer(self) -> dict[str, list[DemoRecord]]:
+        grouped: dict[str, list[DemoRecord]] = {}
         for record in self.invoices:
-            grouped.setdefault(record.value["customer_id"], []).append(record.value)
+            grouped.setdefault(record.value["customer_id"], []).append(record)
         return grouped
+
+    def _document(self, kind: type[Any], key: str) -> Any:
+        document = self._index[key]
+        if not isinstance(document, kind):
+            raise KeyError(key)
+        return document
 
     def customer(self, customer_id: str) -> dict[str, Any]:
         """A copy of the customer record ``customer_id``; ``KeyError`` if unknown."""
-        return _deep_copy(self._customer_index[customer_id])
+        return dict(self._document(Customer, customer_id).model_dump(**_JSON))
 
     def contract(self, contract_id: str) -> dict[str, Any]:
         """A copy of the contract record ``contract_id``; ``KeyError`` if unknown."""
-        return _deep_copy(self._contract_index[contract_id])
+        return dict(self._document(CustomerContract, contract_id).model_dump(**_JSON))
 
     def invoice(self, invoice_id: str) -> dict[str, Any]:
         """A copy of the invoice record ``invoice_id``; ``KeyError`` if unknown."""
-        return _deep_copy(self._invoice_index[invoice_id])
+        return dict(self._document(Invoice, invoice_id).model_dump(**_JSON))
 
     def payment(self, payment_id: str) -> dict[str, Any]:
         """A copy of the payment record ``payment_id``; ``KeyError`` if unknown."""
-        return _deep_copy(self._payment_index[payment_id])
+        return dict(self._document(Payment, payment_id).model_dump(**_JSON))
 
     def invoices_of(self, customer_id: str) -> list[dict[str, Any]]:
         """Copies of the customer's invoices in invoice-number order (empty if none)."""
-        return [_deep_copy(value) for value in self._invoices_by_customer.get(customer_id, [])]
+        return [record.value for record in self._invoices_by_customer.get(customer_id, [])]
 
-    def _own_contacts(self, customer_id: str) -> list[dict[str, str]]:
+    def _own_contacts(self, customer_id: str) -> list[Contact]:
         shared = {contact.email for contact in SHARED_CONTACTS}
-        contacts: list[dict[str, str]] = self.customer(customer_id)["contacts"]
-        return [contact for contact in contacts if contact["email"] not in shared]
+        customer: Customer = self._document(Customer, customer_id)
+        return [contact for contact in customer.contacts if contact.email not in shared]
 
     def sample_dispute(self) -> dict[str, Any]:
         """A ``crm.requests.v1`` billing dispute about :attr:`dispute_invoice_id`.
@@ -486,46 +410,40 @@ class DemoDataset:
         ``expected_amount`` is the invoice repriced at its contract's prices and
         ``disputed_amount`` the difference to the billed total.
         """
-        invoice = self.invoice(invoice_id)
-        contract = self.contract(invoice["contract_id"])
-        customer = self.customer(invoice["customer_id"])
-        prices = {price["sku"]: Decimal(price["unit_price"]) for price in contract["prices"]}
-        currency: str = invoice["currency"]
-        total = Decimal(invoice["total"]["amount"])
-        expected = sum(
-            (Decimal(line["quantity"]) * prices[line["sku"]] for line in invoice["lines"]),
-            start=_ZERO,
-        )
-        overbilled = next(
-            line for line in invoice["lines"] if Decimal(line["unit_price"]) > prices[line["sku"]]
-        )
-        contact = self._own_contacts(customer["customer_id"])[0]
-        # The agent flags big accounts; routing may still decide otherwise.
-        priority = "high" if customer["tier"] in ("strategic", "key") else "normal"
+        invoice: Invoice = self._document(Invoice, invoice_id)
+        contract: CustomerContract = self._document(CustomerContract, invoice.contract_id or "")
+        customer: Customer = self._document(Customer, invoice.customer_id)
+        prices = {price.sku: price.unit_price for price in contract.prices}
+        currency = invoice.currency
+        expected = sum((line.quantity * prices[line.sku] for line in invoice.lines), start=_ZERO)
+        overbilled = next(line for line in invoice.lines if line.unit_price > prices[line.sku])
+        contact = self._own_contacts(customer.customer_id)[0]
         description = (
-            f"Invoice {invoice['invoice_id']} bills {overbilled['sku']} "
-            f"({overbilled['description']}) at {overbilled['unit_price']} {currency} per unit, "
-            f"but contract {contract['contract_id']} sets {_decimal_text(prices[overbilled['sku']])}. "
-            f"Repriced at the contract the invoice comes to {_decimal_text(expected)} {currency} "
-            f"instead of {_decimal_text(total)}; we dispute the difference and will pay "
+            f"Invoice {invoice.invoice_id} bills {overbilled.sku} ({overbilled.description}) at "
+            f"{overbilled.unit_price} {currency} per unit, but contract {contract.contract_id} sets "
+            f"{_money(prices[overbilled.sku], currency).amount}. Repriced at the contract the invoice "
+            f"comes to {_money(expected, currency).amount} {currency} instead of "
+            f"{_money(invoice.total.amount, currency).amount}; we dispute the difference and will pay "
             f"the rest on time."
         )
-        return {
-            "case_id": case_id,
-            "channel": "crm",
-            "customer_id": customer["customer_id"],
-            "type": "billing_dispute",
-            "subject": f"Price on invoice {invoice['invoice_id']} does not match our contract",
-            "description": description,
-            "invoice_ids": [invoice["invoice_id"]],
-            "payment_ids": [],
-            "contract_id": contract["contract_id"],
-            "disputed_amount": _money(total - expected, currency),
-            "expected_amount": _money(expected, currency),
-            "priority": priority,
-            "contact": {"name": contact["name"], "email": contact["email"]},
-            "submitted_at": submitted_at,
-        }
+        dispute = CrmRequest(
+            case_id=case_id,
+            channel="crm",
+            customer_id=customer.customer_id,
+            type="billing_dispute",
+            subject=f"Price on invoice {invoice.invoice_id} does not match our contract",
+            description=description,
+            invoice_ids=[invoice.invoice_id],
+            payment_ids=[],
+            contract_id=contract.contract_id,
+            disputed_amount=_money(invoice.total.amount - expected, currency),
+            expected_amount=_money(expected, currency),
+            # The agent flags big accounts; routing may still decide otherwise.
+            priority="high" if customer.tier in ("strategic", "key") else "normal",
+            contact=Contact(name=contact.name, email=contact.email),
+            submitted_at=submitted_at,
+        )
+        return dispute.model_dump(**_JSON)  # type: ignore[arg-type]
 
     def sample_email(self) -> dict[str, Any]:
         """An ``email.requests.v1`` payment query from the dispute customer.
@@ -536,50 +454,38 @@ class DemoDataset:
         seed.
         """
         rng = random.Random(f"crs-demo-data:{self.seed}:sample-email")  # noqa: S311 (demo data)
-        payment = self.payment(self.email_payment_id)
+        payment: Payment = self._document(Payment, self.email_payment_id)
         target = dict(self.unapplied_payment_targets)[self.email_payment_id]
-        invoice = self.invoice(target)
-        customer = self.customer(invoice["customer_id"])
-        contacts = self._own_contacts(customer["customer_id"])
+        invoice: Invoice = self._document(Invoice, target)
+        customer: Customer = self._document(Customer, invoice.customer_id)
+        contacts = self._own_contacts(customer.customer_id)
         # A different person from the one who raised the CRM dispute, where there is one.
         contact = contacts[1] if len(contacts) > 1 else contacts[0]
-        domain = contact["email"].rsplit("@", 1)[1]
-        amount = Decimal(payment["amount"]["amount"])
+        address = contact.email or ""
+        domain = address.rsplit("@", 1)[1]
+        paid = payment.amount
         body = (
             "Hello,\n\n"
-            f"we paid invoice {invoice['invoice_id']} on {payment['received_on']} by bank "
-            f"transfer: {payment['amount']['currency']} {amount:,.2f}, bank reference "
-            f'"{payment["reference"]}".\n'
-            f"Your latest statement still shows {invoice['invoice_id']} as open. Could you "
+            f"we paid invoice {invoice.invoice_id} on {payment.received_on} by bank "
+            f"transfer: {paid.currency} {format_amount(paid.amount, paid.currency)}, bank reference "
+            f'"{payment.reference}".\n'
+            f"Your latest statement still shows {invoice.invoice_id} as open. Could you "
             "please apply the payment and send us an updated statement?\n\n"
             "Kind regards,\n"
-            f"{contact['name']}\n"
-            f"{customer['name']}\n"
+            f"{contact.name}\n"
+            f"{customer.name}\n"
         )
-        return {
-            "message_id": f"<{rng.getrandbits(64):016x}.{rng.randrange(10**6):06d}@mail.{domain}>",
-            "from": f"{contact['name']} <{contact['email']}>",
-            "to": [AR_MAILBOX],
-            "cc": [],
-            "subject": f"Payment for invoice {invoice['invoice_id']} still shown as open",
-            "body_text": body,
-            "received_at": _timestamp(rng, self.as_of),
-            "attachments": [],
-        }
-
-
-def _deep_copy(value: dict[str, Any]) -> dict[str, Any]:
-    # The values are JSON trees, so a structural copy is enough and much faster
-    # than copy.deepcopy.
-    return {key: _copy_json(item) for key, item in value.items()}
-
-
-def _copy_json(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _copy_json(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_copy_json(item) for item in value]
-    return value
+        email = EmailRequest(
+            message_id=f"<{rng.getrandbits(64):016x}.{rng.randrange(10**6):06d}@mail.{domain}>",
+            sender=f"{contact.name} <{address}>",
+            to=[AR_MAILBOX],
+            cc=[],
+            subject=f"Payment for invoice {invoice.invoice_id} still shown as open",
+            body_text=body,
+            received_at=_timestamp(rng, self.as_of),
+            attachments=[],
+        )
+        return email.model_dump(**_JSON)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------
@@ -1123,34 +1029,36 @@ class _Generator:
         if customer.status == "closed":
             limit = _ZERO
         updated = self.last_day - timedelta(days=rng.randint(0, 400))
-        value = {
-            "customer_id": customer.customer_id,
-            "name": customer.name,
-            "status": customer.status,
-            "kyc_status": customer.kyc_status,
-            "kyc_expires_on": expires,
-            "credit_limit": _money(limit, customer.currency),
-            "tier": customer.tier,
-            "contacts": [dict(contact) for contact in customer.contacts],
-            "updated_at": _timestamp(rng, updated),
-        }
-        return DemoRecord(CUSTOMERS, customer.customer_id, value)
+        document = Customer.model_validate(
+            {
+                "customer_id": customer.customer_id,
+                "name": customer.name,
+                "status": customer.status,
+                "kyc_status": customer.kyc_status,
+                "kyc_expires_on": expires,
+                "credit_limit": _money(limit, customer.currency),
+                "tier": customer.tier,
+                "contacts": customer.contacts,
+                "updated_at": _timestamp(rng, updated),
+            }
+        )
+        return DemoRecord(CUSTOMERS, customer.customer_id, document)
 
     def contract_record(self, contract: _Contract) -> DemoRecord:
         signed = contract.valid_from - timedelta(days=self.rng.randint(3, 30))
-        value = {
-            "contract_id": contract.contract_id,
-            "customer_id": contract.customer.customer_id,
-            "valid_from": contract.valid_from.isoformat(),
-            "valid_to": contract.valid_to.isoformat(),
-            "currency": contract.customer.currency,
-            "prices": [
-                {"sku": sku, "unit_price": _decimal_text(price)} for sku, price in contract.prices.items()
+        document = CustomerContract(
+            contract_id=contract.contract_id,
+            customer_id=contract.customer.customer_id,
+            valid_from=contract.valid_from,
+            valid_to=contract.valid_to,
+            currency=contract.customer.currency,
+            prices=[
+                ContractPrice(sku=sku, unit_price=_cents(price)) for sku, price in contract.prices.items()
             ],
-            "payment_terms_days": contract.terms_days,
-            "updated_at": _timestamp(self.rng, signed),
-        }
-        return DemoRecord(CONTRACTS, contract.contract_id, value)
+            payment_terms_days=contract.terms_days,
+            updated_at=_timestamp(self.rng, signed),
+        )
+        return DemoRecord(CONTRACTS, contract.contract_id, document)
 
     def invoice_record(self, invoice: _Invoice) -> DemoRecord:
         currency = invoice.customer.currency
@@ -1159,47 +1067,47 @@ class _Generator:
             last_change = max(day for day, _ in invoice.settlements)
         elif invoice.cancelled_on is not None:
             last_change = invoice.cancelled_on
-        value = {
-            "invoice_id": invoice.invoice_id,
-            "customer_id": invoice.customer.customer_id,
-            "contract_id": invoice.contract.contract_id,
-            "issued_on": invoice.issued_on.isoformat(),
-            "due_on": invoice.due_on.isoformat(),
-            "currency": currency,
-            "lines": [
-                {
-                    "sku": line.product.sku,
-                    "description": line.product.description,
-                    "quantity": str(line.quantity),
-                    "unit_price": _decimal_text(line.unit_price),
-                }
+        document = Invoice(
+            invoice_id=invoice.invoice_id,
+            customer_id=invoice.customer.customer_id,
+            contract_id=invoice.contract.contract_id,
+            issued_on=invoice.issued_on,
+            due_on=invoice.due_on,
+            currency=currency,
+            lines=[
+                InvoiceLine(
+                    sku=line.product.sku,
+                    description=line.product.description,
+                    quantity=Decimal(line.quantity),
+                    unit_price=_cents(line.unit_price),
+                )
                 for line in invoice.lines
             ],
-            "total": _money(invoice.total, currency),
-            "open_amount": _money(invoice.open_amount, currency),
-            "status": invoice.status,
-            "updated_at": _timestamp(self.rng, last_change),
-        }
-        return DemoRecord(INVOICES, invoice.invoice_id, value)
+            total=_money(invoice.total, currency),
+            open_amount=_money(invoice.open_amount, currency),
+            status=invoice.status,
+            updated_at=_timestamp(self.rng, last_change),
+        )
+        return DemoRecord(INVOICES, invoice.invoice_id, document)
 
     def payment_record(self, payment: _Payment) -> DemoRecord:
         currency = payment.customer.currency
         # Cash application runs the next working day or so after the money arrives.
         booked = min(payment.received_on + timedelta(days=self.rng.randint(0, 2)), self.last_day)
-        value = {
-            "payment_id": payment.payment_id,
-            "customer_id": payment.customer.customer_id,
-            "amount": _money(payment.amount, currency),
-            "received_on": payment.received_on.isoformat(),
-            "reference": payment.reference,
-            "status": payment.status,
-            "applied_to": [
-                {"invoice_id": invoice.invoice_id, "amount": _decimal_text(amount)}
+        document = Payment(
+            payment_id=payment.payment_id,
+            customer_id=payment.customer.customer_id,
+            amount=_money(payment.amount, currency),
+            received_on=payment.received_on,
+            reference=payment.reference,
+            status=payment.status,
+            applied_to=[
+                PaymentApplication(invoice_id=invoice.invoice_id, amount=_cents(amount))
                 for invoice, amount in payment.applications
             ],
-            "updated_at": _timestamp(self.rng, booked),
-        }
-        return DemoRecord(PAYMENTS, payment.payment_id, value)
+            updated_at=_timestamp(self.rng, booked),
+        )
+        return DemoRecord(PAYMENTS, payment.payment_id, document)
 
     # -- the whole run -------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """A small process supervisor for the local stack: Kafka (tansu), MongoDB (SecantusDB), the topics
-and the five services, each one a detached process with a pid file and a log file.
+and the services of :mod:`shared.registry`, each one a detached process with a pid file and a log file.
 
 Used by ``crs stack up|down|status`` and by the test-suite. Layout of the state directory (the
 "home", ``.crs`` at the repository root by default)::
@@ -39,6 +39,7 @@ from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped,un
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
+from shared import registry
 from shared.settings import (
     LOCAL_HEALTH_PORTS,
     LOCAL_HOST,
@@ -48,7 +49,8 @@ from shared.settings import (
     local_mongodb_uri,
 )
 
-SERVICES: Final = tuple(LOCAL_HEALTH_PORTS)
+SERVICES: Final = tuple(service.name for service in registry.SERVICES)
+"""The services of the registry (:mod:`shared.registry`), in start order."""
 DEFAULT_HEALTH_PORTS: Final[Mapping[str, int]] = LOCAL_HEALTH_PORTS
 INFRA: Final = ("kafka", "mongodb")
 REPLICA_SEPARATOR: Final = "@"
@@ -305,7 +307,7 @@ def _launch(config: StackConfig, part: str) -> _Launch:
         "LOG_FORMAT": "json",
         **config.extra_env,
     }
-    argv = (config.python, "-m", f"services.{part}")
+    argv = (config.python, "-m", registry.service(part).module)
     return _Launch(part, argv, env, "127.0.0.1", port, _health_port_variable(part))
 
 
@@ -322,7 +324,8 @@ def _is_our_program(part: str, argv: Sequence[str]) -> bool:
     if part == "mongodb":
         # `python .../secantusd-py ...`, as the console script's shebang runs it.
         return any(Path(arg).name == "secantusd-py" for arg in argv[:2])
-    module = f"services.{part.partition(REPLICA_SEPARATOR)[0]}"  # a replica runs its service's module
+    # A replica runs its service's module.
+    module = registry.service(part.partition(REPLICA_SEPARATOR)[0]).module
     return any(a == "-m" and b == module for a, b in itertools.pairwise(argv))
 
 

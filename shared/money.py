@@ -2,14 +2,27 @@
 
 On the wire the amount is a decimal string (``{"amount": "12500.00", "currency": "USD"}``).
 A JSON number is refused because a float has already lost the cents by the time we see it.
+Each currency has its own minor units (ISO 4217, from the pinned ``iso4217`` package): two for
+USD, none for JPY, three for BHD. An amount never carries zeros beyond them (``"100000.00"`` JPY
+is ``"100000"``) and is shown with exactly as many decimals (``100,000 JPY``, ``96.60 USD``).
 """
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import cache
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from iso4217 import Currency
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 MAX_ABSOLUTE_AMOUNT = Decimal("1000000000000")  # 10^12: above any real invoice, below nonsense
@@ -49,13 +62,58 @@ Amount = Annotated[
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code", examples=["USD"])]
 
 
+DEFAULT_MINOR_UNITS = 2
+"""The minor units of a code ISO 4217 does not know, or gives none (``XXX``): cents."""
+
+
+@cache
+def minor_units(currency: str) -> int:
+    """How many decimals an amount of ``currency`` has (ISO 4217): USD 2, JPY 0, BHD 3."""
+    try:
+        exponent = Currency(currency).exponent
+    except ValueError:
+        return DEFAULT_MINOR_UNITS
+    return DEFAULT_MINOR_UNITS if exponent is None else exponent
+
+
+def round_to_minor_units(amount: Decimal, currency: str) -> Decimal:
+    """``amount`` rounded half up to the minor units of ``currency`` (whole yen, cents of a dollar)."""
+    return amount.quantize(Decimal(1).scaleb(-minor_units(currency)), rounding=ROUND_HALF_UP)
+
+
+def format_amount(amount: Decimal, currency: str) -> str:
+    """``amount`` for people: thousands grouped, as many decimals as ``currency`` has (``100,000``)."""
+    return f"{amount:,.{minor_units(currency)}f}"
+
+
+def _without_zeros_beyond_minor_units(amount: Decimal, currency: str) -> Decimal:
+    exponent = amount.as_tuple().exponent
+    places = minor_units(currency)
+    if not isinstance(exponent, int) or -exponent <= places:
+        return amount
+    shortened = amount.quantize(Decimal(1).scaleb(-places))
+    return shortened if shortened == amount else amount  # a real fraction of a minor unit stays
+
+
 class Money(BaseModel):
-    """An amount of one currency. Arithmetic refuses to mix currencies."""
+    """An amount of one currency. Arithmetic refuses to mix currencies.
+
+    Zeros beyond the currency's minor units are dropped as it is read (``"100000.00"`` JPY is
+    ``100000``); a real fraction of a minor unit is kept, never rounded away here.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     amount: Amount = Field(description="Decimal string, never a float", examples=["12500.00"])
     currency: CurrencyCode
+
+    @model_validator(mode="after")
+    def _in_minor_units(self) -> Money:
+        shortened = _without_zeros_beyond_minor_units(self.amount, self.currency)
+        if shortened is not self.amount:
+            # Frozen: set once, while the instance is being built.
+            object.__setattr__(self, "amount", shortened)
+        return self
 
     def __sub__(self, other: Money) -> Money:
         self._require_same_currency(other)
@@ -70,7 +128,7 @@ class Money(BaseModel):
             raise ValueError(f"cannot combine {self.currency} with {other.currency}")
 
     def __str__(self) -> str:
-        return f"{self.amount:,.2f} {self.currency}"
+        return f"{format_amount(self.amount, self.currency)} {self.currency}"
 
 
 CURRENCY_MISMATCH = "currency_mismatch"

@@ -15,6 +15,8 @@ from typing import ClassVar, Final, Literal, Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.registry import SERVICES
+
 # ---------------------------------------------------------------------------------------------
 # Defaults: the local stack's addresses, defined here once. The services, the `crs` tool (its
 # stack supervisor, its commands, the AsyncAPI document) and the tests all read them from here.
@@ -23,9 +25,9 @@ LOCAL_HOST: Final = "127.0.0.1"
 LOCAL_KAFKA_PORT: Final = 9092
 LOCAL_MONGODB_PORT: Final = 27017
 LOCAL_HEALTH_PORTS: Final[Mapping[str, int]] = MappingProxyType(
-    {"intake": 8081, "validation": 8082, "routing": 8083, "resolution": 8084, "audit": 8085}
+    {service.name: service.health_port for service in SERVICES}
 )
-"""Each service's health and metrics port on the local stack (8080 in containers)."""
+"""Each service's health and metrics port on the local stack (8080 in containers), from the registry."""
 
 
 def local_kafka(host: str = LOCAL_HOST, port: int = LOCAL_KAFKA_PORT) -> str:

@@ -1,52 +1,47 @@
-"""Every topic the system touches, in one place.
+"""Every topic the system touches, by name, and the groups the code asks for.
 
-The public ones are fixed by the external contract (``../shared/CONTRACT.md``); the internal ones
-(``requests.captured.v1`` and friends) are ours to design and carry the events between our own
-services. Each consumed topic has a dead-letter twin, ``<topic>.dlq``.
+The names, keys, owners and dead-letter twins are defined once, in :mod:`shared.registry`; this
+module gives them the short constant names the rest of the code uses. The public topics are fixed
+by the external contract (``../shared/CONTRACT.md``); the internal ones (``requests.captured.v1``
+and friends) are ours to design and carry the events between our own services.
 """
 
 from typing import Final
 
+from shared import registry
+
 # Inbound, from the CRM and email gateways (contract).
-CRM_REQUESTS: Final = "crm.requests.v1"
-EMAIL_REQUESTS: Final = "email.requests.v1"
+CRM_REQUESTS: Final = registry.CRM_REQUESTS.name
+EMAIL_REQUESTS: Final = registry.EMAIL_REQUESTS.name
 
 # Inbound reference data from the ERP and master-data systems (contract).
-CUSTOMERS: Final = "customers.master.v1"
-INVOICES: Final = "erp.invoices.v1"
-PAYMENTS: Final = "erp.payments.v1"
-CONTRACTS: Final = "erp.contracts.v1"
+CUSTOMERS: Final = registry.CUSTOMERS.name
+INVOICES: Final = registry.INVOICES.name
+PAYMENTS: Final = registry.PAYMENTS.name
+CONTRACTS: Final = registry.CONTRACTS.name
 
 # Inbound decisions and acknowledgements (contract).
-APPROVALS: Final = "requests.approvals.v1"
-ERP_ACKS: Final = "erp.acks.v1"
+APPROVALS: Final = registry.APPROVALS.name
+ERP_ACKS: Final = registry.ERP_ACKS.name
 
 # Outbound (contract).
-ERP_RESOLUTIONS: Final = "erp.resolutions.v1"
-REQUEST_STATUS: Final = "requests.status.v1"
+ERP_RESOLUTIONS: Final = registry.ERP_RESOLUTIONS.name
+REQUEST_STATUS: Final = registry.REQUEST_STATUS.name
 
 # Internal events between our own services.
-REQUEST_CAPTURED: Final = "requests.captured.v1"
-REQUEST_VALIDATED: Final = "requests.validated.v1"
-REQUEST_SET_ASIDE: Final = "requests.set-aside.v1"
+REQUEST_CAPTURED: Final = registry.REQUEST_CAPTURED.name
+REQUEST_VALIDATED: Final = registry.REQUEST_VALIDATED.name
+REQUEST_SET_ASIDE: Final = registry.REQUEST_SET_ASIDE.name
 """Validation's other verdicts: held, rejected or linked as a duplicate, with the checks that ran."""
-REQUEST_ROUTED: Final = "requests.routed.v1"
-REQUEST_UPDATED: Final = "requests.updated.v1"
+REQUEST_ROUTED: Final = registry.REQUEST_ROUTED.name
+REQUEST_UPDATED: Final = registry.REQUEST_UPDATED.name
 """What is added to an existing request: replies by email, so far."""
 
-REFERENCE_TOPICS: Final = (CUSTOMERS, INVOICES, PAYMENTS, CONTRACTS)
-REQUEST_TOPICS: Final = (
-    CRM_REQUESTS,
-    EMAIL_REQUESTS,
-    REQUEST_CAPTURED,
-    REQUEST_VALIDATED,
-    REQUEST_SET_ASIDE,
-    REQUEST_ROUTED,
-    REQUEST_UPDATED,
-    REQUEST_STATUS,
-    ERP_RESOLUTIONS,
-    ERP_ACKS,
-    APPROVALS,
+REFERENCE_TOPICS: Final = tuple(
+    topic.name for topic in registry.TOPICS if topic.group is registry.Group.REFERENCE
+)
+REQUEST_TOPICS: Final = tuple(
+    topic.name for topic in registry.TOPICS if topic.group is registry.Group.REQUEST
 )
 """The topics that carry the life of a request: what `crs watch` tails and audit records."""
 
@@ -58,7 +53,7 @@ def dead_letter_topic(topic: str) -> str:
     return f"{topic}{DLQ_SUFFIX}"
 
 
-REPLAYED_SERVICES: Final = ("intake", "validation", "routing", "resolution", "audit")
+REPLAYED_SERVICES: Final = tuple(service.name for service in registry.SERVICES)
 """The services that take replays of what they dead-lettered, each on a topic of its own."""
 
 
@@ -79,20 +74,10 @@ REPLAY_ORIGINAL_OFFSET: Final = "x-original-offset"
 REPLAY_ORIGINAL_KEY: Final = "x-original-key"
 """Headers of a replayed record (as on a dead letter): where the original record was."""
 
-CONSUMED_TOPICS: Final = (
-    CRM_REQUESTS,
-    EMAIL_REQUESTS,
-    *REFERENCE_TOPICS,
-    APPROVALS,
-    ERP_ACKS,
-    REQUEST_CAPTURED,
-    REQUEST_VALIDATED,
-    REQUEST_ROUTED,
-    REQUEST_STATUS,
-    ERP_RESOLUTIONS,
-)
+CONSUMED_TOPICS: Final = tuple(topic.name for topic in registry.TOPICS if topic.dead_letter)
+"""The topics whose consumers dead-letter what they cannot process (each has a ``.dlq`` twin)."""
 ALL_TOPICS: Final = (
-    *dict.fromkeys((*CONSUMED_TOPICS, *REQUEST_TOPICS)),
+    *(topic.name for topic in registry.TOPICS),
     *(dead_letter_topic(topic) for topic in CONSUMED_TOPICS),
     *(replay_topic(service) for service in REPLAYED_SERVICES),
 )

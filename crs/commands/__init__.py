@@ -3,6 +3,6 @@
 Importing this package registers every command on :data:`crs.app.app`.
 """
 
-from crs.commands import audit, chaos, requests, stack, tools
+from crs.commands import audit, chaos, deploy, requests, stack, tools
 
-__all__ = ["audit", "chaos", "requests", "stack", "tools"]
+__all__ = ["audit", "chaos", "deploy", "requests", "stack", "tools"]

@@ -24,7 +24,7 @@ from shared.contract import (
     RequestStatusChanged,
     RequestType,
 )
-from shared.events import MAX_STATED_AMOUNTS, RequestCaptured, RequestDetails
+from shared.events import RequestCaptured, RequestDetails
 from shared.identity import crm_request_id as crm_request_id  # noqa: PLC0414 - re-exported
 from shared.identity import email_request_id as email_request_id  # noqa: PLC0414 - re-exported
 from shared.identity import event_id_for
@@ -95,7 +95,7 @@ def capture_crm_request(case: CrmRequest, *, now: datetime) -> Capture:
         invoice_candidates=_not_structured(facts.invoice_candidates, case.invoice_ids),
         payment_candidates=_not_structured(facts.payment_candidates, case.payment_ids),
         loose_candidates=_not_structured(facts.loose_candidates, [*case.invoice_ids, *case.payment_ids]),
-        stated_amounts=facts.amounts.stated[:MAX_STATED_AMOUNTS],
+        stated_amounts=facts.amounts.stated,
         paid_amount=facts.amounts.paid,
         payment_date=facts.payment_date,
         priority_hint=case.priority,
@@ -140,7 +140,7 @@ def capture_email(email: EmailRequest, *, now: datetime) -> Capture:
         requested_credit_limit=understood.requested_credit_limit,
         mentioned_amounts=understood.mentioned_amounts,
         mentioned_dates=understood.mentioned_dates,
-        stated_amounts=understood.stated_amounts[:MAX_STATED_AMOUNTS],
+        stated_amounts=understood.stated_amounts,
         paid_amount=understood.paid_amount,
         payment_date=understood.payment_date,
         attachments=tuple(email.attachments),

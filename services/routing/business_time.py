@@ -1,6 +1,6 @@
 """Business time: working hours added to an instant, working time between two instants.
 
-Pure functions over a :class:`BusinessCalendar` (working days, opening hours, holidays, an IANA
+Pure functions over a :class:`BusinessCalendar` (working days, opening hours, days off, an IANA
 time zone). Every instant going in must be timezone-aware; every instant coming out is UTC.
 Opening and closing times are local wall-clock times, so a working day stays 09:00 to 17:00 in
 its own zone across a daylight-saving change; the arithmetic is done in UTC, so the hour that
@@ -9,6 +9,7 @@ a change adds or removes overnight never counts.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -19,14 +20,36 @@ _HORIZON_DAYS = 3660
 
 
 @dataclass(frozen=True)
+class ClosedDays:
+    """The days off besides the weekly ones: public holidays, yearly and one-off closing days.
+
+    ``public`` is any container of dates, such as a ``holidays`` package calendar (which works out
+    each year's holidays when it is first asked about it); ``every_year`` holds (month, day) pairs.
+    """
+
+    public: Container[date] = frozenset()
+    every_year: frozenset[tuple[int, int]] = frozenset()
+    once: frozenset[date] = frozenset()
+
+    def __contains__(self, day: object) -> bool:
+        if not isinstance(day, date):
+            return False
+        return day in self.once or (day.month, day.day) in self.every_year or day in self.public
+
+
+@dataclass(frozen=True)
 class BusinessCalendar:
-    """When SLA time passes: ``opens`` to ``closes`` local time on working days that are not holidays."""
+    """When SLA time passes: ``opens`` to ``closes`` local time on working days that are not holidays.
+
+    A day in ``worked_days`` is a working day even when it is a holiday or a weekly day off.
+    """
 
     time_zone: ZoneInfo
     working_days: frozenset[int]  # date.weekday(): Monday is 0
     opens: time
     closes: time
-    holidays: frozenset[date] = frozenset()
+    holidays: Container[date] = frozenset()
+    worked_days: frozenset[date] = frozenset()
 
     def __post_init__(self) -> None:
         if not self.working_days or not self.working_days <= set(range(7)):
@@ -36,7 +59,7 @@ class BusinessCalendar:
 
     def window(self, day: date) -> tuple[datetime, datetime] | None:
         """The working hours of ``day`` as UTC instants, or None on a day off."""
-        if day.weekday() not in self.working_days or day in self.holidays:
+        if day not in self.worked_days and (day.weekday() not in self.working_days or day in self.holidays):
             return None
         return (
             datetime.combine(day, self.opens, tzinfo=self.time_zone).astimezone(UTC),

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from services.routing.business_time import BusinessCalendar
+from services.routing.business_time import BusinessCalendar, ClosedDays
 from shared.contract import Priority, RequestType
 
 DEFAULT_RULES_FILE = Path(__file__).with_name("rules.toml")
@@ -112,6 +113,31 @@ class SlaRules(_Frozen):
         return timedelta(seconds=int(self.working_hours[priority] * 3600 * self.warning_at))
 
 
+MonthDay = Annotated[str, StringConstraints(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
+"""A day of every year, ``MM-DD``."""
+
+
+class PublicHolidays(_Frozen):
+    """Whose public holidays the calendar keeps: a country (ISO 3166) and, optionally, a subdivision.
+
+    The dates come from the ``holidays`` package (pinned), so no year has to be typed in.
+    """
+
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+    subdivision: str | None = None
+
+    @model_validator(mode="after")
+    def _known(self) -> PublicHolidays:
+        self.calendar()
+        return self
+
+    def calendar(self) -> holidays.HolidayBase:
+        try:
+            return holidays.country_holidays(self.country, subdiv=self.subdivision)
+        except NotImplementedError as error:
+            raise ValueError(f"[calendar.public_holidays] {error}") from error
+
+
 class CalendarRules(_Frozen):
     """The business calendar as written in the file."""
 
@@ -119,7 +145,10 @@ class CalendarRules(_Frozen):
     working_days: tuple[str, ...] = Field(min_length=1)
     opens: time
     closes: time
-    holidays: tuple[date, ...] = ()
+    public_holidays: PublicHolidays | None = None
+    closed_every_year: tuple[MonthDay, ...] = ()
+    holidays: tuple[date, ...] = Field(default=(), description="One-off closing days")
+    worked_days: tuple[date, ...] = Field(default=(), description="Days worked although days off")
 
     @model_validator(mode="after")
     def _usable(self) -> CalendarRules:
@@ -140,8 +169,18 @@ class CalendarRules(_Frozen):
             working_days=frozenset(WEEKDAYS.index(day) for day in self.working_days),
             opens=self.opens,
             closes=self.closes,
-            holidays=frozenset(self.holidays),
+            holidays=ClosedDays(
+                public=self.public_holidays.calendar() if self.public_holidays else frozenset(),
+                every_year=frozenset(_month_day(day) for day in self.closed_every_year),
+                once=frozenset(self.holidays),
+            ),
+            worked_days=frozenset(self.worked_days),
         )
+
+
+def _month_day(text: str) -> tuple[int, int]:
+    month, day = text.split("-")
+    return int(month), int(day)
 
 
 class RoutingRules(_Frozen):
