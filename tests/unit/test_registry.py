@@ -83,12 +83,18 @@ def test_the_topic_constants_and_lists_come_from_the_registry() -> None:
     constants = {
         name: value
         for name, value in vars(topics).items()
-        if name.isupper() and isinstance(value, str) and name != "DLQ_SUFFIX"
+        # Not topics: the dead-letter suffix and the headers of a replayed record.
+        if name.isupper()
+        and isinstance(value, str)
+        and name != "DLQ_SUFFIX"
+        and not name.startswith("REPLAY_")
     }
     assert set(constants.values()) == {topic.name for topic in registry.TOPICS}
-    assert set(topics.ALL_TOPICS) == {topic.name for topic in registry.TOPICS} | {
-        topics.dead_letter_topic(topic.name) for topic in registry.TOPICS if topic.dead_letter
-    }
+    assert set(topics.ALL_TOPICS) == (
+        {topic.name for topic in registry.TOPICS}
+        | {topics.dead_letter_topic(topic.name) for topic in registry.TOPICS if topic.dead_letter}
+        | {topics.replay_topic(service.name) for service in registry.SERVICES}
+    )
     assert registry.service("audit").consumes == topics.REQUEST_TOPICS
     assert {service.name: service.health_port for service in registry.SERVICES} == LOCAL_HEALTH_PORTS
 
@@ -102,7 +108,8 @@ def test_a_service_subscribes_to_exactly_the_topics_its_entry_consumes(name: str
     app_module = importlib.import_module(f"services.{name}.app")
     app, _ = app_module.build_app()
     subscribed = {topic.name for subscriber in app.broker.subscribers for topic in subscriber.topics}
-    assert subscribed == set(registry.service(name).consumes)
+    # Besides what it consumes, every service takes the replays of what it dead-lettered.
+    assert subscribed == {*registry.service(name).consumes, topics.replay_topic(name)}
 
 
 @pytest.mark.parametrize("name", NAMES)

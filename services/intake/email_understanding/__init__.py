@@ -24,8 +24,8 @@ its role), ``dates.toml`` (month and weekday names) and ``quoting.toml`` (sign-o
 expression is linear on its input (bounded quantifiers, no nested repetition), because bodies are
 up to 100,000 characters of whatever a sender typed.
 """
+
 from services.intake.email_understanding.amounts import (
-    MAX_STATED_AMOUNTS,
     AmountsFound,
     find_amounts,
     find_amounts_with_roles,
