@@ -27,6 +27,7 @@ from shared.contract import (
     Payment,
     RequestStatusChanged,
 )
+from shared.actions import WorkspaceActionMessage
 from shared.events import EmailReplyAdded, RequestCaptured, RequestRouted, RequestSetAside, RequestValidated
 from shared.settings import LOCAL_KAFKA
 
@@ -77,6 +78,14 @@ CHANNELS = (
         EmailReplyAdded,
         "send",
         "Internal: an email reply intake added to an existing request (audit reads it).",
+    ),
+    Channel(
+        topics.REQUEST_ACTIONS,
+        "request_id",
+        WorkspaceActionMessage,
+        "send",
+        "Internal: what people did in the workspace (assignments, notes, and decisions the owning "
+        "service carries out), under their directory id and role.",
     ),
 )
 

@@ -33,6 +33,9 @@ REQUEST_SET_ASIDE: Final = "requests.set-aside.v1"
 REQUEST_ROUTED: Final = "requests.routed.v1"
 REQUEST_UPDATED: Final = "requests.updated.v1"
 """What is added to an existing request: replies by email, so far."""
+REQUEST_ACTIONS: Final = "requests.actions.v1"
+"""What people did in the workspace (``shared/actions.py``): assignments and notes the workspace
+owns, and the decisions it hands to the service that owns that part of the request."""
 
 REFERENCE_TOPICS: Final = (CUSTOMERS, INVOICES, PAYMENTS, CONTRACTS)
 REQUEST_TOPICS: Final = (
@@ -47,6 +50,7 @@ REQUEST_TOPICS: Final = (
     ERP_RESOLUTIONS,
     ERP_ACKS,
     APPROVALS,
+    REQUEST_ACTIONS,
 )
 """The topics that carry the life of a request: what `crs watch` tails and audit records."""
 
@@ -69,6 +73,10 @@ CONSUMED_TOPICS: Final = (
     REQUEST_ROUTED,
     REQUEST_STATUS,
     ERP_RESOLUTIONS,
+    # The workspace's view reads these too (and its own actions).
+    REQUEST_SET_ASIDE,
+    REQUEST_UPDATED,
+    REQUEST_ACTIONS,
 )
 ALL_TOPICS: Final = (
     *dict.fromkeys((*CONSUMED_TOPICS, *REQUEST_TOPICS)),
