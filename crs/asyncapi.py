@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from shared import topics
+from shared.actions import WorkspaceActionMessage
 from shared.contract import (
     ApprovalDecision,
     CrmRequest,
@@ -27,7 +28,6 @@ from shared.contract import (
     Payment,
     RequestStatusChanged,
 )
-from shared.actions import WorkspaceActionMessage
 from shared.events import EmailReplyAdded, RequestCaptured, RequestRouted, RequestSetAside, RequestValidated
 from shared.settings import LOCAL_KAFKA
 

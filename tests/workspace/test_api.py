@@ -30,7 +30,7 @@ async def routed(servers: Servers, workspace: RunningWorkspace, **kwargs: Any) -
     async with workspace.client(token) as admin:
 
         async def is_routed() -> bool:
-            return (await record_of(admin, request_id)).get("summary", {}).get("status") == "routed"
+            return bool((await record_of(admin, request_id)).get("summary", {}).get("status") == "routed")
 
         await wait_until(is_routed, timeout=60)
     return request_id
@@ -194,9 +194,8 @@ async def credit_limit_awaiting_approval(
     async with workspace.client(token) as admin:
 
         async def waiting() -> bool:
-            return (await record_of(admin, request_id)).get("summary", {}).get(
-                "status"
-            ) == "awaiting_approval"
+            summary = (await record_of(admin, request_id)).get("summary", {})
+            return bool(summary.get("status") == "awaiting_approval")
 
         await wait_until(waiting, timeout=60)
     return request_id
@@ -209,7 +208,8 @@ async def test_a_team_lead_approves_under_her_own_id_and_cannot_decide_twice(
     async with workspace.client(await workspace.token("bob")) as bob:
         inbox = (await bob.get("/api/approvals")).json()
         item = next(item for item in inbox if item["request_id"] == request_id)
-        assert item["eligible"] and item["eligible_roles"] == ["team_lead"]
+        assert item["eligible"]
+        assert item["eligible_roles"] == ["team_lead"]
         assert item["approval"]["required"] == ["team_lead"]
         assert item["approval"]["policy"] == "approvals-2026.11"
         answer = await bob.post(
@@ -289,7 +289,8 @@ async def test_no_token_a_bad_token_and_a_form_without_its_csrf_token_are_refuse
         )
         assert signed_in.status_code == 303
         cookie = signed_in.headers["set-cookie"].lower()
-        assert "httponly" in cookie and "samesite=lax" in cookie
+        assert "httponly" in cookie
+        assert "samesite=lax" in cookie
         assert "secure" not in cookie  # on 127.0.0.1 only; elsewhere Secure (settings test)
         answer = await browser.post(f"/requests/{request_id}/do/note", data={"text": "no token"})
         assert (answer.status_code, answer.json()["refused"]) == (403, "csrf")
@@ -399,7 +400,7 @@ async def test_a_closed_request_takes_no_more_work_but_notes(
     async with workspace.client(await workspace.token("ada.agent")) as ada:
 
         async def closed() -> bool:
-            return (await record_of(ada, request_id))["summary"]["status"] == "closed"
+            return bool((await record_of(ada, request_id))["summary"]["status"] == "closed")
 
         await wait_until(closed, timeout=30)
         answer = await ada.post(f"/api/requests/{request_id}/pick-up")
