@@ -229,6 +229,7 @@ def compute(
             "SLA met and breached by queue",
             [(queue, [counts["met"], counts["breached"]]) for queue, counts in sorted(sla.items())],
             ["met", "breached"],
+            colours=("#2f7d4f", "#b3261e"),
         ),
         "resolution_times": stacked_bars(
             "Median time to resolution by type (business hours)",
@@ -249,9 +250,14 @@ def _percent(part: int, whole: int) -> str:
 _PALETTE = ("#1b6ca8", "#4f9d69", "#e0a458", "#c0504d", "#7a5195")
 
 
-def stacked_bars(title: str, rows: Sequence[tuple[str, Sequence[float]]], series: Sequence[str]) -> str:
+def stacked_bars(
+    title: str,
+    rows: Sequence[tuple[str, Sequence[float]]],
+    series: Sequence[str],
+    colours: Sequence[str] = _PALETTE,
+) -> str:
     """A horizontal stacked bar chart as SVG text: one bar per row, one colour per series, a legend."""
-    label_width, bar_width, row_height = 190, 360, 26
+    label_width, bar_width, row_height = 170, 260, 26
     height = 40 + row_height * max(len(rows), 1) + 30
     largest = max((sum(values) for _, values in rows), default=0) or 1
     parts = [
@@ -269,7 +275,7 @@ def stacked_bars(title: str, rows: Sequence[tuple[str, Sequence[float]]], series
         for number, value in enumerate(values):
             width = bar_width * value / largest
             if width > 0:
-                colour = _PALETTE[number % len(_PALETTE)]
+                colour = colours[number % len(colours)]
                 parts.append(
                     f'<rect x="{x:.1f}" y="{y}" width="{width:.1f}" height="{row_height - 8}" '
                     f'fill="{colour}">'
@@ -282,7 +288,7 @@ def stacked_bars(title: str, rows: Sequence[tuple[str, Sequence[float]]], series
         x = number * 120
         parts.append(
             f'<rect x="{x}" y="{legend_y - 10}" width="12" height="12" '
-            f'fill="{_PALETTE[number % len(_PALETTE)]}"/>'
+            f'fill="{colours[number % len(colours)]}"/>'
         )
         parts.append(f'<text x="{x + 16}" y="{legend_y}">{escape(name)}</text>')
     parts.append("</svg>")

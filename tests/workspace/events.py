@@ -77,6 +77,7 @@ def routed_request(
     priority: str = "normal",
     contact_email: str = "jane@acme.example",
     subject: str = "Invoice above our contract price",
+    due: datetime | None = None,
 ) -> list[Record]:
     """Captured, validated (with checks), routed, and the statuses received, validated, routed."""
     at = at or datetime.now(UTC)
@@ -109,7 +110,7 @@ def routed_request(
         open_amount=Money(amount="4709.08", currency="USD"),
         status="open",
     )
-    due = at + timedelta(hours=sla_hours * 3)  # the workspace takes routing's due time as given
+    due = due or at + timedelta(hours=sla_hours * 3)  # the workspace takes routing's due time as given
     captured = RequestCaptured(
         event_id=event_id_for(request_id, "RequestCaptured"),
         request_id=request_id,
