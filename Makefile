@@ -7,12 +7,20 @@ UV_VERSION := 0.13.8
 BOOTSTRAP := .crs/bootstrap
 UV := $(BOOTSTRAP)/bin/uv
 VENV := .venv
+# The browser tests drive Debian's Chromium (Playwright with executable_path; never `playwright install`).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .PHONY: setup run test lint typecheck unit integration e2e bench stack-down clean
 
-setup: $(VENV)/.synced
+setup: $(VENV)/.synced $(CHROMIUM)
+
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the browser tests"
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
 $(UV):
 	$(PYTHON) -m venv $(BOOTSTRAP)

@@ -59,6 +59,7 @@ def render_deployment(service: Service) -> str:
     """The Kubernetes Deployment of ``service``."""
     return Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
         name=service.name,
+        name_upper=service.name.upper(),
         user_directory_mount=_USER_DIRECTORY_MOUNT if service.user_directory else "",
         user_directory_volume=_USER_DIRECTORY_VOLUME if service.user_directory else "",
     )

@@ -39,6 +39,7 @@ from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped,un
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
+from crs.local_users import prepare_local_users
 from shared import registry
 from shared.settings import (
     LOCAL_HEALTH_PORTS,
@@ -305,6 +306,8 @@ def _launch(config: StackConfig, part: str) -> _Launch:
         "MONGODB_URI": config.mongodb_uri,
         _health_port_variable(part): str(port),
         "LOG_FORMAT": "json",
+        # One user directory for approvals and sign-in, made once per stack (crs/local_users.py).
+        **prepare_local_users(config.home).environment(),
         **config.extra_env,
     }
     argv = (config.python, "-m", registry.service(part).module)
@@ -733,7 +736,7 @@ async def stack_up(
 ) -> list[PartStatus]:
     """Start the local stack and return once every part is healthy.
 
-    Order: Kafka and MongoDB, then the topics (created if missing), then the five services.
+    Order: Kafka and MongoDB, then the topics (created if missing), then the six services.
     Parts already running from this home are left alone, so calling it twice starts nothing
     twice. ``timeout`` bounds the whole call. Returns the status of the parts it manages (only
     Kafka and MongoDB when ``include_services`` is false).
@@ -749,6 +752,9 @@ async def stack_up(
         (config.home / directory).mkdir(parents=True, exist_ok=True)
 
     async with _stack_lock(config, timeout):
+        # The demo users' passwords are made (and announced) once per stack, before any service
+        # reads the directory.
+        users = prepare_local_users(config.home)
         launches = {part: _launch(config, part) for part in parts}
         # Every port is checked before anything starts, so that a clash does not leave the
         # stack half up.
@@ -764,6 +770,7 @@ async def stack_up(
 
         if include_services:
             await _bring_up(config, SERVICES, launches, deadline, on_progress)
+            on_progress(users.announcement(f"http://127.0.0.1:{config.health_ports['workspace']}"))
 
     return [status for status in await stack_status(config) if status.name in parts]
 

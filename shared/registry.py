@@ -17,6 +17,7 @@ from typing import Final
 
 from pydantic import BaseModel
 
+from shared.actions import WorkspaceActionMessage
 from shared.contract import (
     ApprovalDecision,
     CrmRequest,
@@ -110,7 +111,7 @@ CONTRACTS: Final = Topic(
     "Customer contracts with prices.", Group.REFERENCE,
 )  # fmt: skip
 APPROVALS: Final = Topic(
-    "requests.approvals.v1", "request_id", "approval tools", True, ApprovalDecision,
+    "requests.approvals.v1", "request_id", "approval tools, workspace", True, ApprovalDecision,
     "Approval decisions.", Group.REQUEST,
 )  # fmt: skip
 ERP_ACKS: Final = Topic(
@@ -146,6 +147,12 @@ REQUEST_UPDATED: Final = Topic(
     "Internal: an email reply intake added to an existing request (audit reads it).",
     Group.REQUEST, dead_letter=False,
 )  # fmt: skip
+REQUEST_ACTIONS: Final = Topic(
+    "requests.actions.v1", "request_id", "workspace", False, WorkspaceActionMessage,
+    "Internal: what people did in the workspace (assignments, notes, and decisions the owning "
+    "service carries out), under their directory id and role.",
+    Group.REQUEST,
+)  # fmt: skip
 # Audit, the only reader of set-aside and updated, records any text whatever it holds and never
 # dead-letters: those two have no .dlq twin.
 
@@ -162,7 +169,7 @@ TOPICS: Final[tuple[Topic, ...]] = (
     ERP_RESOLUTIONS,
     ERP_ACKS,
     APPROVALS,
-    # The workspace's internal topic of human actions goes here (the workspace helper's branch).
+    REQUEST_ACTIONS,
     # Reference data.
     CUSTOMERS,
     INVOICES,
@@ -209,10 +216,26 @@ SERVICES: Final[tuple[Service, ...]] = (
         consumes=tuple(topic.name for topic in TOPICS if topic.group is Group.REQUEST),
         publishes=(),
     ),
-    # The workspace (services/workspace, its helper's branch): its entry goes here, with health port
-    # 8080, the request topics it consumes and the internal actions topic it publishes (add that
-    # topic to TOPICS above). Then `tests/unit/test_registry.py` names every deployment file that
-    # still lacks it.
+    Service(
+        "workspace",
+        8080,
+        # Its view: the life of every request as the other services tell it, and its own actions.
+        consumes=(
+            EMAIL_REQUESTS.name,
+            REQUEST_CAPTURED.name,
+            REQUEST_VALIDATED.name,
+            REQUEST_SET_ASIDE.name,
+            REQUEST_ROUTED.name,
+            REQUEST_UPDATED.name,
+            REQUEST_STATUS.name,
+            ERP_RESOLUTIONS.name,
+            ERP_ACKS.name,
+            APPROVALS.name,
+            REQUEST_ACTIONS.name,
+        ),
+        publishes=(REQUEST_ACTIONS.name, APPROVALS.name),
+        user_directory=True,
+    ),
 )
 """Every service of the system: a folder ``services/<name>/``, run as ``python -m services.<name>``."""
 

@@ -36,6 +36,9 @@ REQUEST_SET_ASIDE: Final = registry.REQUEST_SET_ASIDE.name
 REQUEST_ROUTED: Final = registry.REQUEST_ROUTED.name
 REQUEST_UPDATED: Final = registry.REQUEST_UPDATED.name
 """What is added to an existing request: replies by email, so far."""
+REQUEST_ACTIONS: Final = registry.REQUEST_ACTIONS.name
+"""What people did in the workspace (``shared/actions.py``): assignments and notes the workspace
+owns, and the decisions it hands to the service that owns that part of the request."""
 
 REFERENCE_TOPICS: Final = tuple(
     topic.name for topic in registry.TOPICS if topic.group is registry.Group.REFERENCE

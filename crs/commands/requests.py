@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -308,19 +309,18 @@ def _decide(
     ctx: typer.Context,
     decision: Decision,
     request: str,
-    approver: str,
-    role: str,
+    approver: str | None,
+    role: str | None,
     comment: str | None,
     check: bool,
-    bootstrap_servers: str | None,
+    workspace: WorkspaceTarget,
     mongodb_uri: str | None,
     database: str | None,
 ) -> int:
-    kafka = kafka_address(ctx, bootstrap_servers)
     request_id = run(
         _request_awaiting_approval(ctx, request, mongodb_uri, database) if check else _derived(request)
     )
-    return run(_publish_decision(kafka, decision, request_id, approver, role, comment))
+    return run(_decide_through_workspace(workspace, decision, request_id, approver, role, comment))
 
 
 async def _derived(given: str) -> str:
@@ -360,18 +360,81 @@ async def _request_awaiting_approval(
     return request_id
 
 
-async def _publish_decision(
-    kafka: str, decision: Decision, request_id: str, approver: str, role: str, comment: str | None
-) -> int:
-    from crs.io import producer, publish_json
-    from shared.topics import APPROVALS
+@dataclass(frozen=True)
+class WorkspaceTarget:
+    """Where the workspace answers, and the bearer token that says who decides."""
 
-    value = approval_decision(decision, request_id, approver=approver, role=role, comment=comment)
-    await require_broker(kafka)
-    async with producer(kafka) as client:
-        await publish_json(client, APPROVALS, request_id, value)
-    print(f"published {value['decision']} of {request_id} by {approver} ({role}) to {APPROVALS}")
+    url: str
+    token: str | None
+
+
+async def _decide_through_workspace(
+    workspace: WorkspaceTarget,
+    decision: Decision,
+    request_id: str,
+    approver: str | None,
+    role: str | None,
+    comment: str | None,
+) -> int:
+    """The decision, made by the workspace under the token's user (it checks roles and segregation
+    of duties, then publishes the contract's message on requests.approvals.v1)."""
+    import httpx
+
+    from crs.app import START_THE_STACK
+
+    url = workspace.url.rstrip("/")
+    down = (
+        f"the workspace at {url} does not answer; is the stack up? {START_THE_STACK} "
+        "(or point --workspace-url / CRS_WORKSPACE_URL at it)"
+    )
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=15) as client:
+            if not await _answers(client):
+                raise Unavailable(down)
+            if not workspace.token:
+                raise Refused(
+                    f"no token: sign in to the workspace at {url}, open 'API token' and set "
+                    "CRS_WORKSPACE_TOKEN "
+                    "(or pass --token); the decision is made under that user"
+                )
+            headers = {"authorization": f"Bearer {workspace.token}"}
+            me = await client.get("/api/me", headers=headers)
+            if me.status_code == 401:
+                raise Refused(
+                    "the workspace does not accept this token (expired, revoked or another stack's)"
+                )
+            me.raise_for_status()
+            user = me.json()
+            if approver is not None and approver.strip().casefold() not in {
+                str(user["id"]).casefold(),
+            }:
+                raise Refused(
+                    f"--approver {approver}: the token is {user['id']}'s; "
+                    "a decision is made under the token's user"
+                )
+            body = {"decision": decision.value, "role": role, "comment": comment}
+            answer = await client.post(f"/api/requests/{request_id}/approval", json=body, headers=headers)
+    except httpx.TransportError:
+        raise Unavailable(down) from None
+    if answer.status_code in (403, 404, 409, 422):
+        detail = answer.json()
+        raise Refused(f"{request_id}: {detail.get('detail') if isinstance(detail, dict) else detail}")
+    if answer.status_code != 202:
+        raise Unavailable(f"the workspace answered {answer.status_code}: {answer.text[:200]}")
+    print(
+        f"published {decision.value} of {request_id} by {user['id']} through the workspace "
+        f"to {answer.json()['topic']}"
+    )
     return EXIT_OK
+
+
+async def _answers(client: Any) -> bool:
+    import httpx
+
+    try:
+        return bool((await client.get("/health/live")).status_code == 204)
+    except httpx.TransportError:
+        return False
 
 
 def approval_decision(
@@ -403,8 +466,40 @@ def approval_decision(
     return message.model_dump(mode="json")
 
 
-Approver = Annotated[str, typer.Option(help="Your user id.")]
-Role = Annotated[str, typer.Option(help="The role you decide in, e.g. team_lead or finance_manager.")]
+Approver = Annotated[
+    str | None,
+    typer.Option(help="Your user id: only checked against the token's user (the token says who decides)."),
+]
+Role = Annotated[
+    str | None,
+    typer.Option(help="The role you decide in (team_lead, finance_manager); default: the one still needed."),
+]
+WorkspaceUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--workspace-url",
+        help="The workspace (default: CRS_WORKSPACE_URL, else http://127.0.0.1:8080).",
+        show_default=False,
+    ),
+]
+Token = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        help="Your workspace API token (default: CRS_WORKSPACE_TOKEN; the console's 'API token' page).",
+        show_default=False,
+    ),
+]
+
+
+def workspace_target(url: str | None, token: str | None) -> WorkspaceTarget:
+    """The workspace and token: the flags, else CRS_WORKSPACE_URL / CRS_WORKSPACE_TOKEN (127.0.0.1:8080)."""
+    return WorkspaceTarget(
+        url=url or os.environ.get("CRS_WORKSPACE_URL") or "http://127.0.0.1:8080",
+        token=token or os.environ.get("CRS_WORKSPACE_TOKEN") or None,
+    )
+
+
 NoCheck = Annotated[
     bool,
     typer.Option(
@@ -419,15 +514,22 @@ DecidedRequest = Annotated[str, typer.Argument(help="The request: its id, or its
 def approve(
     ctx: typer.Context,
     request: DecidedRequest,
-    approver: Approver,
-    role: Role,
+    approver: Approver = None,
+    role: Role = None,
     comment: Annotated[str | None, typer.Option(help="Why (optional).")] = None,
     no_check: NoCheck = False,
+    workspace_url: WorkspaceUrl = None,
+    token: Token = None,
     bootstrap_servers: BootstrapServers = None,
     mongodb_uri: MongodbUri = None,
     database: AuditDatabase = None,
 ) -> int:
-    """Approve a request awaiting approval (publishes on requests.approvals.v1)."""
+    """Approve a request awaiting approval, as the token's user, through the workspace.
+
+    The workspace checks the role and segregation of duties and publishes the decision on
+    requests.approvals.v1 under your directory id. --bootstrap-servers is accepted and not used.
+    """
+    del bootstrap_servers  # decisions go through the workspace now
     return _decide(
         ctx,
         Decision.APPROVE,
@@ -436,7 +538,7 @@ def approve(
         role,
         comment,
         not no_check,
-        bootstrap_servers,
+        workspace_target(workspace_url, token),
         mongodb_uri,
         database,
     )
@@ -446,15 +548,18 @@ def approve(
 def reject(
     ctx: typer.Context,
     request: DecidedRequest,
-    approver: Approver,
-    role: Role,
     comment: Annotated[str, typer.Option(help="Why: required, the customer is told.")],
+    approver: Approver = None,
+    role: Role = None,
     no_check: NoCheck = False,
+    workspace_url: WorkspaceUrl = None,
+    token: Token = None,
     bootstrap_servers: BootstrapServers = None,
     mongodb_uri: MongodbUri = None,
     database: AuditDatabase = None,
 ) -> int:
-    """Reject a request awaiting approval (publishes on requests.approvals.v1)."""
+    """Reject a request awaiting approval, as the token's user, through the workspace."""
+    del bootstrap_servers  # decisions go through the workspace now
     return _decide(
         ctx,
         Decision.REJECT,
@@ -463,7 +568,7 @@ def reject(
         role,
         comment,
         not no_check,
-        bootstrap_servers,
+        workspace_target(workspace_url, token),
         mongodb_uri,
         database,
     )

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from crs.cli import main
+from crs.commands.requests import Decision, approval_decision
 from services.resolution.settings import ResolutionSettings
 from shared.contract import Contact, RequestType
 from shared.events import RequestDetails, RequestRouted
-from shared.topics import ERP_RESOLUTIONS, PAYMENTS, REQUEST_ROUTED, REQUEST_STATUS
+from shared.topics import APPROVALS, ERP_RESOLUTIONS, PAYMENTS, REQUEST_ROUTED, REQUEST_STATUS
 from tests.e2e.scenario import World
 from tests.support import (
     MovableClock,
@@ -112,11 +111,16 @@ async def resolutions_of(servers: Servers, request_id: str) -> list[dict[str, An
 async def decide(
     servers: Servers, verb: str, request_id: str, approver: str, *, role: str, comment: str = ""
 ) -> None:
-    """What an approver types: ``crs approve|reject REQUEST_ID --approver ... --role ...``."""
-    argv = ["--bootstrap-servers", servers.bootstrap_servers, verb, request_id, "--approver", approver]
-    # --no-check: these scenarios run no audit service to check the request's status against.
-    argv += ["--role", role, "--no-check"] + (["--comment", comment] if comment else [])
-    assert await asyncio.to_thread(main, argv) == 0
+    """An approval tool's decision on ``requests.approvals.v1``, naming any approver.
+
+    The contract lets approval tools publish decisions; resolution checks the approver against the
+    directory and segregation of duties. (`crs approve` now decides through the workspace, under
+    the token's user: tests/workspace/test_cli_approve.py.)
+    """
+    value = approval_decision(
+        Decision(verb), request_id, approver=approver, role=role, comment=comment or None
+    )
+    await publish(servers, (APPROVALS, request_id, value))
 
 
 def usd(amount: str) -> dict[str, str]:

@@ -1,0 +1,105 @@
+"""The workspace's own view in MongoDB (database ``crs_workspace``), built only from the topics.
+
+``requests``: one document per request (see :mod:`services.workspace.domain`), its ``summary``
+indexed for the queues. ``emails``: the emails of ``email.requests.v1`` by Message-ID, so a reply
+intake added to a request can be read in full on the request's page.
+
+Writes happen only in the consumer's transactions: a batch reads the documents it concerns with
+one ``$in`` query and writes those that changed with one bulk write, just before the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any
+
+from pymongo import ASCENDING, ReplaceOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.mongo import Document
+
+VIEW_COLLECTIONS = ("requests", "emails")
+"""The collections that make the view (the rest of the database is the delivery ledger)."""
+
+
+class WorkspaceStore:
+    def __init__(self, database: AsyncDatabase[Document]) -> None:
+        self.database = database
+        self._requests = database.requests
+        self._emails = database.emails
+
+    async def ensure_indexes(self) -> None:
+        await self._requests.create_index([("summary.queue", ASCENDING), ("summary.open", ASCENDING)])
+        await self._requests.create_index([("summary.status", ASCENDING)])
+        await self._requests.create_index([("summary.created_at", ASCENDING)])
+
+    # -- written by the consumer ----------------------------------------------------------------
+
+    async def documents(
+        self, request_ids: Iterable[str], *, session: AsyncClientSession
+    ) -> dict[str, Document]:
+        cursor = self._requests.find({"_id": {"$in": sorted(set(request_ids))}}, session=session)
+        return {str(found["_id"]): found async for found in cursor}
+
+    async def save(self, documents: Sequence[Document], *, session: AsyncClientSession) -> None:
+        if documents:
+            await self._requests.bulk_write(
+                [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in documents],
+                ordered=True,
+                session=session,
+            )
+
+    async def save_emails(self, emails: Sequence[Document], *, session: AsyncClientSession) -> None:
+        if emails:
+            await self._emails.bulk_write(
+                [ReplaceOne({"_id": email["_id"]}, email, upsert=True) for email in emails],
+                ordered=True,
+                session=session,
+            )
+
+    # -- read by the HTTP app -------------------------------------------------------------------
+
+    async def request(self, request_id: str) -> Document | None:
+        return await self._requests.find_one({"_id": request_id})
+
+    async def summary(self, request_id: str) -> Document | None:
+        found = await self._requests.find_one({"_id": request_id}, {"summary": 1})
+        return found["summary"] if found and found.get("summary") else None
+
+    async def summaries(
+        self, *, queues: Iterable[str] | None = None, open_only: bool = False, status: str | None = None
+    ) -> list[Document]:
+        """The summaries of requests in ``queues`` (None: every request)."""
+        query: dict[str, Any] = {}
+        if queues is not None:
+            query["summary.queue"] = {"$in": sorted(set(queues))}
+        if open_only:
+            query["summary.open"] = True
+        if status:
+            query["summary.status"] = status
+        cursor = self._requests.find(query, {"summary": 1, "statuses": 1})
+        return [
+            {**found["summary"], "_statuses": found.get("statuses", [])}
+            async for found in cursor
+            if found.get("summary")
+        ]
+
+    async def emails(self, message_ids: Iterable[str]) -> dict[str, Document]:
+        cursor = self._emails.find({"_id": {"$in": sorted(set(message_ids))}})
+        return {str(found["_id"]): found async for found in cursor}
+
+    async def changed_requests(self) -> AsyncIterator[str]:
+        """The id of every request document written from now on (a change stream), for live pages."""
+        async with await self._requests.watch([{"$project": {"documentKey": 1}}]) as stream:
+            async for change in stream:
+                key = change.get("documentKey") or {}
+                if "_id" in key:
+                    yield str(key["_id"])
+
+    async def dump(self) -> dict[str, list[Document]]:
+        """The whole view, sorted by id: what a rebuild must reproduce."""
+        return {
+            name: [doc async for doc in self.database[name].find({}).sort("_id", 1)]
+            for name in VIEW_COLLECTIONS
+        }

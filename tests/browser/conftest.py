@@ -1,0 +1,54 @@
+"""A real headless Chromium (Debian's, /usr/bin/chromium) driven by Playwright, and a workspace."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import Servers
+from tests.workspace.support import RunningWorkspace, running_workspace, write_users
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+
+if shutil.which(CHROMIUM) is None:  # `make setup` installs it (apt-get install chromium)
+    pytest.skip(f"{CHROMIUM} is not installed: run `make setup`", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+async def workspace(
+    servers: Servers, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningWorkspace]:
+    users = write_users(tmp_path_factory.mktemp("browser-users"))
+    async with running_workspace(servers, users) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
