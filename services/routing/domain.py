@@ -2,7 +2,7 @@
 
 The rules come from the rules file (:mod:`services.routing.rules`); the version that decided is
 kept on every decision. The SLA clock runs in working time of the rules' business calendar
-(:mod:`services.routing.business_time`), stops while a request is on hold, and says which of its
+(:mod:`shared.business_time`), stops while a request is on hold, and says which of its
 two timers (the warning, the breach) are due at a given instant.
 """
 
@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from services.routing.business_time import BusinessCalendar, add_working_time, working_time_between
 from services.routing.rules import PRIORITY_ORDER, HintPolicy, RoutingRules
+from shared.business_time import BusinessCalendar, add_working_time, working_time_between
 from shared.contract import Priority, RequestStatus
 from shared.events import RequestDetails
 from shared.money import Money

@@ -9,18 +9,16 @@ file and every problem, so the service never starts on rules it would misapply.
 from __future__ import annotations
 
 import tomllib
-from datetime import date, time, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
 from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from services.routing.business_time import BusinessCalendar, ClosedDays
+from shared.business_time import BusinessCalendar, CalendarRules
 from shared.contract import Priority, RequestType
 
 DEFAULT_RULES_FILE = Path(__file__).with_name("rules.toml")
@@ -31,8 +29,6 @@ UNCLASSIFIED = "unclassified"
 CUSTOMER_TIERS = ("strategic", "key", "standard")
 
 PRIORITY_ORDER = (Priority.LOW, Priority.NORMAL, Priority.HIGH, Priority.URGENT)
-
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 Name = Annotated[str, StringConstraints(min_length=1, pattern=r"^[a-z][a-z0-9_]*$")]
 
@@ -111,76 +107,6 @@ class SlaRules(_Frozen):
 
     def warning_after(self, priority: Priority) -> timedelta:
         return timedelta(seconds=int(self.working_hours[priority] * 3600 * self.warning_at))
-
-
-MonthDay = Annotated[str, StringConstraints(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
-"""A day of every year, ``MM-DD``."""
-
-
-class PublicHolidays(_Frozen):
-    """Whose public holidays the calendar keeps: a country (ISO 3166) and, optionally, a subdivision.
-
-    The dates come from the ``holidays`` package (pinned), so no year has to be typed in.
-    """
-
-    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
-    subdivision: str | None = None
-
-    @model_validator(mode="after")
-    def _known(self) -> PublicHolidays:
-        self.calendar()
-        return self
-
-    def calendar(self) -> holidays.HolidayBase:
-        try:
-            return holidays.country_holidays(self.country, subdiv=self.subdivision)
-        except NotImplementedError as error:
-            raise ValueError(f"[calendar.public_holidays] {error}") from error
-
-
-class CalendarRules(_Frozen):
-    """The business calendar as written in the file."""
-
-    time_zone: str
-    working_days: tuple[str, ...] = Field(min_length=1)
-    opens: time
-    closes: time
-    public_holidays: PublicHolidays | None = None
-    closed_every_year: tuple[MonthDay, ...] = ()
-    holidays: tuple[date, ...] = Field(default=(), description="One-off closing days")
-    worked_days: tuple[date, ...] = Field(default=(), description="Days worked although days off")
-
-    @model_validator(mode="after")
-    def _usable(self) -> CalendarRules:
-        try:
-            ZoneInfo(self.time_zone)
-        except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError(f"[calendar] time_zone {self.time_zone!r} is not an IANA time zone") from error
-        unknown = [day for day in self.working_days if day not in WEEKDAYS]
-        if unknown:
-            raise ValueError(f"[calendar] working_days: {', '.join(unknown)} (use monday … sunday)")
-        if self.opens >= self.closes:
-            raise ValueError(f"[calendar] opens ({self.opens}) must be before closes ({self.closes})")
-        return self
-
-    def calendar(self) -> BusinessCalendar:
-        return BusinessCalendar(
-            time_zone=ZoneInfo(self.time_zone),
-            working_days=frozenset(WEEKDAYS.index(day) for day in self.working_days),
-            opens=self.opens,
-            closes=self.closes,
-            holidays=ClosedDays(
-                public=self.public_holidays.calendar() if self.public_holidays else frozenset(),
-                every_year=frozenset(_month_day(day) for day in self.closed_every_year),
-                once=frozenset(self.holidays),
-            ),
-            worked_days=frozenset(self.worked_days),
-        )
-
-
-def _month_day(text: str) -> tuple[int, int]:
-    month, day = text.split("-")
-    return int(month), int(day)
 
 
 class RoutingRules(_Frozen):

@@ -17,8 +17,8 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.routing.business_time import BusinessCalendar
 from services.routing.domain import ClockState, SlaClock, SlaTimer
+from shared.business_time import BusinessCalendar
 from shared.contract import RequestStatus
 from shared.mongo import Document
 from shared.status_order import rank_of

@@ -20,7 +20,6 @@ from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaMessage
 from pydantic import BaseModel, ConfigDict
 
-from services.routing.rules import load_rules
 from services.workspace import domain, projection
 from services.workspace.auth import Authenticator
 from services.workspace.live import LiveUpdates
@@ -28,6 +27,7 @@ from services.workspace.service import Workspace
 from services.workspace.settings import WorkspaceSettings
 from services.workspace.store import WorkspaceStore
 from services.workspace.web import build_web
+from shared.business_time import load_calendar
 from shared.delivery import LedgerTransaction, MessageOrigin, PermanentFailure
 from shared.directory import DirectorySettings, UserDirectory, build_user_directory
 from shared.kafka import BrokerPublisher
@@ -117,7 +117,7 @@ def build_app(
     """Build the workspace: an ASGI app for uvicorn, and its settings. ``clock`` lets tests move time."""
     settings = settings or WorkspaceSettings()
     clock = clock or (lambda: datetime.now(UTC))
-    calendar = load_rules(settings.routing_rules_file).business_calendar()
+    calendar = load_calendar(settings.routing_rules_file)
     directory = directory or build_user_directory(DirectorySettings())
     runtime = build_runtime(settings, infrastructure)
     store = WorkspaceStore(runtime.database)

@@ -26,8 +26,8 @@ from decimal import Decimal
 from html import escape
 from typing import Any
 
-from services.routing.business_time import BusinessCalendar, working_time_between
 from services.workspace.domain import parse_time, sla_now
+from shared.business_time import BusinessCalendar, working_time_between
 
 AGE_BANDS: tuple[tuple[str, timedelta], ...] = (
     ("<1d", timedelta(days=1)),

@@ -18,7 +18,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from services.routing.business_time import BusinessCalendar, add_working_time, working_time_between
+from shared.business_time import BusinessCalendar, add_working_time, working_time_between
 from shared.status_order import LIFECYCLE, position_of
 
 Document = dict[str, Any]

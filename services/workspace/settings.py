@@ -14,11 +14,13 @@ from typing import ClassVar, Self
 import structlog
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 
-from services.routing.rules import DEFAULT_RULES_FILE
 from shared.settings import LOCAL_HEALTH_PORTS, ServiceSettings, service_settings_config
 
 log = structlog.get_logger(__name__)
 
+# The business calendar is the one routing's rules file defines (its ``[calendar]`` table): the same
+# file, read as a file (services never import each other's code).
+DEFAULT_RULES_FILE = Path(__file__).parents[1] / "routing" / "rules.toml"
 PLACEHOLDER_SECRETS = frozenset({"changethis", "changeme", "secret", "please-change-me", ""})
 MIN_SECRET_LENGTH = 32
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.routing.business_time import BusinessCalendar
 from services.workspace.domain import (
     ClockState,
     format_working_time,
@@ -16,6 +15,7 @@ from services.workspace.domain import (
     sla_now,
     sla_risk_key,
 )
+from shared.business_time import BusinessCalendar
 
 PRIORITY_ORDER = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
 

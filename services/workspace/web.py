@@ -23,7 +23,6 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from starlette.middleware.sessions import SessionMiddleware
 
-from services.routing.business_time import BusinessCalendar
 from services.workspace import dashboard, domain, views
 from services.workspace.auth import (
     CSRF_FIELD,
@@ -38,6 +37,7 @@ from services.workspace.permissions import Action, Person, Refusal, check
 from services.workspace.service import Published, Workspace
 from services.workspace.settings import WorkspaceSettings
 from shared.actions import CLOSURE_REASONS, OWNED_BY_WORKSPACE, OWNER_OF
+from shared.business_time import BusinessCalendar
 from shared.contract import Priority, RequestType, ResolutionKind
 from shared.directory import Team
 from shared.money import Money

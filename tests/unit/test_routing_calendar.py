@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.routing.business_time import add_working_time, working_time_between
 from services.routing.rules import DEFAULT_RULES_FILE, RoutingRulesError, load_rules, parse_rules
+from shared.business_time import add_working_time, working_time_between
 
 ZURICH = ZoneInfo("Europe/Zurich")
 SHIPPED = DEFAULT_RULES_FILE.read_text(encoding="utf-8")

@@ -16,7 +16,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.routing.business_time import BusinessCalendar, add_working_time, working_time_between
 from services.routing.domain import ClockState, SlaClock, SlaTimer, decide_priority, decide_route
 from services.routing.rules import (
     DEFAULT_RULES_FILE,
@@ -26,6 +25,7 @@ from services.routing.rules import (
     parse_rules,
 )
 from services.routing.settings import RoutingSettings
+from shared.business_time import BusinessCalendar, add_working_time, working_time_between
 from shared.contract import Priority, RequestStatus, RequestType
 from shared.events import RequestDetails
 

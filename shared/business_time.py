@@ -1,18 +1,26 @@
 """Business time: working hours added to an instant, working time between two instants.
 
 Pure functions over a :class:`BusinessCalendar` (working days, opening hours, days off, an IANA
-time zone). Every instant going in must be timezone-aware; every instant coming out is UTC.
-Opening and closing times are local wall-clock times, so a working day stays 09:00 to 17:00 in
-its own zone across a daylight-saving change; the arithmetic is done in UTC, so the hour that
-a change adds or removes overnight never counts.
+time zone), and the calendar as a rules file writes it (:class:`CalendarRules`, the ``[calendar]``
+table of routing's rules file): routing keeps SLA clocks with it, the workspace shows the time
+left in business hours with the same one. Every instant going in must be timezone-aware; every
+instant coming out is UTC. Opening and closing times are local wall-clock times, so a working
+day stays 09:00 to 17:00 in its own zone across a daylight-saving change; the arithmetic is done
+in UTC, so the hour that a change adds or removes overnight never counts.
 """
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Container
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 # How far ahead to look for working time before giving up: a calendar with no working day in
 # ten years is a broken calendar, not a long wait.
@@ -117,3 +125,93 @@ def _aware(instant: datetime) -> datetime:
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise ValueError(f"business time needs timezone-aware instants, got {instant.isoformat()}")
     return instant
+
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+class _CalendarModel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+MonthDay = Annotated[str, StringConstraints(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
+"""A day of every year, ``MM-DD``."""
+
+
+class PublicHolidays(_CalendarModel):
+    """Whose public holidays the calendar keeps: a country (ISO 3166) and, optionally, a subdivision.
+
+    The dates come from the ``holidays`` package (pinned), so no year has to be typed in.
+    """
+
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+    subdivision: str | None = None
+
+    @model_validator(mode="after")
+    def _known(self) -> PublicHolidays:
+        self.calendar()
+        return self
+
+    def calendar(self) -> holidays.HolidayBase:
+        try:
+            return holidays.country_holidays(self.country, subdiv=self.subdivision)
+        except NotImplementedError as error:
+            raise ValueError(f"[calendar.public_holidays] {error}") from error
+
+
+class CalendarRules(_CalendarModel):
+    """The business calendar as written in the file."""
+
+    time_zone: str
+    working_days: tuple[str, ...] = Field(min_length=1)
+    opens: time
+    closes: time
+    public_holidays: PublicHolidays | None = None
+    closed_every_year: tuple[MonthDay, ...] = ()
+    holidays: tuple[date, ...] = Field(default=(), description="One-off closing days")
+    worked_days: tuple[date, ...] = Field(default=(), description="Days worked although days off")
+
+    @model_validator(mode="after")
+    def _usable(self) -> CalendarRules:
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"[calendar] time_zone {self.time_zone!r} is not an IANA time zone") from error
+        unknown = [day for day in self.working_days if day not in WEEKDAYS]
+        if unknown:
+            raise ValueError(f"[calendar] working_days: {', '.join(unknown)} (use monday … sunday)")
+        if self.opens >= self.closes:
+            raise ValueError(f"[calendar] opens ({self.opens}) must be before closes ({self.closes})")
+        return self
+
+    def calendar(self) -> BusinessCalendar:
+        return BusinessCalendar(
+            time_zone=ZoneInfo(self.time_zone),
+            working_days=frozenset(WEEKDAYS.index(day) for day in self.working_days),
+            opens=self.opens,
+            closes=self.closes,
+            holidays=ClosedDays(
+                public=self.public_holidays.calendar() if self.public_holidays else frozenset(),
+                every_year=frozenset(_month_day(day) for day in self.closed_every_year),
+                once=frozenset(self.holidays),
+            ),
+            worked_days=frozenset(self.worked_days),
+        )
+
+
+def _month_day(text: str) -> tuple[int, int]:
+    month, day = text.split("-")
+    return int(month), int(day)
+
+
+def load_calendar(path: Path) -> BusinessCalendar:
+    """The business calendar of the ``[calendar]`` table of the rules file at ``path``.
+
+    For a reader of the calendar that is not routing (the workspace): routing reads and checks the
+    whole file (:func:`services.routing.rules.load_rules`).
+    """
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return CalendarRules.model_validate(raw["calendar"]).calendar()
+    except (OSError, KeyError, tomllib.TOMLDecodeError, ValidationError) as error:
+        raise ValueError(f"no usable [calendar] in {path}: {error}") from error
