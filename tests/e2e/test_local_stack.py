@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from crs.io import producer, publish_json
-from crs.stack import SERVICES, StackConfig, find_free_port, stack_down, stack_status, stack_up
+from crs.stack import PARTS, SERVICES, StackConfig, find_free_port, stack_down, stack_status, stack_up
 from services.intake.domain import crm_request_id
 from shared.topics import CRM_REQUESTS, ERP_RESOLUTIONS, REQUEST_STATUS
 from tests.e2e.scenario import new_world
@@ -74,7 +74,7 @@ async def test_the_stack_processes_resolve_a_dispute_and_stop_cleanly(local_stac
     assert statuses[1].value["reason"] == "awaiting_reference_data"
 
     pids = [part.pid for part in await stack_status(local_stack) if part.pid is not None]
-    assert len(pids) == 7
+    assert len(pids) == len(PARTS)  # the broker, the database server and every service
     await stack_down(local_stack)
     after = await stack_status(local_stack)
     assert not any(part.running for part in after)
