@@ -488,7 +488,9 @@ def build_web(
                 **person_context(person),
                 "f": figures,
                 "start_day": figures.start.date().isoformat(),
-                "end_day": (figures.end - timedelta(days=1)).date().isoformat(),
+                # The last day the period covers: the day before a midnight end (a chosen "to" day
+                # runs to the next midnight), today when the period runs up to now.
+                "end_day": (figures.end - timedelta(microseconds=1)).date().isoformat(),
             },
         )
 

@@ -419,3 +419,11 @@ async def test_openapi_health_and_metrics_are_served(workspace: RunningWorkspace
         assert (await client.get("/health/live")).status_code == 204
         metrics = await client.get("/metrics")
         assert "crs_messages_handled_total{" in metrics.text
+
+
+async def test_the_dashboard_s_default_period_runs_up_to_today(workspace: RunningWorkspace) -> None:
+    async with workspace.client(await workspace.token("lena.lead")) as lena:
+        page = await lena.get("/dashboard")
+    assert page.status_code == 200
+    today = datetime.now(UTC).date().isoformat()
+    assert f'id="end" name="end" value="{today}"' in page.text
