@@ -9,7 +9,6 @@ from weakref import WeakKeyDictionary
 
 import structlog
 from faststream.asgi import AsgiFastStream
-from faststream.kafka import KafkaMessage
 
 from services.routing import domain
 from services.routing.domain import SlaClock, SlaTimer
@@ -17,12 +16,11 @@ from services.routing.rules import RoutingRules, load_rules
 from services.routing.settings import RoutingSettings
 from services.routing.store import RoutingStore, StoredClock
 from shared.contract import Channel, Priority, RequestStatus, RequestStatusChanged
-from shared.delivery import LedgerTransaction, MessageOrigin, ReliableConsumer
+from shared.delivery import LedgerTransaction, MessageOrigin
 from shared.events import RequestRouted, RequestValidated
 from shared.identity import event_id_for
-from shared.logging import bound_request
 from shared.messages import outgoing_event, outgoing_status, status_changed
-from shared.runtime import build_runtime, inbound_batch
+from shared.runtime import build_runtime
 from shared.settings import InfrastructureSettings
 from shared.topics import REQUEST_ROUTED, REQUEST_STATUS, REQUEST_VALIDATED
 
@@ -41,13 +39,11 @@ class RoutingHandlers:
         self,
         store: RoutingStore,
         rules: RoutingRules,
-        consumer: ReliableConsumer,
         clock: Clock = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
         self._rules = rules
         self._calendar = rules.business_calendar()
-        self._consumer = consumer
         self._clock = clock
         self._status_changes: WeakKeyDictionary[LedgerTransaction, list[RequestStatusChanged]] = (
             WeakKeyDictionary()
@@ -156,24 +152,18 @@ class RoutingHandlers:
         ]
         await self._store.save_clocks(changed, session=tx.session)
 
-    async def fire_due_timers(self) -> None:
-        """Fire every SLA timer that is due, each request in its own transaction.
+    async def due_clocks(self) -> list[str]:
+        """The requests with an SLA timer due now (a hint: :meth:`fire` reads the clock again)."""
+        return await self._store.due_clocks(self._clock())
 
-        Runs every few seconds. The clock is read again inside the transaction and written only
-        if it is still the revision read there, so a timer fires once: two replicas firing the
-        same timer conflict in their transactions and one gives way, and the events they would
-        publish have the same ids. The state is in the database, so a restart loses nothing.
+    async def fire(self, request_id: str, tx: LedgerTransaction) -> None:
+        """Fire the request's SLA timers that are due, in the timer job's transaction for it.
+
+        The clock is read again inside the transaction and written only if it is still the
+        revision read there, so a timer fires once: two replicas firing the same timer conflict in
+        their transactions and one gives way, and the events they would publish have the same
+        ids. The state is in the database, so a restart loses nothing.
         """
-        for request_id in await self._store.due_clocks(self._clock()):
-            with bound_request(request_id=request_id, correlation_id=None):
-                try:
-                    await self._consumer.run_in_transaction(
-                        partial(self._fire, request_id), source_key=f"sla:{request_id}"
-                    )
-                except Exception as error:  # noqa: BLE001 - the next run tries again
-                    log.warning("sla.fire_failed", error=str(error))
-
-    async def _fire(self, request_id: str, tx: LedgerTransaction) -> None:
         now = self._clock()
         stored = (await self._store.clocks([request_id], session=tx.session)).get(request_id)
         if stored is None:
@@ -232,21 +222,25 @@ def build_app(
     rules = load_rules(settings.rules_file)
     runtime = build_runtime(settings, infrastructure)
     store = RoutingStore(runtime.database, rules.business_calendar())
-    handlers = RoutingHandlers(store, rules, runtime.consumer, clock or (lambda: datetime.now(UTC)))
+    handlers = RoutingHandlers(store, rules, clock or (lambda: datetime.now(UTC)))
     runtime.startup_hooks.append(store.ensure_indexes)
-    runtime.every(settings.sla_check_seconds, handlers.fire_due_timers, name="fire_sla_timers")
     log.info("routing.rules_loaded", file=str(settings.rules_file), version=rules.version)
 
-    runtime.subscribe_events(REQUEST_VALIDATED, RequestValidated, handlers.route)
-
-    @runtime.subscriber(REQUEST_STATUS)
-    async def on_status(message: KafkaMessage) -> None:
-        await runtime.consumer.consume_batch(
-            inbound_batch(message),
-            model=RequestStatusChanged,
-            idempotency_key=lambda change, _: f"status:{change.event_id}",
-            apply=handlers.follow_status,
-            log_ids=lambda change: (change.request_id, None),
+    async def fire_sla_timers() -> None:
+        due = await handlers.due_clocks()
+        await runtime.run_each(
+            due, handlers.fire, source_key=lambda id_: f"sla:{id_}", name="fire_sla_timers"
         )
+
+    runtime.every(settings.sla_check_seconds, fire_sla_timers, name="fire_sla_timers")
+
+    runtime.subscribe_events(REQUEST_VALIDATED, RequestValidated, handlers.route)
+    runtime.subscribe(
+        REQUEST_STATUS,
+        RequestStatusChanged,
+        handlers.follow_status,
+        key=lambda change, _: f"status:{change.event_id}",
+        log_ids=lambda change: (change.request_id, None),
+    )
 
     return runtime.asgi_app(), settings
