@@ -1,4 +1,9 @@
-"""Composition root of the routing service: wiring, plus the handlers that call the domain."""
+"""Composition root of the routing service: wiring, plus the handlers that call the domain.
+
+Routing a request and firing its SLA timers are transitions of its lifecycle
+(:mod:`services.routing.lifecycle`); the statuses of every request are applied to the SLA clocks a
+whole batch at a time (two statements per batch), since every status of every request passes here.
+"""
 
 from __future__ import annotations
 
@@ -10,26 +15,22 @@ from weakref import WeakKeyDictionary
 import structlog
 from faststream.asgi import AsgiFastStream
 
-from services.routing import domain
-from services.routing.domain import SlaClock, SlaTimer
+from services.routing import domain, lifecycle
+from services.routing.domain import SlaClock
 from services.routing.rules import RoutingRules, load_rules
 from services.routing.settings import RoutingSettings
-from services.routing.store import RoutingStore, StoredClock
-from shared.contract import Channel, Priority, RequestStatus, RequestStatusChanged
+from services.routing.store import RoutingStore
+from shared.contract import RequestStatusChanged
 from shared.delivery import LedgerTransaction, MessageOrigin
-from shared.events import RequestRouted, RequestValidated
-from shared.identity import event_id_for
-from shared.messages import outgoing_event, outgoing_status, status_changed
+from shared.events import RequestValidated
+from shared.messages import emit
 from shared.runtime import build_runtime
 from shared.settings import InfrastructureSettings
-from shared.topics import REQUEST_ROUTED, REQUEST_STATUS, REQUEST_VALIDATED
+from shared.topics import REQUEST_STATUS, REQUEST_VALIDATED
 
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
-
-# One SLA per request: its warning, breach and escalation each happen once.
-_SLA_OCCURRENCE = "sla"
 
 
 class RoutingHandlers:
@@ -58,70 +59,9 @@ class RoutingHandlers:
             rules=self._rules,
             calendar=self._calendar,
         )
-        await self._store.record_route(
-            event.request_id,
-            {
-                "queue": decision.queue,
-                "priority": decision.priority.value,
-                "sla_due_at": decision.sla_due_at,
-                "sla_working_hours": decision.sla_target.total_seconds() / 3600,
-                "escalation_target": decision.escalation_target,
-                "rule_version": decision.rule_version,
-                "customer_id": event.customer_id,
-                "routed_at": now,
-            },
-            session=tx.session,
-        )
-        await self._store.start_clock(
-            event.request_id,
-            SlaClock.start(decision, at=now),
-            {
-                "channel": event.details.channel.value,
-                "source_id": event.details.source_id,
-                "customer_id": event.customer_id,
-                "correlation_id": event.correlation_id,
-                "queue": decision.queue,
-                "escalation_target": decision.escalation_target,
-                "priority": decision.priority.value,
-                "rule_version": decision.rule_version,
-            },
-            session=tx.session,
-        )
-        tx.emit(
-            outgoing_event(
-                REQUEST_ROUTED,
-                RequestRouted(
-                    event_id=event_id_for(event.request_id, "RequestRouted"),
-                    request_id=event.request_id,
-                    correlation_id=event.correlation_id,
-                    occurred_at=now,
-                    details=event.details,
-                    customer_id=event.customer_id,
-                    customer_tier=event.customer_tier,
-                    invoices=event.invoices,
-                    queue=decision.queue,
-                    priority=decision.priority,
-                    sla_due_at=decision.sla_due_at,
-                    rule_version=decision.rule_version,
-                ),
-            )
-        )
-        tx.emit(
-            outgoing_status(
-                status_changed(
-                    request_id=event.request_id,
-                    channel=event.details.channel,
-                    source_id=event.details.source_id,
-                    customer_id=event.customer_id,
-                    status=RequestStatus.ROUTED,
-                    message=domain.routed_message(decision.queue),
-                    queue=decision.queue,
-                    priority=decision.priority,
-                    sla_due_at=decision.sla_due_at,
-                    at=now,
-                )
-            )
-        )
+        request, effects = lifecycle.route(event, decision, now=now)
+        await self._store.start(request, decision, at=now, session=tx.session)
+        emit(tx, effects)
 
     async def follow_status(
         self, change: RequestStatusChanged, tx: LedgerTransaction, _: MessageOrigin
@@ -164,52 +104,13 @@ class RoutingHandlers:
         their transactions and one gives way, and the events they would publish have the same
         ids. The state is in the database, so a restart loses nothing.
         """
-        now = self._clock()
-        stored = (await self._store.clocks([request_id], session=tx.session)).get(request_id)
-        if stored is None:
+        request = await self._store.load(request_id, session=tx.session)
+        if request is None:
             return
-        timers = stored.clock.due_timers(self._calendar, now)
-        if not timers:
-            return  # fired, paused or stopped meanwhile
-        if not await self._store.save_clocks([(stored, stored.clock.fired(timers))], session=tx.session):
-            return  # another replica got there first
-        log.info("sla.timers_fired", timers=[timer.value for timer in timers])
-        for timer in timers:
-            self._announce(stored, timer, tx, now=now)
-
-    def _announce(
-        self, stored: StoredClock, timer: SlaTimer, tx: LedgerTransaction, *, now: datetime
-    ) -> None:
-        about = stored.document
-        queue, priority = about["queue"], Priority(about["priority"])
-        due = stored.clock.due_at(self._calendar, SlaTimer.BREACH)
-        if timer is SlaTimer.WARNING:
-            changes = [(RequestStatus.SLA_WARNING, queue, domain.warning_message(queue))]
-        else:
-            target = about["escalation_target"]
-            changes = [
-                (RequestStatus.SLA_BREACHED, queue, domain.breached_message(queue)),
-                (RequestStatus.ESCALATED, target, domain.escalated_message(target)),
-            ]
-        for status, to_queue, message in changes:
-            tx.emit(
-                outgoing_status(
-                    status_changed(
-                        request_id=stored.request_id,
-                        channel=Channel(about["channel"]),
-                        source_id=about["source_id"],
-                        customer_id=about["customer_id"],
-                        status=status,
-                        reason=f"sla_{timer.value}",
-                        message=message,
-                        queue=to_queue,
-                        priority=priority,
-                        sla_due_at=due,
-                        occurrence=_SLA_OCCURRENCE,
-                        at=now,
-                    )
-                )
-            )
+        effects = request.fire_due(self._calendar, now=self._clock())
+        if effects and await self._store.save(request, session=tx.session):  # else fired elsewhere first
+            log.info("sla.timers_fired", statuses=[effect.status.value for effect in effects])
+            emit(tx, effects)
 
 
 def build_app(
