@@ -20,7 +20,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
@@ -366,6 +366,28 @@ class ServiceRuntime:
         from the database on every run).
         """
         self.periodic_jobs.append((name, seconds, job))
+
+    def every_each(
+        self,
+        seconds: float,
+        due: Callable[[], Awaitable[Iterable[str]]],
+        work: Work,
+        *,
+        name: str,
+        source_key: Callable[[str], str] | None = None,
+    ) -> None:
+        """A timer (:meth:`every`) that asks ``due`` which ids need work now, then does ``work`` on
+        each in a transaction of its own (:meth:`run_each`).
+
+        ``due`` is a hint read outside any transaction; ``work`` reads its state again. The outbox
+        entries of each run are under ``source_key(id)``, by default ``<name>:<id>:<now>``.
+        """
+        keyed = source_key or (lambda one: f"{name}:{one}:{datetime.now(UTC).isoformat()}")
+
+        async def job() -> None:
+            await self.run_each(await due(), work, source_key=keyed, name=name)
+
+        self.every(seconds, job, name=name)
 
     def _register_replays(self) -> None:
         """Consume ``replays.<service>.v1``: dead letters an operator sends back to this service alone.

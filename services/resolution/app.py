@@ -151,18 +151,9 @@ def build_app(
     )
     runtime.startup_hooks.append(store.ensure_indexes)
 
-    async def escalate_overdue_acks() -> None:
-        due = await handlers.with_overdue_postings()
-        await runtime.run_each(
-            due, handlers.escalate, source_key=lambda id_: f"escalate:{id_}", name="escalate"
-        )
-
-    async def resume_waiting_for_data() -> None:
-        waiting = await handlers.waiting_for_data()
-        await runtime.run_each(waiting, handlers.resume, source_key=_timed("resume"), name="resume")
-
-    runtime.every(settings.ack_check_seconds, escalate_overdue_acks, name="escalate_overdue_acks")
-    runtime.every(settings.ack_check_seconds, resume_waiting_for_data, name="resume_waiting_for_data")
+    every = settings.ack_check_seconds
+    runtime.every_each(every, handlers.with_overdue_postings, handlers.escalate, name="escalate_overdue_acks")
+    runtime.every_each(every, handlers.waiting_for_data, handlers.resume, name="resume_waiting_for_data")
 
     runtime.subscribe_events(REQUEST_ROUTED, RequestRouted, handlers.resolve)
     runtime.subscribe(
@@ -185,8 +176,3 @@ def build_app(
     subscribe_reference_views(runtime, store)
 
     return runtime.asgi_app(), settings
-
-
-def _timed(what: str) -> Callable[[str], str]:
-    """Outbox source keys of a timer's run: what it did, to which request, and when."""
-    return lambda request_id: f"{what}:{request_id}:{datetime.now(UTC).isoformat()}"

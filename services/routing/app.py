@@ -127,13 +127,7 @@ def build_app(
     runtime.startup_hooks.append(store.ensure_indexes)
     log.info("routing.rules_loaded", file=str(settings.rules_file), version=rules.version)
 
-    async def fire_sla_timers() -> None:
-        due = await handlers.due_clocks()
-        await runtime.run_each(
-            due, handlers.fire, source_key=lambda id_: f"sla:{id_}", name="fire_sla_timers"
-        )
-
-    runtime.every(settings.sla_check_seconds, fire_sla_timers, name="fire_sla_timers")
+    runtime.every_each(settings.sla_check_seconds, handlers.due_clocks, handlers.fire, name="fire_sla_timers")
 
     runtime.subscribe_events(REQUEST_VALIDATED, RequestValidated, handlers.route)
     runtime.subscribe(

@@ -143,11 +143,9 @@ def build_app(
     runtime.startup_hooks.append(store.ensure_indexes)
     runtime.startup_hooks.append(partial(store.claim_for_open_requests, settings.duplicate_match))
 
-    async def recheck_holds() -> None:
-        due = await handlers.holds_to_recheck()
-        await runtime.run_each(due, handlers.recheck, source_key=_timed("hold"), name="recheck_holds")
-
-    runtime.every(settings.hold_recheck_seconds, recheck_holds, name="recheck_holds")
+    runtime.every_each(
+        settings.hold_recheck_seconds, handlers.holds_to_recheck, handlers.recheck, name="recheck_holds"
+    )
 
     runtime.subscribe_events(REQUEST_CAPTURED, RequestCaptured, handlers.validate)
     runtime.subscribe(
@@ -159,8 +157,3 @@ def build_app(
     subscribe_reference_views(runtime, store, customer_document=customer_document)
 
     return runtime.asgi_app(), settings
-
-
-def _timed(what: str) -> Callable[[str], str]:
-    """Outbox source keys of a timer's run: what it did, to which request, and when."""
-    return lambda request_id: f"{what}:{request_id}:{datetime.now(UTC).isoformat()}"

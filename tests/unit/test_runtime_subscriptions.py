@@ -138,3 +138,33 @@ async def test_run_each_gives_every_id_its_own_transaction_and_one_failure_stops
     assert ledger.commits == 2
     assert [key for _, key, _, _ in publisher.on("done.v1")] == ["A", "C"]
     assert {source for source, _, _ in ledger.outbox.values()} == {"job:A", "job:C"}
+
+
+async def test_a_timer_over_ids_asks_which_are_due_then_works_on_each_in_its_own_transaction(
+    runtime: ServiceRuntime,
+) -> None:
+    done: list[str] = []
+
+    async def due() -> list[str]:
+        return ["REQ-1", "REQ-2"]
+
+    async def work(one: str, tx: LedgerTransaction) -> None:
+        done.append(one)
+        tx.emit(OutgoingMessage(message_id=f"evt-{one}", topic="done.v1", key=one, value=b"{}"))
+
+    runtime.every_each(5.0, due, work, name="example_timer")
+    name, seconds, job = runtime.periodic_jobs[-1]
+    assert (name, seconds) == ("example_timer", 5.0)
+    async with TestKafkaBroker(runtime.broker):
+        await job()
+    ledger = runtime.consumer.ledger
+    assert isinstance(ledger, FakeLedger)
+    assert done == ["REQ-1", "REQ-2"]
+    assert ledger.commits == 2
+    sources = sorted(source for source, _, _ in ledger.outbox.values())
+    assert [
+        source.startswith(f"example_timer:{one}:") for source, one in zip(sources, done, strict=True)
+    ] == [
+        True,
+        True,
+    ]
