@@ -1,11 +1,10 @@
 """Validation's own views: the four reference topics, held requests, open requests, outcomes.
 
 A request's lifecycle (:class:`services.validation.lifecycle.RequestValidation`) is kept in three
-collections, as it always was: ``validations`` (its last outcome, with every check, and now its
-state), ``holds`` (while it is held: what for, until when, and the request as captured) and
-``open_requests`` (once passed on: since when, its duplicate claims, whether still open). The
-store loads it from them and saves what changed; documents of earlier versions, which had no
-``state`` or ``open`` in ``validations``, load too (:func:`_lifecycle_of`).
+collections, as it always was: ``validations`` (its last outcome, with every check), ``holds``
+(while it is held: what for, until when, and the request as captured) and ``open_requests`` (once
+passed on: since when, its duplicate claims, whether still open). The store loads it from them and
+saves what changed; documents of earlier versions load too (:func:`_lifecycle_of`).
 """
 
 from __future__ import annotations
@@ -154,7 +153,7 @@ class ValidationStore:
         if decided.get("outcome") == RequestStatus.ON_HOLD.value:
             held = await self._holds.find_one({"_id": request_id}, session=session)
         opened = None
-        if decided.get("open", True):  # not recorded before the lifecycle was: look
+        if decided.get("passed_on", True):  # not recorded before the lifecycle was: look
             opened = await self._open.find_one({"_id": request_id}, {"duplicates": 0}, session=session)
         request = _lifecycle_of(decided, held, opened)
         self._as_loaded[request] = _Saved.of(request)
@@ -389,7 +388,12 @@ class _Saved:
 
 
 def _outcome_document(request: RequestValidation) -> Document | None:
-    """The request's document in ``validations``: its last outcome, its state, whether it is open."""
+    """The request's document in ``validations``: its last outcome, with every check that ran.
+
+    Written at each decision, never when the request is closed downstream (``open_requests`` says
+    that): ``passed_on`` says whether it has an open request to look at, ``duplicate_of`` which
+    request it repeats.
+    """
     outcome = request.outcome
     if outcome is None:
         return None
@@ -401,8 +405,7 @@ def _outcome_document(request: RequestValidation) -> Document | None:
         "waiting_for": list(outcome.waiting_for),
         "checks": [check.model_dump() for check in outcome.checks],
         "decided_at": outcome.decided_at,
-        "state": request.state.value,
-        "open": request.open,
+        "passed_on": request.opened is not None,
         "duplicate_of": request.duplicate_of,
     }
 
@@ -410,23 +413,20 @@ def _outcome_document(request: RequestValidation) -> Document | None:
 def _lifecycle_of(decided: Document, held: Document | None, opened: Document | None) -> RequestValidation:
     """A request as its lifecycle, from its documents (those of earlier versions included).
 
-    Before the lifecycle, ``validations`` had no ``state``, ``open`` nor ``duplicate_of``: the
-    state is the outcome (``closed`` if its open request was closed since), open is what
-    ``open_requests`` says.
+    Its state is its last outcome, or ``closed`` if it was passed on as validated and its open
+    request has been closed since; whether it is open is what ``open_requests`` says. Documents
+    stored before the lifecycle have no ``passed_on`` (``open_requests`` is looked at) nor
+    ``duplicate_of``.
     """
     outcome = RequestStatus(decided["outcome"])
     is_open = bool(opened and opened.get("open"))
-    state = decided.get("state") or (
-        ValidationState.CLOSED.value
-        if outcome is RequestStatus.VALIDATED and opened is not None and not is_open
-        else outcome.value
-    )
+    closed = outcome is RequestStatus.VALIDATED and opened is not None and not is_open
     hold = _hold_of(held) if held is not None else None
     event = held.get("event") if held is not None else None
     return RequestValidation(
         request_id=str(decided["_id"]),
         captured=RequestCaptured.model_validate(event) if event else None,
-        state=ValidationState(state),
+        state=ValidationState.CLOSED if closed else ValidationState(outcome.value),
         hold=hold,
         opened=_opened_of(opened) if opened is not None else None,
         claims=tuple(opened.get("claims", ())) if opened is not None else (),
