@@ -174,7 +174,11 @@ class ValidationStore:
             await self._save_hold(request, session=session)
         if request.opened is not None and request.opened != saved.opened:
             await self.open_request(
-                request.opened, claims=request.claims, criteria=request.claim_criteria, session=session
+                request.opened,
+                claims=request.claims,
+                criteria=request.claim_criteria,
+                session=session,
+                claimed_before=saved.claims,  # as loaded: it is not read again
             )
         elif saved.open and not request.open:
             await self._open.update_one(
@@ -249,6 +253,7 @@ class ValidationStore:
         claims: Sequence[str],
         criteria: Sequence[DuplicateCriterion],
         session: AsyncClientSession,
+        claimed_before: Sequence[str] | None = None,
     ) -> None:
         """Open the request and take its claims, in the caller's transaction.
 
@@ -256,10 +261,13 @@ class ValidationStore:
         request within the window). A claim another transaction writes at the same time makes one
         of the two fail (write conflict or unique key) before it commits; its retry sees the claim.
         Written straight away, not batched: a repeat later in the same batch must find it. A
-        request opened again (validated anew after an update) gives up the claims it no longer makes.
+        request opened again (validated anew after an update) gives up the claims it no longer
+        makes: ``claimed_before``, or (None: not known) those its open request has now.
         """
-        before = await self._open.find_one({"_id": request.request_id}, {"claims": 1}, session=session)
-        dropped = [key for key in (before or {}).get("claims", []) if key not in set(claims)]
+        if claimed_before is None:
+            before = await self._open.find_one({"_id": request.request_id}, {"claims": 1}, session=session)
+            claimed_before = (before or {}).get("claims", [])
+        dropped = [key for key in claimed_before if key not in set(claims)]
         if dropped:
             await self._release(request.request_id, dropped, session=session)
         if claims:
@@ -371,6 +379,7 @@ class _Saved:
     hold: Hold | None
     captured: RequestCaptured | None
     opened: OpenRequest | None
+    claims: tuple[str, ...]
     open: bool
     duplicate_of: str | None
     outcome: Document | None
@@ -381,6 +390,7 @@ class _Saved:
             hold=request.hold,
             captured=request.captured,
             opened=request.opened,
+            claims=request.claims,
             open=request.open,
             duplicate_of=request.duplicate_of,
             outcome=_outcome_document(request),
