@@ -2,15 +2,18 @@
 
 They travel on ``requests.captured.v1``, ``requests.validated.v1`` and ``requests.routed.v1``,
 keyed by ``request_id``. A later version of an event adds optional fields and bumps
-``schema_version``; readers upcast older versions in :func:`upcast` before validation.
+``schema_version``; every reader reads an older version as the current one: the event models run
+:func:`upcast` on what they validate, so the services' subscriptions and their stored copies of
+events (a held request, a routed one waiting for data) all see the version the code knows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared.contract import Attachment, Channel, Contact, Customer, Priority, RequestStatus, RequestType
 from shared.money import Amount, CurrencyCode, Money
@@ -30,6 +33,15 @@ class InternalEvent(BaseModel):
     request_id: str
     correlation_id: str = Field(description="The source message id that started this request")
     occurred_at: AwareDatetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_current_version(cls, data: Any) -> Any:
+        """An older version of the event is read as the current one (see :func:`upcast`)."""
+        if not isinstance(data, dict):
+            return data
+        event_type = cls.model_fields.get("event_type")
+        return upcast(data, event_type=str(event_type.default) if event_type is not None else cls.__name__)
 
 
 AmountRole = Literal["disputed", "expected", "paid"]
@@ -223,10 +235,57 @@ class RequestRouted(InternalEvent):
     rule_version: str
 
 
-def upcast(payload: dict[str, Any]) -> dict[str, Any]:
-    """Bring an older event payload up to the current schema.
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+"""One step up: a payload of one version of an event type, as the next version."""
 
-    Version 2 of ``RequestCaptured`` only added optional fields to its details (candidates, stated
-    amounts, paid amount, payment date): a version 1 payload reads as it is, with them empty.
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+"""The step from each (event type, version) to the next; :func:`upcast` follows them."""
+
+
+def upcaster(event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
+    """Register ``step`` as the way from ``from_version`` of ``event_type`` to the next version."""
+
+    def register(step: Upcaster) -> Upcaster:
+        UPCASTERS[(event_type, from_version)] = step
+        return step
+
+    return register
+
+
+def upcast(payload: dict[str, Any], *, event_type: str | None = None) -> dict[str, Any]:
+    """Bring an older event payload up to the current schema, one version at a time.
+
+    ``event_type`` is the payload's own ``event_type`` or, when it has none, the one given. A payload
+    without ``schema_version`` is taken as current (models built in code); a version no step starts
+    from (the current one, or a newer one an older reader meets) is read as it is.
     """
+    kind = payload.get("event_type", event_type)
+    version = payload.get("schema_version")
+    while isinstance(kind, str) and type(version) is int and (kind, version) in UPCASTERS:
+        payload = UPCASTERS[(kind, version)](payload)
+        version = payload.get("schema_version")
     return payload
+
+
+DETAILS_ADDED_IN_V2: dict[str, Any] = {
+    "invoice_candidates": [],
+    "payment_candidates": [],
+    "loose_candidates": [],
+    "stated_amounts": [],
+    "paid_amount": None,
+    "payment_date": None,
+}
+"""What version 2 of the request's details added: what intake reads from the text (empty in v1)."""
+
+
+def _details_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 of the events that carry a request's details only added optional fields to them
+    (number candidates, stated amounts, paid amount, payment date): a version 1 had none."""
+    details = payload.get("details")
+    if isinstance(details, dict):
+        payload = {**payload, "details": {**DETAILS_ADDED_IN_V2, **details}}
+    return {**payload, "schema_version": 2}
+
+
+for _carrying_details in ("RequestCaptured", "RequestValidated", "RequestSetAside", "RequestRouted"):
+    upcaster(_carrying_details, from_version=1)(_details_v1_to_v2)

@@ -2,13 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from shared.contract import Channel, Priority, RequestStatus, RequestStatusChanged
-from shared.delivery import OutgoingMessage
-from shared.events import InternalEvent
+from shared.contract import Channel, ErpResolution, Priority, RequestStatus, RequestStatusChanged
+from shared.delivery import LedgerTransaction, OutgoingMessage
+from shared.events import (
+    EmailReplyAdded,
+    InternalEvent,
+    RequestCaptured,
+    RequestRouted,
+    RequestSetAside,
+    RequestValidated,
+)
 from shared.identity import event_id_for
-from shared.topics import REQUEST_STATUS
+from shared.lifecycle import Effect
+from shared.topics import (
+    ERP_RESOLUTIONS,
+    REQUEST_CAPTURED,
+    REQUEST_ROUTED,
+    REQUEST_SET_ASIDE,
+    REQUEST_STATUS,
+    REQUEST_UPDATED,
+    REQUEST_VALIDATED,
+)
+
+EVENT_TOPICS: Mapping[type[InternalEvent], str] = {
+    RequestCaptured: REQUEST_CAPTURED,
+    RequestValidated: REQUEST_VALIDATED,
+    RequestSetAside: REQUEST_SET_ASIDE,
+    RequestRouted: REQUEST_ROUTED,
+    EmailReplyAdded: REQUEST_UPDATED,
+}
+"""The topic each internal event travels on."""
 
 
 def status_changed(
@@ -55,3 +81,28 @@ def outgoing_status(change: RequestStatusChanged) -> OutgoingMessage:
 def outgoing_event(topic: str, event: InternalEvent) -> OutgoingMessage:
     """An internal event as a message on ``topic``, keyed by request id."""
     return OutgoingMessage.of(topic=topic, key=event.request_id, event=event, message_id=event.event_id)
+
+
+def outgoing_resolution(resolution: ErpResolution) -> OutgoingMessage:
+    """A posting for the ERP on ``erp.resolutions.v1``, keyed by request id, its id the resolution id."""
+    return OutgoingMessage.of(
+        topic=ERP_RESOLUTIONS,
+        key=resolution.request_id,
+        event=resolution,
+        message_id=resolution.resolution_id,
+    )
+
+
+def outgoing(effect: Effect) -> OutgoingMessage:
+    """What a transition caused, as the message that says so on its topic."""
+    if isinstance(effect, RequestStatusChanged):
+        return outgoing_status(effect)
+    if isinstance(effect, ErpResolution):
+        return outgoing_resolution(effect)
+    return outgoing_event(EVENT_TOPICS[type(effect)], effect)
+
+
+def emit(transaction: LedgerTransaction, effects: Iterable[Effect]) -> None:
+    """Queue what a transition caused in the transaction's outbox, in order."""
+    for effect in effects:
+        transaction.emit(outgoing(effect))

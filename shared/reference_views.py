@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from faststream.kafka import KafkaMessage
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -23,7 +22,7 @@ from shared.contract import Customer, CustomerContract, Invoice, Payment, Refere
 from shared.delivery import LedgerTransaction, MessageOrigin
 from shared.document_numbers import number_keys
 from shared.mongo import Document
-from shared.runtime import ServiceRuntime, inbound_batch
+from shared.runtime import ServiceRuntime
 from shared.topics import CONTRACTS, CUSTOMERS, INVOICES, PAYMENTS
 
 RecordT = TypeVar("RecordT", bound=ReferenceRecord)
@@ -119,16 +118,7 @@ def subscribe_reference_view(
     def idempotency_key(record: RecordT, _: MessageOrigin) -> str:
         return f"{topic}:{key_of(record)}:{record.updated_at.isoformat()}"
 
-    async def on_reference_record(message: KafkaMessage) -> None:
-        await runtime.consumer.consume_batch(
-            inbound_batch(message),
-            model=model,
-            idempotency_key=idempotency_key,
-            apply=apply,
-        )
-
-    on_reference_record.__name__ = f"on_{topic.replace('.', '_')}"
-    runtime.subscriber(topic)(on_reference_record)
+    runtime.subscribe(topic, model, apply, key=idempotency_key)
 
 
 class ReferenceViews(Protocol):

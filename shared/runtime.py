@@ -1,8 +1,9 @@
 """What every service's composition root builds the same way: broker, database, delivery, health.
 
-A service's ``app.py`` creates its settings, calls :func:`build_runtime`, registers its thin
-handlers on ``runtime.broker`` with ``runtime.subscriber(...)``, and hands
-``runtime.asgi_app()`` to :func:`serve`. The ASGI app serves, on the service's health port,
+A service's ``app.py`` creates its settings, calls :func:`build_runtime`, subscribes its thin
+handlers with ``runtime.subscribe(topic, model, apply, key=...)`` (internal events with
+``runtime.subscribe_events``), runs its timers' per-request work with ``runtime.run_each``, and
+hands ``runtime.asgi_app()`` to :func:`serve`. The ASGI app serves, on the service's health port,
 ``GET /health`` (readiness: subscribers joined, broker and database answer) for ``crs stack`` and
 Kubernetes, ``GET /health/live`` (liveness: the process answers) and ``GET /metrics`` (Prometheus,
 see :mod:`shared.metrics`).
@@ -17,9 +18,9 @@ import functools
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
@@ -31,14 +32,26 @@ from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.message import FAKE_CONSUMER
+from pydantic import BaseModel
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.consumer_progress import CatchUp, SubscriberProgress
-from shared.delivery import Apply, DeliveryPolicy, Inbound, MessageOrigin, ReliableConsumer
+from shared.delivery import (
+    Apply,
+    DeliveryPolicy,
+    Inbound,
+    InvalidHook,
+    LedgerTransaction,
+    MessageOrigin,
+    PermanentFailure,
+    Prepare,
+    ReliableConsumer,
+)
 from shared.events import InternalEvent
 from shared.kafka import BrokerPublisher, build_broker, ensure_topics, kafka_client_options
-from shared.logging import configure_logging
+from shared.lifecycle import TransitionRefused
+from shared.logging import bound_request, configure_logging
 from shared.metrics import METRICS_CONTENT_TYPE, PartitionLag, ServiceMetrics
 from shared.mongo import Document, MongoLease, MongoLedger, build_mongo_client
 from shared.published_check import PublishedCheck
@@ -64,9 +77,67 @@ SWEEPER_LEASE_MIN_SECONDS = 10.0
 SWEEPER_LEASE_SWEEPS = 5
 
 EventT = TypeVar("EventT", bound=InternalEvent)
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 Handler = Callable[[KafkaMessage], Awaitable[None]]
 """A thin handler: it receives a batch of Kafka records and hands it to the reliable consumer."""
+
+IdempotencyKey = Callable[[ModelT, MessageOrigin], str]
+"""The key a message is applied once under (a redelivery or a copy has the same key)."""
+LogIds = Callable[[ModelT], tuple[str | None, str | None]]
+"""The request id and correlation id a message's logs are bound to."""
+Work = Callable[[str, LedgerTransaction], Awaitable[None]]
+"""Work on one id (a request, a resolution) inside a transaction of its own."""
+
+
+def _no_ids(_: object) -> tuple[str | None, str | None]:
+    return None, None
+
+
+def _request_id(one: str) -> tuple[str | None, str | None]:
+    return one, None
+
+
+def refusals_dead_lettered(apply: Apply[ModelT]) -> Apply[ModelT]:
+    """``apply``, with a transition the request's state refuses turned into a dead letter.
+
+    A refusal (:class:`shared.lifecycle.TransitionRefused`) can never succeed however often the
+    message is tried again: it goes straight to ``<topic>.dlq`` with the refusal's reason.
+    """
+
+    async def applying(message: ModelT, transaction: LedgerTransaction, origin: MessageOrigin) -> None:
+        try:
+            await apply(message, transaction, origin)
+        except TransitionRefused as refused:
+            raise PermanentFailure(refused.reason, refused.detail) from refused
+
+    return applying
+
+
+async def run_each(
+    consumer: ReliableConsumer,
+    ids: Iterable[str],
+    work: Work,
+    *,
+    source_key: Callable[[str], str],
+    name: str,
+    log_ids: Callable[[str], tuple[str | None, str | None]] = _request_id,
+) -> None:
+    """Do ``work`` for each of ``ids``, each in a transaction of its own, logs bound to it.
+
+    For timers and re-checks, which no inbound message started: the view's writes and the events
+    the work causes commit together (:meth:`ReliableConsumer.run_in_transaction`, the outbox
+    entries under ``source_key(id)``). One id that fails is logged and does not keep the others
+    from running; the timer's next run tries it again, so ``work`` must re-read its state (another
+    replica may have done it meanwhile) and be safe to repeat.
+    """
+    for one in ids:
+        request_id, correlation_id = log_ids(one)
+        with bound_request(request_id=request_id, correlation_id=correlation_id):
+            try:
+                await consumer.run_in_transaction(functools.partial(work, one), source_key=source_key(one))
+            except Exception as error:  # noqa: BLE001 - the next run tries again
+                log.warning("each.failed", job=name, error=str(error))
 
 
 def inbound_batch(message: KafkaMessage) -> list[Inbound]:
@@ -219,20 +290,70 @@ class ServiceRuntime:
 
         return register
 
-    def subscribe_events(self, topic: str, model: type[EventT], apply: Apply[EventT]) -> None:
-        """Consume our own internal events of ``topic``: once per event id, logs bound to the request."""
+    def subscribe(
+        self,
+        topics: str | Sequence[str],
+        model: type[ModelT],
+        apply: Apply[ModelT],
+        *,
+        key: IdempotencyKey[ModelT],
+        log_ids: LogIds[ModelT] = _no_ids,
+        on_invalid: InvalidHook | None = None,
+        prepare: Prepare[ModelT] | None = None,
+        decode: Callable[[bytes], dict[str, Any]] | None = None,
+        name: str | None = None,
+    ) -> None:
+        """Consume ``topics`` as ``model``: each message applied once, in a transaction, by ``apply``.
 
-        async def on_event(message: KafkaMessage) -> None:
+        The whole of a subscription: a batch subscriber of its own consumer group
+        (:meth:`subscriber`) whose records go through the reliable consumer (screening, dead
+        letters, idempotency by ``key``, the outbox; see :meth:`ReliableConsumer.consume_batch`
+        for ``on_invalid``, ``prepare`` and ``decode``). A transition the request's state refuses
+        is dead-lettered with its reason (:func:`refusals_dead_lettered`).
+        """
+        names = (topics,) if isinstance(topics, str) else tuple(topics)
+        applying = refusals_dead_lettered(apply)
+
+        async def on_records(message: KafkaMessage) -> None:
             await self.consumer.consume_batch(
                 inbound_batch(message),
                 model=model,
-                idempotency_key=lambda event, _: f"event:{event.event_id}",
-                apply=apply,
-                log_ids=lambda event: (event.request_id, event.correlation_id),
+                idempotency_key=key,
+                apply=applying,
+                log_ids=log_ids,
+                on_invalid=on_invalid,
+                decode=decode,
+                prepare=prepare,
             )
 
-        on_event.__name__ = f"on_{topic.replace('.', '_')}"
-        self.subscriber(topic)(on_event)
+        on_records.__name__ = "on_" + (name or names[0]).replace(".", "_").replace("-", "_")
+        self.subscriber(*names, name=name)(on_records)
+
+    def subscribe_events(self, topic: str, model: type[EventT], apply: Apply[EventT]) -> None:
+        """Consume our own internal events of ``topic``: once per event id, logs bound to the request.
+
+        Every event is read through upcasting (:func:`shared.events.upcast`, which the event models
+        apply as they validate): a version older than the model's arrives as the current version.
+        """
+        self.subscribe(
+            topic,
+            model,
+            apply,
+            key=lambda event, _: f"event:{event.event_id}",
+            log_ids=lambda event: (event.request_id, event.correlation_id),
+        )
+
+    async def run_each(
+        self,
+        ids: Iterable[str],
+        work: Work,
+        *,
+        source_key: Callable[[str], str],
+        name: str,
+        log_ids: Callable[[str], tuple[str | None, str | None]] = _request_id,
+    ) -> None:
+        """Do ``work`` for each of ``ids``, each in a transaction of its own (see :func:`run_each`)."""
+        await run_each(self.consumer, ids, work, source_key=source_key, name=name, log_ids=log_ids)
 
     def every(self, seconds: float, job: Callable[[], Awaitable[None]], *, name: str) -> None:
         """Run ``job`` every ``seconds`` once the service has caught up, until it stops.
@@ -245,6 +366,28 @@ class ServiceRuntime:
         from the database on every run).
         """
         self.periodic_jobs.append((name, seconds, job))
+
+    def every_each(
+        self,
+        seconds: float,
+        due: Callable[[], Awaitable[Iterable[str]]],
+        work: Work,
+        *,
+        name: str,
+        source_key: Callable[[str], str] | None = None,
+    ) -> None:
+        """A timer (:meth:`every`) that asks ``due`` which ids need work now, then does ``work`` on
+        each in a transaction of its own (:meth:`run_each`).
+
+        ``due`` is a hint read outside any transaction; ``work`` reads its state again. The outbox
+        entries of each run are under ``source_key(id)``, by default ``<name>:<id>:<now>``.
+        """
+        keyed = source_key or (lambda one: f"{name}:{one}:{datetime.now(UTC).isoformat()}")
+
+        async def job() -> None:
+            await self.run_each(await due(), work, source_key=keyed, name=name)
+
+        self.every(seconds, job, name=name)
 
     def _register_replays(self) -> None:
         """Consume ``replays.<service>.v1``: dead letters an operator sends back to this service alone.
@@ -527,6 +670,8 @@ __all__: Sequence[str] = (
     "ServiceRuntime",
     "build_runtime",
     "inbound_batch",
+    "refusals_dead_lettered",
+    "run_each",
     "run_service",
     "serve",
 )

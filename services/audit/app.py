@@ -7,7 +7,6 @@ from functools import partial
 from typing import Any
 
 from faststream.asgi import AsgiFastStream
-from faststream.kafka import KafkaMessage
 from pydantic import BaseModel, ConfigDict
 
 from services.audit import domain
@@ -18,7 +17,7 @@ from services.audit.store import AuditStore
 from shared.delivery import LedgerTransaction, MessageOrigin
 from shared.kafka import build_admin_client
 from shared.mongo import BatchedInserts
-from shared.runtime import build_runtime, inbound_batch
+from shared.runtime import build_runtime
 from shared.settings import InfrastructureSettings
 from shared.topics import REQUEST_TOPICS
 
@@ -78,7 +77,6 @@ def build_app(
     store = AuditStore(runtime.database)
     handlers = AuditHandlers(store)
     runtime.startup_hooks.append(store.ensure_indexes)
-    consumer = runtime.consumer
     group_id = f"{settings.consumer_group}.request-topics"  # the group runtime.subscriber gives it
 
     def request_topics_consumer() -> Any:
@@ -97,16 +95,15 @@ def build_app(
     runtime.startup_hooks.append(incarnations.start)
     runtime.every(settings.incarnation_check_seconds, incarnations.check, name="topic_incarnations")
 
-    @runtime.subscriber(*REQUEST_TOPICS, name="request-topics")
-    async def on_request_record(message: KafkaMessage) -> None:
-        await consumer.consume_batch(
-            inbound_batch(message),
-            # Audit keeps even what is not JSON: it records the text instead of parsing it.
-            decode=lambda raw: {"text": raw.decode("utf-8", errors="replace")},
-            model=RecordText,
-            idempotency_key=record_identity,
-            apply=handlers.record,
-        )
+    runtime.subscribe(
+        REQUEST_TOPICS,
+        RecordText,
+        handlers.record,
+        key=record_identity,
+        # Audit keeps even what is not JSON: it records the text instead of parsing it.
+        decode=lambda raw: {"text": raw.decode("utf-8", errors="replace")},
+        name="request-topics",
+    )
 
     app = runtime.asgi_app()
     app.after_shutdown(incarnations.stop)

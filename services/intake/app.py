@@ -12,7 +12,6 @@ from functools import partial
 from typing import Any
 
 from faststream.asgi import AsgiFastStream
-from faststream.kafka import KafkaMessage
 
 from services.intake import domain
 from services.intake.settings import IntakeSettings
@@ -22,7 +21,7 @@ from shared.delivery import InvalidHook, LedgerTransaction, MessageOrigin, Outgo
 from shared.events import EmailReplyAdded
 from shared.identity import event_id_for
 from shared.messages import outgoing_event, outgoing_status
-from shared.runtime import build_runtime, inbound_batch
+from shared.runtime import build_runtime
 from shared.settings import InfrastructureSettings
 from shared.topics import CRM_REQUESTS, EMAIL_REQUESTS, REQUEST_CAPTURED, REQUEST_UPDATED
 
@@ -193,31 +192,25 @@ def build_app(
     understanding = ThreadPoolExecutor(max_workers=1, thread_name_prefix="intake-understanding")
     handlers = IntakeHandlers(store, analysed_chars=settings.max_analysed_chars, executor=understanding)
     runtime.startup_hooks.append(store.ensure_indexes)
-    consumer = runtime.consumer
 
-    @runtime.subscriber(CRM_REQUESTS)
-    async def on_crm_request(message: KafkaMessage) -> None:
-        await consumer.consume_batch(
-            inbound_batch(message),
-            model=CrmRequest,
-            idempotency_key=lambda case, _: f"crm:{case.case_id}",
-            apply=handlers.capture_crm_request,
-            log_ids=lambda case: (domain.crm_request_id(case.case_id), case.case_id),
-            on_invalid=reject_unreadable("crm", store),
-            prepare=handlers.prepare_crm_request,
-        )
-
-    @runtime.subscriber(EMAIL_REQUESTS)
-    async def on_email(message: KafkaMessage) -> None:
-        await consumer.consume_batch(
-            inbound_batch(message),
-            model=EmailRequest,
-            idempotency_key=lambda email, _: f"email:{domain.normalize_message_id(email.message_id)}",
-            apply=handlers.capture_email,
-            log_ids=lambda email: (domain.email_request_id(email.message_id), email.message_id),
-            on_invalid=reject_unreadable("email", store),
-            prepare=handlers.prepare_email,
-        )
+    runtime.subscribe(
+        CRM_REQUESTS,
+        CrmRequest,
+        handlers.capture_crm_request,
+        key=lambda case, _: f"crm:{case.case_id}",
+        log_ids=lambda case: (domain.crm_request_id(case.case_id), case.case_id),
+        on_invalid=reject_unreadable("crm", store),
+        prepare=handlers.prepare_crm_request,
+    )
+    runtime.subscribe(
+        EMAIL_REQUESTS,
+        EmailRequest,
+        handlers.capture_email,
+        key=lambda email, _: f"email:{domain.normalize_message_id(email.message_id)}",
+        log_ids=lambda email: (domain.email_request_id(email.message_id), email.message_id),
+        on_invalid=reject_unreadable("email", store),
+        prepare=handlers.prepare_email,
+    )
 
     app = runtime.asgi_app()
 

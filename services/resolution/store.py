@@ -1,17 +1,35 @@
 """Resolution's own view: routed requests, their approvals, the resolutions issued, and its own
-copies of the reference data (customers, invoices, payments, contracts) the strategies read."""
+copies of the reference data (customers, invoices, payments, contracts) the strategies read.
+
+A request's lifecycle (:class:`services.resolution.lifecycle.RequestResolution`) is loaded from its
+document in ``requests`` and its postings in ``resolutions`` (one document per posting, what the
+ERP answered on it included), and saved back to them: the shapes they always had, so documents of
+earlier versions load too (:func:`request_of`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from weakref import WeakKeyDictionary
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.resolution import strategies
+from services.resolution.approvals import RecordedApproval
+from services.resolution.lifecycle import (
+    AboutRequest,
+    IssuedPosting,
+    PendingPostings,
+    PostingStatus,
+    Refusal,
+    RequestResolution,
+    ResolutionState,
+)
 from services.resolution.strategies import Facts
-from shared.contract import Customer, CustomerContract, ErpAck, Invoice, Payment
+from shared.contract import Channel, Customer, CustomerContract, ErpResolution, Invoice, Payment, Priority
 from shared.document_numbers import reference_numbers
 from shared.events import RequestRouted
 from shared.mongo import Document
@@ -20,6 +38,8 @@ from shared.reference_views import ReferenceView
 
 class ResolutionStore:
     def __init__(self, database: AsyncDatabase[Document]) -> None:
+        # Each request as loaded (or last saved), so that save writes only what changed.
+        self._as_loaded: WeakKeyDictionary[RequestResolution, _Saved] = WeakKeyDictionary()
         self._requests = database.requests
         self._resolutions = database.resolutions
         self.customers = ReferenceView(database, "customers")
@@ -96,73 +116,179 @@ class ResolutionStore:
             invoices_by_number=invoices_by_number,
         )
 
-    async def resolutions_of(self, request_id: str, *, session: AsyncClientSession) -> list[Document]:
-        """Every resolution issued for the request (a request may have several postings)."""
-        return [
-            document async for document in self._resolutions.find({"request_id": request_id}, session=session)
-        ]
+    # The lifecycle of each request: its document in ``requests``, its postings in ``resolutions``.
 
-    async def request(self, request_id: str, *, session: AsyncClientSession) -> Document | None:
-        return await self._requests.find_one({"_id": request_id}, session=session)
+    async def load(self, request_id: str, *, session: AsyncClientSession | None) -> RequestResolution | None:
+        """The request as last saved, with its postings (None: resolution never saw it)."""
+        document = await self._requests.find_one({"_id": request_id}, session=session)
+        if document is None:
+            return None
+        postings: list[Document] = []
+        if document.get("resolution_ids") or document.get("resolution_id"):
+            cursor = self._resolutions.find({"request_id": request_id}, session=session)
+            postings = [posting async for posting in cursor]
+        request = request_of(document, postings)
+        self._as_loaded[request] = _Saved(request_document(request), dict(request.postings))
+        return request
 
-    async def save_request(
-        self, request_id: str, record: dict[str, Any], *, session: AsyncClientSession
-    ) -> None:
-        await self._requests.replace_one(
-            {"_id": request_id}, {**record, "_id": request_id}, upsert=True, session=session
-        )
+    async def save(self, request: RequestResolution, *, session: AsyncClientSession) -> None:
+        """Write what changed since the request was loaded (a new request: all of it).
+
+        A posting is inserted only if no posting of its id exists: a resolution id is sent once,
+        ever. A request or posting that did not change is not written.
+        """
+        saved = self._as_loaded.get(request) or _Saved(None, {})
+        document = request_document(request)
+        if document != saved.document:
+            await self._requests.replace_one(
+                {"_id": request.request_id}, document, upsert=True, session=session
+            )
+        for resolution_id, posting in request.postings.items():
+            before = saved.postings.get(resolution_id)
+            if before is None:
+                await self._resolutions.update_one(
+                    {"_id": resolution_id},
+                    {"$setOnInsert": posting_document(posting)},
+                    upsert=True,
+                    session=session,
+                )
+            elif posting != before:
+                await self._resolutions.replace_one(
+                    {"_id": resolution_id}, posting_document(posting), session=session
+                )
+        self._as_loaded[request] = _Saved(document, dict(request.postings))
 
     async def waiting_for_reference_data(self) -> list[str]:
         """Ids of the requests whose strategy waits for reference data to arrive."""
-        cursor = self._requests.find({"state": "awaiting_reference_data"}, {"_id": 1})
+        cursor = self._requests.find({"state": ResolutionState.AWAITING_REFERENCE_DATA.value}, {"_id": 1})
         return [str(document["_id"]) async for document in cursor]
 
-    async def resolution(self, resolution_id: str, *, session: AsyncClientSession | None) -> Document | None:
-        return await self._resolutions.find_one({"_id": resolution_id}, session=session)
-
-    async def record_resolution(
-        self, resolution_id: str, record: dict[str, Any], *, session: AsyncClientSession
-    ) -> None:
-        await self._resolutions.insert_one({**record, "_id": resolution_id}, session=session)
-
-    async def overdue_resolutions(self, now: datetime) -> list[str]:
-        """Ids of resolutions issued but not acknowledged in time and not escalated yet.
+    async def with_overdue_postings(self, now: datetime) -> list[str]:
+        """Ids of the requests with a posting sent, not acknowledged in time and not escalated yet.
 
         ``escalated_at`` is checked here, not in the query: with it in the query the local
         database server leaves the (status, ack_due_at) index aside (37 ms instead of 1 at 800
         resolutions, growing with them, every few seconds, and holding other statements up).
         """
         cursor = self._resolutions.find(
-            {"status": "issued", "ack_due_at": {"$lt": now}}, {"_id": 1, "escalated_at": 1}
+            {"status": PostingStatus.ISSUED.value, "ack_due_at": {"$lt": now}},
+            {"_id": 1, "request_id": 1, "escalated_at": 1},
         )
-        return [str(document["_id"]) async for document in cursor if document.get("escalated_at") is None]
+        found = [document async for document in cursor if document.get("escalated_at") is None]
+        return list(dict.fromkeys(str(document["request_id"]) for document in found))
 
-    async def mark_escalated(self, resolution_id: str, at: datetime, *, session: AsyncClientSession) -> None:
-        await self._resolutions.update_one(
-            {"_id": resolution_id}, {"$set": {"escalated_at": at}}, session=session
-        )
 
-    async def record_ack(
-        self,
-        ack: ErpAck,
-        *,
-        request_state: str,
-        at: datetime,
-        session: AsyncClientSession,
-    ) -> None:
-        """Keep the ERP's answer on the resolution, and the request's new state."""
-        await self._resolutions.update_one(
-            {"_id": ack.resolution_id},
-            {
-                "$set": {
-                    "status": ack.status,
-                    "erp_document_id": ack.erp_document_id,
-                    "erp_error": ack.error,
-                    "acknowledged_at": at,
-                }
-            },
-            session=session,
+@dataclass(frozen=True)
+class _Saved:
+    """A request as it was loaded or last saved: what :meth:`ResolutionStore.save` compares with."""
+
+    document: Document | None
+    postings: dict[str, IssuedPosting]
+
+
+def request_document(request: RequestResolution) -> Document:
+    """The request as stored in ``requests`` (the shape it always had, with every field present)."""
+    about, pending = request.about, request.pending
+    return {
+        "_id": request.request_id,
+        "channel": about.channel.value,
+        "source_id": about.source_id,
+        "customer_id": about.customer_id,
+        "request_type": about.request_type,
+        "queue": about.queue,
+        "priority": about.priority.value if about.priority else None,
+        "sla_due_at": about.sla_due_at,
+        "requesters": list(about.requesters),
+        "state": request.state.value,
+        "reason": request.reason,
+        "resolution_id": request.resolution_ids[0] if request.resolution_ids else None,
+        "resolution_ids": list(request.resolution_ids),
+        "routed_at": request.routed_at,
+        "event": request.routed.model_dump(mode="json") if request.routed else None,
+        "wait_for_data_until": request.wait_for_data_until,
+        "candidates": list(request.candidates),
+        "pending": pending.resolutions[0].model_dump(mode="json") if pending else None,
+        "pending_more": [resolution.model_dump(mode="json") for resolution in pending.resolutions[1:]]
+        if pending
+        else [],
+        "explanation": pending.explanation if pending else None,
+        "required_roles": list(pending.required_roles) if pending else [],
+        "policy_version": pending.policy_version if pending else None,
+        "approvals": [vars(approval) for approval in request.approvals],
+        "refusals": [vars(refusal) for refusal in request.refusals],
+        "rejected_by": request.rejected_by,
+    }
+
+
+def request_of(document: Document, postings: Iterable[Document]) -> RequestResolution:
+    """A stored request as its lifecycle, documents of every earlier version included.
+
+    Fields a version did not store yet read as their absence: no routed event (before it was
+    kept), no wait for data, no requesters, no second posting (``pending_more``), no refusals.
+    """
+    pending = [document["pending"], *document.get("pending_more", [])] if document.get("pending") else []
+    priority = document.get("priority")
+    event = document.get("event")
+    ids = document.get("resolution_ids") or (
+        [document["resolution_id"]] if document.get("resolution_id") else []
+    )
+    return RequestResolution(
+        request_id=str(document["_id"]),
+        about=AboutRequest(
+            channel=Channel(document.get("channel", "crm")),
+            source_id=document.get("source_id", ""),
+            customer_id=document.get("customer_id"),
+            request_type=document.get("request_type"),
+            queue=document.get("queue"),
+            priority=Priority(priority) if priority else None,
+            sla_due_at=document.get("sla_due_at"),
+            requesters=tuple(document.get("requesters", ())),
+        ),
+        routed=RequestRouted.model_validate(event) if event else None,
+        state=ResolutionState(document["state"]),
+        routed_at=document["routed_at"],
+        wait_for_data_until=document.get("wait_for_data_until"),
+        reason=document.get("reason"),
+        candidates=tuple(document.get("candidates", ())),
+        pending=PendingPostings(
+            resolutions=tuple(ErpResolution.model_validate(one) for one in pending),
+            explanation=document.get("explanation") or "",
+            required_roles=tuple(document.get("required_roles", ())),
+            policy_version=document.get("policy_version") or "",
         )
-        await self._requests.update_one(
-            {"_id": ack.request_id}, {"$set": {"state": request_state}}, session=session
-        )
+        if pending
+        else None,
+        approvals=tuple(RecordedApproval(**approval) for approval in document.get("approvals", ())),
+        refusals=tuple(Refusal(**refusal) for refusal in document.get("refusals", ())),
+        rejected_by=document.get("rejected_by"),
+        resolution_ids=tuple(ids),
+        postings={str(posting["_id"]): posting_of(posting) for posting in postings},
+    )
+
+
+def posting_document(posting: IssuedPosting) -> Document:
+    """A posting as stored in ``resolutions``: the resolution sent, and what became of it."""
+    return {
+        **posting.resolution.model_dump(mode="json"),
+        "_id": posting.resolution_id,
+        "status": posting.status.value,
+        "issued_at": posting.issued_at,
+        "ack_due_at": posting.ack_due_at,
+        "escalated_at": posting.escalated_at,
+        "erp_document_id": posting.erp_document_id,
+        "erp_error": posting.erp_error,
+        "acknowledged_at": posting.acknowledged_at,
+    }
+
+
+def posting_of(document: Document) -> IssuedPosting:
+    return IssuedPosting(
+        resolution=ErpResolution.model_validate(document),
+        status=PostingStatus(document["status"]),
+        issued_at=document["issued_at"],
+        ack_due_at=document["ack_due_at"],
+        escalated_at=document.get("escalated_at"),
+        erp_document_id=document.get("erp_document_id"),
+        erp_error=document.get("erp_error"),
+        acknowledged_at=document.get("acknowledged_at"),
+    )

@@ -1,4 +1,9 @@
-"""Composition root of the routing service: wiring, plus the handlers that call the domain."""
+"""Composition root of the routing service: wiring, plus the handlers that call the domain.
+
+Routing a request and firing its SLA timers are transitions of its lifecycle
+(:mod:`services.routing.lifecycle`); the statuses of every request are applied to the SLA clocks a
+whole batch at a time (two statements per batch), since every status of every request passes here.
+"""
 
 from __future__ import annotations
 
@@ -9,29 +14,23 @@ from weakref import WeakKeyDictionary
 
 import structlog
 from faststream.asgi import AsgiFastStream
-from faststream.kafka import KafkaMessage
 
-from services.routing import domain
-from services.routing.domain import SlaClock, SlaTimer
+from services.routing import domain, lifecycle
+from services.routing.domain import SlaClock
 from services.routing.rules import RoutingRules, load_rules
 from services.routing.settings import RoutingSettings
-from services.routing.store import RoutingStore, StoredClock
-from shared.contract import Channel, Priority, RequestStatus, RequestStatusChanged
-from shared.delivery import LedgerTransaction, MessageOrigin, ReliableConsumer
-from shared.events import RequestRouted, RequestValidated
-from shared.identity import event_id_for
-from shared.logging import bound_request
-from shared.messages import outgoing_event, outgoing_status, status_changed
-from shared.runtime import build_runtime, inbound_batch
+from services.routing.store import RoutingStore
+from shared.contract import RequestStatusChanged
+from shared.delivery import LedgerTransaction, MessageOrigin
+from shared.events import RequestValidated
+from shared.messages import emit
+from shared.runtime import build_runtime
 from shared.settings import InfrastructureSettings
-from shared.topics import REQUEST_ROUTED, REQUEST_STATUS, REQUEST_VALIDATED
+from shared.topics import REQUEST_STATUS, REQUEST_VALIDATED
 
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
-
-# One SLA per request: its warning, breach and escalation each happen once.
-_SLA_OCCURRENCE = "sla"
 
 
 class RoutingHandlers:
@@ -41,13 +40,11 @@ class RoutingHandlers:
         self,
         store: RoutingStore,
         rules: RoutingRules,
-        consumer: ReliableConsumer,
         clock: Clock = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
         self._rules = rules
         self._calendar = rules.business_calendar()
-        self._consumer = consumer
         self._clock = clock
         self._status_changes: WeakKeyDictionary[LedgerTransaction, list[RequestStatusChanged]] = (
             WeakKeyDictionary()
@@ -62,70 +59,9 @@ class RoutingHandlers:
             rules=self._rules,
             calendar=self._calendar,
         )
-        await self._store.record_route(
-            event.request_id,
-            {
-                "queue": decision.queue,
-                "priority": decision.priority.value,
-                "sla_due_at": decision.sla_due_at,
-                "sla_working_hours": decision.sla_target.total_seconds() / 3600,
-                "escalation_target": decision.escalation_target,
-                "rule_version": decision.rule_version,
-                "customer_id": event.customer_id,
-                "routed_at": now,
-            },
-            session=tx.session,
-        )
-        await self._store.start_clock(
-            event.request_id,
-            SlaClock.start(decision, at=now),
-            {
-                "channel": event.details.channel.value,
-                "source_id": event.details.source_id,
-                "customer_id": event.customer_id,
-                "correlation_id": event.correlation_id,
-                "queue": decision.queue,
-                "escalation_target": decision.escalation_target,
-                "priority": decision.priority.value,
-                "rule_version": decision.rule_version,
-            },
-            session=tx.session,
-        )
-        tx.emit(
-            outgoing_event(
-                REQUEST_ROUTED,
-                RequestRouted(
-                    event_id=event_id_for(event.request_id, "RequestRouted"),
-                    request_id=event.request_id,
-                    correlation_id=event.correlation_id,
-                    occurred_at=now,
-                    details=event.details,
-                    customer_id=event.customer_id,
-                    customer_tier=event.customer_tier,
-                    invoices=event.invoices,
-                    queue=decision.queue,
-                    priority=decision.priority,
-                    sla_due_at=decision.sla_due_at,
-                    rule_version=decision.rule_version,
-                ),
-            )
-        )
-        tx.emit(
-            outgoing_status(
-                status_changed(
-                    request_id=event.request_id,
-                    channel=event.details.channel,
-                    source_id=event.details.source_id,
-                    customer_id=event.customer_id,
-                    status=RequestStatus.ROUTED,
-                    message=domain.routed_message(decision.queue),
-                    queue=decision.queue,
-                    priority=decision.priority,
-                    sla_due_at=decision.sla_due_at,
-                    at=now,
-                )
-            )
-        )
+        request, effects = lifecycle.route(event, decision, now=now)
+        await self._store.start(request, decision, at=now, session=tx.session)
+        emit(tx, effects)
 
     async def follow_status(
         self, change: RequestStatusChanged, tx: LedgerTransaction, _: MessageOrigin
@@ -156,70 +92,25 @@ class RoutingHandlers:
         ]
         await self._store.save_clocks(changed, session=tx.session)
 
-    async def fire_due_timers(self) -> None:
-        """Fire every SLA timer that is due, each request in its own transaction.
+    async def due_clocks(self) -> list[str]:
+        """The requests with an SLA timer due now (a hint: :meth:`fire` reads the clock again)."""
+        return await self._store.due_clocks(self._clock())
 
-        Runs every few seconds. The clock is read again inside the transaction and written only
-        if it is still the revision read there, so a timer fires once: two replicas firing the
-        same timer conflict in their transactions and one gives way, and the events they would
-        publish have the same ids. The state is in the database, so a restart loses nothing.
+    async def fire(self, request_id: str, tx: LedgerTransaction) -> None:
+        """Fire the request's SLA timers that are due, in the timer job's transaction for it.
+
+        The clock is read again inside the transaction and written only if it is still the
+        revision read there, so a timer fires once: two replicas firing the same timer conflict in
+        their transactions and one gives way, and the events they would publish have the same
+        ids. The state is in the database, so a restart loses nothing.
         """
-        for request_id in await self._store.due_clocks(self._clock()):
-            with bound_request(request_id=request_id, correlation_id=None):
-                try:
-                    await self._consumer.run_in_transaction(
-                        partial(self._fire, request_id), source_key=f"sla:{request_id}"
-                    )
-                except Exception as error:  # noqa: BLE001 - the next run tries again
-                    log.warning("sla.fire_failed", error=str(error))
-
-    async def _fire(self, request_id: str, tx: LedgerTransaction) -> None:
-        now = self._clock()
-        stored = (await self._store.clocks([request_id], session=tx.session)).get(request_id)
-        if stored is None:
+        request = await self._store.load(request_id, session=tx.session)
+        if request is None:
             return
-        timers = stored.clock.due_timers(self._calendar, now)
-        if not timers:
-            return  # fired, paused or stopped meanwhile
-        if not await self._store.save_clocks([(stored, stored.clock.fired(timers))], session=tx.session):
-            return  # another replica got there first
-        log.info("sla.timers_fired", timers=[timer.value for timer in timers])
-        for timer in timers:
-            self._announce(stored, timer, tx, now=now)
-
-    def _announce(
-        self, stored: StoredClock, timer: SlaTimer, tx: LedgerTransaction, *, now: datetime
-    ) -> None:
-        about = stored.document
-        queue, priority = about["queue"], Priority(about["priority"])
-        due = stored.clock.due_at(self._calendar, SlaTimer.BREACH)
-        if timer is SlaTimer.WARNING:
-            changes = [(RequestStatus.SLA_WARNING, queue, domain.warning_message(queue))]
-        else:
-            target = about["escalation_target"]
-            changes = [
-                (RequestStatus.SLA_BREACHED, queue, domain.breached_message(queue)),
-                (RequestStatus.ESCALATED, target, domain.escalated_message(target)),
-            ]
-        for status, to_queue, message in changes:
-            tx.emit(
-                outgoing_status(
-                    status_changed(
-                        request_id=stored.request_id,
-                        channel=Channel(about["channel"]),
-                        source_id=about["source_id"],
-                        customer_id=about["customer_id"],
-                        status=status,
-                        reason=f"sla_{timer.value}",
-                        message=message,
-                        queue=to_queue,
-                        priority=priority,
-                        sla_due_at=due,
-                        occurrence=_SLA_OCCURRENCE,
-                        at=now,
-                    )
-                )
-            )
+        effects = request.fire_due(self._calendar, now=self._clock())
+        if effects and await self._store.save(request, session=tx.session):  # else fired elsewhere first
+            log.info("sla.timers_fired", statuses=[effect.status.value for effect in effects])
+            emit(tx, effects)
 
 
 def build_app(
@@ -232,21 +123,19 @@ def build_app(
     rules = load_rules(settings.rules_file)
     runtime = build_runtime(settings, infrastructure)
     store = RoutingStore(runtime.database, rules.business_calendar())
-    handlers = RoutingHandlers(store, rules, runtime.consumer, clock or (lambda: datetime.now(UTC)))
+    handlers = RoutingHandlers(store, rules, clock or (lambda: datetime.now(UTC)))
     runtime.startup_hooks.append(store.ensure_indexes)
-    runtime.every(settings.sla_check_seconds, handlers.fire_due_timers, name="fire_sla_timers")
     log.info("routing.rules_loaded", file=str(settings.rules_file), version=rules.version)
 
-    runtime.subscribe_events(REQUEST_VALIDATED, RequestValidated, handlers.route)
+    runtime.every_each(settings.sla_check_seconds, handlers.due_clocks, handlers.fire, name="fire_sla_timers")
 
-    @runtime.subscriber(REQUEST_STATUS)
-    async def on_status(message: KafkaMessage) -> None:
-        await runtime.consumer.consume_batch(
-            inbound_batch(message),
-            model=RequestStatusChanged,
-            idempotency_key=lambda change, _: f"status:{change.event_id}",
-            apply=handlers.follow_status,
-            log_ids=lambda change: (change.request_id, None),
-        )
+    runtime.subscribe_events(REQUEST_VALIDATED, RequestValidated, handlers.route)
+    runtime.subscribe(
+        REQUEST_STATUS,
+        RequestStatusChanged,
+        handlers.follow_status,
+        key=lambda change, _: f"status:{change.event_id}",
+        log_ids=lambda change: (change.request_id, None),
+    )
 
     return runtime.asgi_app(), settings

@@ -3,7 +3,9 @@
 ``routes`` keeps each decision as made. ``sla_clocks`` keeps one clock per routed request with
 ``next_due_at``, the instant its next timer fires (absent while the clock stands or when both
 timers have fired), so the timer job finds due clocks with one indexed query, and ``revision``,
-which every write raises, so a write made on a stale read matches nothing.
+which every write raises, so a write made on a stale read matches nothing. A request's lifecycle
+(:class:`services.routing.lifecycle.RoutedRequest`: its route and its clock) is loaded from its
+clock and saved back under that revision.
 """
 
 from __future__ import annotations
@@ -12,14 +14,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.routing.domain import ClockState, SlaClock, SlaTimer
+from services.routing.domain import ClockState, RoutingDecision, SlaClock, SlaTimer
+from services.routing.lifecycle import Route, RoutedRequest
 from shared.business_time import BusinessCalendar
-from shared.contract import RequestStatus
+from shared.contract import Channel, Priority, RequestStatus
 from shared.mongo import Document
 from shared.status_order import rank_of
 
@@ -36,6 +40,8 @@ class StoredClock:
 
 class RoutingStore:
     def __init__(self, database: AsyncDatabase[Document], calendar: BusinessCalendar) -> None:
+        # Each request as loaded, with the revision of its clock: save writes only over that one.
+        self._as_loaded: WeakKeyDictionary[RoutedRequest, StoredClock] = WeakKeyDictionary()
         self._routes = database.routes
         self._clocks = database.sla_clocks
         self._calendar = calendar
@@ -61,6 +67,70 @@ class RoutingStore:
             upsert=True,
             session=session,
         )
+
+    async def start(
+        self, request: RoutedRequest, decision: RoutingDecision, *, at: datetime, session: AsyncClientSession
+    ) -> None:
+        """Keep a request just routed: the decision as made, and its clock with its route."""
+        route = request.route
+        await self.record_route(
+            request.request_id,
+            {
+                "queue": decision.queue,
+                "priority": decision.priority.value,
+                "sla_due_at": decision.sla_due_at,
+                "sla_working_hours": decision.sla_target.total_seconds() / 3600,
+                "escalation_target": decision.escalation_target,
+                "rule_version": decision.rule_version,
+                "customer_id": route.customer_id,
+                "routed_at": at,
+            },
+            session=session,
+        )
+        about = {
+            "channel": route.channel.value,
+            "source_id": route.source_id,
+            "customer_id": route.customer_id,
+            "correlation_id": route.correlation_id,
+            "queue": route.queue,
+            "escalation_target": route.escalation_target,
+            "priority": route.priority.value,
+            "rule_version": route.rule_version,
+        }
+        await self.start_clock(request.request_id, request.clock, about, session=session)
+
+    async def load(self, request_id: str, *, session: AsyncClientSession) -> RoutedRequest | None:
+        """The routed request with its clock as it stands (None: routing never routed it)."""
+        stored = (await self.clocks([request_id], session=session)).get(request_id)
+        if stored is None:
+            return None
+        about = stored.document
+        request = RoutedRequest(
+            request_id=request_id,
+            route=Route(
+                channel=Channel(about["channel"]),
+                source_id=about["source_id"],
+                customer_id=about["customer_id"],
+                correlation_id=about.get("correlation_id", ""),
+                queue=about["queue"],
+                escalation_target=about["escalation_target"],
+                priority=Priority(about["priority"]),
+                rule_version=about.get("rule_version", ""),
+            ),
+            clock=stored.clock,
+        )
+        self._as_loaded[request] = stored
+        return request
+
+    async def save(self, request: RoutedRequest, *, session: AsyncClientSession) -> bool:
+        """Write the request's clock if it changed, over the revision loaded; whether it was written.
+
+        Not written: another replica wrote the clock since it was loaded (its timers fired there).
+        """
+        stored = self._as_loaded[request]
+        if request.clock == stored.clock:
+            return True
+        return await self.save_clocks([(stored, request.clock)], session=session) == 1
 
     async def due_clocks(self, now: datetime, *, limit: int = 200) -> list[str]:
         """Requests with a timer due at ``now`` (read outside any transaction: a hint, re-read later)."""

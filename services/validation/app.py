@@ -1,373 +1,124 @@
-"""Composition root of the validation service: wiring only, plus the handlers that call the domain."""
+"""Composition root of the validation service: wiring, plus the handlers that call the lifecycle.
+
+Each handler translates a message into one transition of the request's lifecycle
+(:mod:`services.validation.lifecycle`): load the request, look up what it needs, call the
+transition, save it, emit what it caused.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from faststream.asgi import AsgiFastStream
-from faststream.kafka import KafkaMessage
+from pymongo.asynchronous.client_session import AsyncClientSession
 
-from services.validation import domain, duplicates
+from services.validation import domain
+from services.validation.duplicates import Claim
+from services.validation.lifecycle import Facts, Hold, Lookup, RequestValidation, Rules, finishing
 from services.validation.settings import ValidationSettings
 from services.validation.store import ValidationStore
-from shared.contract import (
-    Customer,
-    RequestStatus,
-    RequestStatusChanged,
-)
-from shared.delivery import LedgerTransaction, MessageOrigin, ReliableConsumer
-from shared.events import CustomerSnapshot, RequestCaptured, RequestSetAside, RequestValidated
-from shared.identity import event_id_for
-from shared.logging import bound_request
-from shared.messages import outgoing_event, outgoing_status, status_changed
-from shared.mongo import Document
+from shared.contract import Customer, RequestStatusChanged
+from shared.delivery import LedgerTransaction, MessageOrigin
+from shared.events import RequestCaptured
+from shared.messages import emit
 from shared.reference_views import subscribe_reference_views
-from shared.runtime import build_runtime, inbound_batch
+from shared.runtime import build_runtime
 from shared.settings import InfrastructureSettings
-from shared.status_order import position_of, rank_of
-from shared.topics import (
-    REQUEST_CAPTURED,
-    REQUEST_SET_ASIDE,
-    REQUEST_STATUS,
-    REQUEST_VALIDATED,
-)
+from shared.topics import REQUEST_CAPTURED, REQUEST_STATUS
 
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
 
-# A request stops being open for duplicate matching once one of these is published for it.
-TERMINAL_STATUSES = frozenset({RequestStatus.CLOSED, RequestStatus.REJECTED})
-# An open request was opened by validation's own ``validated`` status, at its ``opened_at``.
-OPENING_RANK = rank_of(RequestStatus.VALIDATED)
+
+class Requests(Protocol):
+    """What the handlers need of the store (:class:`ValidationStore`; a fake in unit tests)."""
+
+    async def load(
+        self, request_id: str, *, session: AsyncClientSession | None
+    ) -> RequestValidation | None: ...
+
+    async def save(self, request: RequestValidation, *, session: AsyncClientSession) -> None: ...
+
+    async def facts(self, lookup: Lookup, *, session: AsyncClientSession | None) -> Facts: ...
+
+    async def claims_held(self, keys: Sequence[str], *, session: AsyncClientSession) -> list[Claim]: ...
+
+    async def all_holds(self) -> list[Hold]: ...
+
+    async def awaited_by(self, holds: Sequence[Hold]) -> tuple[dict[str, Customer], domain.References]: ...
+
+
+def rules_of(settings: ValidationSettings) -> Rules:
+    """The hold limit and the duplicate rule the settings give."""
+    return Rules(
+        hold_limit=timedelta(seconds=settings.hold_reference_seconds),
+        duplicates=domain.DuplicateRule(
+            window=timedelta(hours=settings.duplicate_window_hours), criteria=settings.duplicate_match
+        ),
+    )
 
 
 class ValidationHandlers:
     """What validation does with captured requests, held requests and status changes."""
 
-    def __init__(
-        self,
-        store: ValidationStore,
-        settings: ValidationSettings,
-        consumer: ReliableConsumer,
-        clock: Clock = lambda: datetime.now(UTC),
-    ) -> None:
+    def __init__(self, store: Requests, rules: Rules, clock: Clock = lambda: datetime.now(UTC)) -> None:
         self._store = store
-        self._consumer = consumer
+        self._rules = rules
         self._clock = clock
-        self._hold_limit = timedelta(seconds=settings.hold_reference_seconds)
-        self._duplicates = domain.DuplicateRule(
-            window=timedelta(hours=settings.duplicate_window_hours), criteria=settings.duplicate_match
-        )
 
     async def validate(self, event: RequestCaptured, tx: LedgerTransaction, _: MessageOrigin) -> None:
-        details = event.details
-        now = self._clock()
-        candidates = await self._store.customers_for(
-            customer_id=details.customer_id, sender_email=details.sender_email, session=tx.session
-        )
-        references = await self._references_of(event, tx)
-        verdict = domain.decide(details, candidates, references, today=now.date())
-        await self._conclude(event, verdict, tx, now=now, hold=None)
+        request = await self._store.load(event.request_id, session=tx.session)
+        request = request or RequestValidation(event.request_id)
+        request.capture(event)
+        await self._decide(request, tx)
 
-    async def recheck_holds(self) -> None:
-        """Decide again every held request whose wait may be over, each in its own transaction.
+    async def holds_to_recheck(self) -> list[str]:
+        """The held requests whose wait may be over, or whose time is up (a hint: each is read again).
 
-        Runs every few seconds. Reading what changed first keeps an idle run to a few queries;
-        one transaction per request keeps one broken hold from blocking the others. Two replicas
-        deciding the same hold conflict in their transactions and one gives way; the events
-        they would publish have the same ids, so consumers drop a repeat.
+        Runs every few seconds: reading what the holds wait for first keeps an idle run to a few
+        queries.
         """
         now = self._clock()
-        holds = await self._store.all_holds(session=None)
+        holds = await self._store.all_holds()
         if not holds:
-            return
-        waited = _awaited_keys(holds)
-        customers = await self._store.customers_by_id({hold["customer_id"] for hold in holds}, session=None)
-        known = await self._store.references(
-            invoice_ids=waited["invoice"],
-            payment_ids=waited["payment"],
-            contract_ids=waited["contract"],
-            invoice_numbers=waited["invoice_number"],
-            payment_numbers=waited["payment_number"],
-            session=None,
-        )
-        for hold in holds:
-            waiting_for = tuple(hold["waiting_for"])
-            expired = domain.hold_expired(waiting_for, hold["reject_after"], now=now)
-            may_be_over = domain.wait_may_be_over(
-                waiting_for, customers, known, customer_id=hold["customer_id"]
-            )
-            if not expired and not may_be_over:
-                continue
-            request_id = str(hold["_id"])
-            with bound_request(request_id=request_id, correlation_id=None):
-                try:
-                    await self._consumer.run_in_transaction(
-                        partial(self._decide_held, request_id),
-                        source_key=f"hold:{request_id}:{now.isoformat()}",
-                    )
-                except Exception as error:  # noqa: BLE001 - the next run tries again
-                    log.warning("hold.recheck_failed", error=str(error))
+            return []
+        customers, known = await self._store.awaited_by(holds)
+        return [hold.request_id for hold in holds if hold.due(customers, known, now=now)]
 
-    async def _decide_held(self, request_id: str, tx: LedgerTransaction) -> None:
-        hold = await self._store.held(request_id, session=tx.session)
-        if hold is None:  # released meanwhile, by another replica
-            return
+    async def recheck(self, request_id: str, tx: LedgerTransaction) -> None:
+        """Decide a held request again (the timer's work, in a transaction of its own).
+
+        Two replicas deciding the same hold conflict in their transactions and one gives way; the
+        events they would publish have the same ids, so consumers drop a repeat.
+        """
+        request = await self._store.load(request_id, session=tx.session)
+        if request is not None and request.held:  # else released meanwhile, by another replica
+            await self._decide(request, tx)
+
+    async def _decide(self, request: RequestValidation, tx: LedgerTransaction) -> None:
         now = self._clock()
-        event = RequestCaptured.model_validate(hold["event"])
-        customers = await self._store.customers_by_id([hold["customer_id"]], session=tx.session)
-        customer = customers.get(hold["customer_id"])
-        if customer is None:
-            return
-        references = await self._references_of(event, tx)
-        verdict = domain.validate_request(
-            event.details, customer, references, today=now.date(), hold_expired=now >= hold["reject_after"]
-        )
-        log.info("hold.decided_again", outcome=verdict.outcome.value, reason=verdict.reason)
-        await self._conclude(event, verdict, tx, now=now, hold=hold)
+        verdict = request.check(await self._store.facts(request.lookup(), session=tx.session), now=now)
+        if verdict is None:
+            return  # held for a customer the master data no longer has: decided again when it does
+        claimed = await self._store.claims_held(request.claims_for(verdict, self._rules), session=tx.session)
+        emit(tx, request.conclude(verdict, claimed, now=now, rules=self._rules))
+        await self._store.save(request, session=tx.session)
 
-    async def close_finished(
+    async def follow_status(
         self, change: RequestStatusChanged, tx: LedgerTransaction, _: MessageOrigin
     ) -> None:
-        """A request closed or rejected downstream is no longer open: its duplicate claims go.
-
-        Only a closing newer than the request's opening counts (statuses are applied in the order
-        they happened: a ``rejected`` of an earlier life of the request, arriving late, closes
-        nothing); and nothing here reopens a closed request.
-        """
-        if change.status in TERMINAL_STATUSES:
-            await self._store.close_request(
-                change.request_id,
-                closing=position_of(change.status, change.at),
-                opening_rank=OPENING_RANK,
-                session=tx.session,
-            )
-
-    async def _references_of(self, event: RequestCaptured, tx: LedgerTransaction) -> domain.References:
-        details = event.details
-        return await self._store.references(
-            invoice_ids=details.invoice_ids,
-            payment_ids=details.payment_ids,
-            contract_ids=[details.contract_id] if details.contract_id else [],
-            invoice_numbers=[*details.invoice_candidates, *details.loose_candidates],
-            payment_numbers=details.payment_candidates,
-            session=tx.session,
-        )
-
-    async def _conclude(
-        self,
-        event: RequestCaptured,
-        verdict: domain.Verdict,
-        tx: LedgerTransaction,
-        *,
-        now: datetime,
-        hold: Document | None,
-    ) -> None:
-        """Record the verdict and tell routing, the audit and the customer what it is."""
-        customer_id = verdict.customer.customer_id if verdict.customer else event.details.customer_id
-        if verdict.outcome is RequestStatus.ON_HOLD:
-            unchanged = hold is not None and (hold["reason"], tuple(hold["waiting_for"])) == (
-                verdict.reason,
-                verdict.waiting_for,
-            )
-            if unchanged:
-                return  # still waiting for the same things: nothing new to say
-            reject_after = hold["reject_after"] if hold is not None else now + self._hold_limit
-            await self._store.hold(
-                event,
-                customer_id=customer_id or "",
-                reason=verdict.reason or domain.AWAITING_REFERENCE_DATA,
-                waiting_for=verdict.waiting_for,
-                held_at=now,
-                reject_after=reject_after,
-                session=tx.session,
-            )
-            self._set_aside(event, verdict, tx, now=now, customer_id=customer_id, reject_after=reject_after)
-        elif hold is not None:
-            await self._store.release(event.request_id, session=tx.session)
-
-        outcome = verdict.outcome
-        if verdict.outcome is RequestStatus.VALIDATED and verdict.customer is not None:
-            outcome = await self._pass_on(event, verdict, verdict.customer, tx, now=now)
-        elif verdict.outcome is RequestStatus.REJECTED:
-            self._set_aside(event, verdict, tx, now=now, customer_id=customer_id)
-        await self._store.record_outcome(
-            event.request_id,
-            {
-                "outcome": outcome.value,
-                "reason": verdict.reason,
-                "customer_id": customer_id,
-                "waiting_for": list(verdict.waiting_for),
-                "checks": [check.model_dump() for check in verdict.checks],
-                "decided_at": now,
-            },
-            session=tx.session,
-        )
-
-    async def _pass_on(
-        self,
-        event: RequestCaptured,
-        verdict: domain.Verdict,
-        customer: Customer,
-        tx: LedgerTransaction,
-        *,
-        now: datetime,
-    ) -> RequestStatus:
-        """A valid request goes to routing, unless it repeats one that is still open.
-
-        What goes on is the request as validation understood it: the documents it names by their
-        ERP ids (whatever format the customer wrote them in), amounts from the text in their currency.
-        It claims what a repeat would share with it (:mod:`services.validation.duplicates`); a
-        claim another open request holds makes it that request's duplicate. Reading the claims and
-        writing them in one transaction is atomic: two copies validated at once cannot both pass.
-        """
-        details = verdict.details or event.details
-        claims = duplicates.claim_keys_of(customer.customer_id, details, self._duplicates.criteria)
-        held = await self._store.claims_held(claims, session=tx.session)
-        earlier = duplicates.earliest_holder(held, event.request_id, since=now - self._duplicates.window)
-        if earlier is not None:
-            await self._store.link_duplicate(earlier.request_id, event.request_id, session=tx.session)
-            duplicate = domain.Verdict(
-                RequestStatus.DUPLICATE_OF,
-                verdict.checks,
-                customer,
-                reason="duplicate",
-                message=domain.duplicate_message(
-                    domain.OpenRequest(
-                        request_id=earlier.request_id,
-                        customer_id=customer.customer_id,
-                        request_type=details.request_type,
-                        invoice_ids=(),
-                        payment_ids=(),
-                        opened_at=earlier.opened_at,
-                    )
-                ),
-                details=details,
-            )
-            self._set_aside(
-                event,
-                duplicate,
-                tx,
-                now=now,
-                customer_id=customer.customer_id,
-                duplicate_of=earlier.request_id,
-            )
-            return RequestStatus.DUPLICATE_OF
-        await self._store.open_request(
-            domain.OpenRequest(
-                request_id=event.request_id,
-                customer_id=customer.customer_id,
-                request_type=details.request_type,
-                invoice_ids=details.invoice_ids,
-                payment_ids=details.payment_ids,
-                opened_at=now,
-            ),
-            claims=claims,
-            criteria=self._duplicates.criteria,
-            session=tx.session,
-        )
-        tx.emit(
-            outgoing_event(
-                REQUEST_VALIDATED,
-                RequestValidated(
-                    event_id=event_id_for(event.request_id, "RequestValidated"),
-                    request_id=event.request_id,
-                    correlation_id=event.correlation_id,
-                    occurred_at=now,
-                    details=details,
-                    customer_id=customer.customer_id,
-                    customer_tier=customer.tier,
-                    customer=CustomerSnapshot.of(customer),
-                    invoices=verdict.invoices,
-                    checks=verdict.checks,
-                ),
-            )
-        )
-        self._emit_status(event, verdict, tx, now=now, customer_id=customer.customer_id)
-        return RequestStatus.VALIDATED
-
-    def _set_aside(
-        self,
-        event: RequestCaptured,
-        verdict: domain.Verdict,
-        tx: LedgerTransaction,
-        *,
-        now: datetime,
-        customer_id: str | None,
-        reject_after: datetime | None = None,
-        duplicate_of: str | None = None,
-    ) -> None:
-        """A held, rejected or duplicate request: its checks for the audit, its status for the customer."""
-        occurrence = ",".join(verdict.waiting_for)
-        reason = verdict.reason or ""
-        tx.emit(
-            outgoing_event(
-                REQUEST_SET_ASIDE,
-                RequestSetAside(
-                    event_id=event_id_for(
-                        event.request_id, "RequestSetAside", verdict.outcome.value, reason, occurrence
-                    ),
-                    request_id=event.request_id,
-                    correlation_id=event.correlation_id,
-                    occurred_at=now,
-                    details=verdict.details or event.details,
-                    customer_id=customer_id,
-                    customer=CustomerSnapshot.of(verdict.customer) if verdict.customer else None,
-                    verdict=verdict.outcome,
-                    reason=reason,
-                    message=verdict.message,
-                    checks=verdict.checks,
-                    waiting_for=verdict.waiting_for,
-                    reject_after=reject_after,
-                    duplicate_of=duplicate_of,
-                ),
-            )
-        )
-        self._emit_status(event, verdict, tx, now=now, customer_id=customer_id, duplicate_of=duplicate_of)
-
-    def _emit_status(
-        self,
-        event: RequestCaptured,
-        verdict: domain.Verdict,
-        tx: LedgerTransaction,
-        *,
-        now: datetime,
-        customer_id: str | None,
-        duplicate_of: str | None = None,
-    ) -> None:
-        details = event.details
-        tx.emit(
-            outgoing_status(
-                status_changed(
-                    request_id=event.request_id,
-                    channel=details.channel,
-                    source_id=details.source_id,
-                    customer_id=customer_id,
-                    status=verdict.outcome,
-                    reason=verdict.reason,
-                    message=verdict.message,
-                    duplicate_of=duplicate_of,
-                    occurrence=",".join(verdict.waiting_for),
-                    at=now,
-                )
-            )
-        )
-
-
-def _awaited_keys(holds: list[Document]) -> dict[str, set[str]]:
-    waited: dict[str, set[str]] = {
-        kind: set() for kind in ("invoice", "payment", "contract", "kyc", "invoice_number", "payment_number")
-    }
-    for hold in holds:
-        for item in hold["waiting_for"]:
-            kind, key = domain.split_awaited(item)
-            waited.setdefault(kind, set()).add(key)
-    return waited
+        """A request closed or rejected downstream is no longer open: its duplicate claims go."""
+        if not finishing(change.status):
+            return
+        request = await self._store.load(change.request_id, session=tx.session)
+        if request is not None:
+            emit(tx, request.finish(change.status, change.at))
+            await self._store.save(request, session=tx.session)
 
 
 def customer_document(customer: Customer) -> dict[str, Any]:
@@ -388,22 +139,21 @@ def build_app(
     settings = settings or ValidationSettings()
     runtime = build_runtime(settings, infrastructure)
     store = ValidationStore(runtime.database)
-    handlers = ValidationHandlers(store, settings, runtime.consumer, clock or (lambda: datetime.now(UTC)))
+    handlers = ValidationHandlers(store, rules_of(settings), clock or (lambda: datetime.now(UTC)))
     runtime.startup_hooks.append(store.ensure_indexes)
     runtime.startup_hooks.append(partial(store.claim_for_open_requests, settings.duplicate_match))
-    runtime.every(settings.hold_recheck_seconds, handlers.recheck_holds, name="recheck_holds")
+
+    runtime.every_each(
+        settings.hold_recheck_seconds, handlers.holds_to_recheck, handlers.recheck, name="recheck_holds"
+    )
 
     runtime.subscribe_events(REQUEST_CAPTURED, RequestCaptured, handlers.validate)
-
-    @runtime.subscriber(REQUEST_STATUS)
-    async def on_status(message: KafkaMessage) -> None:
-        await runtime.consumer.consume_batch(
-            inbound_batch(message),
-            model=RequestStatusChanged,
-            idempotency_key=lambda change, _: f"status:{change.event_id}",
-            apply=handlers.close_finished,
-        )
-
+    runtime.subscribe(
+        REQUEST_STATUS,
+        RequestStatusChanged,
+        handlers.follow_status,
+        key=lambda change, _: f"status:{change.event_id}",
+    )
     subscribe_reference_views(runtime, store, customer_document=customer_document)
 
     return runtime.asgi_app(), settings

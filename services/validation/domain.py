@@ -752,49 +752,9 @@ class DuplicateRule:
     criteria: tuple[DuplicateCriterion, ...] = ("type", "invoice")
 
 
-@dataclass(frozen=True)
-class OpenRequest:
-    """A request validation passed on that has not been closed or rejected since."""
-
-    request_id: str
-    customer_id: str
-    request_type: RequestType | None
-    invoice_ids: tuple[str, ...]
-    payment_ids: tuple[str, ...]
-    opened_at: datetime
-
-
-def find_duplicate(
-    request_id: str,
-    customer_id: str,
-    details: RequestDetails,
-    open_requests: Sequence[OpenRequest],
-    rule: DuplicateRule,
-    *,
-    now: datetime,
-) -> OpenRequest | None:
-    """The earliest open request of the same customer this one repeats, if any."""
-    matches = [
-        earlier
-        for earlier in open_requests
-        if earlier.request_id != request_id
-        and earlier.customer_id == customer_id
-        and earlier.opened_at >= now - rule.window
-        and all(_matches(criterion, earlier, details) for criterion in rule.criteria)
-    ]
-    return min(matches, key=lambda earlier: earlier.opened_at, default=None)
-
-
-def _matches(criterion: DuplicateCriterion, earlier: OpenRequest, details: RequestDetails) -> bool:
-    if criterion == "type":
-        return details.request_type is not None and earlier.request_type == details.request_type
-    if criterion == "invoice":
-        return bool(set(earlier.invoice_ids) & set(details.invoice_ids))
-    return bool(set(earlier.payment_ids) & set(details.payment_ids))
-
-
-def duplicate_message(earlier: OpenRequest) -> str:
+def duplicate_message(earlier_request_id: str) -> str:
+    """What the customer is told when a request repeats their open request ``earlier_request_id``."""
     return (
-        f"This repeats your open request {earlier.request_id}; we have linked the two and will answer "
+        f"This repeats your open request {earlier_request_id}; we have linked the two and will answer "
         "there, so nothing is handled twice."
     )

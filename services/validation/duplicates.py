@@ -51,9 +51,10 @@ def claim_keys(
 ) -> tuple[str, ...]:
     """Every claim a request makes under ``criteria`` (none: it can never be repeated).
 
-    As in :func:`services.validation.domain.find_duplicate`: a rule that compares types claims
-    nothing for a request without a type, and one that compares a kind of document claims nothing
-    for a request that names none. The key is JSON, so no invoice number can forge another key.
+    As the rule says (:class:`services.validation.domain.DuplicateRule`): a rule that compares types
+    claims nothing for a request without a type, and one that compares a kind of document claims
+    nothing for a request that names none. The key is JSON, so no invoice number can forge another
+    key.
     """
     dimensions: list[list[tuple[str, str]]] = []
     if "type" in criteria:

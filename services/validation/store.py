@@ -1,10 +1,18 @@
-"""Validation's own views: the four reference topics, held requests, open requests, outcomes."""
+"""Validation's own views: the four reference topics, held requests, open requests, outcomes.
+
+A request's lifecycle (:class:`services.validation.lifecycle.RequestValidation`) is kept in three
+collections, as it always was: ``validations`` (its last outcome, with every check), ``holds``
+(while it is held: what for, until when, and the request as captured) and ``open_requests`` (once
+passed on: since when, its duplicate claims, whether still open). The store loads it from them and
+saves what changed; documents of earlier versions load too (:func:`_lifecycle_of`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import TypeVar
+from weakref import WeakKeyDictionary
 
 import structlog
 from pydantic import BaseModel
@@ -12,13 +20,21 @@ from pymongo import ASCENDING, ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.validation.domain import DuplicateCriterion, OpenRequest, References
+from services.validation.domain import DuplicateCriterion, References, split_awaited
 from services.validation.duplicates import Claim, claim_keys, rule_name
-from shared.contract import Customer, CustomerContract, Invoice, Payment
-from shared.events import RequestCaptured
+from services.validation.lifecycle import (
+    Facts,
+    Hold,
+    Lookup,
+    OpenRequest,
+    Outcome,
+    RequestValidation,
+    ValidationState,
+)
+from shared.contract import Customer, CustomerContract, Invoice, Payment, RequestStatus, RequestType
+from shared.events import CheckResult, RequestCaptured
 from shared.mongo import Document
 from shared.reference_views import ReferenceView
-from shared.status_order import StatusPosition
 
 log = structlog.get_logger(__name__)
 
@@ -29,6 +45,8 @@ class ValidationStore:
     """Reference views (latest version wins), holds, open requests and outcomes."""
 
     def __init__(self, database: AsyncDatabase[Document]) -> None:
+        # Each request as loaded (or last saved), so that save writes only what changed.
+        self._as_loaded: WeakKeyDictionary[RequestValidation, _Saved] = WeakKeyDictionary()
         self.customers = ReferenceView(database, "customers")
         self.invoices = ReferenceView(database, "invoices")
         self.payments = ReferenceView(database, "payments")
@@ -49,7 +67,7 @@ class ValidationStore:
         await self._open.create_index([("open", ASCENDING), ("opened_at", ASCENDING)])
 
     async def customers_for(
-        self, *, customer_id: str | None, sender_email: str | None, session: AsyncClientSession
+        self, *, customer_id: str | None, sender_email: str | None, session: AsyncClientSession | None
     ) -> list[Customer]:
         """The customer with this id, or every customer with this contact address."""
         if customer_id is not None:
@@ -109,49 +127,113 @@ class ValidationStore:
             payments_by_number=payments_by_number,
         )
 
-    async def record_outcome(
-        self, request_id: str, outcome: dict[str, Any], *, session: AsyncClientSession
-    ) -> None:
-        await self._outcomes.replace_one(
-            {"_id": request_id}, {**outcome, "_id": request_id}, upsert=True, session=session
+    async def facts(self, lookup: Lookup, *, session: AsyncClientSession | None) -> Facts:
+        """What the views know of the customer and the documents a request names."""
+        customers = await self.customers_for(
+            customer_id=lookup.customer_id, sender_email=lookup.sender_email, session=session
         )
-
-    # Holds ------------------------------------------------------------------------------
-
-    async def hold(
-        self,
-        event: RequestCaptured,
-        *,
-        customer_id: str,
-        reason: str,
-        waiting_for: tuple[str, ...],
-        held_at: datetime,
-        reject_after: datetime,
-        session: AsyncClientSession,
-    ) -> None:
-        """Keep the request to decide again; ``held_at`` and ``reject_after`` of a first hold stay."""
-        await self._holds.update_one(
-            {"_id": event.request_id},
-            {
-                "$set": {"customer_id": customer_id, "reason": reason, "waiting_for": list(waiting_for)},
-                "$setOnInsert": {
-                    "event": event.model_dump(mode="json"),
-                    "held_at": held_at,
-                    "reject_after": reject_after,
-                },
-            },
-            upsert=True,
+        references = await self.references(
+            invoice_ids=lookup.invoice_ids,
+            payment_ids=lookup.payment_ids,
+            contract_ids=lookup.contract_ids,
+            invoice_numbers=lookup.invoice_numbers,
+            payment_numbers=lookup.payment_numbers,
             session=session,
         )
+        return Facts(customers, references)
 
-    async def held(self, request_id: str, *, session: AsyncClientSession) -> Document | None:
-        return await self._holds.find_one({"_id": request_id}, session=session)
+    # The lifecycle of each request ------------------------------------------------------
 
-    async def all_holds(self, *, session: AsyncClientSession | None) -> list[Document]:
-        return [hold async for hold in self._holds.find({}, session=session).sort("held_at", ASCENDING)]
+    async def load(self, request_id: str, *, session: AsyncClientSession | None) -> RequestValidation | None:
+        """The request as last saved (None: validation never decided it)."""
+        decided = await self._outcomes.find_one({"_id": request_id}, session=session)
+        if decided is None:
+            return None
+        held = None
+        if decided.get("outcome") == RequestStatus.ON_HOLD.value:
+            held = await self._holds.find_one({"_id": request_id}, session=session)
+        opened = None
+        if decided.get("passed_on", True):  # not recorded before the lifecycle was: look
+            opened = await self._open.find_one({"_id": request_id}, {"duplicates": 0}, session=session)
+        request = _lifecycle_of(decided, held, opened)
+        self._as_loaded[request] = _Saved.of(request)
+        return request
 
-    async def release(self, request_id: str, *, session: AsyncClientSession) -> None:
-        await self._holds.delete_one({"_id": request_id}, session=session)
+    async def save(self, request: RequestValidation, *, session: AsyncClientSession) -> None:
+        """Write what changed since the request was loaded (a new request: all of it).
+
+        Its hold is kept, changed or let go; passed on (again), it is opened with its claims in
+        this transaction (:meth:`open_request`); closed downstream, its claims are released; a
+        duplicate is linked to the request it repeats; its outcome is recorded.
+        """
+        saved = self._as_loaded.get(request) or _Saved.of(RequestValidation(request.request_id))
+        now_saved = _Saved.of(request)
+        # A held request keeps the request as captured with its hold: captured again, it is updated.
+        hold_changed = request.hold != saved.hold
+        if hold_changed or (request.hold is not None and request.captured != saved.captured):
+            await self._save_hold(request, session=session)
+        if request.opened is not None and request.opened != saved.opened:
+            await self.open_request(
+                request.opened,
+                claims=request.claims,
+                criteria=request.claim_criteria,
+                session=session,
+                claimed_before=saved.claims,  # as loaded: it is not read again
+            )
+        elif saved.open and not request.open:
+            await self._open.update_one(
+                {"_id": request.request_id},
+                {"$set": {"open": False, "closed_at": request.closed_at}},
+                session=session,
+            )
+            await self._release(request.request_id, request.claims, session=session)
+        if request.duplicate_of is not None and request.duplicate_of != saved.duplicate_of:
+            await self.link_duplicate(request.duplicate_of, request.request_id, session=session)
+        if now_saved.outcome is not None and now_saved.outcome != saved.outcome:
+            await self._outcomes.replace_one(
+                {"_id": request.request_id}, now_saved.outcome, upsert=True, session=session
+            )
+        self._as_loaded[request] = now_saved
+
+    async def _save_hold(self, request: RequestValidation, *, session: AsyncClientSession) -> None:
+        hold = request.hold
+        if hold is None:
+            await self._holds.delete_one({"_id": request.request_id}, session=session)
+            return
+        document = {
+            "_id": request.request_id,
+            "customer_id": hold.customer_id,
+            "reason": hold.reason,
+            "waiting_for": list(hold.waiting_for),
+            "event": request.captured.model_dump(mode="json") if request.captured else None,
+            "held_at": hold.held_at,
+            "reject_after": hold.reject_after,
+        }
+        await self._holds.replace_one({"_id": request.request_id}, document, upsert=True, session=session)
+
+    async def all_holds(self) -> list[Hold]:
+        """Every request on hold, the longest held first (read outside any transaction: a hint)."""
+        return [_hold_of(held) async for held in self._holds.find({}).sort("held_at", ASCENDING)]
+
+    async def awaited_by(self, holds: Sequence[Hold]) -> tuple[dict[str, Customer], References]:
+        """What the holds wait for, as the views know it now: their customers and the documents."""
+        waited: dict[str, set[str]] = {
+            kind: set() for kind in ("invoice", "payment", "contract", "invoice_number", "payment_number")
+        }
+        for hold in holds:
+            for item in hold.waiting_for:
+                kind, key = split_awaited(item)
+                waited.setdefault(kind, set()).add(key)
+        customers = await self.customers_by_id({hold.customer_id for hold in holds}, session=None)
+        known = await self.references(
+            invoice_ids=waited["invoice"],
+            payment_ids=waited["payment"],
+            contract_ids=waited["contract"],
+            invoice_numbers=waited["invoice_number"],
+            payment_numbers=waited["payment_number"],
+            session=None,
+        )
+        return customers, known
 
     # Open requests and their duplicate claims -----------------------------------------------
 
@@ -171,6 +253,7 @@ class ValidationStore:
         claims: Sequence[str],
         criteria: Sequence[DuplicateCriterion],
         session: AsyncClientSession,
+        claimed_before: Sequence[str] | None = None,
     ) -> None:
         """Open the request and take its claims, in the caller's transaction.
 
@@ -178,10 +261,13 @@ class ValidationStore:
         request within the window). A claim another transaction writes at the same time makes one
         of the two fail (write conflict or unique key) before it commits; its retry sees the claim.
         Written straight away, not batched: a repeat later in the same batch must find it. A
-        request opened again (validated anew after an update) gives up the claims it no longer makes.
+        request opened again (validated anew after an update) gives up the claims it no longer
+        makes: ``claimed_before``, or (None: not known) those its open request has now.
         """
-        before = await self._open.find_one({"_id": request.request_id}, {"claims": 1}, session=session)
-        dropped = [key for key in (before or {}).get("claims", []) if key not in set(claims)]
+        if claimed_before is None:
+            before = await self._open.find_one({"_id": request.request_id}, {"claims": 1}, session=session)
+            claimed_before = (before or {}).get("claims", [])
+        dropped = [key for key in claimed_before if key not in set(claims)]
         if dropped:
             await self._release(request.request_id, dropped, session=session)
         if claims:
@@ -219,27 +305,6 @@ class ValidationStore:
         await self._open.update_one(
             {"_id": earlier_id}, {"$addToSet": {"duplicates": request_id}}, session=session
         )
-
-    async def close_request(
-        self, request_id: str, *, closing: StatusPosition, opening_rank: int, session: AsyncClientSession
-    ) -> bool:
-        """Closed or rejected downstream: no longer open, its claims released. Returns whether it was.
-
-        A closing status older than the request's opening (``opened_at`` with ``opening_rank``)
-        belongs to an earlier life of the request (rejected, then corrected and validated): it
-        closes nothing. A request closes once: nothing reopens it here.
-        """
-        found = await self._open.find_one({"_id": request_id}, session=session)
-        if found is None or not found.get("open"):
-            return False
-        if closing <= StatusPosition(found["opened_at"], opening_rank):
-            log.info("status.older_than_opening_ignored", request_id=request_id, closing_at=closing.at)
-            return False
-        await self._open.update_one(
-            {"_id": request_id}, {"$set": {"open": False, "closed_at": closing.at}}, session=session
-        )
-        await self._release(request_id, found.get("claims", []), session=session)
-        return True
 
     async def _release(self, request_id: str, keys: Sequence[str], *, session: AsyncClientSession) -> None:
         """Delete those of ``keys`` that ``request_id`` still holds (another may have taken one over)."""
@@ -305,3 +370,116 @@ async def _by_id(
         for document in await view.find({"_id": {"$in": wanted}}, session=session):
             found[str(document["_id"])] = model.model_validate(document)
     return found
+
+
+@dataclass(frozen=True)
+class _Saved:
+    """What of a request the database holds (as loaded or last saved): what save compares with."""
+
+    hold: Hold | None
+    captured: RequestCaptured | None
+    opened: OpenRequest | None
+    claims: tuple[str, ...]
+    open: bool
+    duplicate_of: str | None
+    outcome: Document | None
+
+    @classmethod
+    def of(cls, request: RequestValidation) -> _Saved:
+        return cls(
+            hold=request.hold,
+            captured=request.captured,
+            opened=request.opened,
+            claims=request.claims,
+            open=request.open,
+            duplicate_of=request.duplicate_of,
+            outcome=_outcome_document(request),
+        )
+
+
+def _outcome_document(request: RequestValidation) -> Document | None:
+    """The request's document in ``validations``: its last outcome, with every check that ran.
+
+    Written at each decision, never when the request is closed downstream (``open_requests`` says
+    that): ``passed_on`` says whether it has an open request to look at, ``duplicate_of`` which
+    request it repeats.
+    """
+    outcome = request.outcome
+    if outcome is None:
+        return None
+    return {
+        "_id": request.request_id,
+        "outcome": outcome.outcome.value,
+        "reason": outcome.reason,
+        "customer_id": outcome.customer_id,
+        "waiting_for": list(outcome.waiting_for),
+        "checks": [check.model_dump() for check in outcome.checks],
+        "decided_at": outcome.decided_at,
+        "passed_on": request.opened is not None,
+        "duplicate_of": request.duplicate_of,
+    }
+
+
+def _lifecycle_of(decided: Document, held: Document | None, opened: Document | None) -> RequestValidation:
+    """A request as its lifecycle, from its documents (those of earlier versions included).
+
+    Its state is its last outcome, or ``closed`` if it was passed on as validated and its open
+    request has been closed since; whether it is open is what ``open_requests`` says. Documents
+    stored before the lifecycle have no ``passed_on`` (``open_requests`` is looked at) nor
+    ``duplicate_of``.
+    """
+    outcome = RequestStatus(decided["outcome"])
+    is_open = bool(opened and opened.get("open"))
+    closed = outcome is RequestStatus.VALIDATED and opened is not None and not is_open
+    hold = _hold_of(held) if held is not None else None
+    event = held.get("event") if held is not None else None
+    return RequestValidation(
+        request_id=str(decided["_id"]),
+        captured=RequestCaptured.model_validate(event) if event else None,
+        state=ValidationState.CLOSED if closed else ValidationState(outcome.value),
+        hold=hold,
+        opened=_opened_of(opened) if opened is not None else None,
+        claims=tuple(opened.get("claims", ())) if opened is not None else (),
+        claim_criteria=_criteria_of(opened.get("claim_rule")) if opened is not None else (),
+        open=is_open,
+        closed_at=opened.get("closed_at") if opened is not None else None,
+        duplicate_of=decided.get("duplicate_of"),
+        outcome=Outcome(
+            outcome=outcome,
+            reason=decided.get("reason"),
+            customer_id=decided.get("customer_id"),
+            waiting_for=tuple(decided.get("waiting_for", ())),
+            checks=tuple(CheckResult.model_validate(check) for check in decided.get("checks", ())),
+            decided_at=decided["decided_at"],
+        ),
+    )
+
+
+def _hold_of(held: Document) -> Hold:
+    return Hold(
+        request_id=str(held["_id"]),
+        customer_id=held["customer_id"],
+        reason=held["reason"],
+        waiting_for=tuple(held["waiting_for"]),
+        held_at=held["held_at"],
+        reject_after=held["reject_after"],
+    )
+
+
+def _opened_of(opened: Document) -> OpenRequest:
+    request_type = opened.get("request_type")
+    return OpenRequest(
+        request_id=str(opened["_id"]),
+        customer_id=opened["customer_id"],
+        request_type=RequestType(request_type) if request_type else None,
+        invoice_ids=tuple(opened.get("invoice_ids", ())),
+        payment_ids=tuple(opened.get("payment_ids", ())),
+        opened_at=opened["opened_at"],
+    )
+
+
+def _criteria_of(rule: str | None) -> tuple[DuplicateCriterion, ...]:
+    """The criteria a stored ``claim_rule`` names (:func:`services.validation.duplicates.rule_name`)."""
+    known: tuple[DuplicateCriterion, ...] = ("type", "invoice", "payment")
+    named = (rule or "").split("+")
+    return tuple(criterion for criterion in known if criterion in named)

@@ -216,3 +216,25 @@ async def test_a_repeat_of_an_open_request_is_linked_not_validated_twice_until_t
         validation.servers, [REQUEST_VALIDATED], lambda r: r.key in {first[1], after_close[1]}, count=2
     )
     assert {record.key for record in validated_events} == {first[1], after_close[1]}
+
+
+async def test_a_version_1_captured_event_on_the_broker_is_read_as_version_2(validation: Validation) -> None:
+    """An event a version 1 intake published (no text readings in its details) is read as version 2:
+    the held request keeps it as version 2, and it is validated when its invoice comes."""
+    world = new_world()
+    await publish_master_data(validation, world, invoice=False)
+    topic, request_id, current = captured(world.dispute(unique("CASE")))
+    first_version = {**current, "schema_version": 1}
+    for added in ("invoice_candidates", "payment_candidates", "loose_candidates", "stated_amounts",
+                  "paid_amount", "payment_date"):  # fmt: skip
+        del first_version["details"][added]
+    await publish(validation.servers, (topic, request_id, first_version))
+    await statuses(validation.servers, request_id, "on_hold")
+    holds = mongo(validation.servers)[validation.settings.database].holds
+    held = await holds.find_one({"_id": request_id})
+    assert held is not None
+    assert held["event"]["schema_version"] == 2
+    assert held["event"]["details"]["invoice_candidates"] == []
+
+    await publish(validation.servers, (INVOICES, world.invoice_id, world.invoice))
+    await statuses(validation.servers, request_id, "on_hold", "validated")

@@ -26,16 +26,15 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.intake.domain import capture_crm_request
-from services.validation.app import ValidationHandlers, customer_document
-from services.validation.domain import OpenRequest
+from services.validation.app import ValidationHandlers, customer_document, rules_of
+from services.validation.lifecycle import OpenRequest, Outcome, RequestValidation, ValidationState
 from services.validation.settings import ValidationSettings
 from services.validation.store import ValidationStore
-from shared.contract import CrmRequest, Customer
+from shared.contract import CrmRequest, Customer, RequestStatus
 from shared.delivery import DeliveryPolicy, Inbound, MessageOrigin, ReliableConsumer
 from shared.events import RequestCaptured
 from shared.kafka import BrokerPublisher, build_broker
 from shared.mongo import Document, MongoLedger, build_mongo_client
-from shared.status_order import StatusPosition
 from shared.topics import REQUEST_CAPTURED
 from tests.e2e.scenario import World, new_world
 from tests.support import Servers, isolated_settings, unique
@@ -143,7 +142,7 @@ async def test_two_copies_validated_at_the_same_moment_by_two_replicas_pass_only
             publish=BrokerPublisher(broker),
             policy=DeliveryPolicy(retry_backoff_seconds=0.05),
         )
-        replicas.append(Replica(consumer, ValidationHandlers(store, settings, consumer)))
+        replicas.append(Replica(consumer, ValidationHandlers(store, rules_of(settings))))
     # As in a service that has handled requests before: creating a collection is a catalog write
     # that would make the two transactions conflict on their very first request.
     existing = set(await database.list_collection_names())
@@ -151,7 +150,7 @@ async def test_two_copies_validated_at_the_same_moment_by_two_replicas_pass_only
         if name not in existing:
             await database.create_collection(name)
     world = new_world()
-    await known_world(replicas[0].handlers._store, world)
+    await known_world(store, world)  # both replicas share the database
     first, second = captured(world), captured(world)
 
     async def validate_first() -> None:
@@ -187,15 +186,29 @@ async def test_a_request_opened_again_gives_up_the_claims_it_no_longer_makes_and
     def opened(*invoices: str) -> OpenRequest:
         return OpenRequest("REQ-1", "CUST-1", None, invoices, (), opened_at)
 
+    request = RequestValidation(
+        "REQ-1",
+        state=ValidationState.VALIDATED,
+        opened=opened("INV-1", "INV-2"),
+        claims=("k1", "k2"),
+        claim_criteria=("invoice",),
+        open=True,
+        outcome=Outcome(RequestStatus.VALIDATED, None, "CUST-1", (), (), opened_at),
+    )
     async with client.start_session() as session, await session.start_transaction():
-        await store.open_request(
-            opened("INV-1", "INV-2"), claims=("k1", "k2"), criteria=("invoice",), session=session
-        )
+        await store.save(request, session=session)
     async with client.start_session() as session, await session.start_transaction():
-        await store.open_request(opened("INV-2"), claims=("k2",), criteria=("invoice",), session=session)
+        again = await store.load("REQ-1", session=session)
+        assert again is not None
+        assert (again.open, again.claims) == (True, ("k1", "k2"))
+        again.opened, again.claims = opened("INV-2"), ("k2",)
+        await store.save(again, session=session)
         assert [claim.key for claim in await store.claims_held(["k1", "k2"], session=session)] == ["k2"]
     async with client.start_session() as session, await session.start_transaction():
-        closing = StatusPosition(opened_at + timedelta(seconds=1), 9)
-        assert await store.close_request("REQ-1", closing=closing, opening_rank=2, session=session)
+        closing = await store.load("REQ-1", session=session)
+        assert closing is not None
+        closing.finish(RequestStatus.CLOSED, opened_at + timedelta(seconds=1))
+        await store.save(closing, session=session)
         assert await store.claims_held(["k1", "k2"], session=session) == []
+    assert (await client[settings.database].open_requests.find_one({"_id": "REQ-1"}) or {})["open"] is False
     await client.close()

@@ -1,15 +1,25 @@
-"""Hand-written fakes of the delivery boundary: an in-memory ledger and a recording publisher."""
+"""Hand-written fakes of the boundaries: an in-memory ledger, a recording publisher, and the stores
+of validation's and resolution's lifecycles (in memory, each request saved as a copy)."""
 
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from services.resolution.lifecycle import RequestResolution
+from services.resolution.strategies import Facts as ResolutionFacts
+from services.validation.domain import References
+from services.validation.duplicates import Claim
+from services.validation.lifecycle import Facts as ValidationFacts
+from services.validation.lifecycle import Hold, Lookup, RequestValidation
+from shared.contract import Customer, CustomerContract, Invoice, Payment
 from shared.delivery import OutgoingMessage
+from shared.events import RequestRouted
 
 
 @dataclass(eq=False)  # identity, like a real transaction: it keys per-transaction buffers
@@ -117,3 +127,117 @@ class RecordingPublisher:
 
     def on(self, topic: str) -> list[tuple[str, str | None, bytes, dict[str, str]]]:
         return [sent for sent in self.sent if sent[0] == topic]
+
+
+@dataclass
+class FakeValidationStore:
+    """Validation's store in memory: reference records by id, requests saved as copies, claims.
+
+    Like the real one, a request's claims are taken when it is passed on (again) and let go when
+    it is closed; documents are found by id only (not by normalised number).
+    """
+
+    customers: dict[str, Customer] = field(default_factory=dict)
+    invoices: dict[str, Invoice] = field(default_factory=dict)
+    payments: dict[str, Payment] = field(default_factory=dict)
+    contracts: dict[str, CustomerContract] = field(default_factory=dict)
+    saved: dict[str, RequestValidation] = field(default_factory=dict)
+    claims: dict[str, Claim] = field(default_factory=dict)
+    saves: int = 0
+
+    async def load(self, request_id: str, *, session: Any) -> RequestValidation | None:
+        found = self.saved.get(request_id)
+        return copy.deepcopy(found) if found is not None else None
+
+    async def save(self, request: RequestValidation, *, session: Any) -> None:
+        before = self.saved.get(request.request_id)
+        reopened = request.opened is not None and (before is None or before.opened != request.opened)
+        if reopened or (before is not None and before.open and not request.open):
+            for key in before.claims if before is not None else ():
+                if key in self.claims and self.claims[key].request_id == request.request_id:
+                    del self.claims[key]
+        if reopened and request.opened is not None:
+            for key in request.claims:
+                self.claims[key] = Claim(key, request.request_id, request.opened.opened_at)
+        self.saved[request.request_id] = copy.deepcopy(request)
+        self.saves += 1
+
+    async def facts(self, lookup: Lookup, *, session: Any) -> ValidationFacts:
+        customers = [
+            customer
+            for customer in self.customers.values()
+            if customer.customer_id == lookup.customer_id
+            or (
+                lookup.customer_id is None
+                and lookup.sender_email is not None
+                and lookup.sender_email.lower() in {c.email.lower() for c in customer.contacts if c.email}
+            )
+        ]
+        return ValidationFacts(
+            customers, self._references(lookup.invoice_ids, lookup.payment_ids, lookup.contract_ids)
+        )
+
+    async def claims_held(self, keys: Sequence[str], *, session: Any) -> list[Claim]:
+        return [self.claims[key] for key in keys if key in self.claims]
+
+    async def all_holds(self) -> list[Hold]:
+        return [request.hold for request in self.saved.values() if request.held and request.hold is not None]
+
+    async def awaited_by(self, holds: Sequence[Hold]) -> tuple[dict[str, Customer], References]:
+        awaited = [item.partition(":") for hold in holds for item in hold.waiting_for]
+        customers = {
+            hold.customer_id: self.customers[hold.customer_id]
+            for hold in holds
+            if hold.customer_id in self.customers
+        }
+        return customers, self._references(
+            [key for kind, _, key in awaited if kind == "invoice"],
+            [key for kind, _, key in awaited if kind == "payment"],
+            [key for kind, _, key in awaited if kind == "contract"],
+        )
+
+    def _references(
+        self, invoice_ids: Sequence[str], payment_ids: Sequence[str], contract_ids: Sequence[str]
+    ) -> References:
+        invoices = {key: self.invoices.get(key) for key in invoice_ids}
+        named = [
+            *contract_ids,
+            *(found.contract_id for found in invoices.values() if found and found.contract_id),
+        ]
+        return References(
+            invoices=invoices,
+            payments={key: self.payments.get(key) for key in payment_ids},
+            contracts={key: self.contracts.get(key) for key in named},
+        )
+
+
+@dataclass
+class FakeResolutionStore:
+    """Resolution's store in memory: requests saved as copies, the facts the strategies see now."""
+
+    facts_now: ResolutionFacts = field(
+        default_factory=lambda: ResolutionFacts(customer=None, invoices={}, contracts={}, payments={})
+    )
+    saved: dict[str, RequestResolution] = field(default_factory=dict)
+    saves: int = 0
+
+    async def load(self, request_id: str, *, session: Any) -> RequestResolution | None:
+        found = self.saved.get(request_id)
+        return copy.deepcopy(found) if found is not None else None
+
+    async def save(self, request: RequestResolution, *, session: Any) -> None:
+        self.saved[request.request_id] = copy.deepcopy(request)
+        self.saves += 1
+
+    async def facts(self, event: RequestRouted, *, session: Any) -> ResolutionFacts:
+        return self.facts_now
+
+    async def waiting_for_reference_data(self) -> list[str]:
+        return [key for key, request in self.saved.items() if request.waits_for_reference_data]
+
+    async def with_overdue_postings(self, now: datetime) -> list[str]:
+        return [
+            key
+            for key, request in self.saved.items()
+            if any(posting.overdue(now) for posting in request.postings.values())
+        ]

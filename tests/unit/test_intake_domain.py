@@ -235,6 +235,7 @@ def test_an_old_captured_event_without_the_new_fields_is_still_read() -> None:
         del payload["details"][field]
     payload["schema_version"] = 1
     old = RequestCaptured.model_validate(upcast(payload))
+    assert old.schema_version == 2
     assert old.details.invoice_candidates == ()
     assert old.details.paid_amount is None
     assert old.details.subject == current.details.subject

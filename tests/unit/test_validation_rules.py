@@ -8,11 +8,8 @@ from typing import Any
 import pytest
 
 from services.validation.domain import (
-    DuplicateRule,
-    OpenRequest,
     References,
     decide,
-    find_duplicate,
     hold_expired,
     identify_customer,
     missing_pieces,
@@ -709,70 +706,6 @@ def test_decide_rejects_requests_whose_customer_cannot_be_identified() -> None:
 
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-
-
-def open_request(**change: Any) -> OpenRequest:
-    values: dict[str, Any] = {
-        "request_id": "REQ-EARLIER",
-        "customer_id": "CUST-1",
-        "request_type": RequestType.BILLING_DISPUTE,
-        "invoice_ids": ("INV-1",),
-        "payment_ids": (),
-        "opened_at": NOW - timedelta(days=2),
-        **change,
-    }
-    return OpenRequest(**values)
-
-
-RULE = DuplicateRule(window=timedelta(days=30))
-
-
-@pytest.mark.parametrize(
-    ("earlier", "repeat", "rule", "is_duplicate"),
-    [
-        pytest.param(open_request(), details(), RULE, True, id="same customer, type and invoice"),
-        pytest.param(
-            open_request(), details(channel="email", customer_id=None), RULE, True, id="across channels"
-        ),
-        pytest.param(open_request(customer_id="CUST-2"), details(), RULE, False, id="another customer"),
-        pytest.param(
-            open_request(request_type=RequestType.INVOICE_CORRECTION),
-            details(),
-            RULE,
-            False,
-            id="another type",
-        ),
-        pytest.param(open_request(invoice_ids=("INV-2",)), details(), RULE, False, id="another invoice"),
-        pytest.param(
-            open_request(invoice_ids=("INV-2", "INV-1")), details(), RULE, True, id="one invoice in common"
-        ),
-        pytest.param(
-            open_request(opened_at=NOW - timedelta(days=31)), details(), RULE, False, id="outside the window"
-        ),
-        pytest.param(
-            open_request(invoice_ids=()), details(invoice_ids=()), RULE, False, id="no document to match on"
-        ),
-        pytest.param(
-            open_request(request_type=RequestType.INVOICE_CORRECTION),
-            details(),
-            DuplicateRule(window=timedelta(days=30), criteria=("invoice",)),
-            True,
-            id="configured to ignore the type",
-        ),
-        pytest.param(open_request(request_id="REQ-SELF"), details(), RULE, False, id="never itself"),
-    ],
-)
-def test_duplicates(
-    earlier: OpenRequest, repeat: RequestDetails, rule: DuplicateRule, is_duplicate: bool
-) -> None:
-    found = find_duplicate("REQ-SELF", "CUST-1", repeat, [earlier], rule, now=NOW)
-    assert (found is earlier) is is_duplicate
-
-
-def test_the_earliest_open_request_is_the_one_a_duplicate_is_linked_to() -> None:
-    first = open_request(request_id="REQ-FIRST", opened_at=NOW - timedelta(days=5))
-    second = open_request(request_id="REQ-SECOND", opened_at=NOW - timedelta(days=1))
-    assert find_duplicate("REQ-NEW", "CUST-1", details(), [second, first], RULE, now=NOW) is first
 
 
 def test_an_email_sender_is_matched_or_explained() -> None:

@@ -1,0 +1,134 @@
+"""A request's life in routing, as a typed object: where it went, its SLA clock, and what each
+transition causes. Pure: no I/O.
+
+Routing puts a validated request in a queue with a priority and an SLA (:func:`route`), then
+follows its statuses with the SLA clock (:meth:`services.routing.domain.SlaClock.after_status`:
+paused on hold, stopped when resolved, finished when closed or rejected) and fires its timers
+(:meth:`RoutedRequest.fire_due`: the warning, then the breach and the escalation). Re-routing a
+request a person reclassifies or sends to another queue is a transition more on this object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from services.routing import domain
+from services.routing.domain import RoutingDecision, SlaClock, SlaTimer
+from shared.business_time import BusinessCalendar
+from shared.contract import Channel, Priority, RequestStatus, RequestStatusChanged
+from shared.events import RequestRouted, RequestValidated
+from shared.identity import event_id_for
+from shared.lifecycle import Effect
+from shared.messages import status_changed
+
+SLA_OCCURRENCE = "sla"
+"""One SLA per request: its warning, breach and escalation each happen once."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where the request went, and who it is about: what every SLA status says."""
+
+    channel: Channel
+    source_id: str
+    customer_id: str
+    correlation_id: str
+    queue: str
+    escalation_target: str
+    priority: Priority
+    rule_version: str
+
+
+@dataclass(eq=False)  # one object per request and load: the store tells loaded ones apart by identity
+class RoutedRequest:
+    """A routed request: its route and its SLA clock."""
+
+    request_id: str
+    route: Route
+    clock: SlaClock
+
+    def fire_due(self, calendar: BusinessCalendar, *, now: datetime) -> list[RequestStatusChanged]:
+        """Fire the timers due at ``now``, each once: the warning, or the breach and the escalation."""
+        timers = self.clock.due_timers(calendar, now)
+        if not timers:
+            return []  # fired, paused or stopped meanwhile
+        self.clock = self.clock.fired(timers)
+        due = self.clock.due_at(calendar, SlaTimer.BREACH)
+        return [change for timer in timers for change in self._announce(timer, due, now)]
+
+    def _announce(self, timer: SlaTimer, due: datetime | None, now: datetime) -> list[RequestStatusChanged]:
+        route = self.route
+        if timer is SlaTimer.WARNING:
+            changes = [(RequestStatus.SLA_WARNING, route.queue, domain.warning_message(route.queue))]
+        else:
+            target = route.escalation_target
+            changes = [
+                (RequestStatus.SLA_BREACHED, route.queue, domain.breached_message(route.queue)),
+                (RequestStatus.ESCALATED, target, domain.escalated_message(target)),
+            ]
+        return [
+            status_changed(
+                request_id=self.request_id,
+                channel=route.channel,
+                source_id=route.source_id,
+                customer_id=route.customer_id,
+                status=status,
+                reason=f"sla_{timer.value}",
+                message=message,
+                queue=to_queue,
+                priority=route.priority,
+                sla_due_at=due,
+                occurrence=SLA_OCCURRENCE,
+                at=now,
+            )
+            for status, to_queue, message in changes
+        ]
+
+
+def route(
+    event: RequestValidated, decision: RoutingDecision, *, now: datetime
+) -> tuple[RoutedRequest, list[Effect]]:
+    """A validated request put in its queue: its SLA clock starts; routing says where it went."""
+    details = event.details
+    routed = RoutedRequest(
+        request_id=event.request_id,
+        route=Route(
+            channel=details.channel,
+            source_id=details.source_id,
+            customer_id=event.customer_id,
+            correlation_id=event.correlation_id,
+            queue=decision.queue,
+            escalation_target=decision.escalation_target,
+            priority=decision.priority,
+            rule_version=decision.rule_version,
+        ),
+        clock=SlaClock.start(decision, at=now),
+    )
+    announced = RequestRouted(
+        event_id=event_id_for(event.request_id, "RequestRouted"),
+        request_id=event.request_id,
+        correlation_id=event.correlation_id,
+        occurred_at=now,
+        details=details,
+        customer_id=event.customer_id,
+        customer_tier=event.customer_tier,
+        invoices=event.invoices,
+        queue=decision.queue,
+        priority=decision.priority,
+        sla_due_at=decision.sla_due_at,
+        rule_version=decision.rule_version,
+    )
+    status = status_changed(
+        request_id=event.request_id,
+        channel=details.channel,
+        source_id=details.source_id,
+        customer_id=event.customer_id,
+        status=RequestStatus.ROUTED,
+        message=domain.routed_message(decision.queue),
+        queue=decision.queue,
+        priority=decision.priority,
+        sla_due_at=decision.sla_due_at,
+        at=now,
+    )
+    return routed, [announced, status]
