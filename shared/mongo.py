@@ -14,7 +14,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from pydantic import SecretStr
-from pymongo import ASCENDING, AsyncMongoClient, UpdateOne
+from pymongo import ASCENDING, AsyncMongoClient, UpdateOne, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
@@ -48,13 +48,19 @@ _OUTAGE_CODES = frozenset({6, 7, 50, 64, 89, 91, 189, 251, 262, 9001, 10107, 116
 _PING_TIMEOUT_SECONDS = 5.0
 
 
-def build_mongo_client(uri: str | SecretStr) -> AsyncMongoClient[Document]:
+def build_mongo_client(
+    uri: str | SecretStr, *, listeners: Sequence[monitoring.CommandListener] = ()
+) -> AsyncMongoClient[Document]:
     """A client with timezone-aware datetimes (everything we store is UTC).
 
-    The URI may be a ``SecretStr`` (settings keep it as one: it carries the credentials).
+    The URI may be a ``SecretStr`` (settings keep it as one: it carries the credentials); its
+    options (``maxPoolSize``, for one) are the driver's. ``listeners`` see every command the
+    client sends (a service counts them into its metrics: :mod:`shared.metrics`).
     """
     plain = uri.get_secret_value() if isinstance(uri, SecretStr) else uri
-    return AsyncMongoClient(plain, tz_aware=True, serverSelectionTimeoutMS=10_000)
+    return AsyncMongoClient(
+        plain, tz_aware=True, serverSelectionTimeoutMS=10_000, event_listeners=list(listeners)
+    )
 
 
 class MongoLedgerTransaction:

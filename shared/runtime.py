@@ -469,10 +469,10 @@ def build_runtime(
         client_id=f"crs-{settings.service_name}",
         infrastructure=infrastructure,
     )
-    mongo_client = build_mongo_client(infrastructure.mongodb_uri)
+    metrics = ServiceMetrics(settings.service_name)
+    mongo_client = build_mongo_client(infrastructure.mongodb_uri, listeners=[metrics.database_commands])
     database = mongo_client[settings.database]
     ledger = MongoLedger(mongo_client, database)
-    metrics = ServiceMetrics(settings.service_name)
     runtime = ServiceRuntime(
         settings=settings,
         infrastructure=infrastructure,
