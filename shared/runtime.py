@@ -382,7 +382,7 @@ class ServiceRuntime:
             log.warning("metrics.consumer_lag_failed", error=str(error))
         try:
             async with asyncio.timeout(GAUGE_REFRESH_TIMEOUT_SECONDS):
-                unpublished = await self.database.outbox.count_documents({"published": False})
+                unpublished = await self.ledger.unpublished_count()
             self.metrics.set_outbox_unpublished(unpublished)
         except Exception as error:  # noqa: BLE001 - a scrape must still answer
             self.metrics.refresh_failed("outbox")

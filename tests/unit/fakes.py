@@ -90,13 +90,13 @@ class FakeLedger:
     async def answers(self) -> bool:
         return not self.down
 
-    async def set_aside(self, message_id: str, *, reason: str) -> None:
-        self.refused[message_id] = (self.outbox.pop(message_id)[1], reason)
+    async def set_aside(self, message: OutgoingMessage, *, reason: str) -> None:
+        self.refused[message.message_id] = (self.outbox.pop(message.message_id)[1], reason)
 
-    async def mark_published(self, message_ids: Sequence[str]) -> None:
-        for message_id in message_ids:
-            key, message, _ = self.outbox[message_id]
-            self.outbox[message_id] = (key, message, True)
+    async def mark_published(self, messages: Sequence[OutgoingMessage]) -> None:
+        for published in messages:
+            key, message, _ = self.outbox[published.message_id]
+            self.outbox[published.message_id] = (key, message, True)
 
 
 @dataclass
