@@ -78,6 +78,7 @@ class MongoLedgerTransaction:
         self._processed: list[str] = []
         self._outgoing: list[tuple[str, OutgoingMessage]] = []
         self._before_commit: list[Callable[[], Awaitable[None]]] = []
+        self.committed_actions: list[Callable[[], None]] = []
         self._batch: OutboxBatch | None = None
 
     @property
@@ -101,6 +102,9 @@ class MongoLedgerTransaction:
 
     def before_commit(self, action: Callable[[], Awaitable[None]]) -> None:
         self._before_commit.append(action)
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        self.committed_actions.append(action)
 
     @property
     def emitted(self) -> list[OutgoingMessage]:
@@ -216,10 +220,13 @@ class MongoLedger:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[MongoLedgerTransaction]:
-        async with self._client.start_session() as session, await session.start_transaction():
-            transaction = MongoLedgerTransaction(self._database, session)
-            yield transaction
-            await transaction.write_ledger()
+        async with self._client.start_session() as session:
+            async with await session.start_transaction():
+                transaction = MongoLedgerTransaction(self._database, session)
+                yield transaction
+                await transaction.write_ledger()
+            for action in transaction.committed_actions:  # committed: leaving the block commits
+                action()
 
     async def unpublished(
         self,

@@ -20,6 +20,7 @@ class FakeTransaction:
     current_key: str = ""
     session: Any = None
     actions: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    committed_actions: list[Callable[[], None]] = field(default_factory=list)
 
     async def processed_among(self, keys: Sequence[str]) -> set[str]:
         return {key for key in keys if key in self.ledger.processed}
@@ -35,6 +36,9 @@ class FakeTransaction:
 
     def before_commit(self, action: Callable[[], Awaitable[None]]) -> None:
         self.actions.append(action)
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        self.committed_actions.append(action)
 
     @property
     def emitted(self) -> list[OutgoingMessage]:
@@ -66,6 +70,8 @@ class FakeLedger:
         self.processed.update(transaction.marks)
         for source_key, message in transaction.outgoing:
             self.outbox.setdefault(message.message_id, (source_key, message, False))
+        for committed in transaction.committed_actions:
+            committed()
 
     async def unpublished(
         self,
