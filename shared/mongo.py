@@ -383,10 +383,14 @@ class MongoLedger:
         self, batch_id: Any, message_ids: Sequence[str], *, session: AsyncClientSession | None = None
     ) -> None:
         """Pull events out of one outbox document, and delete the document once it holds none."""
-        await self._database.outbox.update_one(
+        outbox = self._database.outbox
+        await outbox.update_one(
             {"_id": batch_id}, {"$pull": {"events": {"id": {"$in": list(message_ids)}}}}, session=session
         )
-        await self._database.outbox.delete_one({"_id": batch_id, "events": {"$size": 0}}, session=session)
+        # By _id alone: the local server's planner scans the collection for _id with another field.
+        left = await outbox.find_one({"_id": batch_id}, {"events.id": 1}, session=session)
+        if left is not None and not left.get("events"):  # events only ever leave a document
+            await outbox.delete_one({"_id": batch_id}, session=session)
 
 
 _PER_EVENT_INDEX = "published_1_created_at_1_position_1"
