@@ -13,7 +13,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: setup run test lint typecheck unit integration e2e bench stack-down clean
+.PHONY: setup run test lint typecheck unit integration e2e bench bench-figures stack-down clean
 
 setup: $(VENV)/.synced $(CHROMIUM)
 
@@ -54,6 +54,17 @@ e2e: setup
 
 bench: setup
 	$(VENV)/bin/crs bench
+
+# The benchmark figures of the README, each run on a fresh local stack (its data is deleted):
+# text and JSON in .crs/bench/. Take them on a quiet machine: the load average is printed with each.
+BENCH_OUT := .crs/bench
+bench-figures: setup
+	mkdir -p $(BENCH_OUT)
+	$(VENV)/bin/crs bench -n 1000 --fresh --output $(BENCH_OUT)/n1000.json | tee $(BENCH_OUT)/n1000.txt
+	$(VENV)/bin/crs bench -n 1000 --fresh --batch-size 50 --no-relay --output $(BENCH_OUT)/batch50.json | tee $(BENCH_OUT)/batch50.txt
+	$(VENV)/bin/crs bench -n 1000 --fresh --rate 50 --no-relay --output $(BENCH_OUT)/rate50.json | tee $(BENCH_OUT)/rate50.txt
+	$(VENV)/bin/crs bench -n 1000 --fresh --databases one --no-relay --output $(BENCH_OUT)/one-server.json | tee $(BENCH_OUT)/one-server.txt
+	$(VENV)/bin/crs bench -n 10000 --fresh --output $(BENCH_OUT)/n10000.json | tee $(BENCH_OUT)/n10000.txt
 
 stack-down: setup
 	$(VENV)/bin/crs stack down

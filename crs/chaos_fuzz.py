@@ -594,6 +594,9 @@ class FuzzTarget:
     stack: StackConfig | None = None
     databases: dict[str, str] = field(default_factory=dict)
     groups: dict[str, str] = field(default_factory=dict)
+    database_uris: dict[str, str] = field(default_factory=dict)
+    """The server of each service's database where it is not ``mongodb_uri`` (a local stack with
+    several database servers)."""
 
     @classmethod
     def of(
@@ -621,7 +624,16 @@ class FuzzTarget:
             stack=stack,
             databases={name: value.database for name, value in settings.items()},
             groups={name: value.consumer_group for name, value in settings.items()},
+            database_uris=(
+                {name: stack.mongodb_uri_for(name, pool=False) for name in settings}
+                if stack is not None and mongodb_uri == stack.mongodb_uri
+                else {}
+            ),
         )
+
+    def mongodb_uri_of(self, service: str) -> str:
+        """The database server that keeps ``service``'s database."""
+        return self.database_uris.get(service, self.mongodb_uri)
 
     def groups_of(self, topic: str) -> list[str]:
         """The consumer groups that read ``topic``: those that must get past what was sent."""
@@ -879,7 +891,14 @@ def _json(raw: bytes | None) -> Any:
 
 async def _present_in_stores(target: FuzzTarget, sent: Sequence[Sent]) -> dict[tuple[str, str], bool]:
     """Whether each valid message's request or record is in the stores of the services that read it."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(target.mongodb_uri, tz_aware=True)
+    uris = {target.mongodb_uri_of(service) for service in ("intake", "validation", "resolution")}
+    clients: dict[str, AsyncMongoClient[dict[str, Any]]] = {
+        uri: AsyncMongoClient(uri, tz_aware=True) for uri in uris
+    }
+
+    def database_of(service: str) -> Any:
+        return clients[target.mongodb_uri_of(service)][target.databases[service]]
+
     try:
         present: dict[tuple[str, str], bool] = {}
         by_topic: dict[str, list[str]] = {}
@@ -888,11 +907,9 @@ async def _present_in_stores(target: FuzzTarget, sent: Sequence[Sent]) -> dict[t
                 by_topic.setdefault(item.message.topic, []).append(item.message.source)
         for topic, sources in by_topic.items():
             if topic in (CRM_REQUESTS, EMAIL_REQUESTS):
-                stores = [client[target.databases["intake"]].requests]
+                stores = [database_of("intake").requests]
             elif topic in REFERENCE_VIEWS:
-                stores = [
-                    client[target.databases[service]][REFERENCE_VIEWS[topic]] for service in CONSUMERS[topic]
-                ]
+                stores = [database_of(service)[REFERENCE_VIEWS[topic]] for service in CONSUMERS[topic]]
             else:
                 for source in sources:
                     present[(topic, source)] = True  # decisions and acks leave nothing to look up
@@ -909,7 +926,8 @@ async def _present_in_stores(target: FuzzTarget, sent: Sequence[Sent]) -> dict[t
                 present[(topic, source)] = all(source in ids for ids in found)
         return present
     finally:
-        await client.close()
+        for client in clients.values():
+            await client.close()
 
 
 # --------------------------------------------------------------------------------------

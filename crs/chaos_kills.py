@@ -219,7 +219,7 @@ async def run_kills(
     say(f"  publishing 1 customer, 1 contract and {plan.requests} invoices")
     async with producer(config.bootstrap_servers) as client:
         await publish_many(client, reference)
-    await _wait_for_reference_data(config.mongodb_uri, f"BENCH-{run_id}", plan.requests, say)
+    await _wait_for_reference_data(config, f"BENCH-{run_id}", plan.requests, say)
 
     outcomes, timeline = Outcomes(), Timeline()
     observers = [
@@ -280,20 +280,23 @@ async def run_kills(
 
 
 async def _wait_for_reference_data(
-    mongodb_uri: str, customer_id: str, invoices: int, say: Callable[[str], None], timeout: float = 1_800
+    config: StackConfig, customer_id: str, invoices: int, say: Callable[[str], None], timeout: float = 1_800
 ) -> None:
     """Until validation and resolution both hold every invoice (each keeps its own view)."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_uri)
     deadline = time.monotonic() + timeout
-    try:
-        for database in ("crs_validation", "crs_resolution"):
+    for service in ("validation", "resolution"):
+        database = f"crs_{service}"
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            config.mongodb_uri_for(service, pool=False)
+        )
+        try:
             while await client[database].invoices.count_documents({"customer_id": customer_id}) < invoices:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{database} did not take in the run's invoices in {timeout:.0f} s")
                 await asyncio.sleep(1.0)
             say(f"  {database} holds the {invoices} invoices")
-    finally:
-        await client.close()
+        finally:
+            await client.close()
 
 
 async def _send_steadily(

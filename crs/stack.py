@@ -8,7 +8,12 @@ Used by ``crs stack up|down|status`` and by the test-suite. Layout of the state 
                             (``<part>.log.1``...) at CRS_LOG_MAX_BYTES (20 MiB) by crs.logpipe
     HOME/run/<part>.pid     pid of the running part (removed when it is stopped)
     HOME/run/stack.lock     serialises concurrent ``up``/``down`` commands
-    HOME/data/mongo/        SecantusDB's WiredTiger directory (survives restarts)
+    HOME/data/mongo/        SecantusDB's WiredTiger directory (survives restarts); a second and
+    HOME/data/mongo-2/...   later database server (``mongodb-2``...) each has its own
+
+Each service can have a database server of its own, or share one with others
+(:attr:`StackConfig.database_groups`): SecantusDB runs one statement at a time on one core, so
+several servers use the machine's cores where one would hold a single core.
 
 Kafka's data does not survive a restart: tansu runs on its in-memory storage engine.
 """
@@ -53,11 +58,27 @@ from shared.settings import (
 SERVICES: Final = tuple(service.name for service in registry.SERVICES)
 """The services of the registry (:mod:`shared.registry`), in start order."""
 DEFAULT_HEALTH_PORTS: Final[Mapping[str, int]] = LOCAL_HEALTH_PORTS
-INFRA: Final = ("kafka", "mongodb")
+DATABASE_PART: Final = "mongodb"
+"""The first database server's part; the others are ``mongodb-2``, ``mongodb-3``, ..."""
+INFRA: Final = ("kafka", DATABASE_PART)
+"""The broker and the first database server (a stack with one database server has only these)."""
 REPLICA_SEPARATOR: Final = "@"
 """A second replica of a service is the part ``<service>@<name>`` (its own pid file and log)."""
 PARTS: Final = (*INFRA, *SERVICES)
-"""Every part, in start order (``down`` stops them in the reverse order of these groups)."""
+"""Every part of a stack with one database server, in start order (:attr:`StackConfig.parts`)."""
+
+ONE_DATABASE_SERVER: Final[tuple[tuple[str, ...], ...]] = (SERVICES,)
+"""Every service on one database server: what a stack built in code gets unless it asks."""
+MEASURED_DATABASE_GROUPS: Final[tuple[tuple[str, ...], ...]] = (
+    ("audit", "workspace"),
+    ("intake",),
+    ("validation", "resolution"),
+    ("routing",),
+)
+"""The local stack's default (``crs stack up``, ``CRS_DATABASE_SERVERS`` overrides it): the grouping
+that measured best with ``crs bench`` on a 2-core machine (see the README's benchmark section).
+The first group, audit's, is on ``CRS_MONGO_PORT`` and holds what the ``crs`` tool reads
+(``crs_audit``, ``crs_ops``)."""
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 LOG_TAIL_LINES: Final = 20
@@ -128,7 +149,16 @@ class StackConfig:
     health_ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_HEALTH_PORTS))
     python: str = sys.executable
     extra_env: Mapping[str, str] = field(default_factory=dict)
-    """Extra environment variables for the five services (not for Kafka or MongoDB)."""
+    """Extra environment variables for the services (not for Kafka or MongoDB)."""
+    database_groups: tuple[tuple[str, ...], ...] = ONE_DATABASE_SERVER
+    """Which services share a database server: one group per server, every service in one group.
+    The first server listens on ``mongo_port``; the others on ``database_ports``."""
+    database_ports: tuple[int, ...] = ()
+    """Ports of the second and later database servers (default: ``mongo_port`` + 1, + 2, ...)."""
+    database_pool_size: int | None = None
+    """Each service's MongoDB connection pool (``maxPoolSize``); None: the driver's default."""
+    database_options: tuple[str, ...] = ()
+    """More command-line options of every database server (``--cache-size 256M``, ...)."""
 
     def __post_init__(self) -> None:
         # The local broker and database have no authentication: never expose them beyond
@@ -142,9 +172,26 @@ class StackConfig:
         missing = [name for name in SERVICES if name not in self.health_ports]
         if missing:
             raise ValueError(f"health_ports lacks a port for: {', '.join(missing)}")
+        grouped = [name for group in self.database_groups for name in group]
+        if sorted(grouped) != sorted(SERVICES) or not all(self.database_groups):
+            raise ValueError(
+                f"database_groups must name every service once, in non-empty groups: got "
+                f"{format_database_groups(self.database_groups)!r}, services {', '.join(SERVICES)}"
+            )
+        if not self.database_ports:
+            extra = tuple(self.mongo_port + n for n in range(1, len(self.database_groups)))
+            object.__setattr__(self, "database_ports", extra)
+        if len(self.database_ports) != len(self.database_groups) - 1:
+            raise ValueError(
+                f"{len(self.database_groups)} database servers need {len(self.database_groups) - 1} "
+                f"database_ports besides mongo_port, got {len(self.database_ports)}"
+            )
+        if self.database_pool_size is not None and self.database_pool_size < 1:
+            raise ValueError("database_pool_size must be at least 1")
         ports = [
             self.kafka_port,
             self.mongo_port,
+            *self.database_ports,
             *(self.health_ports[n] for n in SERVICES),
         ]
         for port in ports:
@@ -162,8 +209,51 @@ class StackConfig:
 
     @property
     def mongodb_uri(self) -> str:
-        """The MongoDB URI the services use (see :func:`shared.settings.local_mongodb_uri`)."""
-        return local_mongodb_uri(self.mongo_host, self.mongo_port)
+        """The URI of audit's database server, which also keeps ``crs_ops``: what the ``crs`` tool
+        reads by default (see :func:`shared.settings.local_mongodb_uri`)."""
+        return self.mongodb_uri_for("audit", pool=False)
+
+    @property
+    def database_servers(self) -> tuple[DatabaseServer, ...]:
+        """Every database server of the stack: its part, port and services."""
+        ports = (self.mongo_port, *self.database_ports)
+        return tuple(
+            DatabaseServer(
+                part=DATABASE_PART if index == 0 else f"{DATABASE_PART}-{index + 1}",
+                port=port,
+                services=tuple(group),
+            )
+            for index, (group, port) in enumerate(zip(self.database_groups, ports, strict=True))
+        )
+
+    def database_server_of(self, service: str) -> DatabaseServer:
+        """The database server that keeps ``service``'s database."""
+        for server in self.database_servers:
+            if service in server.services:
+                return server
+        raise KeyError(service)
+
+    def mongodb_uri_for(self, service: str, *, pool: bool = True) -> str:
+        """The URI ``service`` uses: its database server, with the stack's pool size (``pool``)."""
+        uri = local_mongodb_uri(self.mongo_host, self.database_server_of(service).port)
+        if pool and self.database_pool_size is not None:
+            uri += f"&maxPoolSize={self.database_pool_size}"
+        return uri
+
+    @property
+    def infra_parts(self) -> tuple[str, ...]:
+        """The broker and every database server, in start order."""
+        return ("kafka", *(server.part for server in self.database_servers))
+
+    @property
+    def database_parts(self) -> tuple[str, ...]:
+        """The parts of the database servers."""
+        return tuple(server.part for server in self.database_servers)
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """Every part, in start order (``down`` stops them in the reverse order of these groups)."""
+        return (*self.infra_parts, *SERVICES)
 
     @classmethod
     def from_env(cls, home: Path | None = None, *, environ: Mapping[str, str] | None = None) -> StackConfig:
@@ -189,11 +279,22 @@ class StackConfig:
         health_ports = {
             name: port(_health_port_variable(name), DEFAULT_HEALTH_PORTS[name]) for name in SERVICES
         }
+        groups = parse_database_groups(env.get("CRS_DATABASE_SERVERS") or "") or MEASURED_DATABASE_GROUPS
+        ports_text = (env.get("CRS_DATABASE_PORTS") or "").strip()
+        try:
+            database_ports = tuple(int(p) for p in ports_text.split(",")) if ports_text else ()
+        except ValueError:
+            raise ValueError(f"CRS_DATABASE_PORTS={ports_text!r} is not a list of port numbers") from None
+        pool_size = port("CRS_DATABASE_POOL_SIZE", 0) or None
         return cls(
             home=home,
             kafka_port=port("CRS_KAFKA_PORT", LOCAL_KAFKA_PORT),
             mongo_port=port("CRS_MONGO_PORT", LOCAL_MONGODB_PORT),
             health_ports=health_ports,
+            database_groups=groups,
+            database_ports=database_ports,
+            database_pool_size=pool_size,
+            database_options=tuple(shlex.split(env.get("CRS_DATABASE_OPTIONS") or "")),
         )
 
     def log_path(self, part: str) -> Path:
@@ -206,8 +307,46 @@ class StackConfig:
 
     @property
     def mongo_storage_path(self) -> Path:
-        """SecantusDB's data directory."""
-        return self.home / "data" / "mongo"
+        """The first database server's data directory."""
+        return self.storage_path_of(DATABASE_PART)
+
+    def storage_path_of(self, part: str) -> Path:
+        """The data directory of the database server ``part`` (``data/mongo``, ``data/mongo-2``...)."""
+        return self.home / "data" / part.replace(DATABASE_PART, "mongo", 1)
+
+    @property
+    def data_paths(self) -> tuple[Path, ...]:
+        """Every database server's data directory."""
+        return tuple(self.storage_path_of(part) for part in self.database_parts)
+
+
+@dataclass(frozen=True)
+class DatabaseServer:
+    """One local database server: its part name, its port and the services whose databases it keeps."""
+
+    part: str
+    port: int
+    services: tuple[str, ...]
+
+
+def parse_database_groups(text: str) -> tuple[tuple[str, ...], ...]:
+    """``intake/validation,resolution/routing/audit,workspace``: servers split by ``/``, the services
+    of one server by ``,``; ``one`` puts every service on one server. Empty text: ``()``."""
+    text = text.strip()
+    if not text:
+        return ()
+    if text == "one":
+        return ONE_DATABASE_SERVER
+    return tuple(
+        tuple(name.strip() for name in group.split(",") if name.strip())
+        for group in text.split("/")
+        if group.strip()
+    )
+
+
+def format_database_groups(groups: Sequence[Sequence[str]]) -> str:
+    """The inverse of :func:`parse_database_groups`."""
+    return "/".join(",".join(group) for group in groups)
 
 
 @dataclass(frozen=True)
@@ -263,11 +402,17 @@ def _workdir() -> Path:
     return REPO_ROOT if (REPO_ROOT / "pyproject.toml").is_file() else Path.cwd()
 
 
+def _database_server(config: StackConfig, part: str) -> DatabaseServer | None:
+    return next((server for server in config.database_servers if server.part == part), None)
+
+
 def _address(config: StackConfig, part: str) -> str:
     if part == "kafka":
         return config.bootstrap_servers
-    if part == "mongodb":
-        return f"mongodb://{config.mongo_host}:{config.mongo_port}"
+    server = _database_server(config, part)
+    if server is not None:
+        where = f"mongodb://{config.mongo_host}:{server.port}"
+        return where if len(config.database_servers) == 1 else f"{where} ({', '.join(server.services)})"
     return f"http://127.0.0.1:{config.health_ports[part]}/health"
 
 
@@ -288,22 +433,25 @@ def _launch(config: StackConfig, part: str) -> _Launch:
             "memory://tansu/",
         )
         return _Launch(part, argv, base_env, config.kafka_host, config.kafka_port, "CRS_KAFKA_PORT")
-    if part == "mongodb":
+    server = _database_server(config, part)
+    if server is not None:
         argv = (
             str(_secantusd(config)),
             "--host",
             config.mongo_host,
             "--port",
-            str(config.mongo_port),
+            str(server.port),
             "--storage-path",
-            str(config.mongo_storage_path),
+            str(config.storage_path_of(part)),
+            *config.database_options,
         )
-        return _Launch(part, argv, base_env, config.mongo_host, config.mongo_port, "CRS_MONGO_PORT")
+        variable = "CRS_MONGO_PORT" if part == DATABASE_PART else "CRS_DATABASE_PORTS"
+        return _Launch(part, argv, base_env, config.mongo_host, server.port, variable)
     port = config.health_ports[part]
     env = {
         **base_env,
         "KAFKA_BOOTSTRAP_SERVERS": config.bootstrap_servers,
-        "MONGODB_URI": config.mongodb_uri,
+        "MONGODB_URI": config.mongodb_uri_for(part),
         _health_port_variable(part): str(port),
         "LOG_FORMAT": "json",
         # One user directory for approvals and sign-in, made once per stack (crs/local_users.py).
@@ -312,6 +460,19 @@ def _launch(config: StackConfig, part: str) -> _Launch:
     }
     argv = (config.python, "-m", registry.service(part).module)
     return _Launch(part, argv, env, "127.0.0.1", port, _health_port_variable(part))
+
+
+def _is_database_part(part: str) -> bool:
+    return part == DATABASE_PART or (
+        part.startswith(f"{DATABASE_PART}-") and part.removeprefix(f"{DATABASE_PART}-").isdigit()
+    )
+
+
+def _database_parts_to_stop(config: StackConfig) -> tuple[str, ...]:
+    """The configured database servers, and any other one this home's pid files name (a stack
+    started with more servers than the configuration now says must still stop whole)."""
+    found = {path.stem for path in (config.home / "run").glob(f"{DATABASE_PART}*.pid")}
+    return tuple(dict.fromkeys([*config.database_parts, *sorted(p for p in found if _is_database_part(p))]))
 
 
 def _is_our_program(part: str, argv: Sequence[str]) -> bool:
@@ -324,7 +485,7 @@ def _is_our_program(part: str, argv: Sequence[str]) -> bool:
         return False
     if part == "kafka":
         return Path(argv[0]).name == "tansu" and "broker" in argv[1:2]
-    if part == "mongodb":
+    if _is_database_part(part):
         # `python .../secantusd-py ...`, as the console script's shebang runs it.
         return any(Path(arg).name == "secantusd-py" for arg in argv[:2])
     # A replica runs its service's module.
@@ -458,6 +619,11 @@ def _spawn(config: StackConfig, launch: _Launch) -> int:
     _log_pipes[process.pid] = pipe
     _write_pid(config.pid_path(launch.name), process.pid)
     return process.pid
+
+
+def running_pid(config: StackConfig, part: str) -> int | None:
+    """The pid of ``part`` if it runs (its pid file names a live process of ours), else None."""
+    return _running_pid(config, part, remove_stale=False)
 
 
 def _log_written(pid: int) -> None:
@@ -607,9 +773,11 @@ async def _kafka_healthy(config: StackConfig) -> bool:
             await admin.close()
 
 
-async def _mongodb_healthy(config: StackConfig) -> bool:
+async def _mongodb_healthy(config: StackConfig, server: DatabaseServer) -> bool:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        config.mongodb_uri, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000
+        local_mongodb_uri(config.mongo_host, server.port),
+        serverSelectionTimeoutMS=1000,
+        connectTimeoutMS=1000,
     )
     try:
         await client.admin.command("ping")
@@ -633,8 +801,9 @@ async def _http_healthy(host: str, port: int, path: str = "/health") -> bool:
 async def _healthy(config: StackConfig, part: str) -> bool:
     if part == "kafka":
         return await _kafka_healthy(config)
-    if part == "mongodb":
-        return await _mongodb_healthy(config)
+    server = _database_server(config, part)
+    if server is not None:
+        return await _mongodb_healthy(config, server)
     return await _http_healthy("127.0.0.1", config.health_ports[part])
 
 
@@ -747,9 +916,11 @@ async def stack_up(
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    parts = PARTS if include_services else INFRA
-    for directory in ("logs", "run", "data/mongo"):
+    parts = config.parts if include_services else config.infra_parts
+    for directory in ("logs", "run"):
         (config.home / directory).mkdir(parents=True, exist_ok=True)
+    for path in config.data_paths:
+        path.mkdir(parents=True, exist_ok=True)
 
     async with _stack_lock(config, timeout):
         # The demo users' passwords are made (and announced) once per stack, before any service
@@ -761,7 +932,7 @@ async def stack_up(
         to_start = [launches[part] for part in parts if _running_pid(config, part, remove_stale=True) is None]
         await _check_ports(config, to_start)
 
-        await _bring_up(config, INFRA, launches, deadline, on_progress)
+        await _bring_up(config, config.infra_parts, launches, deadline, on_progress)
 
         # Read at call time, like the services do, so a test can ask for fewer partitions.
         partitions = int(os.environ.get("CRS_TOPIC_PARTITIONS", "4"))
@@ -794,7 +965,7 @@ async def _ensure_topics(config: StackConfig, partitions: int, deadline: float) 
 
 
 async def stack_down(config: StackConfig, *, timeout: float = 20) -> list[str]:
-    """Stop the stack: the services, then MongoDB, then Kafka; returns the names stopped.
+    """Stop the stack: the services, then the database servers, then Kafka; returns the names stopped.
 
     Each part gets SIGTERM (to its process group) and ``timeout`` seconds to exit before
     SIGKILL; a group is waited for before the next one is stopped (SecantusDB needs ~3.5 s and
@@ -806,7 +977,7 @@ async def stack_down(config: StackConfig, *, timeout: float = 20) -> list[str]:
     stopped: list[str] = []
     # The lock wait is bounded by the same timeout: an `up` in progress finishes first.
     async with _stack_lock(config, timeout):
-        for group in (SERVICES, ("mongodb",), ("kafka",)):
+        for group in (SERVICES, _database_parts_to_stop(config), ("kafka",)):
             results = await asyncio.gather(*(_stop_part(config, part, timeout) for part in group))
             stopped.extend(part for part, was_running in zip(group, results, strict=True) if was_running)
     return stopped
@@ -818,12 +989,13 @@ async def stack_status(config: StackConfig) -> list[PartStatus]:
     Read-only: stale pid files are reported as not running, not removed. A port that answers
     for a process not started by this stack is not reported as healthy.
     """
-    pids = {part: _running_pid(config, part, remove_stale=False) for part in PARTS}
+    parts = config.parts
+    pids = {part: _running_pid(config, part, remove_stale=False) for part in parts}
 
     async def healthy(part: str) -> bool:
         return pids[part] is not None and await _healthy(config, part)
 
-    health = await asyncio.gather(*(healthy(part) for part in PARTS))
+    health = await asyncio.gather(*(healthy(part) for part in parts))
     return [
         PartStatus(
             name=part,
@@ -833,7 +1005,7 @@ async def stack_status(config: StackConfig) -> list[PartStatus]:
             address=_address(config, part),
             log=config.log_path(part),
         )
-        for part, is_healthy in zip(PARTS, health, strict=True)
+        for part, is_healthy in zip(parts, health, strict=True)
     ]
 
 

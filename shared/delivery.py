@@ -16,7 +16,8 @@ How inbound messages are handled (:meth:`ReliableConsumer.consume_batch`):
    throughput. A crash anywhere before the commit leaves no trace, and the
    broker redelivers (offsets are committed only after the handler returns). An event too large
    for the broker never enters the outbox: its message fails for good instead.
-3. After the commit, the events of that message still in the outbox are published and marked,
+3. After the commit, the events of that message still in the outbox are published and taken out
+   of it (the outbox holds only what has not gone out; :class:`shared.mongo.MongoLedger`),
    after any event of the same keys an earlier transaction left unpublished: a request's events
    leave in the order they were committed. A crash between the commit and the publish loses
    nothing: the redelivered message finds its key recorded and publishes what is still pending,
@@ -74,6 +75,18 @@ _DETAIL_LIMIT = 2_000
 
 
 @dataclass(frozen=True)
+class OutboxBatch:
+    """The outbox document of one transaction's events, as its holder last saw it.
+
+    ``events`` is how many of its events it still held then: events only ever leave a batch, so
+    whoever has published that many of them has published them all, and deletes it.
+    """
+
+    batch_id: Any
+    events: int
+
+
+@dataclass(frozen=True)
 class OutgoingMessage:
     """An event waiting in the outbox: where it goes and its bytes, with a stable id."""
 
@@ -83,6 +96,8 @@ class OutgoingMessage:
     value: bytes
     committed_at: datetime | None = field(default=None, compare=False)
     """When its transaction committed, as read back from the outbox (None: not read back)."""
+    batch: OutboxBatch | None = field(default=None, compare=False)
+    """The outbox document that holds it, once committed (None: not in an outbox, or a fake's)."""
 
     @classmethod
     def of(cls, *, topic: str, key: str, event: BaseModel, message_id: str) -> OutgoingMessage:
@@ -168,8 +183,14 @@ class LedgerTransaction(Protocol):
     def before_commit(self, action: Callable[[], Awaitable[None]]) -> None:
         """Run ``action`` inside the transaction, after every message, just before the commit.
 
-        For writes collected over a whole batch and made in one statement (see
-        :class:`shared.mongo.BatchedInserts`).
+        For writes collected over a whole batch and made in one statement.
+        """
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the transaction has committed; never if it did not.
+
+        For what a store keeps in memory about its own writes (audit's chain heads): it must not
+        run ahead of what the database holds.
         """
 
     @property
@@ -196,9 +217,10 @@ class Ledger(Protocol):
         committed longer than ``older_than`` ago, as asked; at most ``limit`` (None: all).
         """
 
-    async def mark_published(self, message_ids: Sequence[str]) -> None: ...
+    async def mark_published(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Take ``messages`` (from :meth:`unpublished` or a commit) out of the outbox: they went out."""
 
-    async def set_aside(self, message_id: str, *, reason: str) -> None:
+    async def set_aside(self, message: OutgoingMessage, *, reason: str) -> None:
         """Take an entry the broker will never accept out of the outbox, keeping it and why."""
 
     def is_unavailable(self, error: BaseException) -> bool:
@@ -317,6 +339,29 @@ class NoObserver:
 
 
 Apply = Callable[[ModelT, LedgerTransaction, MessageOrigin], Awaitable[None]]
+
+ApplyT = TypeVar("ApplyT", bound=Callable[..., Awaitable[None]])
+_IDEMPOTENT_BY_ITSELF = "idempotent_by_itself"
+
+
+def idempotent_by_itself(apply: ApplyT) -> ApplyT:
+    """Mark an apply whose effect holds a message's identity already, so that applying the message
+    again changes nothing: no processed-key record is read or written for its messages.
+
+    Only for applies that truly are (each entry kept under the message's own key, a view that
+    keeps the newest by time, audit's entries under the record's identity): a repeat is then
+    applied again, to no effect, and counted as processed; what it emits goes out again under
+    the same event ids, which consumers drop. Saves a read and a write of one document per
+    message on every batch.
+    """
+    setattr(apply, _IDEMPOTENT_BY_ITSELF, True)
+    return apply
+
+
+def _records_keys(apply: Callable[..., Any]) -> bool:
+    return not getattr(apply, _IDEMPOTENT_BY_ITSELF, False)
+
+
 InvalidHook = Callable[[dict[str, Any], str, MessageOrigin], Awaitable[Sequence[OutgoingMessage]]]
 """Called with what could be read of a refused message and why (a sentence naming the problem or
 the limit); returns what to tell its sender (a rejection status), or nothing. It may read the
@@ -553,8 +598,9 @@ class ReliableConsumer:
         repeated: list[str],
     ) -> None:
         """Apply messages in one transaction; on commit, add what they emitted to ``committed``."""
+        records_keys = _records_keys(apply)
         async with self.ledger.transaction() as transaction:
-            done = await transaction.processed_among([one.key for one in accepted])
+            done = await transaction.processed_among([one.key for one in accepted]) if records_keys else set()
             already = [one.key for one in accepted if one.key in done]
             outcomes: list[tuple[str, str]] = []  # (topic, outcome), reported once committed
             for one in accepted:
@@ -568,7 +614,8 @@ class ReliableConsumer:
                     before = len(transaction.emitted)
                     await apply(one.message, transaction, one.inbound.origin)
                     self._refuse_unpublishable(transaction.emitted[before:])
-                    transaction.mark_processed(one.key)
+                    if records_keys:
+                        transaction.mark_processed(one.key)
                 outcomes.append((one.inbound.origin.topic, PROCESSED))
         committed.extend(transaction.emitted)
         repeated.extend(already)
@@ -663,7 +710,7 @@ class ReliableConsumer:
         in the order they happened). An event of the same key that an earlier transaction left
         unpublished (a crash or a failed publish between its commit and its publish) goes first;
         waiting for the sweeper would let this newer one overtake it. One indexed read per
-        publishing batch. Not sent again: what someone has published and marked meanwhile, what
+        publishing batch. Not sent again: what someone has published meanwhile (it left the outbox), what
         this process is publishing already, and what another replica committed within the grace
         period (it is publishing it now; past the grace period it counts as left behind).
 
@@ -697,7 +744,8 @@ class ReliableConsumer:
         fresh: Set[str] = frozenset(),
         owned: Set[str] = frozenset(),
     ) -> int:
-        """Publish in order and mark what the broker acknowledged; how many entries were dealt with.
+        """Publish in order and take what the broker acknowledged out of the outbox (the "mark");
+        how many entries were dealt with.
 
         Skipped: what another path of this process is publishing (``owned`` are this call's own
         claims). An entry that is not ``fresh`` may have been sent before its publisher died
@@ -735,7 +783,9 @@ class ReliableConsumer:
             return list(messages)
         if found:
             log.info("outbox.found_published", entries=len(found), checked=len(uncertain))
-            await self.ledger.mark_published(sorted(found))
+            await self.ledger.mark_published(
+                [message for message in uncertain if message.message_id in found]
+            )
             self._failed_here.difference_update(found)
         return [message for message in messages if message.message_id not in found]
 
@@ -774,7 +824,7 @@ class ReliableConsumer:
         for message in published:
             self.observer.event_published(message)
         if published:
-            await self.ledger.mark_published([message.message_id for message in published])
+            await self.ledger.mark_published(published)
             self._failed_here.difference_update(message.message_id for message in published)
         if failure is not None:
             done = {message.message_id for message in published}
@@ -791,7 +841,7 @@ class ReliableConsumer:
             size=len(message.value),
             reason=reason,
         )
-        await self.ledger.set_aside(message.message_id, reason=reason)
+        await self.ledger.set_aside(message, reason=reason)
 
     async def flush_outbox(
         self, *, source_keys: Sequence[str] | None = None, older_than: timedelta | None = None

@@ -26,6 +26,10 @@ What is counted where:
   the high watermark of its consumers' latest fetch and the offsets of the batches it committed
   (:mod:`shared.consumer_progress`), so a scrape asks the broker nothing per partition; the
   outbox size is one indexed count.
+- ``crs_db_commands_total{command}``: every command the service's MongoDB client sent (``find``,
+  ``insert``, ``update``, ``commitTransaction``, ...), counted by a PyMongo command listener
+  (:attr:`ServiceMetrics.database_commands`). ``crs bench`` reads it before and after a run for
+  the statements a request costs.
 """
 
 from __future__ import annotations
@@ -33,9 +37,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from pymongo import monitoring
 
 from shared.delivery import OutgoingMessage
 from shared.topics import REQUEST_STATUS
@@ -113,6 +119,14 @@ class ServiceMetrics:
             ["service"],
             registry=self.registry,
         )
+        self._database_commands = Counter(
+            "crs_db_commands",
+            "Commands sent to the service's MongoDB server, by command name (find, insert, ...).",
+            ["service", "command"],
+            registry=self.registry,
+        )
+        self.database_commands = DatabaseCommandCounter(self._database_commands.labels, service)
+        """The listener to hand the service's MongoDB client (``event_listeners``)."""
         self._refresh_failures = Counter(
             "crs_metrics_refresh_failures",
             "Scrapes where consumer lag or the outbox size could not be read.",
@@ -157,6 +171,31 @@ class ServiceMetrics:
     def render(self) -> bytes:
         """The registry in the Prometheus text exposition format."""
         return generate_latest(self.registry)
+
+
+class DatabaseCommandCounter(monitoring.CommandListener):
+    """Counts every command a MongoDB client sends, by name, into ``crs_db_commands_total``.
+
+    A PyMongo command listener: called synchronously for each command, so it only increments.
+    Handshakes and the driver's heartbeats are not commands to it; ``ping`` (health checks) is.
+    """
+
+    def __init__(self, labels: Any, service: str) -> None:
+        self._labels = labels
+        self._service = service
+        self._children: dict[str, Any] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        child = self._children.get(event.command_name)
+        if child is None:
+            child = self._children[event.command_name] = self._labels(self._service, event.command_name)
+        child.inc()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
 
 
 def status_of(value: bytes) -> str:

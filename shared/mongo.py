@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from weakref import WeakKeyDictionary
 
+from bson import ObjectId
 from pydantic import SecretStr
-from pymongo import ASCENDING, AsyncMongoClient, UpdateOne
+from pymongo import ASCENDING, AsyncMongoClient, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
@@ -29,7 +30,7 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
-from shared.delivery import LedgerTransaction, OutgoingMessage
+from shared.delivery import OutboxBatch, OutgoingMessage
 
 Document = dict[str, Any]
 
@@ -48,17 +49,26 @@ _OUTAGE_CODES = frozenset({6, 7, 50, 64, 89, 91, 189, 251, 262, 9001, 10107, 116
 _PING_TIMEOUT_SECONDS = 5.0
 
 
-def build_mongo_client(uri: str | SecretStr) -> AsyncMongoClient[Document]:
+def build_mongo_client(
+    uri: str | SecretStr, *, listeners: Sequence[monitoring.CommandListener] = ()
+) -> AsyncMongoClient[Document]:
     """A client with timezone-aware datetimes (everything we store is UTC).
 
-    The URI may be a ``SecretStr`` (settings keep it as one: it carries the credentials).
+    The URI may be a ``SecretStr`` (settings keep it as one: it carries the credentials); its
+    options (``maxPoolSize``, for one) are the driver's. ``listeners`` see every command the
+    client sends (a service counts them into its metrics: :mod:`shared.metrics`).
     """
     plain = uri.get_secret_value() if isinstance(uri, SecretStr) else uri
-    return AsyncMongoClient(plain, tz_aware=True, serverSelectionTimeoutMS=10_000)
+    return AsyncMongoClient(
+        plain, tz_aware=True, serverSelectionTimeoutMS=10_000, event_listeners=list(listeners)
+    )
 
 
 class MongoLedgerTransaction:
-    """One MongoDB transaction: view writes, processed marks and the outbox commit together."""
+    """One MongoDB transaction: view writes, processed marks and the outbox commit together.
+
+    The events it emits are written as ONE outbox document (see :class:`MongoLedger`).
+    """
 
     def __init__(self, database: AsyncDatabase[Document], session: AsyncClientSession) -> None:
         self._database = database
@@ -67,6 +77,8 @@ class MongoLedgerTransaction:
         self._processed: list[str] = []
         self._outgoing: list[tuple[str, OutgoingMessage]] = []
         self._before_commit: list[Callable[[], Awaitable[None]]] = []
+        self.committed_actions: list[Callable[[], None]] = []
+        self._batch: OutboxBatch | None = None
 
     @property
     def session(self) -> AsyncClientSession:
@@ -90,9 +102,15 @@ class MongoLedgerTransaction:
     def before_commit(self, action: Callable[[], Awaitable[None]]) -> None:
         self._before_commit.append(action)
 
+    def after_commit(self, action: Callable[[], None]) -> None:
+        self.committed_actions.append(action)
+
     @property
     def emitted(self) -> list[OutgoingMessage]:
-        return [message for _, message in self._outgoing]
+        """What was emitted, in order; once written, each names the outbox document that holds it."""
+        if self._batch is None:
+            return [message for _, message in self._outgoing]
+        return [replace(message, batch=self._batch) for _, message in _distinct(self._outgoing)]
 
     async def write_ledger(self) -> None:
         """Write what was collected, the processed marks and the outbox: the last writes."""
@@ -105,58 +123,55 @@ class MongoLedgerTransaction:
             )
         if not self._outgoing:
             return
-        # Upsert with $setOnInsert: an event with the same stable id queued twice stays one entry.
-        await self._database.outbox.bulk_write(
-            [
-                UpdateOne(
-                    {"_id": message.message_id},
-                    {
-                        "$setOnInsert": {
-                            "source_key": source_key,
-                            "topic": message.topic,
-                            "key": message.key,
-                            "value": message.value.decode(),
-                            "created_at": now,
-                            "position": position,
-                            "published": False,
-                        }
-                    },
-                    upsert=True,
-                )
-                for position, (source_key, message) in enumerate(self._outgoing)
-            ],
-            ordered=True,
+        outgoing = _distinct(self._outgoing)  # an event with the same stable id queued twice goes once
+        batch_id = ObjectId()
+        await self._database.outbox.insert_one(
+            {
+                "_id": batch_id,
+                "created_at": now,
+                "keys": sorted({message.key for _, message in outgoing}),
+                "source_keys": sorted({source_key for source_key, _ in outgoing}),
+                "events": [_event_document(source_key, message) for source_key, message in outgoing],
+            },
             session=self._session,
         )
+        self._batch = OutboxBatch(batch_id, len(outgoing))
 
 
-class BatchedInserts:
-    """Documents collected over one transaction and written in one statement before it commits.
+def _distinct(outgoing: Sequence[tuple[str, OutgoingMessage]]) -> list[tuple[str, OutgoingMessage]]:
+    """The first of each event id, in order."""
+    seen: set[str] = set()
+    distinct = []
+    for source_key, message in outgoing:
+        if message.message_id not in seen:
+            seen.add(message.message_id)
+            distinct.append((source_key, message))
+    return distinct
 
-    The local database server runs one statement at a time, so a batch of 200 messages costs one
-    ``insert_many`` instead of 200 ``insert_one``. Only for writes that no later message of the
-    same batch reads back.
-    """
 
-    def __init__(self, write: Callable[[list[Document], AsyncClientSession], Awaitable[None]]) -> None:
-        self._write = write
-        self._pending: WeakKeyDictionary[LedgerTransaction, list[Document]] = WeakKeyDictionary()
-
-    def add(self, transaction: LedgerTransaction, document: Document) -> None:
-        pending = self._pending.get(transaction)
-        if pending is None:
-            pending = self._pending[transaction] = []
-            collected = pending
-
-            async def write() -> None:
-                await self._write(collected, transaction.session)
-
-            transaction.before_commit(write)
-        pending.append(document)
+def _event_document(source_key: str, message: OutgoingMessage) -> Document:
+    return {
+        "id": message.message_id,
+        "source_key": source_key,
+        "topic": message.topic,
+        "key": message.key,
+        "value": message.value.decode(),
+    }
 
 
 class MongoLedger:
-    """The :class:`shared.delivery.Ledger` of a service, in its own database."""
+    """The :class:`shared.delivery.Ledger` of a service, in its own database.
+
+    ``processed_messages``: one document per idempotency key (pruned after the retention).
+
+    ``outbox``: one document per transaction that emitted events (``keys`` and ``source_keys``:
+    the record keys and the idempotency keys of its events, each indexed; ``events`` in commit
+    order), deleted once every event in it is published. So the outbox holds only what has not
+    gone out yet, a publish costs one delete by ``_id``, and there is neither a per-event
+    "published" mark nor a TTL index (whose monitor on the local database server scans the whole
+    collection every minute while holding its storage lock). An event published while others of
+    its document are not is pulled out of the document.
+    """
 
     def __init__(self, client: AsyncMongoClient[Document], database: AsyncDatabase[Document]) -> None:
         self._client = client
@@ -167,23 +182,25 @@ class MongoLedger:
         return self._database
 
     async def ensure_indexes(self) -> None:
-        await self._database.outbox.create_index(
-            [("published", ASCENDING), ("created_at", ASCENDING), ("position", ASCENDING)]
-        )
-        await self._database.outbox.create_index([("source_key", ASCENDING), ("published", ASCENDING)])
+        await _move_per_event_rows(self._database)
+        # The sweeper's "older than the grace period, oldest first".
+        await self._database.outbox.create_index("created_at")
         # What a request still has unpublished, read before each publish to keep its events in order.
-        await self._database.outbox.create_index([("key", ASCENDING), ("published", ASCENDING)])
-        # Published entries are history: keep them a week for inspection, then let MongoDB drop them.
-        await self._database.outbox.create_index("published_at", expireAfterSeconds=7 * 24 * 3600)
+        await self._database.outbox.create_index("keys")
+        # What a redelivered message left unpublished.
+        await self._database.outbox.create_index("source_keys")
         # For the retention of processed keys (prune_processed): oldest first, by an index.
         await self._database.processed_messages.create_index("processed_at")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[MongoLedgerTransaction]:
-        async with self._client.start_session() as session, await session.start_transaction():
-            transaction = MongoLedgerTransaction(self._database, session)
-            yield transaction
-            await transaction.write_ledger()
+        async with self._client.start_session() as session:
+            async with await session.start_transaction():
+                transaction = MongoLedgerTransaction(self._database, session)
+                yield transaction
+                await transaction.write_ledger()
+            for action in transaction.committed_actions:  # committed: leaving the block commits
+                action()
 
     async def unpublished(
         self,
@@ -193,29 +210,43 @@ class MongoLedger:
         older_than: timedelta | None = None,
         limit: int | None = 500,
     ) -> list[OutgoingMessage]:
-        query: Document = {"published": False}
+        query: Document = {}
         if source_keys is not None:
-            query["source_key"] = {"$in": list(source_keys)}
+            query["source_keys"] = {"$in": sorted(set(source_keys))}
         if keys is not None:
-            query["key"] = {"$in": list(keys)}
+            query["keys"] = {"$in": sorted(set(keys))}
         if older_than is not None:
             query["created_at"] = {"$lt": datetime.now(UTC) - older_than}
-        # Commit order: a transaction's entries share its created_at and keep their position. Entries
-        # of different replicas are ordered by their clocks, which is as good as a request needs:
+        # Commit order: a transaction's events keep their order in its document. Documents of
+        # different replicas are ordered by their clocks, which is as good as a request needs:
         # one request's consecutive events come from causally ordered steps.
-        cursor = self._database.outbox.find(query).sort([("created_at", 1), ("position", 1)])
-        if limit is not None:
-            cursor = cursor.limit(limit)
-        return [
-            OutgoingMessage(
-                message_id=entry["_id"],
-                topic=entry["topic"],
-                key=entry["key"],
-                value=entry["value"].encode(),
-                committed_at=entry.get("created_at"),
-            )
-            async for entry in cursor
-        ]
+        cursor = self._database.outbox.find(query).sort([("created_at", 1), ("_id", 1)])
+        wanted_sources = set(source_keys) if source_keys is not None else None
+        wanted_keys = set(keys) if keys is not None else None
+        found: list[OutgoingMessage] = []
+        async for batch in cursor:
+            events = batch.get("events", [])
+            holder = OutboxBatch(batch["_id"], len(events))
+            found += [
+                OutgoingMessage(
+                    message_id=event["id"],
+                    topic=event["topic"],
+                    key=event["key"],
+                    value=event["value"].encode(),
+                    committed_at=batch.get("created_at"),
+                    batch=holder,
+                )
+                for event in events
+                if (wanted_sources is None or event.get("source_key") in wanted_sources)
+                and (wanted_keys is None or event["key"] in wanted_keys)
+            ]
+            if limit is not None and len(found) >= limit:
+                break  # whole documents only: the limit is a size of chunk, not a cut
+        return found
+
+    async def unpublished_count(self) -> int:
+        """Outbox documents not yet published (each one transaction's events): a metadata count."""
+        return await self._database.outbox.estimated_document_count()
 
     def is_unavailable(self, error: BaseException) -> bool:
         """Whether ``error`` (or an error it was raised from) says the database is in trouble.
@@ -270,28 +301,114 @@ class MongoLedger:
                 break
         return removed
 
-    async def set_aside(self, message_id: str, *, reason: str) -> None:
+    async def set_aside(self, message: OutgoingMessage, *, reason: str) -> None:
         """Move an entry the broker refuses for good to ``outbox_refused``, with the reason.
 
-        Kept there (with its bytes) for an operator; the outbox moves on to the entries behind it.
+        Kept there (with its bytes, under its event id) for an operator; the outbox moves on to
+        the entries behind it.
         """
+        if message.batch is None:
+            return
         async with self._client.start_session() as session, await session.start_transaction():
-            entry = await self._database.outbox.find_one({"_id": message_id}, session=session)
-            if entry is None:
+            batch = await self._database.outbox.find_one({"_id": message.batch.batch_id}, session=session)
+            event = next(
+                (event for event in (batch or {}).get("events", []) if event["id"] == message.message_id),
+                None,
+            )
+            if batch is None or event is None:
                 return
+            stored = {key: value for key, value in event.items() if key != "id"}
             await self._database.outbox_refused.replace_one(
-                {"_id": message_id},
-                {**entry, "reason": reason, "refused_at": datetime.now(UTC)},
+                {"_id": message.message_id},
+                {
+                    "_id": message.message_id,
+                    **stored,
+                    "created_at": batch.get("created_at"),
+                    "reason": reason,
+                    "refused_at": datetime.now(UTC),
+                },
                 upsert=True,
                 session=session,
             )
-            await self._database.outbox.delete_one({"_id": message_id}, session=session)
+            await self._take_out(message.batch.batch_id, [message.message_id], session=session)
 
-    async def mark_published(self, message_ids: Sequence[str]) -> None:
-        await self._database.outbox.update_many(
-            {"_id": {"$in": list(message_ids)}},
-            {"$set": {"published": True, "published_at": datetime.now(UTC)}},
+    async def mark_published(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Delete each outbox document all of whose events went out; pull the others' events out.
+
+        The common case, a transaction's events all published by the process that committed
+        them, is one delete by ``_id``.
+        """
+        published: dict[Any, set[str]] = {}
+        known: dict[Any, int] = {}
+        for message in messages:
+            if message.batch is not None:
+                published.setdefault(message.batch.batch_id, set()).add(message.message_id)
+                known[message.batch.batch_id] = message.batch.events
+        whole = [batch_id for batch_id, ids in published.items() if len(ids) >= known[batch_id]]
+        if len(whole) == 1:
+            await self._database.outbox.delete_one({"_id": whole[0]})
+        elif whole:
+            await self._database.outbox.delete_many({"_id": {"$in": whole}})
+        for batch_id, ids in published.items():
+            if len(ids) < known[batch_id]:
+                await self._take_out(batch_id, sorted(ids))
+
+    async def _take_out(
+        self, batch_id: Any, message_ids: Sequence[str], *, session: AsyncClientSession | None = None
+    ) -> None:
+        """Pull events out of one outbox document, and delete the document once it holds none."""
+        outbox = self._database.outbox
+        await outbox.update_one(
+            {"_id": batch_id}, {"$pull": {"events": {"id": {"$in": list(message_ids)}}}}, session=session
         )
+        # By _id alone: the local server's planner scans the collection for _id with another field.
+        left = await outbox.find_one({"_id": batch_id}, {"events.id": 1}, session=session)
+        if left is not None and not left.get("events"):  # events only ever leave a document
+            await outbox.delete_one({"_id": batch_id}, session=session)
+
+
+_PER_EVENT_INDEX = "published_1_created_at_1_position_1"
+
+
+async def _move_per_event_rows(database: AsyncDatabase[Document]) -> None:
+    """Earlier releases kept one outbox row per event, marked ``published`` and dropped by a TTL
+    index a week later. The unpublished rows of one transaction (they share its commit time)
+    become one outbox document, in their order, with a stable ``_id`` (two replicas starting at
+    once write it once); the published rows go, and so do the old indexes. Only where the old
+    indexes are: once moved, nothing is left to do."""
+    outbox = database.outbox
+    indexes = await outbox.index_information()
+    if _PER_EVENT_INDEX not in indexes:
+        return
+    transactions: dict[Any, list[Document]] = {}
+    cursor = outbox.find({"published": False}).sort([("published", 1), ("created_at", 1), ("position", 1)])
+    async for row in cursor:
+        transactions.setdefault(row.get("created_at"), []).append(row)
+    for committed_at, rows in transactions.items():
+        await outbox.replace_one(
+            {"_id": f"per-event:{rows[0]['_id']}"},
+            {
+                "created_at": committed_at or datetime.now(UTC),
+                "keys": sorted({row["key"] for row in rows}),
+                "source_keys": sorted({row.get("source_key", "") for row in rows}),
+                "events": [
+                    {
+                        "id": row["_id"],
+                        "source_key": row.get("source_key", ""),
+                        "topic": row["topic"],
+                        "key": row["key"],
+                        "value": row["value"],
+                    }
+                    for row in rows
+                ],
+            },
+            upsert=True,
+        )
+        await outbox.delete_many({"_id": {"$in": [row["_id"] for row in rows]}})
+    await outbox.delete_many({"published": True})
+    for name in indexes:
+        if name not in {"_id_", "created_at_1", "keys_1", "source_keys_1"}:
+            await outbox.drop_index(name)
 
 
 def _is_outage(error: BaseException) -> bool:

@@ -105,6 +105,7 @@ def refusals_dead_lettered(apply: Apply[ModelT]) -> Apply[ModelT]:
     message is tried again: it goes straight to ``<topic>.dlq`` with the refusal's reason.
     """
 
+    @functools.wraps(apply)  # keeps what marks ``apply`` (``idempotent_by_itself``)
     async def applying(message: ModelT, transaction: LedgerTransaction, origin: MessageOrigin) -> None:
         try:
             await apply(message, transaction, origin)
@@ -525,7 +526,7 @@ class ServiceRuntime:
             log.warning("metrics.consumer_lag_failed", error=str(error))
         try:
             async with asyncio.timeout(GAUGE_REFRESH_TIMEOUT_SECONDS):
-                unpublished = await self.database.outbox.count_documents({"published": False})
+                unpublished = await self.ledger.unpublished_count()
             self.metrics.set_outbox_unpublished(unpublished)
         except Exception as error:  # noqa: BLE001 - a scrape must still answer
             self.metrics.refresh_failed("outbox")
@@ -612,10 +613,10 @@ def build_runtime(
         client_id=f"crs-{settings.service_name}",
         infrastructure=infrastructure,
     )
-    mongo_client = build_mongo_client(infrastructure.mongodb_uri)
+    metrics = ServiceMetrics(settings.service_name)
+    mongo_client = build_mongo_client(infrastructure.mongodb_uri, listeners=[metrics.database_commands])
     database = mongo_client[settings.database]
     ledger = MongoLedger(mongo_client, database)
-    metrics = ServiceMetrics(settings.service_name)
     runtime = ServiceRuntime(
         settings=settings,
         infrastructure=infrastructure,

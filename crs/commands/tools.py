@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
+import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -176,40 +178,175 @@ def dlq_replay(
     return EXIT_OK
 
 
+def _bench_stack(
+    config: Any,
+    *,
+    batch_size: int | None,
+    databases: str | None,
+    pool_size: int | None,
+    database_options: str | None,
+) -> Any:
+    """The local stack's configuration with the benchmark's changes (``crs bench --fresh``)."""
+    import dataclasses
+
+    from crs.stack import SERVICES, parse_database_groups
+
+    changes: dict[str, Any] = {}
+    if databases is not None:
+        groups = parse_database_groups(databases)
+        changes["database_groups"] = groups
+        same_count = len(groups) == len(config.database_groups)
+        changes["database_ports"] = config.database_ports if same_count else ()
+    if pool_size is not None:
+        changes["database_pool_size"] = pool_size
+    if database_options is not None:
+        changes["database_options"] = tuple(shlex.split(database_options))
+    if batch_size is not None:
+        changes["extra_env"] = {
+            **config.extra_env,
+            **{f"CRS_{name.upper()}_MAX_BATCH_SIZE": str(batch_size) for name in SERVICES},
+        }
+    try:
+        return dataclasses.replace(config, **changes)
+    except ValueError as error:
+        raise Refused(str(error)) from None
+
+
+BENCH_FRESH_HELP = (
+    "Stop the local stack, delete its data and start it again empty, so that runs compare. "
+    "--keep (the default) runs on top of what the running stack holds, to show growth."
+)
+
+
 @app.command()
 def bench(
     ctx: typer.Context,
     count: Annotated[
         int, typer.Option("-n", "--count", min=1, help="How many requests (and relayed messages).")
-    ] = 5_000,
+    ] = 1_000,
+    fresh: Annotated[bool, typer.Option("--fresh/--keep", help=BENCH_FRESH_HELP)] = False,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1,
+            help="Requests per second, sent at a steady pace (default: all at once). With a rate the "
+            "latencies are one request's way through the system rather than queueing.",
+        ),
+    ] = None,
+    relay: Annotated[
+        bool, typer.Option("--relay/--no-relay", help="Also run the bare aiokafka relay, for the ratio.")
+    ] = True,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(min=1, help="With --fresh: every service's MAX_BATCH_SIZE (records per transaction)."),
+    ] = None,
+    databases: Annotated[
+        str | None,
+        typer.Option(
+            help="With --fresh: which services share a database server, e.g. "
+            "'audit,workspace/intake/validation,resolution/routing' or 'one' (CRS_DATABASE_SERVERS).",
+        ),
+    ] = None,
+    pool_size: Annotated[
+        int | None,
+        typer.Option(min=1, help="With --fresh: each service's MongoDB connections (maxPoolSize)."),
+    ] = None,
+    database_options: Annotated[
+        str | None,
+        typer.Option(help="With --fresh: more options of every database server ('--cache-size 256M')."),
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="Also write the figures to this file as JSON.")] = None,
     timeout: Annotated[float, typer.Option(min=1, help="Seconds before the run gives up.")] = 1_800.0,
     bootstrap_servers: BootstrapServers = None,
 ) -> int:
-    """Throughput and latency of the running local stack, beside a bare aiokafka relay."""
-    from crs.bench import report, run_bench
+    """Throughput, latency and cost per request of the local stack, beside a bare aiokafka relay.
+
+    Prints requests/s and p50/p95/p99 latency from crm.requests.v1 to erp.resolutions.v1, the
+    database statements each request cost (every service's command counts), database CPU per
+    request, each service's memory, and the ratio to the bare relay.
+    """
+    import json
+
+    from crs.bench import BenchResult, Processes, as_json, report, run_bench
     from crs.drain import drain
-    from crs.stack import SERVICES, StackConfig
+    from crs.stack import (
+        SERVICES,
+        StackConfig,
+        format_database_groups,
+        running_pid,
+        stack_down,
+        stack_up,
+    )
 
     kafka = kafka_address(ctx, bootstrap_servers)
     config = StackConfig.from_env()
+    restarts = {
+        "--batch-size": batch_size,
+        "--databases": databases,
+        "--pool-size": pool_size,
+        "--database-options": database_options,
+    }
+    given = [flag for flag, value in restarts.items() if value is not None]
+    if given and not fresh:
+        raise Refused(f"{', '.join(given)} set up a new stack: add --fresh")
+    if fresh:
+        if kafka != config.bootstrap_servers:
+            raise Refused(f"--fresh restarts the local stack ({config.bootstrap_servers}), not {kafka}")
+        config = _bench_stack(
+            config,
+            batch_size=batch_size,
+            databases=databases,
+            pool_size=pool_size,
+            database_options=database_options,
+        )
     metrics = {name: f"http://127.0.0.1:{config.health_ports[name]}/metrics" for name in SERVICES}
+    settings = {
+        "database servers": format_database_groups(config.database_groups),
+        "batch size": str(batch_size) if batch_size is not None else "the services' own",
+        "pool size": str(config.database_pool_size or "the driver's"),
+    }
+    if config.database_options:
+        settings["database options"] = " ".join(config.database_options)
 
     async def measure() -> Any:
+        if fresh:
+            print(f"fresh: stopping the local stack in {config.home} and deleting its data")
+            await stack_down(config)
+            for path in config.data_paths:
+                await asyncio.to_thread(shutil.rmtree, path, ignore_errors=True)
+            await asyncio.to_thread(shutil.rmtree, config.home / "data", ignore_errors=True)
+            await stack_up(config, on_progress=lambda line: print(f"  {line}"), timeout=180)
         await require_broker(kafka)
 
-        async def consumed() -> None:
+        async def consumed(what: str) -> None:
             left = await drain(metrics, timeout=timeout, say=lambda _: None, interval=0.5)
             if left.total or left.silent:
-                raise NotFound(f"the services did not take in the benchmark's invoices: {left.describe()}")
+                raise NotFound(f"the services did not take in {what}: {left.describe()}")
 
+        pids = {part: running_pid(config, part) for part in config.parts}
+        processes = Processes(
+            services={name: pid for name in SERVICES if (pid := pids.get(name)) is not None},
+            databases={part: pid for part in config.database_parts if (pid := pids.get(part)) is not None},
+        )
         return await run_bench(
-            bootstrap_servers=kafka, count=count, timeout=timeout, reference_consumed=consumed
+            bootstrap_servers=kafka,
+            count=count,
+            rate=rate,
+            relay=relay,
+            timeout=timeout,
+            metrics_urls=metrics,
+            processes=processes,
+            reference_consumed=lambda: consumed("the benchmark's invoices"),
+            everything_consumed=lambda: consumed("what the requests caused"),
         )
 
-    system, relay = run(measure())
+    system, relayed, cost = run(measure())
+    result = BenchResult(count=count, rate=rate, system=system, relay=relayed, cost=cost, settings=settings)
     print()
     print(f"{count} requests, crm.requests.v1 -> erp.resolutions.v1, broker {kafka}")
-    print(report(system, relay, count))
+    print(report(result))
+    if output is not None:
+        output.write_text(json.dumps(as_json(result), indent=2) + "\n", encoding="utf-8")
     return EXIT_OK if system.count == count else EXIT_BROKEN
 
 

@@ -14,9 +14,8 @@ from services.audit.chain import record_fingerprint
 from services.audit.incarnations import TopicIncarnations
 from services.audit.settings import AuditSettings
 from services.audit.store import AuditStore
-from shared.delivery import LedgerTransaction, MessageOrigin
+from shared.delivery import LedgerTransaction, MessageOrigin, idempotent_by_itself
 from shared.kafka import build_admin_client
-from shared.mongo import BatchedInserts
 from shared.runtime import build_runtime
 from shared.settings import InfrastructureSettings
 from shared.topics import REQUEST_TOPICS
@@ -32,12 +31,14 @@ class RecordText(BaseModel):
 
 class AuditHandlers:
     def __init__(self, store: AuditStore) -> None:
-        self._entries = BatchedInserts(store.append_many)
+        self._store = store
 
+    @idempotent_by_itself  # an entry is kept under its record's identity: a repeat adds nothing
     async def record(self, record: RecordText, tx: LedgerTransaction, origin: MessageOrigin) -> None:
         facts = domain.facts_of(origin.topic, record.text)
-        self._entries.add(
+        self._store.append_on_commit(
             tx,
+            record_identity(record, origin),
             {
                 "request_id": facts.request_id,
                 "event_type": facts.event_type,
@@ -77,6 +78,7 @@ def build_app(
     store = AuditStore(runtime.database)
     handlers = AuditHandlers(store)
     runtime.startup_hooks.append(store.ensure_indexes)
+    runtime.startup_hooks.append(store.check_heads)
     group_id = f"{settings.consumer_group}.request-topics"  # the group runtime.subscriber gives it
 
     def request_topics_consumer() -> Any:

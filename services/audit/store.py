@@ -6,39 +6,61 @@ module only reads and writes them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from pymongo import ASCENDING, UpdateOne
+import structlog
+from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.audit.chain import FINGERPRINT_FIELD, UNATTRIBUTED, Head, chain_of, seal
+from services.audit.chain import FINGERPRINT_FIELD, UNATTRIBUTED, Head, Sealed, chain_of, entry_hash, seal
+from shared.delivery import LedgerTransaction
 from shared.mongo import Document
 
 GLOBAL_HEAD_ID = 0
-"""The ``_id`` of the global chain's head among the request heads.
+"""The ``_id`` of the global chain's head among the request heads of earlier releases (the
+``sequences`` collection, no longer written: heads are the chains' last entries now)."""
 
-Every other head is keyed by a request id, which is a string (or ``chain.UNATTRIBUTED``); an integer
-can never be mistaken for one, whatever request id a publisher makes up.
-"""
-
+CACHED_CHAINS = 20_000
+"""Request chain heads kept in memory (the most recently used); an older one is read again."""
 
 _POSITION_ONLY_INDEX = "topic_1_partition_1_offset_1"
 
+log = structlog.get_logger(__name__)
+
 
 class AuditStore:
-    def __init__(self, database: AsyncDatabase[Document]) -> None:
+    """Audit's entries, only ever inserted, each under the identity of the record it holds.
+
+    A chain's head is its last entry. The heads audit appends after are kept in memory: the global
+    one (read at start, and checked: its hash must be that of its content), and the most recently
+    used request chains' (a chain not in memory is read from its entries). So a batch costs a read
+    of which of its records are recorded already, a read of the heads not in memory (none when
+    every chain is known), and one insert.
+    """
+
+    def __init__(self, database: AsyncDatabase[Document], *, cached_chains: int = CACHED_CHAINS) -> None:
         self._entries = database.entries
-        # One head per chain: {"_id": request id, "last": its last sequence, "hash": that entry's
-        # hash}, and the global chain's under GLOBAL_HEAD_ID.
-        self._heads = database.sequences
+        self._legacy_heads = database.sequences
+        self._legacy_keys = database.processed_messages
+        self._cached_chains = cached_chains
+        self._chains: OrderedDict[str, Head] = OrderedDict()
+        self._global: Head | None = None  # None: not known, read it before appending
+        self._legacy_keys_left: bool | None = None
+        self._pending: WeakKeyDictionary[LedgerTransaction, list[tuple[str, dict[str, Any]]]] = (
+            WeakKeyDictionary()
+        )
 
     async def ensure_indexes(self) -> None:
         await self._entries.create_index([("request_id", ASCENDING), ("sequence", ASCENDING)])
-        # One entry per record. A position alone does not name a record: a topic created again
-        # numbers from 0 again, so its fingerprint is part of the key. (Stores from before had a
-        # unique index on the position alone, which would refuse the new records: it goes.)
+        # One entry per record (its _id is the record's identity; entries of earlier releases have
+        # an ObjectId, and this index keeps them single too). A position alone does not name a
+        # record: a topic created again numbers from 0 again, so its fingerprint is part of the
+        # key. (Stores from before had a unique index on the position alone, which would refuse
+        # the new records: it goes.)
         if _POSITION_ONLY_INDEX in await self._entries.index_information():
             await self._entries.drop_index(_POSITION_ONLY_INDEX)
         await self._entries.create_index(
@@ -50,44 +72,115 @@ class AuditStore:
             ],
             unique=True,
         )
-        # Unique: even a bug that read a stale global head could not fork the global chain.
+        # Unique: a replica appending after a stale global head is refused (and reads it again).
         await self._entries.create_index("global_sequence", unique=True, sparse=True)
 
-    async def append_many(self, entries: list[dict[str, Any]], session: AsyncClientSession) -> None:
-        """Add entries, in order, sealed after the current heads of their chains.
+    async def check_heads(self) -> None:
+        """At start: the global head from the last entry, which must hash to what it says.
 
-        A batch costs three statements whatever its size: read the heads of the batch's chains and
-        the global head (one ``$in``), write them (one bulk write), insert the entries. (Not
-        ``find_one_and_update``: the local database server answers it by scanning the whole
-        collection.)
-
-        Why the chains cannot fork: audit has one subscriber for every request topic, and a
-        subscriber handles one batch at a time, so within a process batches are sealed one after
-        another. Two replicas both write the global head in their transactions; MongoDB lets only
-        the first commit and aborts the other with a write conflict, a transient transaction error
-        that the delivery layer retries (and never dead-letters) with the heads read afresh. So
-        every entry links to the entry committed just before it, and the unique index on
-        ``global_sequence`` refuses any second entry with the same number.
+        A store of an earlier release also kept the heads in ``sequences``: the entry numbered
+        like its global head must carry that head's hash. A mismatch is logged as an error (``crs
+        audit verify --all`` names the break); audit goes on appending after the last entry.
         """
-        chains = list(dict.fromkeys(chain_of(entry) for entry in entries))
-        heads: dict[str, Head] = {}
-        global_head = Head()
-        async for head in self._heads.find({"_id": {"$in": [*chains, GLOBAL_HEAD_ID]}}, session=session):
-            current = Head(int(head["last"]), head.get("hash"))
-            if head["_id"] == GLOBAL_HEAD_ID:
-                global_head = current
-            else:
-                heads[str(head["_id"])] = current
-        sealed = seal(entries, heads=heads, global_head=global_head)
-        await self._heads.bulk_write(
-            [
-                UpdateOne({"_id": chain}, {"$set": {"last": head.sequence, "hash": head.hash}}, upsert=True)
-                for chain, head in [*sealed.heads.items(), (GLOBAL_HEAD_ID, sealed.global_head)]
-            ],
-            ordered=True,
-            session=session,
-        )
-        await self._entries.insert_many(sealed.entries, ordered=True, session=session)
+        self._global = await self.global_head() or Head()  # Head(): an empty chain, known to be
+        last = await self._entries.find_one({"global_sequence": self._global.sequence})
+        if last is not None and entry_hash(last) != last.get("entry_hash"):
+            log.error("audit.head_mismatch", global_sequence=self._global.sequence)
+        legacy = await self._legacy_heads.find_one({"_id": GLOBAL_HEAD_ID})
+        if legacy is not None:
+            recorded = await self._entries.find_one(
+                {"global_sequence": int(legacy["last"])}, {"entry_hash": 1}
+            )
+            if recorded is None or recorded.get("entry_hash") != legacy.get("hash"):
+                log.error("audit.head_mismatch", global_sequence=int(legacy["last"]), kept_in="sequences")
+        log.info("audit.heads_checked", global_sequence=self._global.sequence)
+
+    def append_on_commit(self, transaction: LedgerTransaction, record_id: str, entry: dict[str, Any]) -> None:
+        """Collect ``entry`` (under ``record_id``) for the transaction's one insert before its commit."""
+        pending = self._pending.get(transaction)
+        if pending is None:
+            pending = self._pending[transaction] = []
+            collected = pending
+
+            async def write() -> None:
+                await self._append(collected, transaction)
+
+            transaction.before_commit(write)
+        pending.append((record_id, entry))
+
+    async def _append(
+        self, records: list[tuple[str, dict[str, Any]]], transaction: LedgerTransaction
+    ) -> None:
+        """Seal and insert the records not recorded yet, in order, after their chains' heads.
+
+        Why the chains cannot fork: within a process batches are sealed one after another, and
+        the heads in memory move only once a batch has committed. Every entry takes the next
+        global number, which is unique: a replica (or a concurrent replay) that appends after a
+        stale head is refused, its transaction fails and is tried again, with the heads read
+        afresh. So every entry links to the entry committed just before it.
+        """
+        session = transaction.session
+        fresh = list(dict(records).items())  # a record twice in one batch is one entry
+        recorded = await self._recorded([record_id for record_id, _ in fresh], session)
+        fresh = [(record_id, entry) for record_id, entry in fresh if record_id not in recorded]
+        if not fresh:
+            return
+        try:
+            global_head = self._global if self._global is not None else await self.global_head(session)
+            heads = await self._heads_of({chain_of(entry) for _, entry in fresh}, session)
+            sealed = seal([entry for _, entry in fresh], heads=heads, global_head=global_head or Head())
+            for (record_id, _), entry in zip(fresh, sealed.entries, strict=True):
+                entry["_id"] = record_id
+            await self._entries.insert_many(sealed.entries, ordered=True, session=session)
+        except Exception:
+            self._forget_heads()  # another writer, or a failure: read them again next time
+            raise
+        transaction.after_commit(lambda: self._advance(sealed))
+
+    async def _recorded(self, record_ids: Sequence[str], session: AsyncClientSession) -> set[str]:
+        found = {
+            str(entry["_id"])
+            async for entry in self._entries.find(
+                {"_id": {"$in": list(record_ids)}}, {"_id": 1}, session=session
+            )
+        }
+        if self._legacy_keys_left is None:
+            self._legacy_keys_left = await self._legacy_keys.find_one({}, {"_id": 1}) is not None
+        if self._legacy_keys_left:  # recorded by an earlier release, which kept processed keys
+            cursor = self._legacy_keys.find({"_id": {"$in": list(record_ids)}}, {"_id": 1}, session=session)
+            found |= {str(key["_id"]) async for key in cursor}
+        return found
+
+    async def _heads_of(self, chains: set[str], session: AsyncClientSession) -> dict[str, Head]:
+        heads = {chain: self._chains[chain] for chain in chains if chain in self._chains}
+        missing = sorted(chains - set(heads) - {UNATTRIBUTED})
+        if missing:
+            cursor = self._entries.find(
+                {"request_id": {"$in": missing}},
+                {"request_id": 1, "sequence": 1, "entry_hash": 1},
+                session=session,
+            )
+            async for entry in cursor:
+                chain, sequence = str(entry["request_id"]), int(entry["sequence"])
+                if chain not in heads or heads[chain].sequence < sequence:
+                    heads[chain] = Head(sequence, entry.get("entry_hash"))
+        if UNATTRIBUTED in chains and UNATTRIBUTED not in heads:
+            found = await self.head_of(UNATTRIBUTED, session)
+            if found is not None:
+                heads[UNATTRIBUTED] = found
+        return heads
+
+    def _advance(self, sealed: Sealed) -> None:
+        self._global = sealed.global_head
+        for chain, head in sealed.heads.items():
+            self._chains[chain] = head
+            self._chains.move_to_end(chain)
+        while len(self._chains) > self._cached_chains:
+            self._chains.popitem(last=False)
+
+    def _forget_heads(self) -> None:
+        self._global = None
+        self._chains.clear()
 
     async def entries_of(self, chain: str) -> list[Document]:
         """The entries of a request's chain (or of ``UNATTRIBUTED``) in the chain's order."""
@@ -105,24 +198,29 @@ class AuditStore:
         async for entry in self._entries.find(query).sort("global_sequence", 1):
             yield entry
 
-    async def global_head(self) -> Head | None:
-        """The global chain's head as it is now."""
-        found = await self._heads.find_one({"_id": GLOBAL_HEAD_ID})
-        return None if found is None else Head(int(found["last"]), found.get("hash"))
+    async def global_head(self, session: AsyncClientSession | None = None) -> Head | None:
+        """The global chain's head as it is now: its last entry."""
+        cursor = self._entries.find(
+            {"global_sequence": {"$exists": True}}, {"global_sequence": 1, "entry_hash": 1}, session=session
+        )
+        async for last in cursor.sort("global_sequence", -1).limit(1):
+            return Head(int(last["global_sequence"]), last.get("entry_hash"))
+        return None
 
-    async def head_of(self, chain: str) -> Head | None:
-        """The recorded head of a request's chain (or of ``UNATTRIBUTED``)."""
-        found = await self._heads.find_one({"_id": chain})
-        return None if found is None else Head(int(found["last"]), found.get("hash"))
+    async def head_of(self, chain: str, session: AsyncClientSession | None = None) -> Head | None:
+        """The head of a request's chain (or of ``UNATTRIBUTED``): its last entry."""
+        query = {"request_id": {"$in": [None, UNATTRIBUTED]} if chain == UNATTRIBUTED else chain}
+        cursor = self._entries.find(query, {"sequence": 1, "entry_hash": 1}, session=session)
+        async for last in cursor.sort("sequence", -1).limit(1):
+            return Head(int(last["sequence"]), last.get("entry_hash"))
+        return None
 
     async def heads(self) -> tuple[dict[str, Head], Head | None]:
-        """Every request chain's head, and the global chain's."""
+        """Every request chain's head (its last entry), and the global chain's."""
         requests: dict[str, Head] = {}
-        global_head: Head | None = None
-        async for found in self._heads.find({}):
-            head = Head(int(found["last"]), found.get("hash"))
-            if found["_id"] == GLOBAL_HEAD_ID:
-                global_head = head
-            else:
-                requests[str(found["_id"])] = head
-        return requests, global_head
+        async for entry in self._entries.find({}, {"request_id": 1, "sequence": 1, "entry_hash": 1}):
+            chain = chain_of(entry)
+            sequence = int(entry.get("sequence") or 0)
+            if chain not in requests or requests[chain].sequence < sequence:
+                requests[chain] = Head(sequence, entry.get("entry_hash"))
+        return requests, await self.global_head()

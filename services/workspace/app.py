@@ -28,7 +28,7 @@ from services.workspace.settings import WorkspaceSettings
 from services.workspace.store import WorkspaceStore
 from services.workspace.web import build_web
 from shared.business_time import load_calendar
-from shared.delivery import LedgerTransaction, MessageOrigin, PermanentFailure
+from shared.delivery import LedgerTransaction, MessageOrigin, PermanentFailure, idempotent_by_itself
 from shared.directory import DirectorySettings, UserDirectory, build_user_directory
 from shared.kafka import BrokerPublisher
 from shared.runtime import ServiceRuntime, build_runtime, inbound_batch
@@ -56,6 +56,9 @@ class ViewHandlers:
         self._store = store
         self._pending: WeakKeyDictionary[LedgerTransaction, list[projection.Change]] = WeakKeyDictionary()
 
+    # Each entry of a request's document is kept under its message's identity (and an email under
+    # its Message-ID): applying a message again adds nothing, so no processed-key record is needed.
+    @idempotent_by_itself
     async def record(self, record: RawRecord, tx: LedgerTransaction, origin: MessageOrigin) -> None:
         try:
             change = projection.change_of(origin.topic, record.payload)

@@ -143,7 +143,7 @@ async def test_an_event_too_large_for_the_broker_fails_its_message_for_good_and_
     assert rejected.value["status"] == "rejected"
     assert "max_record_bytes" in rejected.value["message"]
     database = mongo(servers)[settings.database]
-    assert await database.outbox.count_documents({"published": False}) == 0
+    assert await database.outbox.count_documents({}) == 0
     assert await database.requests.count_documents({"_id": crm_request_id(case_id)}) == 0
 
 
@@ -159,20 +159,23 @@ async def test_a_restart_with_an_outbox_row_the_broker_refuses_starts_and_publis
         ("HUGE", json.dumps({"note": "x" * 2_000_000})),  # committed by an older release
         ("AFTER", json.dumps({"note": "after"})),
     ]
-    await database.outbox.insert_many(
-        [
-            {
-                "_id": f"evt-{keys[name]}",
-                "source_key": f"crm:{keys[name]}",
-                "topic": REQUEST_STATUS,
-                "key": keys[name],
-                "value": value,
-                "created_at": created,
-                "position": position,
-                "published": False,
-            }
-            for position, (name, value) in enumerate(rows)
-        ]
+    await database.outbox.insert_one(
+        {
+            "_id": f"batch-{keys['HUGE']}",
+            "created_at": created,
+            "keys": sorted(keys.values()),
+            "source_keys": sorted(f"crm:{key}" for key in keys.values()),
+            "events": [
+                {
+                    "id": f"evt-{keys[name]}",
+                    "source_key": f"crm:{keys[name]}",
+                    "topic": REQUEST_STATUS,
+                    "key": keys[name],
+                    "value": value,
+                }
+                for name, value in rows
+            ],
+        }
     )
     async with running_service(build_app, settings, servers):  # it starts: the flush did not stop it
         published = await wait_for_records(
@@ -184,7 +187,7 @@ async def test_a_restart_with_an_outbox_row_the_broker_refuses_starts_and_publis
 
         await wait_until(quarantined)
     assert sorted(record.value["note"] for record in published) == ["after", "before"]
-    assert await database.outbox.count_documents({"published": False}) == 0
+    assert await database.outbox.count_documents({}) == 0
     stored = await database.outbox_refused.find_one({"_id": f"evt-{keys['HUGE']}"})
     assert stored is not None
     assert "max_record_bytes" in stored["reason"]

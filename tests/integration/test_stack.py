@@ -159,3 +159,34 @@ def test_a_recycled_pid_is_never_signalled_and_its_stale_pid_file_is_dropped(
     finally:
         stranger.send_signal(signal.SIGKILL)
         stranger.wait()
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(120)
+async def test_services_get_their_own_database_servers_which_status_lists_and_down_stops(
+    tmp_path: Path,
+) -> None:
+    config = StackConfig(
+        home=tmp_path / "crs-home",
+        kafka_port=find_free_port(),
+        mongo_port=find_free_port(),
+        health_ports={name: find_free_port() for name in SERVICES},
+        database_groups=(("audit", "workspace", "intake", "routing"), ("validation", "resolution")),
+        database_ports=(find_free_port(),),
+    )
+    try:
+        started = await stack_up(config, include_services=False)
+        assert [part.name for part in started] == ["kafka", "mongodb", "mongodb-2"]
+        assert all(part.healthy for part in started)
+        status = {part.name: part for part in await stack_status(config)}
+        assert "(validation, resolution)" in status["mongodb-2"].address
+        assert config.storage_path_of("mongodb-2").is_dir()
+        second_port = config.database_ports[0]
+        assert f":{second_port}/" in config.mongodb_uri_for("resolution")
+        assert f":{config.mongo_port}/" in config.mongodb_uri  # the crs tool reads audit's server
+
+        # Stopped whole even by a configuration that no longer names the second server.
+        one = dataclasses.replace(config, database_groups=(tuple(SERVICES),), database_ports=())
+        assert await stack_down(one) == ["mongodb", "mongodb-2", "kafka"]
+    finally:
+        await stack_down(config)

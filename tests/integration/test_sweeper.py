@@ -49,17 +49,28 @@ async def new_topic(servers: Servers) -> str:
 
 
 def outbox_entry(topic: str, key: str, number: int, *, age: timedelta) -> dict[str, Any]:
-    """An outbox row as a transaction writes it, committed ``age`` ago and never published."""
+    """An outbox document as a transaction writes it (one event), committed ``age`` ago, not published."""
+    event_id, source_key = f"{key}-evt-{number}", f"test:{key}:{number}"
     return {
-        "_id": f"{key}-evt-{number}",
-        "source_key": f"test:{key}:{number}",
-        "topic": topic,
-        "key": key,
-        "value": json.dumps({"key": key, "number": number}),
+        "_id": f"batch-{event_id}",
         "created_at": datetime.now(UTC) - age,
-        "position": 0,
-        "published": False,
+        "keys": [key],
+        "source_keys": [source_key],
+        "events": [
+            {
+                "id": event_id,
+                "source_key": source_key,
+                "topic": topic,
+                "key": key,
+                "value": json.dumps({"key": key, "number": number}),
+            }
+        ],
     }
+
+
+async def in_outbox(outbox: Any, event_id: str) -> bool:
+    """Whether the event is still in the outbox (unpublished): published events leave it."""
+    return bool(await outbox.count_documents({"_id": f"batch-{event_id}"}) == 1)
 
 
 async def published_ids(servers: Servers, topic: str) -> Counter[str]:
@@ -83,11 +94,11 @@ async def test_two_replicas_sweep_a_crash_s_leftovers_once(servers: Servers) -> 
         for round_number in range(6):
             rows = [outbox_entry(topic, f"K{key}", round_number, age=HOUR_AGO) for key in range(40)]
             await outbox.insert_many(rows)
-            expected += [row["_id"] for row in rows]
+            expected += [row["events"][0]["id"] for row in rows]
             await asyncio.sleep(0.7)
 
         async def all_marked() -> bool:
-            return await outbox.count_documents({"published": False}) == 0
+            return await outbox.count_documents({}) == 0
 
         await wait_until(all_marked, timeout=60)
     published = await published_ids(servers, topic)
@@ -113,16 +124,14 @@ async def test_the_start_up_flush_leaves_fresh_entries_to_the_replica_publishing
     )
     async with running_service(build_intake, settings, servers):
 
-        async def old_one_marked() -> bool:
-            found = await outbox.find_one({"_id": f"{key}-evt-1"})
-            return bool(found and found["published"])
+        async def old_one_published() -> bool:
+            return not await in_outbox(outbox, f"{key}-evt-1")
 
-        await wait_until(old_one_marked, timeout=60)
+        await wait_until(old_one_published, timeout=60)
         published = await published_ids(servers, topic)
-        fresh = await outbox.find_one({"_id": f"{key}-evt-2"})
+        fresh = await in_outbox(outbox, f"{key}-evt-2")
     assert published == Counter({f"{key}-evt-1": 1})
-    assert fresh is not None
-    assert fresh["published"] is False
+    assert fresh
 
 
 class Step(BaseModel):
@@ -242,7 +251,7 @@ async def test_an_event_the_broker_never_takes_is_set_aside_and_the_request_s_ne
         )
         records = await records_now(servers, [topic], lambda record: record.key == request_id)
     refused = await ledger.database.outbox_refused.find_one({"_id": f"{request_id}-evt-1"})
-    left = await ledger.database.outbox.count_documents({"published": False})
+    left = await ledger.database.outbox.count_documents({})
     await client.close()
     assert [record.value["number"] for record in records] == [2]
     assert refused is not None
@@ -271,11 +280,10 @@ async def test_an_entry_another_replica_committed_a_moment_ago_is_left_to_it(ser
             lambda tx: _emit(tx, status_event(topic, request_id, 2)), source_key="timer:2"
         )
         records = await records_now(servers, [topic], lambda record: record.key == request_id)
-    fresh = await ledger.database.outbox.find_one({"_id": f"{request_id}-evt-1"})
+    fresh = await in_outbox(ledger.database.outbox, f"{request_id}-evt-1")
     await client.close()
     assert [record.value["number"] for record in records] == [2]
-    assert fresh is not None
-    assert fresh["published"] is False
+    assert fresh
 
 
 async def test_the_sweeper_lease_is_held_by_one_replica_until_it_expires_or_is_given_up(
@@ -306,7 +314,7 @@ async def test_the_sweeper_lease_is_held_by_one_replica_until_it_expires_or_is_g
 class DiesBeforeTheMark(MongoLedger):
     """A ledger whose process dies after the broker acknowledged its events, before it marks them."""
 
-    async def mark_published(self, message_ids: Sequence[str]) -> None:
+    async def mark_published(self, messages: Sequence[OutgoingMessage]) -> None:
         raise ConnectionError("killed between the broker's acknowledgement and the mark")
 
 
@@ -336,7 +344,7 @@ async def test_what_went_out_before_a_crash_is_not_sent_again_after_it(servers: 
         )
         await restarted.sweep_once()
         records = await records_now(servers, [topic], lambda record: record.key == request_id)
-    left = await database.outbox.count_documents({"published": False})
+    left = await database.outbox.count_documents({})
     await client.close()
     assert [record.value["number"] for record in records] == [1, 2, 3]
     assert left == 0

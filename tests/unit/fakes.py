@@ -30,6 +30,7 @@ class FakeTransaction:
     current_key: str = ""
     session: Any = None
     actions: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    committed_actions: list[Callable[[], None]] = field(default_factory=list)
 
     async def processed_among(self, keys: Sequence[str]) -> set[str]:
         return {key for key in keys if key in self.ledger.processed}
@@ -45,6 +46,9 @@ class FakeTransaction:
 
     def before_commit(self, action: Callable[[], Awaitable[None]]) -> None:
         self.actions.append(action)
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        self.committed_actions.append(action)
 
     @property
     def emitted(self) -> list[OutgoingMessage]:
@@ -76,6 +80,8 @@ class FakeLedger:
         self.processed.update(transaction.marks)
         for source_key, message in transaction.outgoing:
             self.outbox.setdefault(message.message_id, (source_key, message, False))
+        for committed in transaction.committed_actions:
+            committed()
 
     async def unpublished(
         self,
@@ -100,13 +106,13 @@ class FakeLedger:
     async def answers(self) -> bool:
         return not self.down
 
-    async def set_aside(self, message_id: str, *, reason: str) -> None:
-        self.refused[message_id] = (self.outbox.pop(message_id)[1], reason)
+    async def set_aside(self, message: OutgoingMessage, *, reason: str) -> None:
+        self.refused[message.message_id] = (self.outbox.pop(message.message_id)[1], reason)
 
-    async def mark_published(self, message_ids: Sequence[str]) -> None:
-        for message_id in message_ids:
-            key, message, _ = self.outbox[message_id]
-            self.outbox[message_id] = (key, message, True)
+    async def mark_published(self, messages: Sequence[OutgoingMessage]) -> None:
+        for published in messages:
+            key, message, _ = self.outbox[published.message_id]
+            self.outbox[published.message_id] = (key, message, True)
 
 
 @dataclass

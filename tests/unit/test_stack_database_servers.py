@@ -1,0 +1,60 @@
+"""The local stack's database servers: which services share one, on which port, as which part."""
+
+from __future__ import annotations
+
+import pytest
+
+from crs.stack import (
+    MEASURED_DATABASE_GROUPS,
+    SERVICES,
+    StackConfig,
+    format_database_groups,
+    parse_database_groups,
+)
+
+
+def test_the_groups_read_from_the_environment_put_each_service_on_its_server() -> None:
+    config = StackConfig.from_env(
+        environ={
+            "CRS_MONGO_PORT": "27100",
+            "CRS_DATABASE_SERVERS": "audit,workspace/intake/validation,resolution/routing",
+        }
+    )
+    servers = {server.part: (server.port, server.services) for server in config.database_servers}
+    assert servers == {
+        "mongodb": (27100, ("audit", "workspace")),
+        "mongodb-2": (27101, ("intake",)),
+        "mongodb-3": (27102, ("validation", "resolution")),
+        "mongodb-4": (27103, ("routing",)),
+    }
+    assert config.mongodb_uri_for("resolution").startswith("mongodb://127.0.0.1:27102/?")
+    assert config.parts[:5] == ("kafka", "mongodb", "mongodb-2", "mongodb-3", "mongodb-4")
+
+
+def test_the_local_stack_defaults_to_the_measured_grouping_and_code_to_one_server() -> None:
+    assert StackConfig.from_env(environ={}).database_groups == MEASURED_DATABASE_GROUPS
+    assert StackConfig().database_groups == (SERVICES,)
+    assert StackConfig.from_env(environ={"CRS_DATABASE_SERVERS": "one"}).database_parts == ("mongodb",)
+
+
+def test_a_pool_size_goes_into_the_services_uris_not_the_tools() -> None:
+    config = StackConfig.from_env(environ={"CRS_DATABASE_POOL_SIZE": "3"})
+    assert config.mongodb_uri_for("intake").endswith("&maxPoolSize=3")
+    assert "maxPoolSize" not in config.mongodb_uri
+
+
+@pytest.mark.parametrize(
+    ("groups", "said"),
+    [
+        ("intake/validation", "every service once"),
+        ("intake,intake/validation,routing,resolution,audit,workspace", "every service once"),
+    ],
+)
+def test_a_grouping_that_misses_or_repeats_a_service_is_refused(groups: str, said: str) -> None:
+    with pytest.raises(ValueError, match=said):
+        StackConfig(database_groups=parse_database_groups(groups))
+
+
+def test_groups_read_back_as_written() -> None:
+    text = "audit,workspace/intake/validation,resolution/routing"
+    assert format_database_groups(parse_database_groups(text)) == text
