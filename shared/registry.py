@@ -199,13 +199,13 @@ SERVICES: Final[tuple[Service, ...]] = (
     Service(
         "routing",
         8083,
-        consumes=(REQUEST_VALIDATED.name, REQUEST_STATUS.name),
+        consumes=(REQUEST_VALIDATED.name, REQUEST_STATUS.name, REQUEST_ACTIONS.name),
         publishes=(REQUEST_ROUTED.name, REQUEST_STATUS.name),
     ),
     Service(
         "resolution",
         8084,
-        consumes=(REQUEST_ROUTED.name, APPROVALS.name, ERP_ACKS.name, *_REFERENCE),
+        consumes=(REQUEST_ROUTED.name, APPROVALS.name, ERP_ACKS.name, REQUEST_ACTIONS.name, *_REFERENCE),
         publishes=(ERP_RESOLUTIONS.name, REQUEST_STATUS.name),
         user_directory=True,
     ),

@@ -32,9 +32,10 @@ from enum import StrEnum
 
 import structlog
 
-from services.resolution import approvals, domain, strategies
+from services.resolution import approvals, decisions, domain, strategies
 from services.resolution.approvals import RecordedApproval
 from services.resolution.policy import ApprovalPolicy
+from shared.actions import ClosureRequested, PostingRetryRequested, ResolutionDecided
 from shared.contract import (
     ApprovalDecision,
     Channel,
@@ -79,6 +80,24 @@ class PostingStatus(StrEnum):
     ISSUED = "issued"
     POSTED = "posted"
     FAILED = "failed"
+
+
+_DECIDABLE = frozenset(
+    {ResolutionState.ROUTED, ResolutionState.AWAITING_REFERENCE_DATA, ResolutionState.WITH_PERSON}
+)
+"""Where a person may decide a resolution: nothing pending approval, sent or finished."""
+_CLOSABLE = frozenset({*_DECIDABLE, ResolutionState.AWAITING_APPROVAL})
+"""Where a person may close a request: not while a posting waits for the ERP, not when finished."""
+
+CLOSURE_SENTENCES = {
+    "answered": "Your request has been answered.",
+    "resolved_outside_system": "Your request has been dealt with.",
+    "withdrawn_by_customer": "Your request has been withdrawn as you asked.",
+    "no_response": "We have not heard back from you, so this request is closed.",
+    "duplicate": "This request repeats another one, which we are handling.",
+    "not_a_finance_request": "This request is not one for our finance teams.",
+}
+"""What the customer reads when a person closes the request, by ``ClosureRequested.reason_code``."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +201,8 @@ class RequestResolution:
     resolution_ids: tuple[str, ...] = ()
     """The postings issued, in the order they were sent."""
     postings: dict[str, IssuedPosting] = field(default_factory=dict)
+    decided_by: tuple[str, ...] = ()
+    """The directory ids of the people who decided a resolution of it: they may not approve it."""
 
     @property
     def waits_for_reference_data(self) -> bool:
@@ -273,6 +294,7 @@ class RequestResolution:
             approver=approvers.approver,
             requester_ids=approvers.requester_ids,
             approved_ids=approvers.approved_ids,
+            deciders=frozenset(self.decided_by),
         )
         log.info(
             "approval.evaluated",
@@ -365,7 +387,9 @@ class RequestResolution:
         )
         decision = domain.acknowledge(ack, posting.resolution.kind)
         if decision.status is RequestStatus.CLOSED:
-            siblings = [other for other in self.postings.values() if other.resolution_id != ack.resolution_id]
+            # The request's current postings: one refused and sent again under a new id is replaced.
+            current = [self.postings[one] for one in self.resolution_ids if one in self.postings]
+            siblings = [other for other in current if other.resolution_id != ack.resolution_id]
             if any(other.status is not PostingStatus.POSTED for other in siblings):
                 self.state = ResolutionState.RESOLVED  # one of several postings: closed with the last
                 return []
@@ -411,7 +435,120 @@ class RequestResolution:
             )
         return effects
 
+    # -- What people decide in the workspace (requests.actions.v1) ------------------------
+
+    def carry_out_decision(
+        self, decision: ResolutionDecided, facts: strategies.Facts, *, now: datetime, terms: Terms
+    ) -> list[Effect]:
+        """A person's resolution, checked against ``facts`` and posted through the approval policy.
+
+        From a request no posting is pending or sent for (routed, waiting for reference data, with
+        a person). The person who decided is recorded: segregation of duties keeps them from
+        approving it (:meth:`decide`). A decision the documents do not allow is refused with why.
+        """
+        self._allow(_DECIDABLE, "not_decidable_now")
+        if self.routed is None or self.about.customer_id is None:
+            raise TransitionRefused("no_routed_event", f"request {self.request_id} was stored without it")
+        posting = decisions.posting_for(
+            decision,
+            customer_id=self.about.customer_id,
+            request_invoice_ids=self.routed.details.invoice_ids,
+            facts=facts,
+            tolerance=terms.policy.write_off,
+        )
+        if decision.actor not in self.decided_by:
+            self.decided_by = (*self.decided_by, decision.actor)
+        self.reason = "decided_by_person"
+        return self._propose_postings(posting, now, terms)
+
+    def retry_failed_postings(
+        self, retry: PostingRetryRequested, *, now: datetime, terms: Terms
+    ) -> list[Effect]:
+        """Send again the postings the ERP refused (``erp.acks.v1`` status failed), each under a new id.
+
+        The ERP keys postings by ``resolution_id``: the same id again would be answered as the
+        one it already refused (an idempotent ERP replays its answer; ``crs erp`` answers by the
+        id alone). Nothing of a failed posting was posted, so a new id posts it once; it is
+        derived from the failed id and the retry's own event id, so a retry delivered twice is
+        one posting. The approvals given travel with it (the posting is the same).
+        """
+        self._allow(frozenset({ResolutionState.WITH_PERSON}), "no_failed_posting")
+        failed = [
+            resolution_id
+            for resolution_id in self.resolution_ids
+            if resolution_id in self.postings and self.postings[resolution_id].status is PostingStatus.FAILED
+        ]
+        if retry.resolution_id is not None:
+            if retry.resolution_id not in failed:
+                raise TransitionRefused(
+                    "no_failed_posting", f"{retry.resolution_id} is not a failed posting of {self.request_id}"
+                )
+            failed = [retry.resolution_id]
+        if not failed:
+            raise TransitionRefused("no_failed_posting", f"request {self.request_id} has no failed posting")
+        effects: list[Effect] = []
+        renamed: dict[str, str] = {}
+        for old_id in failed:
+            new_id = domain.retry_resolution_id(old_id, retry.event_id)
+            renamed[old_id] = new_id
+            if new_id in self.postings:
+                continue  # sent already
+            resolution = self.postings[old_id].resolution.model_copy(
+                update={"resolution_id": new_id, "effective_on": now.date(), "created_at": now}
+            )
+            self.postings[new_id] = IssuedPosting(
+                resolution=resolution,
+                status=PostingStatus.ISSUED,
+                issued_at=now,
+                ack_due_at=now + terms.ack_timeout,
+            )
+            effects.append(resolution)
+        self.resolution_ids = tuple(renamed.get(one, one) for one in self.resolution_ids)
+        self.state, self.reason = ResolutionState.RESOLVED, "posting_retried"
+        sent = ", ".join(f"{old} as {new}" for old, new in renamed.items())
+        message = (
+            f"The posting refused by the ERP has been sent again ({sent}) by {retry.actor}: {retry.reason}."
+        )
+        return [
+            *effects,
+            self._status(
+                RequestStatus.RESOLVED, message, now, reason="posting_retried", occurrence=retry.event_id
+            ),
+        ]
+
+    def close_by_person(self, closure: ClosureRequested, *, now: datetime) -> list[Effect]:
+        """A person closes the request with a reason: ``closed``.
+
+        Approvals still pending are cancelled (nothing of them is posted); what was posted stays
+        posted. Refused while a posting waits for the ERP's answer (close after it comes) and for a
+        request already closed or rejected.
+        """
+        self._allow(_CLOSABLE, "not_closable_now")
+        cancelled = self.pending is not None and self.state is ResolutionState.AWAITING_APPROVAL
+        if cancelled:
+            self.pending = None
+        self.state, self.reason = ResolutionState.CLOSED, closure.reason_code
+        message = CLOSURE_SENTENCES[closure.reason_code]
+        if cancelled:
+            message += " The approvals it waited for are no longer needed; nothing has been posted."
+        comment = f": {closure.comment}" if closure.comment else ""
+        message += f" Closed by {closure.actor}{comment}."
+        return [
+            self._status(
+                RequestStatus.CLOSED, message, now, reason=closure.reason_code, occurrence=closure.event_id
+            )
+        ]
+
     # -- Inside the transitions ----------------------------------------------------------
+
+    def _allow(self, states: frozenset[ResolutionState], reason: str) -> None:
+        """Refuse a person's action the state does not allow: ``request_closed`` once it is finished."""
+        if self.state in states:
+            return
+        if self.state in (ResolutionState.CLOSED, ResolutionState.REJECTED):
+            reason = "request_closed"
+        allowed = " or ".join(sorted(states))
+        raise TransitionRefused(reason, f"request {self.request_id} is {self.state}, not {allowed}")
 
     def _require(self, states: set[ResolutionState], reason: str) -> None:
         if self.state not in states:

@@ -20,13 +20,15 @@ from services.routing.domain import SlaClock
 from services.routing.rules import RoutingRules, load_rules
 from services.routing.settings import RoutingSettings
 from services.routing.store import RoutingStore
+from shared.actions import ReclassificationRequested, RerouteRequested, WorkspaceActionMessage
 from shared.contract import RequestStatusChanged
 from shared.delivery import LedgerTransaction, MessageOrigin
 from shared.events import RequestValidated
+from shared.lifecycle import TransitionRefused
 from shared.messages import emit
 from shared.runtime import build_runtime
 from shared.settings import InfrastructureSettings
-from shared.topics import REQUEST_STATUS, REQUEST_VALIDATED
+from shared.topics import REQUEST_ACTIONS, REQUEST_STATUS, REQUEST_VALIDATED
 
 log = structlog.get_logger(__name__)
 
@@ -34,7 +36,8 @@ Clock = Callable[[], datetime]
 
 
 class RoutingHandlers:
-    """Routing a validated request, following its status, and firing its SLA timers."""
+    """Routing a validated request, following its status, firing its SLA timers, and a person's
+    re-routing or reclassification."""
 
     def __init__(
         self,
@@ -92,6 +95,23 @@ class RoutingHandlers:
         ]
         await self._store.save_clocks(changed, session=tx.session)
 
+    async def carry_out(
+        self, message: WorkspaceActionMessage, tx: LedgerTransaction, _: MessageOrigin
+    ) -> None:
+        """A person's re-routing or reclassification (routing owns queues, priorities and SLAs)."""
+        action, now = message.root, self._clock()
+        if not isinstance(action, RerouteRequested | ReclassificationRequested):
+            return  # another service's action, or the workspace's own
+        request = await self._store.load(action.request_id, session=tx.session)
+        if request is None:
+            raise TransitionRefused("unknown_request", f"routing never routed {action.request_id}")
+        if isinstance(action, RerouteRequested):
+            effects = request.reroute(action, self._rules, self._calendar, now=now)
+        else:
+            effects = request.reclassify(action, self._rules, self._calendar, now=now)
+        await self._store.save_moved(request, at=now, session=tx.session)
+        emit(tx, effects)
+
     async def due_clocks(self) -> list[str]:
         """The requests with an SLA timer due now (a hint: :meth:`fire` reads the clock again)."""
         return await self._store.due_clocks(self._clock())
@@ -136,6 +156,14 @@ def build_app(
         handlers.follow_status,
         key=lambda change, _: f"status:{change.event_id}",
         log_ids=lambda change: (change.request_id, None),
+    )
+
+    runtime.subscribe(
+        REQUEST_ACTIONS,
+        WorkspaceActionMessage,
+        handlers.carry_out,
+        key=lambda message, _: f"action:{message.root.event_id}",
+        log_ids=lambda message: (message.root.request_id, message.root.correlation_id),
     )
 
     return runtime.asgi_app(), settings
