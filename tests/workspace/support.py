@@ -161,13 +161,20 @@ class Owners:
         assert self.resolution is not None
         await self._has(self.resolution.database, "requests", request_id)
 
-    async def _has(self, database: str, collection: str, request_id: str) -> None:
+    async def has(self, collection: str, *keys: str) -> None:
+        """Wait until resolution's ``collection`` (a reference view, ``requests``) has ``keys``."""
+        assert self.resolution is not None
+        await self._has(self.resolution.database, collection, *keys)
+
+    async def _has(self, database: str, collection: str, *keys: str) -> None:
         documents = mongo(self.servers)[database][collection]
 
         async def stored() -> bool:
-            return await documents.count_documents({"_id": request_id}) == 1
+            return await documents.count_documents({"_id": {"$in": list(keys)}}) == len(keys)
 
-        await wait_until(stored, timeout=60)
+        # Generous: a resolution or routing of its own consumer group reads every topic from the
+        # start, the records of every earlier test of the session included.
+        await wait_until(stored, timeout=240)
 
 
 @contextlib.asynccontextmanager
