@@ -33,7 +33,7 @@ from enum import StrEnum
 import structlog
 
 from services.resolution import approvals, decisions, domain, strategies
-from services.resolution.approvals import RecordedApproval
+from services.resolution.approvals import Outcome, RecordedApproval
 from services.resolution.policy import ApprovalPolicy
 from shared.actions import ClosureRequested, PostingRetryRequested, ResolutionDecided
 from shared.contract import (
@@ -48,9 +48,16 @@ from shared.contract import (
 )
 from shared.directory import DirectoryUser
 from shared.events import RequestRouted
+from shared.identity import event_id_for
 from shared.lifecycle import Effect, TransitionRefused
 from shared.messages import status_changed
 from shared.money import Money
+from shared.resolution_events import (
+    ApprovalEvaluated,
+    ApprovalRequested,
+    CandidatePayment,
+    PaymentCandidatesFound,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -262,7 +269,10 @@ class RequestResolution:
                 proposal.reason,
                 proposal.candidates,
             )
-            return [self._status(RequestStatus.ROUTED, proposal.explanation, now, reason=proposal.reason)]
+            return [
+                self._status(RequestStatus.ROUTED, proposal.explanation, now, reason=proposal.reason),
+                *self._candidates_found(proposal, facts, now),
+            ]
         if isinstance(proposal, strategies.NotSupported):
             self.state, self.reason = ResolutionState.CLOSED, proposal.reason
             closing = "Nothing has been posted and this request is closed."
@@ -304,6 +314,7 @@ class RequestResolution:
         )
         who = f"{decision.approver} ({decision.role})"
         occurrence = f"{decision.approver}:{decision.decision}:{decision.decided_at.isoformat()}"
+        evaluated = self._evaluated(decision, approvers, outcome, occurrence, now)
         if outcome.verdict is approvals.Verdict.REFUSED:
             self.refusals = (*self.refusals, Refusal(decision.approver, decision.role, outcome.reason, now))
             message = (
@@ -317,7 +328,8 @@ class RequestResolution:
                     now,
                     reason=outcome.reason,
                     occurrence=occurrence,
-                )
+                ),
+                evaluated,
             ]
         if outcome.verdict is approvals.Verdict.REJECTED:
             self.state, self.reason, self.rejected_by = (
@@ -326,7 +338,7 @@ class RequestResolution:
                 decision.approver,
             )
             message = f"Rejected by {who}: {outcome.explanation}. Nothing has been posted."
-            return [self._status(RequestStatus.REJECTED, message, now, reason="approval_rejected")]
+            return [self._status(RequestStatus.REJECTED, message, now, reason="approval_rejected"), evaluated]
         # Counted under the person's directory id, whatever name the decision gave.
         approver = approvers.approver
         self.approvals = (
@@ -346,7 +358,8 @@ class RequestResolution:
                     now,
                     reason="approval_recorded",
                     occurrence=occurrence,
-                )
+                ),
+                evaluated,
             ]
         names = ", ".join(f"{approval.approver} ({approval.role})" for approval in self.approvals)
         given = [
@@ -362,6 +375,7 @@ class RequestResolution:
         return [
             self._status(RequestStatus.APPROVED, f"Approved by {names}.", now),
             *self._issue(approved, now, terms),
+            evaluated,
         ]
 
     def acknowledge(self, ack: ErpAck, *, now: datetime) -> list[Effect]:
@@ -541,6 +555,68 @@ class RequestResolution:
 
     # -- Inside the transitions ----------------------------------------------------------
 
+    @property
+    def _correlation_id(self) -> str:
+        return self.routed.correlation_id if self.routed is not None else self.about.source_id
+
+    def _pending_ids(self) -> tuple[str, ...]:
+        return tuple(r.resolution_id for r in self.pending.resolutions) if self.pending else ()
+
+    def _candidates_found(
+        self, proposal: strategies.ForPerson, facts: strategies.Facts, now: datetime
+    ) -> list[Effect]:
+        """The payments a person chooses from, as data for the workspace (none: nothing to say)."""
+        payments = [facts.payments[one] for one in proposal.candidates if one in facts.payments]
+        if not payments:
+            return []
+        return [
+            PaymentCandidatesFound(
+                event_id=event_id_for(self.request_id, "PaymentCandidatesFound", *proposal.candidates),
+                request_id=self.request_id,
+                correlation_id=self._correlation_id,
+                occurred_at=now,
+                reason=proposal.reason,
+                invoice_ids=self.routed.details.invoice_ids if self.routed else (),
+                candidates=tuple(
+                    CandidatePayment(
+                        payment_id=payment.payment_id,
+                        amount=payment.amount,
+                        unapplied=Money(
+                            amount=strategies.remaining_of(payment), currency=payment.amount.currency
+                        ),
+                        received_on=payment.received_on,
+                        reference=payment.reference,
+                    )
+                    for payment in payments
+                ),
+            )
+        ]
+
+    def _evaluated(
+        self,
+        decision: ApprovalDecision,
+        approvers: Approvers,
+        outcome: Outcome,
+        occurrence: str,
+        now: datetime,
+    ) -> ApprovalEvaluated:
+        """An approval decision as resolution counted it, as data for the workspace."""
+        return ApprovalEvaluated(
+            event_id=event_id_for(self.request_id, "ApprovalEvaluated", occurrence),
+            request_id=self.request_id,
+            correlation_id=self._correlation_id,
+            occurred_at=now,
+            approver=decision.approver,
+            approver_id=approvers.approver.id if approvers.approver is not None else None,
+            role=decision.role,
+            decision=decision.decision,
+            decided_at=decision.decided_at,
+            verdict=outcome.verdict.value,
+            reason=outcome.reason if outcome.verdict is approvals.Verdict.REFUSED else None,
+            explanation=outcome.explanation,
+            still_needed=outcome.still_needed,
+        )
+
     def _allow(self, states: frozenset[ResolutionState], reason: str) -> None:
         """Refuse a person's action the state does not allow: ``request_closed`` once it is finished."""
         if self.state in states:
@@ -602,7 +678,19 @@ class RequestResolution:
             f"{proposal.explanation} Before {what} posted, approval is needed by "
             f"{approvals.describe_roles(required)} (policy {terms.policy.version})."
         )
-        return [self._status(RequestStatus.AWAITING_APPROVAL, message, now)]
+        requested = ApprovalRequested(
+            event_id=event_id_for(self.request_id, "ApprovalRequested", *self._pending_ids()),
+            request_id=self.request_id,
+            correlation_id=self._correlation_id,
+            occurred_at=now,
+            kind=postings[0].kind,
+            amount=Money(amount=total, currency=postings[0].amount.currency),
+            required_roles=tuple(required),
+            policy_version=terms.policy.version,
+            explanation=message,
+            prepared_by=self.decided_by,
+        )
+        return [self._status(RequestStatus.AWAITING_APPROVAL, message, now), requested]
 
     def _issue(self, resolutions: Sequence[ErpResolution], now: datetime, terms: Terms) -> list[Effect]:
         """Send the postings: once per resolution id, ever (one already issued is not sent again)."""

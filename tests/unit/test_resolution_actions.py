@@ -28,6 +28,7 @@ from shared.delivery import MessageOrigin
 from shared.directory import FileUserDirectory
 from shared.lifecycle import TransitionRefused
 from shared.money import Money
+from shared.resolution_events import ApprovalEvaluated, ApprovalRequested, PaymentCandidatesFound
 from shared.topics import ERP_RESOLUTIONS, REQUEST_STATUS
 from tests.unit.fakes import FakeLedger, FakeResolutionStore, FakeTransaction
 from tests.unit.test_resolution_lifecycle import (
@@ -93,6 +94,17 @@ def with_two_candidates() -> RequestResolution:
     the_request.consider(TWO_PAYMENTS_ALIKE, now=NOW, terms=TERMS)
     assert the_request.state is ResolutionState.WITH_PERSON
     return the_request
+
+
+def test_the_candidate_payments_are_told_as_data_beside_the_status() -> None:
+    the_request = request(RequestType.PAYMENT_QUERY)
+    _, found = the_request.consider(TWO_PAYMENTS_ALIKE, now=NOW, terms=TERMS)
+    assert isinstance(found, PaymentCandidatesFound)
+    assert found.reason == "several_payments_match"
+    assert [(c.payment_id, str(c.unapplied), c.received_on.isoformat()) for c in found.candidates] == [
+        ("PAY-1", "1,299.99 USD", "2026-10-20"),
+        ("PAY-2", "1,299.99 USD", "2026-10-21"),
+    ]
 
 
 # --- A resolution decided ------------------------------------------------------------------
@@ -207,7 +219,10 @@ def test_a_large_credit_memo_decided_waits_for_approval_and_its_decider_cannot_a
     big = invoice(total=usd("20000.00"), open_amount=usd("20000.00"))
     decision = decided(kind="credit_memo", payment_id=None, amount=usd("5000.00"), actor="lena.lead")
     effects = the_request.carry_out_decision(decision, facts((big,)), now=LATER, terms=TERMS)
-    assert said(effects) == [("awaiting_approval", None)]
+    assert said(effects) == [("awaiting_approval", None), ("ApprovalRequested", None)]
+    requested = effects[1]
+    assert isinstance(requested, ApprovalRequested)
+    assert (requested.required_roles, requested.prepared_by) == (("team_lead",), ("lena.lead",))
     assert the_request.pending is not None
     assert the_request.pending.required_roles == ("team_lead",)
 
@@ -217,7 +232,14 @@ def test_a_large_credit_memo_decided_waits_for_approval_and_its_decider_cannot_a
     refused = the_request.decide(
         own, Approvers(approver=person("lena.lead", "team_lead")), now=LATER, terms=TERMS
     )
-    assert said(refused) == [("awaiting_approval", "segregation_of_duties")]
+    assert said(refused) == [("awaiting_approval", "segregation_of_duties"), ("ApprovalEvaluated", None)]
+    evaluated = refused[1]
+    assert isinstance(evaluated, ApprovalEvaluated)
+    assert (evaluated.verdict, evaluated.reason, evaluated.still_needed) == (
+        "refused",
+        "segregation_of_duties",
+        ("team_lead",),
+    )
     status = refused[0]
     assert isinstance(status, RequestStatusChanged)
     assert "decided this resolution" in status.message
@@ -227,7 +249,12 @@ def test_a_large_credit_memo_decided_waits_for_approval_and_its_decider_cannot_a
     approved = the_request.decide(
         other, Approvers(approver=person("tom.lead", "team_lead")), now=LATER, terms=TERMS
     )
-    assert said(approved) == [("approved", None), ("posting", "credit_memo"), ("resolved", None)]
+    assert said(approved) == [
+        ("approved", None),
+        ("posting", "credit_memo"),
+        ("resolved", None),
+        ("ApprovalEvaluated", None),
+    ]
 
 
 def test_a_decision_is_refused_while_a_posting_is_pending_sent_or_the_request_is_closed() -> None:
