@@ -7,19 +7,22 @@ whole batch at a time (two statements per batch), since every status of every re
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import partial
+from typing import Protocol
 from weakref import WeakKeyDictionary
 
 import structlog
 from faststream.asgi import AsgiFastStream
+from pymongo.asynchronous.client_session import AsyncClientSession
 
 from services.routing import domain, lifecycle
-from services.routing.domain import SlaClock
+from services.routing.domain import RoutingDecision, SlaClock
+from services.routing.lifecycle import RoutedRequest
 from services.routing.rules import RoutingRules, load_rules
 from services.routing.settings import RoutingSettings
-from services.routing.store import RoutingStore
+from services.routing.store import RoutingStore, StoredClock
 from shared.actions import ReclassificationRequested, RerouteRequested, WorkspaceActionMessage
 from shared.contract import RequestStatusChanged
 from shared.delivery import LedgerTransaction, MessageOrigin
@@ -35,13 +38,39 @@ log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
 
 
+class Routes(Protocol):
+    """What the handlers need of the store (:class:`RoutingStore`; a fake in unit tests)."""
+
+    async def start(
+        self, request: RoutedRequest, decision: RoutingDecision, *, at: datetime, session: AsyncClientSession
+    ) -> None: ...
+
+    async def clocks(
+        self, request_ids: Iterable[str], *, session: AsyncClientSession | None
+    ) -> dict[str, StoredClock]: ...
+
+    async def save_clocks(
+        self, changed: Iterable[tuple[StoredClock, SlaClock]], *, session: AsyncClientSession
+    ) -> int: ...
+
+    async def due_clocks(self, now: datetime, *, limit: int = ...) -> list[str]: ...
+
+    async def load(self, request_id: str, *, session: AsyncClientSession) -> RoutedRequest | None: ...
+
+    async def save(self, request: RoutedRequest, *, session: AsyncClientSession) -> bool: ...
+
+    async def save_moved(
+        self, request: RoutedRequest, *, at: datetime, session: AsyncClientSession
+    ) -> None: ...
+
+
 class RoutingHandlers:
     """Routing a validated request, following its status, firing its SLA timers, and a person's
     re-routing or reclassification."""
 
     def __init__(
         self,
-        store: RoutingStore,
+        store: Routes,
         rules: RoutingRules,
         clock: Clock = lambda: datetime.now(UTC),
     ) -> None:

@@ -141,10 +141,11 @@ class RoutingStore:
     async def save_moved(self, request: RoutedRequest, *, at: datetime, session: AsyncClientSession) -> None:
         """Write a request a person re-routed or reclassified: its new route, details and clock.
 
-        Over the revision loaded, by ``_id``: inside the transaction a concurrent writer conflicts,
-        so a write that matches nothing is an error (the transaction is tried again), never lost.
+        By ``_id`` alone (the index the local server reads; with the revision beside it, it reads
+        none): the request was loaded in this transaction, so a writer that changed it since
+        conflicts with this write and the transaction is tried again. The revision is raised, so
+        a timer or a status batch that read the clock before writes nothing over it.
         """
-        stored = self._as_loaded[request]
         route = request.route
         moved = {
             "queue": route.queue,
@@ -154,12 +155,12 @@ class RoutingStore:
             "details": request.details.model_dump(mode="json") if request.details else None,
         }
         result = await self._clocks.update_one(
-            {"_id": request.request_id, "revision": stored.revision},
+            {"_id": request.request_id},
             {"$set": {**moved, **self._fields(request.clock)}, "$inc": {"revision": 1}},
             session=session,
         )
         if result.matched_count != 1:
-            raise RuntimeError(f"the SLA clock of {request.request_id} changed while it was re-routed")
+            raise RuntimeError(f"the SLA clock of {request.request_id} is gone")
         due_at = request.clock.due_at(self._calendar, SlaTimer.BREACH)
         await self._routes.update_one(
             {"_id": request.request_id},

@@ -4,18 +4,28 @@ refused for a request that is closed or a queue the rules do not define."""
 
 from __future__ import annotations
 
+import copy
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from services.routing.app import RoutingHandlers
 from services.routing.domain import ClockState
 from services.routing.lifecycle import RoutedRequest
-from shared.actions import ReclassificationRequested, RerouteRequested
+from shared.actions import (
+    ClosureRequested,
+    ReclassificationRequested,
+    RerouteRequested,
+    WorkspaceActionMessage,
+)
 from shared.business_time import add_working_time
 from shared.contract import Priority, RequestStatus, RequestStatusChanged, RequestType
+from shared.delivery import MessageOrigin
 from shared.events import RequestRouted
 from shared.lifecycle import TransitionRefused
+from shared.topics import REQUEST_ROUTED, REQUEST_STATUS
+from tests.unit.fakes import FakeLedger, FakeTransaction
 from tests.unit.test_routing_lifecycle import ROUTED_AT, routed
 from tests.unit.test_routing_rules import CALENDAR, RULES
 
@@ -128,3 +138,67 @@ def test_a_closed_request_is_neither_rerouted_nor_reclassified() -> None:
         request.reclassify(reclassify(), RULES, CALENDAR, now=LATER)
     assert refused.value.reason == "request_closed"
     assert request.route.queue == "accounts_receivable"
+
+
+# --- The handler -----------------------------------------------------------------------------
+
+
+class FakeRoutes:
+    """Routing's store in memory: the requests routed, each saved as moved."""
+
+    def __init__(self, *requests: RoutedRequest) -> None:
+        self.routed = {request.request_id: request for request in requests}
+        self.moved: list[str] = []
+
+    async def load(self, request_id: str, *, session: Any) -> RoutedRequest | None:
+        found = self.routed.get(request_id)
+        return copy.deepcopy(found) if found is not None else None
+
+    async def save_moved(self, request: RoutedRequest, *, at: Any, session: Any) -> None:
+        self.routed[request.request_id] = copy.deepcopy(request)
+        self.moved.append(request.request_id)
+
+    async def start(self, *args: Any, **kwargs: Any) -> None: ...
+
+    async def clocks(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {}
+
+    async def save_clocks(self, *args: Any, **kwargs: Any) -> int:
+        return 0
+
+    async def due_clocks(self, *args: Any, **kwargs: Any) -> list[str]:
+        return []
+
+    async def save(self, *args: Any, **kwargs: Any) -> bool:
+        return True
+
+
+ORIGIN = MessageOrigin(topic="requests.actions.v1", partition=0, offset=0, key="REQ-1")
+
+
+async def test_the_handler_reroutes_and_ignores_actions_it_does_not_own() -> None:
+    store = FakeRoutes(a_routed_request())
+    handlers = RoutingHandlers(store, RULES, clock=lambda: LATER)
+    tx = FakeTransaction(FakeLedger())
+    await handlers.carry_out(WorkspaceActionMessage(reroute()), tx, ORIGIN)
+    assert [message.topic for message in tx.emitted] == [REQUEST_ROUTED, REQUEST_STATUS]
+    assert (store.moved, store.routed["REQ-1"].route.queue) == (["REQ-1"], "collections")
+
+    closure = ClosureRequested.model_validate(
+        {
+            **reroute().model_dump(),
+            "event_type": "ClosureRequested",
+            "event_id": "act-9",
+            "reason_code": "answered",
+        }
+    )
+    ignored = FakeTransaction(FakeLedger())
+    await handlers.carry_out(WorkspaceActionMessage(closure), ignored, ORIGIN)
+    assert (ignored.emitted, store.moved) == ([], ["REQ-1"])
+
+
+async def test_the_handler_refuses_an_action_on_a_request_routing_never_routed() -> None:
+    handlers = RoutingHandlers(FakeRoutes(), RULES, clock=lambda: LATER)
+    with pytest.raises(TransitionRefused) as refused:
+        await handlers.carry_out(WorkspaceActionMessage(reroute()), FakeTransaction(FakeLedger()), ORIGIN)
+    assert refused.value.reason == "unknown_request"
