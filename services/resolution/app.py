@@ -72,10 +72,16 @@ class ResolutionHandlers:
         self._directory = directory
 
     async def resolve(self, event: RequestRouted, tx: LedgerTransaction, _: MessageOrigin) -> None:
-        if await self._store.load(event.request_id, session=tx.session) is not None:
-            # Routed again (a replay with another event id): it was decided once, and a second,
-            # different posting must never come of it.
+        known = await self._store.load(event.request_id, session=tx.session)
+        if known is not None:
+            # Routed again (re-routed by a person, or a replay with another event id): it was
+            # decided once, and a second, different posting must never come of it; its new queue
+            # is kept for the statuses to come.
             log.info("resolution.already_decided")
+            about = known.about
+            emit(tx, known.follow_route(event))
+            if known.about != about:
+                await self._store.save(known, session=tx.session)
             return
         now = self._clock()
         await self._consider(RequestResolution.from_routed(event, now=now, terms=self._terms), tx, now)

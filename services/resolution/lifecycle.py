@@ -25,7 +25,7 @@ statuses and postings, and a line in the handlers.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -474,6 +474,32 @@ class RequestResolution:
             self.decided_by = (*self.decided_by, decision.actor)
         self.reason = "decided_by_person"
         return self._propose_postings(posting, now, terms)
+
+    def follow_route(self, event: RequestRouted) -> list[Effect]:
+        """Routing routed the request again (a person re-routed or reclassified it): keep its new
+        queue, priority, SLA and type, so the statuses resolution publishes from now on say them.
+
+        Nothing is decided again: what was proposed, approved or posted stays (a replay of the
+        first routing changes nothing). While nothing is proposed the new details are kept for a
+        person's decision.
+        """
+        details = event.details
+        if (event.queue, event.priority, event.sla_due_at) == (
+            self.about.queue,
+            self.about.priority,
+            self.about.sla_due_at,
+        ) and details == (self.routed.details if self.routed else None):
+            return []  # the same routing again
+        self.about = replace(
+            self.about,
+            queue=event.queue,
+            priority=event.priority,
+            sla_due_at=event.sla_due_at,
+            request_type=details.request_type.value if details.request_type else None,
+        )
+        if self.state in _DECIDABLE:
+            self.routed = event
+        return []
 
     def retry_failed_postings(
         self, retry: PostingRetryRequested, *, now: datetime, terms: Terms

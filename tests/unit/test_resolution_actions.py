@@ -23,7 +23,14 @@ from shared.actions import (
     ResolutionDecided,
     WorkspaceActionMessage,
 )
-from shared.contract import ApprovalDecision, ErpAck, ErpResolution, RequestStatusChanged, RequestType
+from shared.contract import (
+    ApprovalDecision,
+    ErpAck,
+    ErpResolution,
+    Priority,
+    RequestStatusChanged,
+    RequestType,
+)
 from shared.delivery import MessageOrigin
 from shared.directory import FileUserDirectory
 from shared.lifecycle import TransitionRefused
@@ -39,7 +46,7 @@ from tests.unit.test_resolution_lifecycle import (
     request,
     said,
 )
-from tests.unit.test_resolution_strategies import NOW, contract, facts, invoice, payment, person, usd
+from tests.unit.test_resolution_strategies import NOW, contract, facts, invoice, payment, person, routed, usd
 
 ORIGIN = MessageOrigin(topic="requests.actions.v1", partition=0, offset=0, key="REQ-1")
 
@@ -395,3 +402,33 @@ async def test_the_handler_refuses_an_action_on_a_request_resolution_does_not_kn
     with pytest.raises(TransitionRefused) as refused:
         await resolution.carry_out(WorkspaceActionMessage(closure()), FakeTransaction(FakeLedger()), ORIGIN)
     assert refused.value.reason == "unknown_request"
+
+
+def test_a_request_routed_again_keeps_its_decision_and_takes_its_new_queue() -> None:
+    the_request = with_two_candidates()
+    again = routed(RequestType.PAYMENT_QUERY).model_copy(
+        update={"event_id": "e2", "queue": "collections", "priority": Priority.URGENT}
+    )
+    assert the_request.follow_route(again) == []
+    assert (
+        the_request.about.queue,
+        the_request.about.priority.value if the_request.about.priority else None,
+    ) == (
+        "collections",
+        "urgent",
+    )
+    assert the_request.state is ResolutionState.WITH_PERSON
+    (closed,) = the_request.close_by_person(closure(), now=LATER)
+    assert isinstance(closed, RequestStatusChanged)
+    assert closed.queue == "collections"
+
+
+async def test_the_handler_keeps_the_new_queue_of_a_request_routed_again_and_posts_nothing() -> None:
+    store = FakeResolutionStore(facts_now=TWO_PAYMENTS_ALIKE)
+    store.saved["REQ-1"] = with_two_candidates()
+    resolution = handlers(store)
+    again = routed(RequestType.PAYMENT_QUERY).model_copy(update={"event_id": "e2", "queue": "collections"})
+    tx = FakeTransaction(FakeLedger())
+    await resolution.resolve(again, tx, ORIGIN)
+    assert tx.emitted == []
+    assert store.saved["REQ-1"].about.queue == "collections"
