@@ -13,8 +13,12 @@ happened to the request. They are all events, named in the past tense: a person 
   :class:`CustomerQuestionRequested` (validation puts the request ``on_hold`` with reason
   ``awaiting_customer``), :class:`ResolutionDecided` and :class:`PostingRetryRequested` (resolution,
   through the same approval policy and segregation of duties), :class:`ClosureRequested`
-  (resolution, which publishes ``closed`` today). The owners' handling of these comes in a later
-  release; until then they are recorded (workspace view, audit) and shown, and nothing else happens.
+  (resolution, which publishes ``closed``). Routing and resolution consume this topic and carry
+  out theirs as a transition of the request's lifecycle (``services/<name>/lifecycle.py``); the
+  workspace records and shows every action (its view, audit). An action the owner cannot carry out
+  (a request it does not know, one already closed, a decision the documents do not allow) is
+  dead-lettered on ``requests.actions.v1.dlq`` with its reason (``x-error-reason``) and a sentence
+  saying why (``x-error``).
 
 ``event_id`` is derived from the request and the action's own id (``action_id``, sent with the form
 or the API call), so a form submitted twice is one action.
@@ -107,7 +111,8 @@ class ResolutionDecided(WorkspaceAction):
 
 
 class PostingRetryRequested(WorkspaceAction):
-    """Post a resolution the ERP refused again (resolution sends it with the same resolution id)."""
+    """Post a resolution the ERP refused again (resolution sends it under a new resolution id: the ERP
+    keys postings by it and answers the same id as it did before)."""
 
     event_type: Literal["PostingRetryRequested"] = "PostingRetryRequested"
     resolution_id: str | None = Field(default=None, description="None: every failed posting of the request")

@@ -56,9 +56,11 @@ def number_keys(number: str) -> tuple[str, ...]:
     both give ``2026-42``). A leading document word or code is dropped. A number without a digit,
     has no keys.
     """
-    text = unicodedata.normalize("NFKC", number).upper().strip()[:_MAX_NUMBER_LENGTH]
+    # The limit applies to the number after its document word ("Rechnung Nr. " does not count
+    # against it), so a long number keeps the same keys whichever word stands in front of it.
+    text = unicodedata.normalize("NFKC", number).upper().strip()[: 2 * _MAX_NUMBER_LENGTH]
     prefix = _PREFIX.match(text)
-    body = text[prefix.end() :] if prefix is not None else text
+    body = (text[prefix.end() :] if prefix is not None else text)[:_MAX_NUMBER_LENGTH]
     pieces = _PIECES.findall(body)
     if not any(piece.isdigit() for piece in pieces):
         return ()

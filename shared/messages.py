@@ -17,9 +17,11 @@ from shared.events import (
 )
 from shared.identity import event_id_for
 from shared.lifecycle import Effect
+from shared.resolution_events import ApprovalEvaluated, ApprovalRequested, PaymentCandidatesFound
 from shared.topics import (
     ERP_RESOLUTIONS,
     REQUEST_CAPTURED,
+    REQUEST_RESOLUTION,
     REQUEST_ROUTED,
     REQUEST_SET_ASIDE,
     REQUEST_STATUS,
@@ -33,6 +35,9 @@ EVENT_TOPICS: Mapping[type[InternalEvent], str] = {
     RequestSetAside: REQUEST_SET_ASIDE,
     RequestRouted: REQUEST_ROUTED,
     EmailReplyAdded: REQUEST_UPDATED,
+    PaymentCandidatesFound: REQUEST_RESOLUTION,
+    ApprovalRequested: REQUEST_RESOLUTION,
+    ApprovalEvaluated: REQUEST_RESOLUTION,
 }
 """The topic each internal event travels on."""
 

@@ -31,6 +31,7 @@ from shared.contract import (
     RequestStatusChanged,
 )
 from shared.events import EmailReplyAdded, RequestCaptured, RequestRouted, RequestSetAside, RequestValidated
+from shared.resolution_events import ResolutionEventMessage
 
 
 class Group(StrEnum):
@@ -153,6 +154,12 @@ REQUEST_ACTIONS: Final = Topic(
     "service carries out), under their directory id and role.",
     Group.REQUEST,
 )  # fmt: skip
+REQUEST_RESOLUTION: Final = Topic(
+    "requests.resolution.v1", "request_id", "resolution", False, ResolutionEventMessage,
+    "Internal: what resolution tells the people who work a request, as data (candidate payments, "
+    "approvals asked for and each decision as counted).",
+    Group.REQUEST,
+)  # fmt: skip
 # Audit, the only reader of set-aside and updated, records any text whatever it holds and never
 # dead-letters: those two have no .dlq twin.
 
@@ -170,6 +177,7 @@ TOPICS: Final[tuple[Topic, ...]] = (
     ERP_ACKS,
     APPROVALS,
     REQUEST_ACTIONS,
+    REQUEST_RESOLUTION,
     # Reference data.
     CUSTOMERS,
     INVOICES,
@@ -199,14 +207,14 @@ SERVICES: Final[tuple[Service, ...]] = (
     Service(
         "routing",
         8083,
-        consumes=(REQUEST_VALIDATED.name, REQUEST_STATUS.name),
+        consumes=(REQUEST_VALIDATED.name, REQUEST_STATUS.name, REQUEST_ACTIONS.name),
         publishes=(REQUEST_ROUTED.name, REQUEST_STATUS.name),
     ),
     Service(
         "resolution",
         8084,
-        consumes=(REQUEST_ROUTED.name, APPROVALS.name, ERP_ACKS.name, *_REFERENCE),
-        publishes=(ERP_RESOLUTIONS.name, REQUEST_STATUS.name),
+        consumes=(REQUEST_ROUTED.name, APPROVALS.name, ERP_ACKS.name, REQUEST_ACTIONS.name, *_REFERENCE),
+        publishes=(ERP_RESOLUTIONS.name, REQUEST_STATUS.name, REQUEST_RESOLUTION.name),
         user_directory=True,
     ),
     Service(
@@ -232,6 +240,7 @@ SERVICES: Final[tuple[Service, ...]] = (
             ERP_ACKS.name,
             APPROVALS.name,
             REQUEST_ACTIONS.name,
+            REQUEST_RESOLUTION.name,
         ),
         publishes=(REQUEST_ACTIONS.name, APPROVALS.name),
         user_directory=True,

@@ -39,6 +39,8 @@ REQUEST_UPDATED: Final = registry.REQUEST_UPDATED.name
 REQUEST_ACTIONS: Final = registry.REQUEST_ACTIONS.name
 """What people did in the workspace (``shared/actions.py``): assignments and notes the workspace
 owns, and the decisions it hands to the service that owns that part of the request."""
+REQUEST_RESOLUTION: Final = registry.REQUEST_RESOLUTION.name
+"""What resolution tells the people who work a request, as data (``shared/resolution_events.py``)."""
 
 REFERENCE_TOPICS: Final = tuple(
     topic.name for topic in registry.TOPICS if topic.group is registry.Group.REFERENCE

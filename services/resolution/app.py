@@ -20,6 +20,7 @@ from services.resolution.policy import load_policy
 from services.resolution.settings import ResolutionSettings
 from services.resolution.store import ResolutionStore
 from services.resolution.strategies import Facts
+from shared.actions import ClosureRequested, PostingRetryRequested, ResolutionDecided, WorkspaceActionMessage
 from shared.contract import ApprovalDecision, ErpAck
 from shared.delivery import LedgerTransaction, MessageOrigin
 from shared.directory import UserDirectory, build_user_directory
@@ -29,7 +30,7 @@ from shared.messages import emit
 from shared.reference_views import subscribe_reference_views
 from shared.runtime import build_runtime
 from shared.settings import InfrastructureSettings
-from shared.topics import APPROVALS, ERP_ACKS, REQUEST_ROUTED
+from shared.topics import APPROVALS, ERP_ACKS, REQUEST_ACTIONS, REQUEST_ROUTED
 
 log = structlog.get_logger(__name__)
 
@@ -51,9 +52,18 @@ class Requests(Protocol):
 
     async def with_overdue_postings(self, now: datetime) -> list[str]: ...
 
+    async def documents(
+        self,
+        *,
+        customer_id: str,
+        invoice_ids: Iterable[str],
+        payment_ids: Iterable[str],
+        session: AsyncClientSession,
+    ) -> Facts: ...
+
 
 class ResolutionHandlers:
-    """Routed requests, approval decisions, ERP acks, and the two timers (data waits, ack time-outs)."""
+    """Routed requests, approval decisions, ERP acks, people's actions, and the two timers."""
 
     def __init__(self, store: Requests, terms: Terms, *, clock: Clock, directory: UserDirectory) -> None:
         self._store = store
@@ -62,10 +72,16 @@ class ResolutionHandlers:
         self._directory = directory
 
     async def resolve(self, event: RequestRouted, tx: LedgerTransaction, _: MessageOrigin) -> None:
-        if await self._store.load(event.request_id, session=tx.session) is not None:
-            # Routed again (a replay with another event id): it was decided once, and a second,
-            # different posting must never come of it.
+        known = await self._store.load(event.request_id, session=tx.session)
+        if known is not None:
+            # Routed again (re-routed by a person, or a replay with another event id): it was
+            # decided once, and a second, different posting must never come of it; its new queue
+            # is kept for the statuses to come.
             log.info("resolution.already_decided")
+            about = known.about
+            emit(tx, known.follow_route(event))
+            if known.about != about:
+                await self._store.save(known, session=tx.session)
             return
         now = self._clock()
         await self._consider(RequestResolution.from_routed(event, now=now, terms=self._terms), tx, now)
@@ -115,6 +131,32 @@ class ResolutionHandlers:
         if request is not None:
             emit(tx, request.escalate_overdue(now=self._clock(), terms=self._terms))
             await self._store.save(request, session=tx.session)
+
+    async def carry_out(
+        self, message: WorkspaceActionMessage, tx: LedgerTransaction, _: MessageOrigin
+    ) -> None:
+        """A person's action in the workspace that resolution owns (the others are not for it)."""
+        action, now = message.root, self._clock()
+        if not isinstance(action, ResolutionDecided | PostingRetryRequested | ClosureRequested):
+            return
+        request = await self._existing(action.request_id, tx)
+        if isinstance(action, ResolutionDecided):
+            facts = await self._store.documents(
+                customer_id=request.about.customer_id or "",
+                invoice_ids=[
+                    *([action.invoice_id] if action.invoice_id else []),
+                    *(request.routed.details.invoice_ids if request.routed else ()),
+                ],
+                payment_ids=[action.payment_id] if action.payment_id else [],
+                session=tx.session,
+            )
+            effects = request.carry_out_decision(action, facts, now=now, terms=self._terms)
+        elif isinstance(action, PostingRetryRequested):
+            effects = request.retry_failed_postings(action, now=now, terms=self._terms)
+        else:
+            effects = request.close_by_person(action, now=now)
+        emit(tx, effects)
+        await self._store.save(request, session=tx.session)
 
     async def _existing(self, request_id: str, tx: LedgerTransaction) -> RequestResolution:
         request = await self._store.load(request_id, session=tx.session)
@@ -172,6 +214,13 @@ def build_app(
         handlers.acknowledge,
         key=lambda ack, _: f"ack:{ack.resolution_id}:{ack.status}",
         log_ids=lambda ack: (ack.request_id, ack.resolution_id),
+    )
+    runtime.subscribe(
+        REQUEST_ACTIONS,
+        WorkspaceActionMessage,
+        handlers.carry_out,
+        key=lambda message, _: f"action:{message.root.event_id}",
+        log_ids=lambda message: (message.root.request_id, message.root.correlation_id),
     )
     subscribe_reference_views(runtime, store)
 

@@ -84,12 +84,14 @@ def evaluate(
     approver: DirectoryUser | None,
     requester_ids: frozenset[str] = frozenset(),
     approved_ids: frozenset[str] = frozenset(),
+    deciders: frozenset[str] = frozenset(),
 ) -> Outcome:
     """What ``decision`` means for a request awaiting ``required`` approvals.
 
     ``approver`` is the directory's person the decision names (None: nobody). ``requester_ids``
     are the directory ids of the requesters who are users; ``approved_ids`` the directory ids of
-    those who approved already (the caller looks both up).
+    those who approved already (the caller looks both up). ``deciders`` are the directory ids of
+    the people who decided the resolution in the workspace: they prepared it.
     """
     given = _norm(decision.approver)
     still_needed = missing_roles(required, approvals)
@@ -99,6 +101,15 @@ def evaluate(
             Verdict.REFUSED,
             "segregation_of_duties",
             f"{decision.approver} prepared this resolution and cannot approve or reject it",
+            still_needed,
+        )
+    if given in {_norm(decider) for decider in deciders} or (
+        approver is not None and approver.id in deciders
+    ):
+        return Outcome(
+            Verdict.REFUSED,
+            "segregation_of_duties",
+            f"{decision.approver} decided this resolution and cannot approve or reject it",
             still_needed,
         )
     if given in {_norm(requester) for requester in requesters}:

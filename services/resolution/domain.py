@@ -41,6 +41,11 @@ def resolution_id_for(request_id: str, kind: ResolutionKind, document_id: str) -
     return "RES-" + stable_id("resolution", request_id, kind.value, document_id)[:18].upper()
 
 
+def retry_resolution_id(failed_id: str, retry_event_id: str) -> str:
+    """The id of a failed posting sent again: new for the ERP, the same for the same retry."""
+    return "RES-" + stable_id("resolution-retry", failed_id, retry_event_id)[:18].upper()
+
+
 def requesters_of(event: RequestRouted) -> frozenset[str]:
     """Who asked: the contact, the email sender and the customer. They may not approve it."""
     details = event.details

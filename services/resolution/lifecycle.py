@@ -25,16 +25,17 @@ statuses and postings, and a line in the handlers.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
 import structlog
 
-from services.resolution import approvals, domain, strategies
-from services.resolution.approvals import RecordedApproval
+from services.resolution import approvals, decisions, domain, strategies
+from services.resolution.approvals import Outcome, RecordedApproval
 from services.resolution.policy import ApprovalPolicy
+from shared.actions import ClosureRequested, PostingRetryRequested, ResolutionDecided
 from shared.contract import (
     ApprovalDecision,
     Channel,
@@ -47,9 +48,16 @@ from shared.contract import (
 )
 from shared.directory import DirectoryUser
 from shared.events import RequestRouted
+from shared.identity import event_id_for
 from shared.lifecycle import Effect, TransitionRefused
 from shared.messages import status_changed
 from shared.money import Money
+from shared.resolution_events import (
+    ApprovalEvaluated,
+    ApprovalRequested,
+    CandidatePayment,
+    PaymentCandidatesFound,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -79,6 +87,24 @@ class PostingStatus(StrEnum):
     ISSUED = "issued"
     POSTED = "posted"
     FAILED = "failed"
+
+
+_DECIDABLE = frozenset(
+    {ResolutionState.ROUTED, ResolutionState.AWAITING_REFERENCE_DATA, ResolutionState.WITH_PERSON}
+)
+"""Where a person may decide a resolution: nothing pending approval, sent or finished."""
+_CLOSABLE = frozenset({*_DECIDABLE, ResolutionState.AWAITING_APPROVAL})
+"""Where a person may close a request: not while a posting waits for the ERP, not when finished."""
+
+CLOSURE_SENTENCES = {
+    "answered": "Your request has been answered.",
+    "resolved_outside_system": "Your request has been dealt with.",
+    "withdrawn_by_customer": "Your request has been withdrawn as you asked.",
+    "no_response": "We have not heard back from you, so this request is closed.",
+    "duplicate": "This request repeats another one, which we are handling.",
+    "not_a_finance_request": "This request is not one for our finance teams.",
+}
+"""What the customer reads when a person closes the request, by ``ClosureRequested.reason_code``."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +208,8 @@ class RequestResolution:
     resolution_ids: tuple[str, ...] = ()
     """The postings issued, in the order they were sent."""
     postings: dict[str, IssuedPosting] = field(default_factory=dict)
+    decided_by: tuple[str, ...] = ()
+    """The directory ids of the people who decided a resolution of it: they may not approve it."""
 
     @property
     def waits_for_reference_data(self) -> bool:
@@ -241,7 +269,10 @@ class RequestResolution:
                 proposal.reason,
                 proposal.candidates,
             )
-            return [self._status(RequestStatus.ROUTED, proposal.explanation, now, reason=proposal.reason)]
+            return [
+                self._status(RequestStatus.ROUTED, proposal.explanation, now, reason=proposal.reason),
+                *self._candidates_found(proposal, facts, now),
+            ]
         if isinstance(proposal, strategies.NotSupported):
             self.state, self.reason = ResolutionState.CLOSED, proposal.reason
             closing = "Nothing has been posted and this request is closed."
@@ -273,6 +304,7 @@ class RequestResolution:
             approver=approvers.approver,
             requester_ids=approvers.requester_ids,
             approved_ids=approvers.approved_ids,
+            deciders=frozenset(self.decided_by),
         )
         log.info(
             "approval.evaluated",
@@ -282,6 +314,7 @@ class RequestResolution:
         )
         who = f"{decision.approver} ({decision.role})"
         occurrence = f"{decision.approver}:{decision.decision}:{decision.decided_at.isoformat()}"
+        evaluated = self._evaluated(decision, approvers, outcome, occurrence, now)
         if outcome.verdict is approvals.Verdict.REFUSED:
             self.refusals = (*self.refusals, Refusal(decision.approver, decision.role, outcome.reason, now))
             message = (
@@ -295,7 +328,8 @@ class RequestResolution:
                     now,
                     reason=outcome.reason,
                     occurrence=occurrence,
-                )
+                ),
+                evaluated,
             ]
         if outcome.verdict is approvals.Verdict.REJECTED:
             self.state, self.reason, self.rejected_by = (
@@ -304,7 +338,7 @@ class RequestResolution:
                 decision.approver,
             )
             message = f"Rejected by {who}: {outcome.explanation}. Nothing has been posted."
-            return [self._status(RequestStatus.REJECTED, message, now, reason="approval_rejected")]
+            return [self._status(RequestStatus.REJECTED, message, now, reason="approval_rejected"), evaluated]
         # Counted under the person's directory id, whatever name the decision gave.
         approver = approvers.approver
         self.approvals = (
@@ -324,7 +358,8 @@ class RequestResolution:
                     now,
                     reason="approval_recorded",
                     occurrence=occurrence,
-                )
+                ),
+                evaluated,
             ]
         names = ", ".join(f"{approval.approver} ({approval.role})" for approval in self.approvals)
         given = [
@@ -340,6 +375,7 @@ class RequestResolution:
         return [
             self._status(RequestStatus.APPROVED, f"Approved by {names}.", now),
             *self._issue(approved, now, terms),
+            evaluated,
         ]
 
     def acknowledge(self, ack: ErpAck, *, now: datetime) -> list[Effect]:
@@ -365,7 +401,9 @@ class RequestResolution:
         )
         decision = domain.acknowledge(ack, posting.resolution.kind)
         if decision.status is RequestStatus.CLOSED:
-            siblings = [other for other in self.postings.values() if other.resolution_id != ack.resolution_id]
+            # The request's current postings: one refused and sent again under a new id is replaced.
+            current = [self.postings[one] for one in self.resolution_ids if one in self.postings]
+            siblings = [other for other in current if other.resolution_id != ack.resolution_id]
             if any(other.status is not PostingStatus.POSTED for other in siblings):
                 self.state = ResolutionState.RESOLVED  # one of several postings: closed with the last
                 return []
@@ -411,7 +449,208 @@ class RequestResolution:
             )
         return effects
 
+    # -- What people decide in the workspace (requests.actions.v1) ------------------------
+
+    def carry_out_decision(
+        self, decision: ResolutionDecided, facts: strategies.Facts, *, now: datetime, terms: Terms
+    ) -> list[Effect]:
+        """A person's resolution, checked against ``facts`` and posted through the approval policy.
+
+        From a request no posting is pending or sent for (routed, waiting for reference data, with
+        a person). The person who decided is recorded: segregation of duties keeps them from
+        approving it (:meth:`decide`). A decision the documents do not allow is refused with why.
+        """
+        self._allow(_DECIDABLE, "not_decidable_now")
+        if self.routed is None or self.about.customer_id is None:
+            raise TransitionRefused("no_routed_event", f"request {self.request_id} was stored without it")
+        posting = decisions.posting_for(
+            decision,
+            customer_id=self.about.customer_id,
+            request_invoice_ids=self.routed.details.invoice_ids,
+            facts=facts,
+            tolerance=terms.policy.write_off,
+        )
+        if decision.actor not in self.decided_by:
+            self.decided_by = (*self.decided_by, decision.actor)
+        self.reason = "decided_by_person"
+        return self._propose_postings(posting, now, terms)
+
+    def follow_route(self, event: RequestRouted) -> list[Effect]:
+        """Routing routed the request again (a person re-routed or reclassified it): keep its new
+        queue, priority, SLA and type, so the statuses resolution publishes from now on say them.
+
+        Nothing is decided again: what was proposed, approved or posted stays (a replay of the
+        first routing changes nothing). While nothing is proposed the new details are kept for a
+        person's decision.
+        """
+        details = event.details
+        if (event.queue, event.priority, event.sla_due_at) == (
+            self.about.queue,
+            self.about.priority,
+            self.about.sla_due_at,
+        ) and details == (self.routed.details if self.routed else None):
+            return []  # the same routing again
+        self.about = replace(
+            self.about,
+            queue=event.queue,
+            priority=event.priority,
+            sla_due_at=event.sla_due_at,
+            request_type=details.request_type.value if details.request_type else None,
+        )
+        if self.state in _DECIDABLE:
+            self.routed = event
+        return []
+
+    def retry_failed_postings(
+        self, retry: PostingRetryRequested, *, now: datetime, terms: Terms
+    ) -> list[Effect]:
+        """Send again the postings the ERP refused (``erp.acks.v1`` status failed), each under a new id.
+
+        The ERP keys postings by ``resolution_id``: the same id again would be answered as the
+        one it already refused (an idempotent ERP replays its answer; ``crs erp`` answers by the
+        id alone). Nothing of a failed posting was posted, so a new id posts it once; it is
+        derived from the failed id and the retry's own event id, so a retry delivered twice is
+        one posting. The approvals given travel with it (the posting is the same).
+        """
+        self._allow(frozenset({ResolutionState.WITH_PERSON}), "no_failed_posting")
+        failed = [
+            resolution_id
+            for resolution_id in self.resolution_ids
+            if resolution_id in self.postings and self.postings[resolution_id].status is PostingStatus.FAILED
+        ]
+        if retry.resolution_id is not None:
+            if retry.resolution_id not in failed:
+                raise TransitionRefused(
+                    "no_failed_posting", f"{retry.resolution_id} is not a failed posting of {self.request_id}"
+                )
+            failed = [retry.resolution_id]
+        if not failed:
+            raise TransitionRefused("no_failed_posting", f"request {self.request_id} has no failed posting")
+        effects: list[Effect] = []
+        renamed: dict[str, str] = {}
+        for old_id in failed:
+            new_id = domain.retry_resolution_id(old_id, retry.event_id)
+            renamed[old_id] = new_id
+            if new_id in self.postings:
+                continue  # sent already
+            resolution = self.postings[old_id].resolution.model_copy(
+                update={"resolution_id": new_id, "effective_on": now.date(), "created_at": now}
+            )
+            self.postings[new_id] = IssuedPosting(
+                resolution=resolution,
+                status=PostingStatus.ISSUED,
+                issued_at=now,
+                ack_due_at=now + terms.ack_timeout,
+            )
+            effects.append(resolution)
+        self.resolution_ids = tuple(renamed.get(one, one) for one in self.resolution_ids)
+        self.state, self.reason = ResolutionState.RESOLVED, "posting_retried"
+        sent = ", ".join(f"{old} as {new}" for old, new in renamed.items())
+        message = (
+            f"The posting refused by the ERP has been sent again ({sent}) by {retry.actor}: {retry.reason}."
+        )
+        return [
+            *effects,
+            self._status(
+                RequestStatus.RESOLVED, message, now, reason="posting_retried", occurrence=retry.event_id
+            ),
+        ]
+
+    def close_by_person(self, closure: ClosureRequested, *, now: datetime) -> list[Effect]:
+        """A person closes the request with a reason: ``closed``.
+
+        Approvals still pending are cancelled (nothing of them is posted); what was posted stays
+        posted. Refused while a posting waits for the ERP's answer (close after it comes) and for a
+        request already closed or rejected.
+        """
+        self._allow(_CLOSABLE, "not_closable_now")
+        cancelled = self.pending is not None and self.state is ResolutionState.AWAITING_APPROVAL
+        if cancelled:
+            self.pending = None
+        self.state, self.reason = ResolutionState.CLOSED, closure.reason_code
+        message = CLOSURE_SENTENCES[closure.reason_code]
+        if cancelled:
+            message += " The approvals it waited for are no longer needed; nothing has been posted."
+        comment = f": {closure.comment}" if closure.comment else ""
+        message += f" Closed by {closure.actor}{comment}."
+        return [
+            self._status(
+                RequestStatus.CLOSED, message, now, reason=closure.reason_code, occurrence=closure.event_id
+            )
+        ]
+
     # -- Inside the transitions ----------------------------------------------------------
+
+    @property
+    def _correlation_id(self) -> str:
+        return self.routed.correlation_id if self.routed is not None else self.about.source_id
+
+    def _pending_ids(self) -> tuple[str, ...]:
+        return tuple(r.resolution_id for r in self.pending.resolutions) if self.pending else ()
+
+    def _candidates_found(
+        self, proposal: strategies.ForPerson, facts: strategies.Facts, now: datetime
+    ) -> list[Effect]:
+        """The payments a person chooses from, as data for the workspace (none: nothing to say)."""
+        payments = [facts.payments[one] for one in proposal.candidates if one in facts.payments]
+        if not payments:
+            return []
+        return [
+            PaymentCandidatesFound(
+                event_id=event_id_for(self.request_id, "PaymentCandidatesFound", *proposal.candidates),
+                request_id=self.request_id,
+                correlation_id=self._correlation_id,
+                occurred_at=now,
+                reason=proposal.reason,
+                invoice_ids=self.routed.details.invoice_ids if self.routed else (),
+                candidates=tuple(
+                    CandidatePayment(
+                        payment_id=payment.payment_id,
+                        amount=payment.amount,
+                        unapplied=Money(
+                            amount=strategies.remaining_of(payment), currency=payment.amount.currency
+                        ),
+                        received_on=payment.received_on,
+                        reference=payment.reference,
+                    )
+                    for payment in payments
+                ),
+            )
+        ]
+
+    def _evaluated(
+        self,
+        decision: ApprovalDecision,
+        approvers: Approvers,
+        outcome: Outcome,
+        occurrence: str,
+        now: datetime,
+    ) -> ApprovalEvaluated:
+        """An approval decision as resolution counted it, as data for the workspace."""
+        return ApprovalEvaluated(
+            event_id=event_id_for(self.request_id, "ApprovalEvaluated", occurrence),
+            request_id=self.request_id,
+            correlation_id=self._correlation_id,
+            occurred_at=now,
+            approver=decision.approver,
+            approver_id=approvers.approver.id if approvers.approver is not None else None,
+            role=decision.role,
+            decision=decision.decision,
+            decided_at=decision.decided_at,
+            verdict=outcome.verdict.value,
+            reason=outcome.reason if outcome.verdict is approvals.Verdict.REFUSED else None,
+            explanation=outcome.explanation,
+            still_needed=outcome.still_needed,
+        )
+
+    def _allow(self, states: frozenset[ResolutionState], reason: str) -> None:
+        """Refuse a person's action the state does not allow: ``request_closed`` once it is finished."""
+        if self.state in states:
+            return
+        if self.state in (ResolutionState.CLOSED, ResolutionState.REJECTED):
+            reason = "request_closed"
+        allowed = " or ".join(sorted(states))
+        raise TransitionRefused(reason, f"request {self.request_id} is {self.state}, not {allowed}")
 
     def _require(self, states: set[ResolutionState], reason: str) -> None:
         if self.state not in states:
@@ -465,7 +704,19 @@ class RequestResolution:
             f"{proposal.explanation} Before {what} posted, approval is needed by "
             f"{approvals.describe_roles(required)} (policy {terms.policy.version})."
         )
-        return [self._status(RequestStatus.AWAITING_APPROVAL, message, now)]
+        requested = ApprovalRequested(
+            event_id=event_id_for(self.request_id, "ApprovalRequested", *self._pending_ids()),
+            request_id=self.request_id,
+            correlation_id=self._correlation_id,
+            occurred_at=now,
+            kind=postings[0].kind,
+            amount=Money(amount=total, currency=postings[0].amount.currency),
+            required_roles=tuple(required),
+            policy_version=terms.policy.version,
+            explanation=message,
+            prepared_by=self.decided_by,
+        )
+        return [self._status(RequestStatus.AWAITING_APPROVAL, message, now), requested]
 
     def _issue(self, resolutions: Sequence[ErpResolution], now: datetime, terms: Terms) -> list[Effect]:
         """Send the postings: once per resolution id, ever (one already issued is not sent again)."""

@@ -116,6 +116,38 @@ class ResolutionStore:
             invoices_by_number=invoices_by_number,
         )
 
+    async def documents(
+        self,
+        *,
+        customer_id: str,
+        invoice_ids: Iterable[str],
+        payment_ids: Iterable[str],
+        session: AsyncClientSession,
+    ) -> Facts:
+        """The customer and the documents a person's decision names, by id (each read by ``_id``).
+
+        What a decision is checked against: whoever they belong to (the check says whose they are).
+        """
+        customer = await self.customers.get(customer_id, session=session)
+        invoices = {
+            document["invoice_id"]: Invoice.model_validate(document)
+            async for document in self._invoices.find(
+                {"_id": {"$in": sorted(set(invoice_ids))}}, session=session
+            )
+        }
+        payments = {
+            document["payment_id"]: Payment.model_validate(document)
+            async for document in self._payments.find(
+                {"_id": {"$in": sorted(set(payment_ids))}}, session=session
+            )
+        }
+        return Facts(
+            customer=Customer.model_validate(customer) if customer is not None else None,
+            invoices=invoices,
+            contracts={},
+            payments=payments,
+        )
+
     # The lifecycle of each request: its document in ``requests``, its postings in ``resolutions``.
 
     async def load(self, request_id: str, *, session: AsyncClientSession | None) -> RequestResolution | None:
@@ -217,6 +249,7 @@ def request_document(request: RequestResolution) -> Document:
         "approvals": [vars(approval) for approval in request.approvals],
         "refusals": [vars(refusal) for refusal in request.refusals],
         "rejected_by": request.rejected_by,
+        "decided_by": list(request.decided_by),
     }
 
 
@@ -263,6 +296,7 @@ def request_of(document: Document, postings: Iterable[Document]) -> RequestResol
         rejected_by=document.get("rejected_by"),
         resolution_ids=tuple(ids),
         postings={str(posting["_id"]): posting_of(posting) for posting in postings},
+        decided_by=tuple(document.get("decided_by", ())),
     )
 
 

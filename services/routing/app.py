@@ -7,38 +7,70 @@ whole batch at a time (two statements per batch), since every status of every re
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import partial
+from typing import Protocol
 from weakref import WeakKeyDictionary
 
 import structlog
 from faststream.asgi import AsgiFastStream
+from pymongo.asynchronous.client_session import AsyncClientSession
 
 from services.routing import domain, lifecycle
-from services.routing.domain import SlaClock
+from services.routing.domain import RoutingDecision, SlaClock
+from services.routing.lifecycle import RoutedRequest
 from services.routing.rules import RoutingRules, load_rules
 from services.routing.settings import RoutingSettings
-from services.routing.store import RoutingStore
+from services.routing.store import RoutingStore, StoredClock
+from shared.actions import ReclassificationRequested, RerouteRequested, WorkspaceActionMessage
 from shared.contract import RequestStatusChanged
 from shared.delivery import LedgerTransaction, MessageOrigin
 from shared.events import RequestValidated
+from shared.lifecycle import TransitionRefused
 from shared.messages import emit
 from shared.runtime import build_runtime
 from shared.settings import InfrastructureSettings
-from shared.topics import REQUEST_STATUS, REQUEST_VALIDATED
+from shared.topics import REQUEST_ACTIONS, REQUEST_STATUS, REQUEST_VALIDATED
 
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
 
 
+class Routes(Protocol):
+    """What the handlers need of the store (:class:`RoutingStore`; a fake in unit tests)."""
+
+    async def start(
+        self, request: RoutedRequest, decision: RoutingDecision, *, at: datetime, session: AsyncClientSession
+    ) -> None: ...
+
+    async def clocks(
+        self, request_ids: Iterable[str], *, session: AsyncClientSession | None
+    ) -> dict[str, StoredClock]: ...
+
+    async def save_clocks(
+        self, changed: Iterable[tuple[StoredClock, SlaClock]], *, session: AsyncClientSession
+    ) -> int: ...
+
+    async def due_clocks(self, now: datetime, *, limit: int = ...) -> list[str]: ...
+
+    async def load(self, request_id: str, *, session: AsyncClientSession) -> RoutedRequest | None: ...
+
+    async def save(self, request: RoutedRequest, *, session: AsyncClientSession) -> bool: ...
+
+    async def save_moved(
+        self, request: RoutedRequest, *, at: datetime, session: AsyncClientSession
+    ) -> None: ...
+
+
 class RoutingHandlers:
-    """Routing a validated request, following its status, and firing its SLA timers."""
+    """Routing a validated request, following its status, firing its SLA timers, and a person's
+    re-routing or reclassification."""
 
     def __init__(
         self,
-        store: RoutingStore,
+        store: Routes,
         rules: RoutingRules,
         clock: Clock = lambda: datetime.now(UTC),
     ) -> None:
@@ -92,6 +124,23 @@ class RoutingHandlers:
         ]
         await self._store.save_clocks(changed, session=tx.session)
 
+    async def carry_out(
+        self, message: WorkspaceActionMessage, tx: LedgerTransaction, _: MessageOrigin
+    ) -> None:
+        """A person's re-routing or reclassification (routing owns queues, priorities and SLAs)."""
+        action, now = message.root, self._clock()
+        if not isinstance(action, RerouteRequested | ReclassificationRequested):
+            return  # another service's action, or the workspace's own
+        request = await self._store.load(action.request_id, session=tx.session)
+        if request is None:
+            raise TransitionRefused("unknown_request", f"routing never routed {action.request_id}")
+        if isinstance(action, RerouteRequested):
+            effects = request.reroute(action, self._rules, self._calendar, now=now)
+        else:
+            effects = request.reclassify(action, self._rules, self._calendar, now=now)
+        await self._store.save_moved(request, at=now, session=tx.session)
+        emit(tx, effects)
+
     async def due_clocks(self) -> list[str]:
         """The requests with an SLA timer due now (a hint: :meth:`fire` reads the clock again)."""
         return await self._store.due_clocks(self._clock())
@@ -136,6 +185,14 @@ def build_app(
         handlers.follow_status,
         key=lambda change, _: f"status:{change.event_id}",
         log_ids=lambda change: (change.request_id, None),
+    )
+
+    runtime.subscribe(
+        REQUEST_ACTIONS,
+        WorkspaceActionMessage,
+        handlers.carry_out,
+        key=lambda message, _: f"action:{message.root.event_id}",
+        log_ids=lambda message: (message.root.request_id, message.root.correlation_id),
     )
 
     return runtime.asgi_app(), settings

@@ -90,6 +90,30 @@ def decide_route(
     )
 
 
+def decide_reroute(
+    queue: str, priority: Priority, *, now: datetime, rules: RoutingRules, calendar: BusinessCalendar
+) -> RoutingDecision:
+    """A person's choice of queue and priority, with the SLA the rules give that priority from now.
+
+    ``queue`` must be one the rules define (the caller checks): its escalation target comes from
+    them.
+    """
+    target = rules.sla.target(priority)
+    return RoutingDecision(
+        queue=queue,
+        escalation_target=rules.queues[queue].escalation_target,
+        priority=priority,
+        sla_target=target,
+        sla_warning_after=rules.sla.warning_after(priority),
+        sla_due_at=add_working_time(calendar, now, target),
+        rule_version=rules.version,
+    )
+
+
+def rerouted_message(queue: str, actor: str, why: str) -> str:
+    return f"{routed_message(queue)} It was re-routed by {actor}: {why}."
+
+
 def _highest(priorities: list[Priority]) -> Priority:
     return max(priorities, key=PRIORITY_ORDER.index, default=Priority.LOW)
 

@@ -10,16 +10,18 @@ request a person reclassifies or sends to another queue is a transition more on 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from services.routing import domain
-from services.routing.domain import RoutingDecision, SlaClock, SlaTimer
+from services.routing.domain import ClockState, RoutingDecision, SlaClock, SlaTimer
+from services.routing.rules import RoutingRules
+from shared.actions import ReclassificationRequested, RerouteRequested
 from shared.business_time import BusinessCalendar
 from shared.contract import Channel, Priority, RequestStatus, RequestStatusChanged
-from shared.events import RequestRouted, RequestValidated
+from shared.events import RequestDetails, RequestRouted, RequestValidated
 from shared.identity import event_id_for
-from shared.lifecycle import Effect
+from shared.lifecycle import Effect, TransitionRefused
 from shared.messages import status_changed
 
 SLA_OCCURRENCE = "sla"
@@ -47,6 +49,110 @@ class RoutedRequest:
     request_id: str
     route: Route
     clock: SlaClock
+    details: RequestDetails | None = None
+    """The request as routing routed it (None: routed before routing kept it; not reclassifiable)."""
+    customer_tier: str | None = None
+
+    # -- What people decide in the workspace (requests.actions.v1) ------------------------
+
+    def reroute(
+        self, action: RerouteRequested, rules: RoutingRules, calendar: BusinessCalendar, *, now: datetime
+    ) -> list[Effect]:
+        """A person sends the request to another queue (and priority): a new SLA from now, by the rules."""
+        self._require_open()
+        if action.queue not in rules.queues:
+            known = ", ".join(sorted(rules.queues))
+            raise TransitionRefused(
+                "unknown_queue", f"no queue {action.queue!r} in the rules (queues: {known})"
+            )
+        priority = action.priority or self.route.priority
+        decision = domain.decide_reroute(action.queue, priority, now=now, rules=rules, calendar=calendar)
+        return self._move(decision, action, "rerouted_by_person", action.reason, now=now)
+
+    def reclassify(
+        self,
+        action: ReclassificationRequested,
+        rules: RoutingRules,
+        calendar: BusinessCalendar,
+        *,
+        now: datetime,
+    ) -> list[Effect]:
+        """A person says the request is of another type: routed again by the rules for that type."""
+        self._require_open()
+        if self.details is None or self.customer_tier is None:
+            raise TransitionRefused(
+                "not_reclassifiable",
+                f"request {self.request_id} was routed before routing kept its details; re-route it instead",
+            )
+        self.details = self.details.model_copy(update={"request_type": action.request_type})
+        decision = domain.decide_route(
+            self.details, customer_tier=self.customer_tier, now=now, rules=rules, calendar=calendar
+        )
+        why = f"it is a {action.request_type.value} ({action.reason})"
+        return self._move(decision, action, "reclassified_by_person", why, now=now)
+
+    def _require_open(self) -> None:
+        if self.clock.state is ClockState.FINISHED:
+            raise TransitionRefused("request_closed", f"request {self.request_id} is closed or rejected")
+
+    def _move(
+        self,
+        decision: RoutingDecision,
+        action: RerouteRequested | ReclassificationRequested,
+        reason: str,
+        why: str,
+        *,
+        now: datetime,
+    ) -> list[Effect]:
+        """Put the request in ``decision``'s queue with a new SLA clock; say so to resolution and all."""
+        self.route = replace(
+            self.route,
+            queue=decision.queue,
+            escalation_target=decision.escalation_target,
+            priority=decision.priority,
+            rule_version=decision.rule_version,
+        )
+        # A new SLA from now; what was applied of the statuses so far stays (late ones stay late).
+        self.clock = replace(
+            SlaClock.start(decision, at=now),
+            last_status_at=self.clock.last_status_at,
+            last_status_rank=self.clock.last_status_rank,
+        )
+        route = self.route
+        effects: list[Effect] = []
+        if self.details is not None and self.customer_tier is not None:
+            effects.append(
+                RequestRouted(
+                    event_id=event_id_for(self.request_id, "RequestRouted", action.event_id),
+                    request_id=self.request_id,
+                    correlation_id=route.correlation_id,
+                    occurred_at=now,
+                    details=self.details,
+                    customer_id=route.customer_id,
+                    customer_tier=self.customer_tier,
+                    queue=decision.queue,
+                    priority=decision.priority,
+                    sla_due_at=decision.sla_due_at,
+                    rule_version=decision.rule_version,
+                )
+            )
+        effects.append(
+            status_changed(
+                request_id=self.request_id,
+                channel=route.channel,
+                source_id=route.source_id,
+                customer_id=route.customer_id,
+                status=RequestStatus.ROUTED,
+                reason=reason,
+                message=domain.rerouted_message(decision.queue, action.actor, why),
+                queue=decision.queue,
+                priority=decision.priority,
+                sla_due_at=decision.sla_due_at,
+                occurrence=action.event_id,
+                at=now,
+            )
+        )
+        return effects
 
     def fire_due(self, calendar: BusinessCalendar, *, now: datetime) -> list[RequestStatusChanged]:
         """Fire the timers due at ``now``, each once: the warning, or the breach and the escalation."""
@@ -104,6 +210,8 @@ def route(
             rule_version=decision.rule_version,
         ),
         clock=SlaClock.start(decision, at=now),
+        details=details,
+        customer_tier=event.customer_tier,
     )
     announced = RequestRouted(
         event_id=event_id_for(event.request_id, "RequestRouted"),

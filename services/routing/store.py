@@ -24,6 +24,7 @@ from services.routing.domain import ClockState, RoutingDecision, SlaClock, SlaTi
 from services.routing.lifecycle import Route, RoutedRequest
 from shared.business_time import BusinessCalendar
 from shared.contract import Channel, Priority, RequestStatus
+from shared.events import RequestDetails
 from shared.mongo import Document
 from shared.status_order import rank_of
 
@@ -96,6 +97,9 @@ class RoutingStore:
             "escalation_target": route.escalation_target,
             "priority": route.priority.value,
             "rule_version": route.rule_version,
+            # What a person's reclassification routes again by the rules (RoutedRequest.reclassify).
+            "details": request.details.model_dump(mode="json") if request.details else None,
+            "customer_tier": request.customer_tier,
         }
         await self.start_clock(request.request_id, request.clock, about, session=session)
 
@@ -118,6 +122,8 @@ class RoutingStore:
                 rule_version=about.get("rule_version", ""),
             ),
             clock=stored.clock,
+            details=RequestDetails.model_validate(about["details"]) if about.get("details") else None,
+            customer_tier=about.get("customer_tier"),
         )
         self._as_loaded[request] = stored
         return request
@@ -131,6 +137,46 @@ class RoutingStore:
         if request.clock == stored.clock:
             return True
         return await self.save_clocks([(stored, request.clock)], session=session) == 1
+
+    async def save_moved(self, request: RoutedRequest, *, at: datetime, session: AsyncClientSession) -> None:
+        """Write a request a person re-routed or reclassified: its new route, details and clock.
+
+        By ``_id`` alone (the index the local server reads; with the revision beside it, it reads
+        none): the request was loaded in this transaction, so a writer that changed it since
+        conflicts with this write and the transaction is tried again. The revision is raised, so
+        a timer or a status batch that read the clock before writes nothing over it.
+        """
+        route = request.route
+        moved = {
+            "queue": route.queue,
+            "escalation_target": route.escalation_target,
+            "priority": route.priority.value,
+            "rule_version": route.rule_version,
+            "details": request.details.model_dump(mode="json") if request.details else None,
+        }
+        result = await self._clocks.update_one(
+            {"_id": request.request_id},
+            {"$set": {**moved, **self._fields(request.clock)}, "$inc": {"revision": 1}},
+            session=session,
+        )
+        if result.matched_count != 1:
+            raise RuntimeError(f"the SLA clock of {request.request_id} is gone")
+        due_at = request.clock.due_at(self._calendar, SlaTimer.BREACH)
+        await self._routes.update_one(
+            {"_id": request.request_id},
+            {
+                "$set": {
+                    "queue": route.queue,
+                    "priority": route.priority.value,
+                    "sla_due_at": due_at,
+                    "sla_working_hours": request.clock.target.total_seconds() / 3600,
+                    "escalation_target": route.escalation_target,
+                    "rule_version": route.rule_version,
+                    "rerouted_at": at,
+                }
+            },
+            session=session,
+        )
 
     async def due_clocks(self, now: datetime, *, limit: int = 200) -> list[str]:
         """Requests with a timer due at ``now`` (read outside any transaction: a hint, re-read later)."""

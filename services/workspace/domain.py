@@ -32,6 +32,7 @@ LIST_FIELDS = (
     "decisions",
     "replies",
     "actions",
+    "resolution_steps",
 )
 """The lists a request's document keeps, each entry with a ``key`` (its message's identity)."""
 
@@ -146,7 +147,10 @@ def summarise(document: Document) -> Document:
     )
     resolved_at = _first_time([s.get("at") for s in statuses if s.get("status") in ("resolved", "closed")])
     assignee, assigned_at = assignment_of(document.get("actions", []))
-    approval = approval_state(statuses, document.get("decisions", []))
+    steps = document.get("resolution_steps", [])
+    approval = approval_from_steps(steps, document.get("decisions", [])) or approval_state(
+        statuses, document.get("decisions", [])
+    )
     reasons = sorted({str(s["reason"]) for s in statuses if s.get("reason")})
     return {
         "request_id": document["_id"],
@@ -184,6 +188,7 @@ def summarise(document: Document) -> Document:
                 if a.get("event_type") == "ResolutionDecided"
             }
         ),
+        "candidates": candidates_of(steps),
     }
 
 
@@ -307,6 +312,63 @@ def approval_state(
         "still_needed": still_needed,
         "policy": policy,
         "explanation": explanation,
+        "decisions": counted,
+        "refused": refused,
+    }
+
+
+# --- What resolution told as data (requests.resolution.v1) ---------------------------------------
+
+
+def candidates_of(steps: Sequence[Mapping[str, Any]]) -> list[Document]:
+    """The payments a person chooses from: those of resolution's latest ``PaymentCandidatesFound``."""
+    found = [step for step in steps if step.get("event_type") == "PaymentCandidatesFound"]
+    return [dict(candidate) for candidate in found[-1].get("candidates", [])] if found else []
+
+
+def approval_from_steps(
+    steps: Sequence[Mapping[str, Any]], decisions: Sequence[Mapping[str, Any]]
+) -> Document | None:
+    """The approval state from resolution's ``ApprovalRequested`` and ``ApprovalEvaluated`` events.
+
+    None when resolution told none (a request from before it did: :func:`approval_state` reads
+    its statuses then). The decisions of the latest request for approval count.
+    """
+    requested_at = [i for i, step in enumerate(steps) if step.get("event_type") == "ApprovalRequested"]
+    if not requested_at:
+        return None
+    requested = steps[requested_at[-1]]
+    evaluated = [
+        step for step in steps[requested_at[-1] + 1 :] if step.get("event_type") == "ApprovalEvaluated"
+    ]
+    required = [str(role) for role in requested.get("required_roles", [])]
+    still_needed = list(required)
+    for step in evaluated:
+        if step.get("verdict") in ("counted", "complete"):
+            still_needed = [str(role) for role in step.get("still_needed", [])]
+    refused = [
+        {
+            "approver": step.get("approver"),
+            "role": step.get("role"),
+            "decision": step.get("decision"),
+            "reason": step.get("reason"),
+            "message": step.get("explanation"),
+        }
+        for step in evaluated
+        if step.get("verdict") == "refused"
+    ]
+    refused_keys = {(str(r["approver"]).casefold(), r["role"], r["decision"]) for r in refused}
+    counted = [
+        {k: decision.get(k) for k in ("approver", "role", "decision", "comment", "decided_at")}
+        for decision in decisions
+        if (str(decision.get("approver")).casefold(), decision.get("role"), decision.get("decision"))
+        not in refused_keys
+    ]
+    return {
+        "required": required,
+        "still_needed": still_needed,
+        "policy": requested.get("policy_version"),
+        "explanation": requested.get("explanation"),
         "decisions": counted,
         "refused": refused,
     }

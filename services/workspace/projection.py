@@ -18,6 +18,7 @@ from shared.contract import ApprovalDecision, EmailRequest, ErpAck, ErpResolutio
 from shared.delivery import describe_validation_error
 from shared.events import EmailReplyAdded, RequestCaptured, RequestRouted, RequestSetAside, RequestValidated
 from shared.identity import normalize_message_id
+from shared.resolution_events import ResolutionEventMessage
 from shared.topics import (
     APPROVALS,
     EMAIL_REQUESTS,
@@ -25,6 +26,7 @@ from shared.topics import (
     ERP_RESOLUTIONS,
     REQUEST_ACTIONS,
     REQUEST_CAPTURED,
+    REQUEST_RESOLUTION,
     REQUEST_ROUTED,
     REQUEST_SET_ASIDE,
     REQUEST_STATUS,
@@ -45,6 +47,7 @@ VIEW_TOPICS = (
     ERP_ACKS,
     APPROVALS,
     REQUEST_ACTIONS,
+    REQUEST_RESOLUTION,
     EMAIL_REQUESTS,
 )
 """Every topic the workspace's view is built from."""
@@ -133,6 +136,9 @@ def change_of(topic: str, payload: Mapping[str, Any]) -> Change:
         except ValidationError as error:
             raise InvalidRecord(describe_validation_error(error)) from error
         return Change(key, action.request_id, "actions", _dump(action, key), "occurred_at")
+    if topic == REQUEST_RESOLUTION:
+        told = _read(ResolutionEventMessage, payload).root
+        return Change(key, told.request_id, "resolution_steps", _dump(told, key), "occurred_at")
     if topic == EMAIL_REQUESTS:
         email = _read(EmailRequest, payload)
         message_key = normalize_message_id(email.message_id)

@@ -185,7 +185,7 @@ class Workspace:
             must_be_open=False,
         )
 
-    # -- decisions carried out by the owning services (a later release) ---------------------------
+    # -- decisions carried out by the owning services (routing, validation, resolution) -----------
 
     async def reclassify(
         self, person: Person, request_id: str, request_type: str, reason: str, *, action_id: str | None = None

@@ -606,7 +606,7 @@ def build_web(
     async def api_note(request_id: str, body: NoteBody, person: ApiPerson) -> ActionAccepted:
         return accepted(await workspace.add_note(person, request_id, body.text, action_id=body.action_id))
 
-    @action_route("reclassify", "Reclassify (routing carries it out: later release)")
+    @action_route("reclassify", "Reclassify (routing routes it again by the rules for the new type)")
     async def api_reclassify(request_id: str, body: ReclassifyBody, person: ApiPerson) -> ActionAccepted:
         return accepted(
             await workspace.reclassify(
@@ -614,7 +614,9 @@ def build_web(
             )
         )
 
-    @action_route("reroute", "Re-route to another queue (routing carries it out: later release)")
+    @action_route(
+        "reroute", "Re-route to another queue (routing carries it out: new queue, priority and SLA)"
+    )
     async def api_reroute(request_id: str, body: RerouteBody, person: ApiPerson) -> ActionAccepted:
         priority = body.priority.value if body.priority else None
         return accepted(
@@ -629,14 +631,19 @@ def build_web(
             await workspace.ask_customer(person, request_id, body.question, action_id=body.action_id)
         )
 
-    @action_route("resolution", "Decide a resolution (resolution carries it out: later release)")
+    @action_route(
+        "resolution",
+        "Decide a resolution (resolution posts it through the approval policy; refused: dead letter)",
+    )
     async def api_resolution(request_id: str, body: ResolutionBody, person: ApiPerson) -> ActionAccepted:
         fields = body.model_dump(exclude={"action_id"})
         return accepted(
             await workspace.decide_resolution(person, request_id, fields, action_id=body.action_id)
         )
 
-    @action_route("retry-posting", "Retry a failed ERP posting (resolution carries it out: later release)")
+    @action_route(
+        "retry-posting", "Retry a failed ERP posting (resolution sends it again under a new resolution id)"
+    )
     async def api_retry(request_id: str, body: RetryBody, person: ApiPerson) -> ActionAccepted:
         return accepted(
             await workspace.retry_posting(
@@ -644,7 +651,7 @@ def build_web(
             )
         )
 
-    @action_route("close", "Close with a reason (resolution carries it out: later release)")
+    @action_route("close", "Close with a reason (resolution publishes closed)")
     async def api_close(request_id: str, body: CloseBody, person: ApiPerson) -> ActionAccepted:
         return accepted(
             await workspace.close(

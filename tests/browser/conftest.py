@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.support import Servers
-from tests.workspace.support import RunningWorkspace, running_workspace, write_users
+from tests.workspace.support import Owners, RunningWorkspace, running_owners, running_workspace, write_users
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -35,6 +35,14 @@ async def workspace(
 ) -> AsyncIterator[RunningWorkspace]:
     users = write_users(tmp_path_factory.mktemp("browser-users"))
     async with running_workspace(servers, users) as running:
+        yield running
+
+
+@pytest.fixture
+async def resolution(servers: Servers) -> AsyncIterator[Owners]:
+    """Resolution beside the workspace, for the tests whose actions it carries out (only those: it
+    acts on every routed request it reads)."""
+    async with running_owners(servers, routing=False, resolution=True) as running:
         yield running
 
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from shared.contract import RequestStatus
-from shared.topics import APPROVALS, REQUEST_STATUS
+from shared.topics import APPROVALS, CUSTOMERS, ERP_RESOLUTIONS, INVOICES, PAYMENTS, REQUEST_STATUS
 from tests.support import Servers, publish, unique, wait_for_records
 from tests.workspace.events import awaiting_approval, routed_request, status
-from tests.workspace.support import PASSWORD, RunningWorkspace
+from tests.workspace.support import PASSWORD, Owners, RunningWorkspace
 
 pytestmark = pytest.mark.integration
 
@@ -202,56 +202,121 @@ async def test_the_dashboard_shows_the_figures_of_a_known_set_of_requests(
     await page.close()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="resolution carries out ResolutionDecided (a chosen payment) in a later release"
-)
 async def test_choose_one_of_two_candidate_payments_and_watch_it_resolve(
-    servers: Servers, workspace: RunningWorkspace, browser: Any, screenshots: Path
+    servers: Servers, workspace: RunningWorkspace, browser: Any, screenshots: Path, resolution: Owners
 ) -> None:
+    # Resolution's own reference data: the customer, the invoice, and two payments of the amount.
+    customer_id, invoice_id = unique("CUST"), unique("INV")
+    payments = [f"PAY-{customer_id}-{n}" for n in (1, 2)]
+    await publish(servers, *reference_records(customer_id, invoice_id, payments))
+    assert resolution.resolution is not None
+    for collection, keys in (
+        ("customers", [customer_id]),
+        ("invoices", [invoice_id]),
+        ("payments", payments),
+    ):
+        await resolution.has(collection, *keys)
     request_id = unique("REQ")
-    at = datetime.now(UTC)
+    # Routed a minute ago: what resolution and the person do comes after it.
+    at = datetime.now(UTC) - timedelta(minutes=1)
     await publish(
         servers,
-        *routed_request(request_id, request_type="payment_query", at=at),
-        status(
-            request_id,
-            RequestStatus.ROUTED,
-            at + timedelta(seconds=3),
-            queue="cash_application",
-            reason="several_payments_match",
-            message="Two payments match: PAY-1 (500.00 USD, 2026-11-02) and PAY-2 (500.00 USD, 2026-11-03).",
-            occurrence="candidates",
+        *routed_request(
+            request_id, request_type="payment_query", customer_id=customer_id, invoice_id=invoice_id, at=at
         ),
     )
+    (several,) = await wait_for_records(
+        servers,
+        [REQUEST_STATUS],
+        lambda r: r.key == request_id and r.value["reason"] == "several_payments_match",
+    )
+    assert all(payment in several.value["message"] for payment in payments)
     page = await signed_in(browser, workspace, "ada.agent")
-    await page.goto(f"{workspace.url}/requests/{request_id}")
+    await open_request(page, workspace, request_id)
+    await page.get_by_role("region", name="Where it stands").get_by_text("several payments match").wait_for()
     await page.get_by_text("Decide a resolution").click()
     await page.get_by_label("Kind").select_option("payment_allocation")
-    await page.get_by_label("Payment (the candidate chosen)").fill("PAY-2")
+    await page.get_by_label("Payment (the candidate chosen)").fill(payments[1])
     await page.get_by_label("Reason").first.fill("the bank reference names the invoice")
     await page.get_by_role("button", name="Decide").click()
     await shot(page, screenshots, "candidate-chosen")
-    await page.locator(".status-resolved").wait_for(timeout=15_000)
+    await page.locator(".status-resolved").wait_for(timeout=TIMEOUT_MS)
+    (posting,) = await wait_for_records(servers, [ERP_RESOLUTIONS], lambda r: r.key == request_id)
+    assert (posting.value["kind"], posting.value["payment_id"]) == ("payment_allocation", payments[1])
+    await shot(page, screenshots, "candidate-resolved")
+    await page.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="routing, validation and resolution carry out the console's actions in a later release",
-)
-async def test_a_request_is_taken_from_routed_to_closed_entirely_in_the_console(
-    servers: Servers, workspace: RunningWorkspace, browser: Any, screenshots: Path
-) -> None:
-    request_id = unique("REQ")
-    await publish(servers, *routed_request(request_id, request_type="service_request"))
-    page = await signed_in(browser, workspace, "ada.agent")
+def reference_records(customer_id: str, invoice_id: str, payments: list[str]) -> list[tuple[str, str, Any]]:
+    """The customer, one open invoice and unapplied payments of 500.00 USD, as the ERP sends them."""
+    updated_at = "2026-11-01T00:00:00Z"
+    customer = {
+        "customer_id": customer_id,
+        "name": "Acme Logistics GmbH",
+        "status": "active",
+        "kyc_status": "verified",
+        "credit_limit": {"amount": "50000.00", "currency": "USD"},
+        "tier": "standard",
+        "updated_at": updated_at,
+    }
+    invoice = {
+        "invoice_id": invoice_id,
+        "customer_id": customer_id,
+        "issued_on": "2026-10-01",
+        "currency": "USD",
+        "lines": [{"sku": "CLD", "quantity": "1", "unit_price": "4709.08"}],
+        "total": "4709.08",
+        "open_amount": "4709.08",
+        "status": "open",
+        "updated_at": updated_at,
+    }
+    return [
+        (CUSTOMERS, customer_id, customer),
+        (INVOICES, invoice_id, invoice),
+        *(
+            (
+                PAYMENTS,
+                payment_id,
+                {
+                    "payment_id": payment_id,
+                    "customer_id": customer_id,
+                    "amount": {"amount": "500.00", "currency": "USD"},
+                    "received_on": f"2026-11-0{n}",
+                    "reference": "transfer",
+                    "status": "unapplied",
+                    "updated_at": updated_at,
+                },
+            )
+            for n, payment_id in enumerate(payments, start=2)
+        ),
+    ]
+
+
+async def open_request(page: Any, workspace: RunningWorkspace, request_id: str) -> None:
+    """Open the request's page once the workspace's view has it."""
     for _ in range(60):
         answer = await page.goto(f"{workspace.url}/requests/{request_id}")
         if answer.status == 200:
-            break
+            return
         await page.wait_for_timeout(1000)
+    raise AssertionError(f"{request_id} did not reach the workspace's view")
+
+
+async def test_a_request_is_taken_from_routed_to_closed_entirely_in_the_console(
+    servers: Servers, workspace: RunningWorkspace, browser: Any, screenshots: Path, resolution: Owners
+) -> None:
+    request_id = unique("REQ")
+    at = datetime.now(UTC) - timedelta(minutes=1)
+    await publish(servers, *routed_request(request_id, request_type="service_request", at=at))
+    await resolution.resolution_knows(request_id)
+    page = await signed_in(browser, workspace, "ada.agent")
+    await open_request(page, workspace, request_id)
     await page.get_by_role("button", name="Pick up").click()
-    await page.get_by_text("Close", exact=True).click()
+    # The "Close" summary that opens the form (the form's own button says "Close" too).
+    await page.locator("summary").filter(has_text="Close").click()
     await page.get_by_label("Reason").last.select_option("answered")
     await page.get_by_role("button", name="Close").click()
     await shot(page, screenshots, "closed-in-console")
-    await page.locator(".status-closed").first.wait_for(timeout=15_000)
+    await page.locator(".status-closed").first.wait_for(timeout=TIMEOUT_MS)
+    await shot(page, screenshots, "closed-in-console-status")
+    await page.close()

@@ -42,8 +42,16 @@ from services.routing.settings import RoutingSettings
 from services.validation.app import build_app as build_validation
 from services.validation.settings import ValidationSettings
 from services.workspace.store import WorkspaceStore
+from shared.actions import action_event_id
 from shared.mongo import build_mongo_client
-from shared.topics import CRM_REQUESTS, EMAIL_REQUESTS, ERP_ACKS, ERP_RESOLUTIONS, REQUEST_STATUS
+from shared.topics import (
+    CRM_REQUESTS,
+    EMAIL_REQUESTS,
+    ERP_ACKS,
+    ERP_RESOLUTIONS,
+    REQUEST_ACTIONS,
+    REQUEST_STATUS,
+)
 from tests.e2e.scenario import new_world
 from tests.support import Servers, isolated_settings, running_service, unique, wait_for_records, wait_until
 
@@ -152,6 +160,34 @@ def index_of(plan: Mapping[str, Any]) -> str:
     return str(plan.get("stage"))
 
 
+def actions_on(request_id: str, case_id: str) -> list[dict[str, Any]]:
+    """A re-routing and a resolution decided, as the workspace publishes them."""
+    common = {
+        "request_id": request_id,
+        "correlation_id": case_id,
+        "occurred_at": "2026-11-30T10:00:00Z",
+        "actor": "lena.lead",
+        "actor_role": "team_lead",
+    }
+    return [
+        {
+            **common,
+            "event_type": "RerouteRequested",
+            "event_id": action_event_id(request_id, "shapes-reroute"),
+            "queue": "collections",
+            "reason": "shapes",
+        },
+        {
+            **common,
+            "event_type": "ResolutionDecided",
+            "event_id": action_event_id(request_id, "shapes-decide"),
+            "kind": "credit_memo",
+            "amount": {"amount": "1.00", "currency": "USD"},
+            "reason": "shapes",
+        },
+    ]
+
+
 async def test_every_query_shape_the_services_send_is_listed_with_the_index_it_uses(
     servers: Servers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -196,6 +232,18 @@ async def test_every_query_shape_the_services_send_is_listed_with_the_index_it_u
             await publish_json(client, EMAIL_REQUESTS, email["message_id"], email)
             (resolution,) = await wait_for_records(
                 servers, [ERP_RESOLUTIONS], lambda record: record.key == request_id, count=1, timeout=120
+            )
+            # A person re-routes it (routing writes the new route) and decides a resolution
+            # (refused: its posting is sent already) in the console.
+            for action in actions_on(request_id, case_id):
+                await publish_json(client, REQUEST_ACTIONS, request_id, action)
+            await wait_for_records(
+                servers,
+                [REQUEST_STATUS],
+                lambda record: (
+                    record.key == request_id and record.value.get("reason") == "rerouted_by_person"
+                ),
+                timeout=120,
             )
             ack = {
                 "resolution_id": resolution.value["resolution_id"],

@@ -238,6 +238,11 @@ class FakeResolutionStore:
     async def facts(self, event: RequestRouted, *, session: Any) -> ResolutionFacts:
         return self.facts_now
 
+    async def documents(
+        self, *, customer_id: str, invoice_ids: Any, payment_ids: Any, session: Any
+    ) -> ResolutionFacts:
+        return self.facts_now
+
     async def waiting_for_reference_data(self) -> list[str]:
         return [key for key, request in self.saved.items() if request.waits_for_reference_data]
 

@@ -161,3 +161,8 @@ def test_a_bank_reference_gives_every_number_it_holds() -> None:
     assert any(same_number("RE/2026/0042", number) for number in reference_numbers("re 2026 42"))
     assert {"INV-4711", "INV-4712"} <= set(numbers)
     assert "4711" in numbers  # "2026 4711": a year and a number, or one number
+
+
+def test_a_long_number_behind_a_document_word_keeps_its_keys() -> None:
+    # Found by the property above: the length limit counted "Rechnung " and cut the last digit.
+    assert same_number("10000-10000000-10000000", "Rechnung 00010000-00010000000-00010000000")

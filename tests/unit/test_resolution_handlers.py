@@ -13,7 +13,7 @@ from shared.contract import ApprovalDecision, ErpAck, RequestType
 from shared.delivery import MessageOrigin
 from shared.directory import FileUserDirectory
 from shared.lifecycle import TransitionRefused
-from shared.topics import ERP_RESOLUTIONS, REQUEST_STATUS
+from shared.topics import ERP_RESOLUTIONS, REQUEST_RESOLUTION, REQUEST_STATUS
 from tests.unit.fakes import FakeLedger, FakeResolutionStore, FakeTransaction
 from tests.unit.test_resolution_strategies import (
     NOW,
@@ -98,10 +98,11 @@ async def test_approvals_are_counted_under_the_directory_and_the_last_one_sends_
 
     first = FakeTransaction(FakeLedger())
     await resolution.decide(approval("lena.lead", "team_lead"), first, ORIGIN)
-    assert sent(first) == [REQUEST_STATUS]
+    assert sent(first) == [REQUEST_STATUS, REQUEST_RESOLUTION]  # the status, the approval as data
     last = FakeTransaction(FakeLedger())
     await resolution.decide(approval("fred.finance", "finance_manager"), last, ORIGIN)
-    assert sent(last) == [REQUEST_STATUS, ERP_RESOLUTIONS, REQUEST_STATUS]  # approved, the posting, resolved
+    # Approved, the posting, resolved, and the approval as data for the workspace.
+    assert sent(last) == [REQUEST_STATUS, ERP_RESOLUTIONS, REQUEST_STATUS, REQUEST_RESOLUTION]
     assert state_of(store) is ResolutionState.RESOLVED
 
 

@@ -87,7 +87,7 @@ TWO_PAYMENTS_ALIKE = facts(
             request(RequestType.CREDIT_LIMIT_CHANGE, invoice_ids=(), requested_credit_limit=usd("80000.00")),
             facts(the_customer=customer()),
             ResolutionState.AWAITING_APPROVAL,
-            [("awaiting_approval", None)],
+            [("awaiting_approval", None), ("ApprovalRequested", None)],
             id="a credit limit update: approvals first",
         ),
         pytest.param(
@@ -101,7 +101,7 @@ TWO_PAYMENTS_ALIKE = facts(
             request(RequestType.PAYMENT_QUERY, invoice_ids=("INV-1",)),
             TWO_PAYMENTS_ALIKE,
             ResolutionState.WITH_PERSON,
-            [("routed", "several_payments_match")],
+            [("routed", "several_payments_match"), ("PaymentCandidatesFound", None)],
             id="several candidate payments: a person chooses",
         ),
         pytest.param(
@@ -192,11 +192,16 @@ FINANCE = person("fred.finance", "finance_manager")
 def test_the_last_approval_needed_sends_the_postings_with_every_approval_on_them() -> None:
     the_request = awaiting_approval()
     counted = the_request.decide(decision("lena.lead", "team_lead"), Approvers(LEAD), now=LATER, terms=TERMS)
-    assert said(counted) == [("awaiting_approval", "approval_recorded")]
+    assert said(counted) == [("awaiting_approval", "approval_recorded"), ("ApprovalEvaluated", None)]
     effects = the_request.decide(
         decision("fred", "finance_manager"), Approvers(FINANCE), now=LATER, terms=TERMS
     )
-    assert said(effects) == [("approved", None), ("posting", "credit_limit_update"), ("resolved", None)]
+    assert said(effects) == [
+        ("approved", None),
+        ("posting", "credit_limit_update"),
+        ("resolved", None),
+        ("ApprovalEvaluated", None),
+    ]
     posting = effects[1]
     assert isinstance(posting, ErpResolution)
     assert [(approval.approver, approval.role) for approval in posting.approvals] == [
@@ -213,21 +218,21 @@ def test_the_last_approval_needed_sends_the_postings_with_every_approval_on_them
             decision("jane@acme.example", "team_lead"),
             Approvers(None),
             ResolutionState.AWAITING_APPROVAL,
-            [("awaiting_approval", "segregation_of_duties")],
+            [("awaiting_approval", "segregation_of_duties"), ("ApprovalEvaluated", None)],
             id="the requester is refused",
         ),
         pytest.param(
             decision("nobody", "team_lead"),
             Approvers(None),
             ResolutionState.AWAITING_APPROVAL,
-            [("awaiting_approval", "unknown_approver")],
+            [("awaiting_approval", "unknown_approver"), ("ApprovalEvaluated", None)],
             id="nobody the directory knows is refused",
         ),
         pytest.param(
             decision("lena.lead", "team_lead", "reject"),
             Approvers(LEAD),
             ResolutionState.REJECTED,
-            [("rejected", "approval_rejected")],
+            [("rejected", "approval_rejected"), ("ApprovalEvaluated", None)],
             id="a rejection ends it: nothing posted",
         ),
     ],

@@ -12,12 +12,19 @@ from typing import Any
 import pytest
 
 from crs.local_users import DEMO_USERS, prepare_local_users
+from services.resolution.lifecycle import Approvers
 from services.routing.rules import load_rules
 from services.workspace import domain
 from services.workspace.permissions import Action, Person, Refusal, check
 from services.workspace.projection import change_of
-from shared.contract import RequestStatus
+from shared.contract import ApprovalDecision, RequestStatus, RequestType
 from shared.directory import DirectoryUser, FileUserDirectory, Role, Team, verify_password
+from shared.resolution_events import ApprovalEvaluated, ApprovalRequested, PaymentCandidatesFound
+from shared.topics import REQUEST_RESOLUTION
+from tests.unit.test_resolution_lifecycle import TERMS, TWO_PAYMENTS_ALIKE
+from tests.unit.test_resolution_lifecycle import request as resolution_request
+from tests.unit.test_resolution_strategies import POLICY, customer, person, usd
+from tests.unit.test_resolution_strategies import facts as resolution_facts
 from tests.workspace.events import awaiting_approval, routed_request, status
 
 CALENDAR = load_rules().business_calendar()
@@ -175,3 +182,65 @@ def test_the_local_users_file_is_made_once_with_argon2_hashes(tmp_path: Path) ->
     assert again.passwords == {}
     assert made.passwords["lena.lead"] not in again.announcement()
     assert again.environment()["CRS_USER_DIRECTORY_PATH"] == str(made.users_file)
+
+
+def told(*events: Any) -> list[tuple[str, str, Any]]:
+    """Resolution's events on requests.resolution.v1, as the workspace reads them."""
+    return [(REQUEST_RESOLUTION, event.request_id, event.model_dump(mode="json")) for event in events]
+
+
+def test_the_candidate_payments_come_from_resolutions_data_not_its_sentences() -> None:
+    at = datetime(2026, 11, 23, 10, tzinfo=UTC)
+    the_request = resolution_request(RequestType.PAYMENT_QUERY)
+    effects = the_request.consider(TWO_PAYMENTS_ALIKE, now=at, terms=TERMS)
+    records = [
+        *routed_request("REQ-1", request_type="payment_query", at=at),
+        # The status's sentence is not read: a wording change breaks nothing.
+        status("REQ-1", RequestStatus.ROUTED, at + timedelta(seconds=3), reason="several_payments_match"),
+        *told(*(effect for effect in effects if isinstance(effect, PaymentCandidatesFound))),
+    ]
+    candidates = fold(records)["summary"]["candidates"]
+    assert [(c["payment_id"], c["unapplied"]["amount"], c["received_on"]) for c in candidates] == [
+        ("PAY-1", "1299.99", "2026-10-20"),
+        ("PAY-2", "1299.99", "2026-10-21"),
+    ]
+
+
+def test_the_approval_state_comes_from_resolutions_data_not_its_sentences() -> None:
+    at = datetime(2026, 11, 23, 10, tzinfo=UTC)
+    the_request = resolution_request(
+        RequestType.CREDIT_LIMIT_CHANGE, invoice_ids=(), requested_credit_limit=usd("80000.00")
+    )
+    asked = the_request.consider(resolution_facts(the_customer=customer()), now=at, terms=TERMS)
+    refused = the_request.decide(
+        ApprovalDecision(
+            request_id="REQ-1", decision="approve", approver="nobody", role="team_lead", decided_at=at
+        ),
+        Approvers(None),
+        now=at + timedelta(seconds=1),
+        terms=TERMS,
+    )
+    counted = the_request.decide(
+        ApprovalDecision(
+            request_id="REQ-1", decision="approve", approver="lena.lead", role="team_lead", decided_at=at
+        ),
+        Approvers(person("lena.lead", "team_lead")),
+        now=at + timedelta(seconds=2),
+        terms=TERMS,
+    )
+    events = [e for e in [*asked, *refused, *counted] if isinstance(e, ApprovalRequested | ApprovalEvaluated)]
+    records = [
+        *routed_request(
+            "REQ-1", request_type="credit_limit_change", amount=None, credit_limit="80000.00", at=at
+        ),
+        # Worded otherwise than the sentences the statuses carry: only the data counts.
+        status("REQ-1", RequestStatus.AWAITING_APPROVAL, at + timedelta(seconds=3), message="Waiting."),
+        *told(*events),
+    ]
+    approval = fold(records)["summary"]["approval"]
+    assert (approval["required"], approval["still_needed"], approval["policy"]) == (
+        ["team_lead", "finance_manager"],
+        ["finance_manager"],
+        POLICY.version,
+    )
+    assert [(r["approver"], r["reason"]) for r in approval["refused"]] == [("nobody", "unknown_approver")]

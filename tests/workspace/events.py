@@ -78,6 +78,7 @@ def routed_request(
     contact_email: str = "jane@acme.example",
     subject: str = "Invoice above our contract price",
     due: datetime | None = None,
+    invoice_id: str = "INV-2026-000123",
 ) -> list[Record]:
     """Captured, validated (with checks), routed, and the statuses received, validated, routed."""
     at = at or datetime.now(UTC)
@@ -89,7 +90,7 @@ def routed_request(
         request_type=RequestType(request_type),
         subject=subject,
         description="Cloud storage is billed at 600.00 per unit; our contract says 500.00.",
-        invoice_ids=("INV-2026-000123",),
+        invoice_ids=(invoice_id,),
         disputed_amount=Money(amount=amount, currency="USD") if amount else None,
         requested_credit_limit=Money(amount=credit_limit, currency="USD") if credit_limit else None,
         contact=Contact(name="Jane Doe", email=contact_email),
@@ -105,7 +106,7 @@ def routed_request(
         updated_at=at,
     )
     invoice = InvoiceSnapshot(
-        invoice_id="INV-2026-000123",
+        invoice_id=invoice_id,
         total=Money(amount="4709.08", currency="USD"),
         open_amount=Money(amount="4709.08", currency="USD"),
         status="open",
@@ -130,7 +131,7 @@ def routed_request(
         invoices=(invoice,),
         checks=(
             CheckResult(check="customer_exists", passed=True, detail=customer_id),
-            CheckResult(check="invoice_owned", passed=True, detail="INV-2026-000123"),
+            CheckResult(check="invoice_owned", passed=True, detail=invoice_id),
         ),
     )
     routed = RequestRouted(

@@ -15,10 +15,14 @@ import httpx
 import uvicorn
 
 from crs.stack import find_free_port
+from services.resolution.app import build_app as build_resolution
+from services.resolution.settings import ResolutionSettings
+from services.routing.app import build_app as build_routing
+from services.routing.settings import RoutingSettings
 from services.workspace.app import build_app
 from services.workspace.settings import WorkspaceSettings
 from shared.directory import FileUserDirectory, hash_password
-from tests.support import MovableClock, Servers, isolated_settings
+from tests.support import MovableClock, Servers, isolated_settings, mongo, running_service, wait_until
 
 PASSWORD = "correct horse battery staple"
 USERS = """
@@ -137,6 +141,58 @@ async def running_workspace(
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 60)
+
+
+@dataclass
+class Owners:
+    """Routing or resolution running beside the workspace: they carry out the console's actions."""
+
+    servers: Servers
+    routing: RoutingSettings | None = None
+    resolution: ResolutionSettings | None = None
+
+    async def routing_routed(self, request_id: str) -> None:
+        """Wait until routing has routed the request itself (it then carries out re-routing)."""
+        assert self.routing is not None
+        await self._has(self.routing.database, "sla_clocks", request_id)
+
+    async def resolution_knows(self, request_id: str) -> None:
+        """Wait until resolution has the request (it then carries out decisions and closure)."""
+        assert self.resolution is not None
+        await self._has(self.resolution.database, "requests", request_id)
+
+    async def has(self, collection: str, *keys: str) -> None:
+        """Wait until resolution's ``collection`` (a reference view, ``requests``) has ``keys``."""
+        assert self.resolution is not None
+        await self._has(self.resolution.database, collection, *keys)
+
+    async def _has(self, database: str, collection: str, *keys: str) -> None:
+        documents = mongo(self.servers)[database][collection]
+
+        async def stored() -> bool:
+            return await documents.count_documents({"_id": {"$in": list(keys)}}) == len(keys)
+
+        # Generous: a resolution or routing of its own consumer group reads every topic from the
+        # start, the records of every earlier test of the session included.
+        await wait_until(stored, timeout=240)
+
+
+@contextlib.asynccontextmanager
+async def running_owners(servers: Servers, *, routing: bool, resolution: bool) -> AsyncIterator[Owners]:
+    """Routing and/or resolution (the example user directory, the shipped rules and policy).
+
+    Each only for the test that needs it: a resolution running beside the workspace would act on
+    every routed request of the other tests (put them on hold for invoices it does not know).
+    """
+    owners = Owners(servers)
+    async with contextlib.AsyncExitStack() as stack:
+        if routing:
+            owners.routing = isolated_settings(RoutingSettings)
+            await stack.enter_async_context(running_service(build_routing, owners.routing, servers))
+        if resolution:
+            owners.resolution = isolated_settings(ResolutionSettings)
+            await stack.enter_async_context(running_service(build_resolution, owners.resolution, servers))
+        yield owners
 
 
 def now() -> datetime:

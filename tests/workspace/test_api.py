@@ -12,7 +12,7 @@ from shared.contract import RequestStatus
 from shared.topics import APPROVALS, REQUEST_ACTIONS
 from tests.support import Servers, publish, unique, wait_for_records, wait_until
 from tests.workspace.events import awaiting_approval, routed_request, status
-from tests.workspace.support import PASSWORD, RunningWorkspace
+from tests.workspace.support import PASSWORD, Owners, RunningWorkspace
 
 pytestmark = pytest.mark.integration
 
@@ -355,11 +355,12 @@ async def test_the_owners_actions_are_published_and_shown(
         assert (answer.status_code, answer.json()["refused"]) == (403, "other_team")
 
 
-@pytest.mark.xfail(strict=True, reason="routing carries out RerouteRequested in a later release (issue 12)")
 async def test_a_rerouted_request_moves_to_the_new_queue(
-    servers: Servers, workspace: RunningWorkspace
+    servers: Servers, workspace: RunningWorkspace, routing: Owners
 ) -> None:
-    request_id = await routed(servers, workspace)
+    # Routed a minute ago, so that the re-routing is the later of the two routings.
+    request_id = await routed(servers, workspace, at=datetime.now(UTC) - timedelta(minutes=1))
+    await routing.routing_routed(request_id)
     async with workspace.client(await workspace.token("lena.lead")) as lena:
         body = {"queue": "collections", "reason": "it is a write-off"}
         assert (await lena.post(f"/api/requests/{request_id}/reroute", json=body)).status_code == 202
@@ -370,13 +371,12 @@ async def test_a_rerouted_request_moves_to_the_new_queue(
         await wait_until(queue, timeout=20)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="resolution carries out ClosureRequested in a later release (issue 12)"
-)
 async def test_a_request_closed_in_the_console_is_closed(
-    servers: Servers, workspace: RunningWorkspace
+    servers: Servers, workspace: RunningWorkspace, resolution: Owners
 ) -> None:
-    request_id = await routed(servers, workspace)
+    # A type resolution has no strategy for: it stays routed until a person acts.
+    request_id = await routed(servers, workspace, request_type="service_request")
+    await resolution.resolution_knows(request_id)
     async with workspace.client(await workspace.token("ada.agent")) as ada:
         assert (
             await ada.post(f"/api/requests/{request_id}/close", json={"reason_code": "answered"})
