@@ -8,6 +8,7 @@ from datetime import datetime
 from shared.contract import Channel, ErpResolution, Priority, RequestStatus, RequestStatusChanged
 from shared.delivery import LedgerTransaction, OutgoingMessage
 from shared.events import (
+    CaseUpdated,
     EmailReplyAdded,
     InternalEvent,
     RequestCaptured,
@@ -33,6 +34,7 @@ EVENT_TOPICS: Mapping[type[InternalEvent], str] = {
     RequestSetAside: REQUEST_SET_ASIDE,
     RequestRouted: REQUEST_ROUTED,
     EmailReplyAdded: REQUEST_UPDATED,
+    CaseUpdated: REQUEST_UPDATED,
 }
 """The topic each internal event travels on."""
 

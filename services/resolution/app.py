@@ -23,13 +23,13 @@ from services.resolution.strategies import Facts
 from shared.contract import ApprovalDecision, ErpAck
 from shared.delivery import LedgerTransaction, MessageOrigin
 from shared.directory import UserDirectory, build_user_directory
-from shared.events import RequestRouted
+from shared.events import CaseUpdated, RequestRouted, RequestUpdateMessage
 from shared.lifecycle import TransitionRefused
 from shared.messages import emit
 from shared.reference_views import subscribe_reference_views
 from shared.runtime import build_runtime
 from shared.settings import InfrastructureSettings
-from shared.topics import APPROVALS, ERP_ACKS, REQUEST_ROUTED
+from shared.topics import APPROVALS, ERP_ACKS, REQUEST_ROUTED, REQUEST_UPDATED
 
 log = structlog.get_logger(__name__)
 
@@ -102,7 +102,23 @@ class ResolutionHandlers:
             raise TransitionRefused(
                 "unknown_resolution", f"no resolution {ack.resolution_id} for request {ack.request_id}"
             )
-        emit(tx, request.acknowledge(ack, now=self._clock()))
+        if request.withdrawn:
+            emit(tx, request.acknowledge_after_withdrawal(ack, now=self._clock()))
+        else:
+            emit(tx, request.acknowledge(ack, now=self._clock()))
+        await self._store.save(request, session=tx.session)
+
+    async def take_update(
+        self, message: RequestUpdateMessage, tx: LedgerTransaction, _: MessageOrigin
+    ) -> None:
+        """A withdrawn case closes the request resolution holds (other updates are validation's)."""
+        update = message.root
+        if not isinstance(update, CaseUpdated) or not update.withdrawn:
+            return
+        request = await self._store.load(update.request_id, session=tx.session)
+        if request is None:
+            return  # not passed on to resolution: validation closes it
+        emit(tx, request.withdraw(now=self._clock()))
         await self._store.save(request, session=tx.session)
 
     async def with_overdue_postings(self) -> list[str]:
@@ -156,6 +172,13 @@ def build_app(
     runtime.every_each(every, handlers.waiting_for_data, handlers.resume, name="resume_waiting_for_data")
 
     runtime.subscribe_events(REQUEST_ROUTED, RequestRouted, handlers.resolve)
+    runtime.subscribe(
+        REQUEST_UPDATED,
+        RequestUpdateMessage,
+        handlers.take_update,
+        key=lambda update, _: f"event:{update.root.event_id}",
+        log_ids=lambda update: (update.root.request_id, update.root.correlation_id),
+    )
     runtime.subscribe(
         APPROVALS,
         ApprovalDecision,

@@ -25,7 +25,7 @@ statuses and postings, and a line in the handlers.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -52,6 +52,9 @@ from shared.messages import status_changed
 from shared.money import Money
 
 log = structlog.get_logger(__name__)
+
+WITHDRAWN = "withdrawn"
+"""The reason of a request closed because the customer withdrew it."""
 
 
 class ResolutionState(StrEnum):
@@ -410,6 +413,54 @@ class RequestResolution:
                 )
             )
         return effects
+
+    # -- The customer withdrew the case (issue 9 item 5) -----------------------------------
+
+    @property
+    def withdrawn(self) -> bool:
+        """Closed because the customer withdrew the case."""
+        return self.state is ResolutionState.CLOSED and self.reason == WITHDRAWN
+
+    def withdraw(self, *, now: datetime) -> list[Effect]:
+        """The customer withdrew the case: closed (``withdrawn``), whatever was pending dropped.
+
+        Resolution closes every request it holds that is not closed or rejected already (validation
+        closes those it never passed on: exactly one service publishes the close). A posting
+        already sent to the ERP is not undone, and the message says so.
+        """
+        if self.state in (ResolutionState.CLOSED, ResolutionState.REJECTED):
+            return []
+        sent = [posting for posting in self.postings.values() if posting.status is not PostingStatus.FAILED]
+        self.state, self.reason, self.pending = ResolutionState.CLOSED, WITHDRAWN, None
+        if sent:
+            what = ", ".join(
+                f"the {domain.KIND_NAMES[posting.resolution.kind]} {posting.resolution_id}"
+                for posting in sent
+            )
+            message = (
+                f"You withdrew this request; it is closed. {what[0].upper()}{what[1:]} had already been "
+                "sent to our ERP before the withdrawal and is not undone by it; please contact us if it "
+                "should be reversed."
+            )
+        else:
+            message = "You withdrew this request; it is closed and nothing has been posted."
+        return [self._status(RequestStatus.CLOSED, message, now, reason=WITHDRAWN)]
+
+    def acknowledge_after_withdrawal(self, ack: ErpAck, *, now: datetime) -> list[Effect]:
+        """The ERP's answer to a posting sent before the withdrawal: recorded, the request stays closed."""
+        posting = self.postings.get(ack.resolution_id)
+        if posting is None:
+            raise TransitionRefused(
+                "unknown_resolution", f"no resolution {ack.resolution_id} for request {ack.request_id}"
+            )
+        self.postings[ack.resolution_id] = replace(
+            posting,
+            status=PostingStatus(ack.status),
+            erp_document_id=ack.erp_document_id,
+            erp_error=ack.error,
+            acknowledged_at=now,
+        )
+        return []
 
     # -- Inside the transitions ----------------------------------------------------------
 

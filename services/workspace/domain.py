@@ -31,6 +31,7 @@ LIST_FIELDS = (
     "acks",
     "decisions",
     "replies",
+    "updates",
     "actions",
 )
 """The lists a request's document keeps, each entry with a ``key`` (its message's identity)."""
