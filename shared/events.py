@@ -227,8 +227,9 @@ class EmailReplyAdded(InternalEvent):
     The email's own record on ``email.requests.v1`` cannot name the request it belongs to; this
     event does, so the request's audit record shows the reply. Version 2 adds what intake read in
     the reply, exactly as for a new email (``understood``: number candidates, amounts, dates), for
-    validation to resume a request waiting for the customer's answer; and whether the reply is an
-    automatic one (an out-of-office), which answers nothing.
+    validation to resume a request waiting for the customer's answer; whether the reply is an
+    automatic one (an out-of-office), which answers nothing; and whether it reopens the request
+    (closed when it came, within the reopening window: intake knows, validation may not yet).
     """
 
     schema_version: int = 2
@@ -242,6 +243,10 @@ class EmailReplyAdded(InternalEvent):
         default=None, description="The reply read as a new email would be (None in version 1)"
     )
     automatic: bool = Field(default=False, description="An automatic reply (out of office): no answer")
+    reopens: bool = Field(
+        default=False,
+        description="The request was closed when the reply came (within the reopening window): it reopens",
+    )
 
 
 class CaseUpdated(InternalEvent):
@@ -342,4 +347,4 @@ for _carrying_details in ("RequestCaptured", "RequestValidated", "RequestSetAsid
 @upcaster("EmailReplyAdded", from_version=1)
 def _reply_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
     """Version 1 of a reply carried nothing read from its text: nothing to resume a request with."""
-    return {"understood": None, "automatic": False, **payload, "schema_version": 2}
+    return {"understood": None, "automatic": False, "reopens": False, **payload, "schema_version": 2}

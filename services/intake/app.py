@@ -233,6 +233,7 @@ class IntakeHandlers:
                         attachments=tuple(email.attachments),
                         understood=understood,
                         automatic=domain.is_automatic_reply(email),
+                        reopens=earlier.closed_at is not None,
                     ),
                 )
             )

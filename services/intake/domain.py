@@ -93,7 +93,7 @@ def capture_crm_request(case: CrmRequest, *, now: datetime) -> Capture:
         contract_id=case.contract_id,
         disputed_amount=case.disputed_amount or facts.amounts.disputed,
         expected_amount=case.expected_amount or facts.amounts.expected,
-        requested_credit_limit=case.requested_credit_limit,
+        requested_credit_limit=case.requested_credit_limit or facts.amounts.requested_credit_limit,
         mentioned_amounts=facts.amounts.mentioned,
         mentioned_dates=facts.dates,
         invoice_candidates=_not_structured(facts.invoice_candidates, case.invoice_ids),

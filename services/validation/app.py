@@ -202,7 +202,10 @@ class ValidationHandlers:
         request = await self._store.load(change.request_id, session=tx.session)
         if request is not None:
             emit(tx, request.finish(change.status, change.at))
-            await self._store.save(request, session=tx.session)
+            if request.state is ValidationState.NEW:  # reopened by a reply read before the closing
+                await self._decide(request, tx)
+            else:
+                await self._store.save(request, session=tx.session)
 
 
 def customer_document(customer: Customer) -> dict[str, Any]:

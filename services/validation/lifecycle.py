@@ -242,6 +242,10 @@ class RequestValidation:
     outcome: Outcome | None = field(default=None)
     round: int = 0
     """How many times it was opened to a new decision (an answer, an update, a question, a reopening)."""
+    reply_while_open: RequestDetails | None = None
+    """The last reply that came while the request was with a team (what it said)."""
+    reply_while_open_at: datetime | None = None
+    """When it came: a closing older than it (published before the reply, seen after) reopens."""
 
     @property
     def held(self) -> bool:
@@ -366,6 +370,12 @@ class RequestValidation:
             # On hold, passed on: a question a person asked while it was with a team; closed
             # downstream, it waits for nothing any more.
             self.state, self.hold = ValidationState.CLOSED, None
+        reply, reply_at = self.reply_while_open, self.reply_while_open_at
+        self.reply_while_open = self.reply_while_open_at = None
+        if reply is not None and reply_at is not None and reply_at > closing.at:
+            # The reply came after the request was closed, but was read here before the closing:
+            # it reopens the request, as it would have had they come in order.
+            return self._reopen(reply, reply_at)
         return []
 
     def answer(self, reply: EmailReplyAdded, *, now: datetime) -> list[Effect]:
@@ -379,9 +389,14 @@ class RequestValidation:
         """
         if reply.automatic or reply.understood is None:
             return []
-        if self.state is ValidationState.CLOSED:
+        # Intake saw the request closed; validation may not have seen the closing status yet.
+        closed_downstream = reply.reopens and self.state is ValidationState.VALIDATED
+        if self.state is ValidationState.CLOSED or closed_downstream:
             return self._reopen(reply.understood, now)
         hold = self.hold
+        if self.state is ValidationState.VALIDATED and self.open:
+            self.reply_while_open, self.reply_while_open_at = reply.understood, reply.occurred_at
+            return []
         if self.state is not ValidationState.ON_HOLD or hold is None or not hold.awaits_customer:
             return []
         details = domain.with_answer(self._captured().details, reply.understood, hold.waiting_for)

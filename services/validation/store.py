@@ -32,7 +32,7 @@ from services.validation.lifecycle import (
     ValidationState,
 )
 from shared.contract import Customer, CustomerContract, Invoice, Payment, RequestStatus, RequestType
-from shared.events import CheckResult, RequestCaptured
+from shared.events import CheckResult, RequestCaptured, RequestDetails
 from shared.mongo import Document
 from shared.reference_views import ReferenceView
 
@@ -422,6 +422,10 @@ def _outcome_document(request: RequestValidation) -> Document | None:
         # a reply that reopens it is decided on it, whatever state it is in.
         "event": request.captured.model_dump(mode="json") if request.captured else None,
         "round": request.round,
+        "reply_while_open": (
+            request.reply_while_open.model_dump(mode="json") if request.reply_while_open else None
+        ),
+        "reply_while_open_at": request.reply_while_open_at,
     }
 
 
@@ -458,6 +462,12 @@ def _lifecycle_of(decided: Document, held: Document | None, opened: Document | N
             decided_at=decided["decided_at"],
         ),
         round=int(decided.get("round", 0)),
+        reply_while_open=(
+            RequestDetails.model_validate(decided["reply_while_open"])
+            if decided.get("reply_while_open")
+            else None
+        ),
+        reply_while_open_at=decided.get("reply_while_open_at"),
     )
 
 
