@@ -406,13 +406,16 @@ class RequestValidation:
     def update(self, case: CaseUpdated, *, now: datetime) -> list[Effect]:
         """The CRM case published again with other content.
 
-        Withdrawn: closed (:meth:`withdraw`). Not passed on (on hold, rejected, a duplicate): decided
-        again on what the case says now. Passed on or closed: the update is recorded (audit, the
-        workspace) and the request stays where it is; a team has it.
+        Withdrawn: closed (:meth:`withdraw`). Not passed on (on hold, rejected, a duplicate), or
+        waiting for the answer to a person's question: decided again on what the case says now.
+        Passed on or closed: the update is recorded (audit, the workspace) and the request stays
+        where it is; a team has it.
         """
         if case.withdrawn:
             return self.withdraw(now=now)
-        if self.state in (ValidationState.VALIDATED, ValidationState.CLOSED) or self.open:
+        hold = self.hold
+        asked = self.state is ValidationState.ON_HOLD and hold is not None and hold.awaits_customer
+        if not asked and (self.state in (ValidationState.VALIDATED, ValidationState.CLOSED) or self.open):
             if self.captured is not None:
                 self.captured = self.captured.model_copy(update={"details": case.details})
             return []

@@ -227,3 +227,12 @@ def test_a_reply_that_came_before_the_closing_reopens_nothing() -> None:
     request.answer(reply().model_copy(update={"occurred_at": NOW + timedelta(minutes=5)}), now=NOW)
     assert request.finish(RequestStatus.CLOSED, NOW + timedelta(hours=1)) == []
     assert request.state is ValidationState.CLOSED
+
+
+def test_a_changed_case_answers_a_question_asked_while_the_request_was_with_its_team() -> None:
+    request = new()
+    decided(request)
+    request.ask("Which delivery do you mean?", action_id="A3", now=NOW, rules=RULES)
+    request.update(case_update(description="The delivery of 3 November."), now=NOW)
+    assert request.state is ValidationState.NEW
+    assert said(decided(request))[-1] == ("status", "validated", None)
