@@ -302,3 +302,56 @@ async def test_a_request_asked_for_its_invoice_resumes_on_the_reply_and_on_the_u
             validation.servers, [REQUEST_VALIDATED], partial(is_about, request[1])
         )
         assert event.value["details"]["invoice_ids"] == [its_world.invoice_id]
+
+
+async def test_a_question_from_the_workspace_holds_a_validated_request_until_the_answer(
+    validation: Validation,
+) -> None:
+    """The workspace's CustomerQuestionRequested, carried out by validation: on hold awaiting the
+    customer with the person's question; the reply resumes it and it is validated again."""
+    from shared.actions import CustomerQuestionRequested, action_event_id
+    from shared.events import EmailReplyAdded
+    from shared.topics import REQUEST_ACTIONS, REQUEST_UPDATED
+
+    world = new_world()
+    await publish_master_data(validation, world)
+    request = captured(world.dispute(unique("CASE")))
+    request_id = request[1]
+    await publish(validation.servers, request)
+    await statuses(validation.servers, request_id, "validated")
+    now = datetime.now(UTC).isoformat()
+    question = CustomerQuestionRequested.model_validate(
+        {
+            "event_id": action_event_id(request_id, unique("action")),
+            "request_id": request_id,
+            "correlation_id": request[2]["correlation_id"],
+            "occurred_at": now,
+            "actor": "alice.agent",
+            "actor_role": "agent",
+            "question": "Which delivery note does the price difference concern?",
+        }
+    )
+    await publish(validation.servers, (REQUEST_ACTIONS, request_id, question.model_dump(mode="json")))
+    (_, held) = await statuses(validation.servers, request_id, "validated", "on_hold")
+    assert (held["reason"], held["message"]) == ("awaiting_customer", question.question)
+
+    reply = EmailReplyAdded.model_validate(
+        {
+            "event_id": unique("EVT"),
+            "request_id": request_id,
+            "correlation_id": request[2]["correlation_id"],
+            "occurred_at": now,
+            "message_id": unique("reply"),
+            "sender": world.contact_email,
+            "subject": "Reply",
+            "received_at": now,
+            "understood": {**request[2]["details"], "description": "Delivery note 4711."},
+        }
+    )
+    await publish(validation.servers, (REQUEST_UPDATED, request_id, reply.model_dump(mode="json")))
+    validated = await statuses(validation.servers, request_id, "validated", "on_hold", "validated")
+    assert validated[0]["event_id"] != validated[2]["event_id"]
+    events = await wait_for_records(
+        validation.servers, [REQUEST_VALIDATED], partial(is_about, request_id), count=2
+    )
+    assert events[0].value["event_id"] != events[1].value["event_id"]
