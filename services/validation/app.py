@@ -95,6 +95,9 @@ class ValidationHandlers:
 
     async def validate(self, event: RequestCaptured, tx: LedgerTransaction, _: MessageOrigin) -> None:
         request = await self._store.load(event.request_id, session=tx.session)
+        if request is not None and request.withdrawn:
+            log.info("capture.of_a_withdrawn_request_ignored")  # the withdrawal overtook it
+            return
         request = request or RequestValidation(event.request_id)
         request.capture(event)
         await self._decide(request, tx)
@@ -141,9 +144,10 @@ class ValidationHandlers:
         update = message.root
         request = await self._store.load(update.request_id, session=tx.session)
         if request is None:
-            # Not decided yet (its capture is still on the way): the capture intake sends is
-            # decided first; an update of it is taken from the case as it stands then.
-            if isinstance(update, EmailReplyAdded) or update.withdrawn:
+            # Not decided yet (its capture is still on the way, on another topic): a changed case
+            # is decided as it stands now, a withdrawn one closed at once (its capture, when it
+            # comes, finds it closed); a reply answers nothing yet (nothing was asked).
+            if isinstance(update, EmailReplyAdded):
                 log.info("update.before_capture", kind=update.event_type)
                 return
             request = RequestValidation(update.request_id)
@@ -156,7 +160,11 @@ class ValidationHandlers:
                     details=update.details,
                 )
             )
-            await self._decide(request, tx)
+            if update.withdrawn:
+                emit(tx, request.withdraw(now=self._clock()))
+                await self._store.save(request, session=tx.session)
+            else:
+                await self._decide(request, tx)
             return
         now = self._clock()
         if isinstance(update, EmailReplyAdded):

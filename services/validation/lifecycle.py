@@ -508,6 +508,15 @@ class RequestValidation:
         ]
 
     @property
+    def withdrawn(self) -> bool:
+        """Closed by validation because the customer withdrew the case."""
+        return (
+            self.state is ValidationState.CLOSED
+            and self.outcome is not None
+            and (self.outcome.outcome, self.outcome.reason) == (RequestStatus.CLOSED, "withdrawn")
+        )
+
+    @property
     def waits_only_for_the_customer(self) -> bool:
         """On hold for the customer's answer and nothing else: the timer only chases it."""
         return (

@@ -209,3 +209,30 @@ async def test_an_unanswered_question_is_chased_by_the_timer_without_deciding_it
     assert sent(closed) == [(REQUEST_STATUS, "REQ-1")]
     assert store.saved["REQ-1"].state is ValidationState.CLOSED
     assert await handlers.holds_to_recheck() == []
+
+
+async def test_a_withdrawal_that_overtakes_its_capture_closes_the_request_and_the_capture_does_nothing() -> (
+    None
+):
+    from shared.events import CaseUpdated, RequestUpdateMessage
+
+    store = world()
+    handlers = ValidationHandlers(store, RULES, Clock())
+    withdrawn = CaseUpdated(
+        event_id="EVT-W",
+        request_id="REQ-1",
+        correlation_id="CASE",
+        occurred_at=NOW,
+        details=details(),
+        changed=("withdrawn",),
+        fingerprint="w",
+        withdrawn=True,
+    )
+    closing = FakeTransaction(FakeLedger())
+    await handlers.take_update(RequestUpdateMessage(withdrawn), closing, ORIGIN)
+    assert sent(closing) == [(REQUEST_STATUS, "REQ-1")]
+    assert store.saved["REQ-1"].withdrawn
+    late = FakeTransaction(FakeLedger())
+    await handlers.validate(captured("REQ-1"), late, ORIGIN)
+    assert sent(late) == []
+    assert store.saved["REQ-1"].state is ValidationState.CLOSED
