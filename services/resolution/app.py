@@ -62,7 +62,12 @@ class ResolutionHandlers:
         self._directory = directory
 
     async def resolve(self, event: RequestRouted, tx: LedgerTransaction, _: MessageOrigin) -> None:
-        if await self._store.load(event.request_id, session=tx.session) is not None:
+        known = await self._store.load(event.request_id, session=tx.session)
+        if known is not None and known.awaits_its_routing_to_close:
+            emit(tx, known.routed_after_withdrawal(event, now=self._clock(), terms=self._terms))
+            await self._store.save(known, session=tx.session)
+            return
+        if known is not None:
             # Routed again (a replay with another event id): it was decided once, and a second,
             # different posting must never come of it.
             log.info("resolution.already_decided")
@@ -117,7 +122,11 @@ class ResolutionHandlers:
             return
         request = await self._store.load(update.request_id, session=tx.session)
         if request is None:
-            return  # not passed on to resolution: validation closes it
+            # Not routed here (yet): validation closes it if it never passed it on; if it did, the
+            # routing on its way finds this and closes it then.
+            request = RequestResolution.withdrawn_before_routing(update, now=self._clock())
+            await self._store.save(request, session=tx.session)
+            return
         emit(tx, request.withdraw(now=self._clock()))
         await self._store.save(request, session=tx.session)
 

@@ -46,7 +46,7 @@ from shared.contract import (
     ResolutionApproval,
 )
 from shared.directory import DirectoryUser
-from shared.events import RequestRouted
+from shared.events import CaseUpdated, RequestRouted
 from shared.lifecycle import Effect, TransitionRefused
 from shared.messages import status_changed
 from shared.money import Money
@@ -55,6 +55,8 @@ log = structlog.get_logger(__name__)
 
 WITHDRAWN = "withdrawn"
 """The reason of a request closed because the customer withdrew it."""
+WITHDRAWN_BEFORE_ROUTING = "withdrawn_before_routing"
+"""Kept closed, silently, until the routing of a request withdrawn on its way here closes it."""
 
 
 class ResolutionState(StrEnum):
@@ -445,6 +447,48 @@ class RequestResolution:
         else:
             message = "You withdrew this request; it is closed and nothing has been posted."
         return [self._status(RequestStatus.CLOSED, message, now, reason=WITHDRAWN)]
+
+    @classmethod
+    def withdrawn_before_routing(cls, case: CaseUpdated, *, now: datetime) -> RequestResolution:
+        """A withdrawal of a request resolution does not hold (yet): kept, silently.
+
+        Validation closes a request it never passed on; one it did pass on may still be on its way
+        here (the withdrawal travels on another topic): when it is routed, it is closed then
+        (:meth:`routed_after_withdrawal`), and nothing is ever proposed or posted for it.
+        """
+        details = case.details
+        return cls(
+            request_id=case.request_id,
+            about=AboutRequest(
+                channel=details.channel,
+                source_id=details.source_id,
+                customer_id=details.customer_id,
+                request_type=details.request_type.value if details.request_type else None,
+                queue=None,
+                priority=None,
+                sla_due_at=None,
+                requesters=(),
+            ),
+            routed=None,
+            state=ResolutionState.CLOSED,
+            routed_at=now,
+            wait_for_data_until=None,
+            reason=WITHDRAWN_BEFORE_ROUTING,
+        )
+
+    @property
+    def awaits_its_routing_to_close(self) -> bool:
+        """Withdrawn before it was routed here: the routing that follows closes it."""
+        return self.state is ResolutionState.CLOSED and self.reason == WITHDRAWN_BEFORE_ROUTING
+
+    def routed_after_withdrawal(self, event: RequestRouted, *, now: datetime, terms: Terms) -> list[Effect]:
+        """The request withdrawn before it was routed here arrives: closed (``withdrawn``), nothing posted."""
+        if not self.awaits_its_routing_to_close:
+            return []
+        routed = RequestResolution.from_routed(event, now=now, terms=terms)
+        self.about, self.routed, self.routed_at = routed.about, event, now
+        self.state, self.reason = ResolutionState.ROUTED, None
+        return self.withdraw(now=now)
 
     def acknowledge_after_withdrawal(self, ack: ErpAck, *, now: datetime) -> list[Effect]:
         """The ERP's answer to a posting sent before the withdrawal: recorded, the request stays closed."""

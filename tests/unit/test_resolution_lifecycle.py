@@ -368,3 +368,26 @@ def test_a_request_closed_already_is_not_closed_again_by_a_withdrawal() -> None:
     the_request, (resolution_id,) = resolved(invoice())
     the_request.acknowledge(ack(resolution_id), now=LATER)
     assert the_request.withdraw(now=LATER) == []
+
+
+def test_a_request_withdrawn_before_it_was_routed_here_is_closed_when_it_arrives() -> None:
+    from shared.events import CaseUpdated
+
+    event = routed(RequestType.BILLING_DISPUTE)
+    withdrawal = CaseUpdated(
+        event_id="EVT-W",
+        request_id="REQ-1",
+        correlation_id="CASE-1",
+        occurred_at=NOW,
+        details=event.details,
+        changed=("withdrawn",),
+        fingerprint="w",
+        withdrawn=True,
+    )
+    kept = RequestResolution.withdrawn_before_routing(withdrawal, now=NOW)
+    assert kept.awaits_its_routing_to_close
+    assert kept.withdraw(now=NOW) == []  # closed already, silently: validation may close it
+    effects = kept.routed_after_withdrawal(event, now=LATER, terms=TERMS)
+    assert said(effects) == [("closed", "withdrawn")]
+    assert kept.withdrawn
+    assert kept.routed_after_withdrawal(event, now=LATER, terms=TERMS) == []
