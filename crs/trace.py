@@ -167,6 +167,9 @@ def describe_step(topic: str, message: Mapping[str, Any]) -> tuple[str, str, str
         )
         return _PUBLISHER_OF_STATUS.get(status, "-"), f"status:{status}", extra
     if topic == REQUEST_UPDATED:
+        if message.get("event_type") == "CaseUpdated":
+            what = "case withdrawn" if message.get("withdrawn") else "case updated"
+            return "intake", what, ",".join(str(name) for name in message.get("changed") or [])
         return "intake", "email reply added", str(message.get("subject") or "")
     if topic == APPROVALS:
         return "approvers", f"approval:{_shown(message.get('decision'))}", _shown(message.get("approver"))

@@ -25,7 +25,14 @@ from shared.topics import (
     dead_letter_topic,
 )
 
-EVENTS: Final = ("RequestCaptured", "RequestValidated", "RequestSetAside", "RequestRouted", "EmailReplyAdded")
+EVENTS: Final = (
+    "RequestCaptured",
+    "RequestValidated",
+    "RequestSetAside",
+    "RequestRouted",
+    "EmailReplyAdded",
+    "CaseUpdated",
+)
 KNOWN_WHATS: Final = (
     *(status.value for status in RequestStatus),
     "crm:request",

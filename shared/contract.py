@@ -102,6 +102,10 @@ class CrmRequest(ContractModel):
     contact: Contact | None = None
     attachments: list[Attachment] = Field(default_factory=list, max_length=100)
     submitted_at: AwareDatetime
+    updated_at: AwareDatetime | None = Field(
+        default=None, description="When the case last changed in the CRM (not part of its content)"
+    )
+    withdrawn: bool = Field(default=False, description="true: the customer withdrew the case")
 
 
 class EmailRequest(ContractModel):
@@ -352,6 +356,7 @@ class RequestStatus(StrEnum):
     APPROVED = "approved"
     RESOLVED = "resolved"
     CLOSED = "closed"
+    REOPENED = "reopened"
     DUPLICATE_OF = "duplicate_of"
     SLA_WARNING = "sla_warning"
     SLA_BREACHED = "sla_breached"

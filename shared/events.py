@@ -13,7 +13,15 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    StringConstraints,
+    model_validator,
+)
 
 from shared.contract import Attachment, Channel, Contact, Customer, Priority, RequestStatus, RequestType
 from shared.money import Amount, CurrencyCode, Money
@@ -124,11 +132,19 @@ class RequestDetails(BaseModel):
 
 
 class RequestCaptured(InternalEvent):
-    """Intake stored a new request and gave it our ``request_id``."""
+    """Intake stored a new request and gave it our ``request_id``.
+
+    ``follows_up`` (version 2, optional) names the earlier request a reply opened this one for:
+    a reply to a request closed longer ago than the reopening window opens a new request linked
+    to the old one.
+    """
 
     schema_version: int = 2
     event_type: Literal["RequestCaptured"] = "RequestCaptured"
     details: RequestDetails
+    follows_up: str | None = Field(
+        default=None, description="The closed request this one follows up (a late reply in its thread)"
+    )
 
 
 class InvoiceSnapshot(BaseModel):
@@ -209,15 +225,52 @@ class EmailReplyAdded(InternalEvent):
     """Intake added an email to the request its ``In-Reply-To``/``References`` point at.
 
     The email's own record on ``email.requests.v1`` cannot name the request it belongs to; this
-    event does, so the request's audit record shows the reply.
+    event does, so the request's audit record shows the reply. Version 2 adds what intake read in
+    the reply, exactly as for a new email (``understood``: number candidates, amounts, dates), for
+    validation to resume a request waiting for the customer's answer; whether the reply is an
+    automatic one (an out-of-office), which answers nothing; and whether it reopens the request
+    (closed when it came, within the reopening window: intake knows, validation may not yet).
     """
 
+    schema_version: int = 2
     event_type: Literal["EmailReplyAdded"] = "EmailReplyAdded"
     message_id: str
     sender: str
     subject: str
     received_at: AwareDatetime
     attachments: tuple[Attachment, ...] = ()
+    understood: RequestDetails | None = Field(
+        default=None, description="The reply read as a new email would be (None in version 1)"
+    )
+    automatic: bool = Field(default=False, description="An automatic reply (out of office): no answer")
+    reopens: bool = Field(
+        default=False,
+        description="The request was closed when the reply came (within the reopening window): it reopens",
+    )
+
+
+class CaseUpdated(InternalEvent):
+    """Intake saw a CRM case again with other content: an update of the same request.
+
+    ``changed`` names the case's fields that differ from the version seen before (the audit record
+    and the workspace show them); ``details`` is the request as captured from the new version, which
+    validation checks again from where the request stands. ``withdrawn``: the customer withdrew the
+    case, and whoever holds the request closes it (reason ``withdrawn``).
+    """
+
+    event_type: Literal["CaseUpdated"] = "CaseUpdated"
+    details: RequestDetails
+    changed: tuple[str, ...] = Field(description="The case's fields that changed, by contract name")
+    fingerprint: str = Field(description="The fingerprint of the case's content in this version")
+    withdrawn: bool = False
+    updated_at: AwareDatetime | None = Field(default=None, description="The case's own updated_at")
+
+
+AnyRequestUpdate = Annotated[EmailReplyAdded | CaseUpdated, Field(discriminator="event_type")]
+
+
+class RequestUpdateMessage(RootModel[AnyRequestUpdate]):
+    """``requests.updated.v1`` (key ``request_id``): something added to an existing request."""
 
 
 class RequestRouted(InternalEvent):
@@ -289,3 +342,9 @@ def _details_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
 
 for _carrying_details in ("RequestCaptured", "RequestValidated", "RequestSetAside", "RequestRouted"):
     upcaster(_carrying_details, from_version=1)(_details_v1_to_v2)
+
+
+@upcaster("EmailReplyAdded", from_version=1)
+def _reply_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 of a reply carried nothing read from its text: nothing to resume a request with."""
+    return {"understood": None, "automatic": False, "reopens": False, **payload, "schema_version": 2}

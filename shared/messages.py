@@ -8,6 +8,7 @@ from datetime import datetime
 from shared.contract import Channel, ErpResolution, Priority, RequestStatus, RequestStatusChanged
 from shared.delivery import LedgerTransaction, OutgoingMessage
 from shared.events import (
+    CaseUpdated,
     EmailReplyAdded,
     InternalEvent,
     RequestCaptured,
@@ -38,6 +39,7 @@ EVENT_TOPICS: Mapping[type[InternalEvent], str] = {
     PaymentCandidatesFound: REQUEST_RESOLUTION,
     ApprovalRequested: REQUEST_RESOLUTION,
     ApprovalEvaluated: REQUEST_RESOLUTION,
+    CaseUpdated: REQUEST_UPDATED,
 }
 """The topic each internal event travels on."""
 

@@ -30,7 +30,13 @@ from shared.contract import (
     Payment,
     RequestStatusChanged,
 )
-from shared.events import EmailReplyAdded, RequestCaptured, RequestRouted, RequestSetAside, RequestValidated
+from shared.events import (
+    RequestCaptured,
+    RequestRouted,
+    RequestSetAside,
+    RequestUpdateMessage,
+    RequestValidated,
+)
 from shared.resolution_events import ResolutionEventMessage
 
 
@@ -144,9 +150,12 @@ REQUEST_ROUTED: Final = Topic(
     "Internal: routing to resolution.", Group.REQUEST,
 )  # fmt: skip
 REQUEST_UPDATED: Final = Topic(
-    "requests.updated.v1", "request_id", "intake", False, EmailReplyAdded,
-    "Internal: an email reply intake added to an existing request (audit reads it).",
-    Group.REQUEST, dead_letter=False,
+    "requests.updated.v1", "request_id", "intake", False, RequestUpdateMessage,
+    "Internal: what is added to an existing request: an email reply in its thread (with what it "
+    "says), or a CRM case published again with other content (the fields that changed, a "
+    "withdrawal). Validation resumes or closes the request; resolution closes a withdrawn one it "
+    "holds; audit and the workspace record it.",
+    Group.REQUEST,
 )  # fmt: skip
 REQUEST_ACTIONS: Final = Topic(
     "requests.actions.v1", "request_id", "workspace", False, WorkspaceActionMessage,
@@ -160,8 +169,8 @@ REQUEST_RESOLUTION: Final = Topic(
     "approvals asked for and each decision as counted).",
     Group.REQUEST,
 )  # fmt: skip
-# Audit, the only reader of set-aside and updated, records any text whatever it holds and never
-# dead-letters: those two have no .dlq twin.
+# Audit, the only reader of set-aside, records any text whatever it holds and never dead-letters:
+# it has no .dlq twin.
 
 TOPICS: Final[tuple[Topic, ...]] = (
     # The life of a request, in the order it goes (audit and `crs watch` read them in this order).
@@ -195,13 +204,19 @@ SERVICES: Final[tuple[Service, ...]] = (
     Service(
         "intake",
         8081,
-        consumes=(CRM_REQUESTS.name, EMAIL_REQUESTS.name),
+        consumes=(CRM_REQUESTS.name, EMAIL_REQUESTS.name, REQUEST_STATUS.name),
         publishes=(REQUEST_CAPTURED.name, REQUEST_UPDATED.name, REQUEST_STATUS.name),
     ),
     Service(
         "validation",
         8082,
-        consumes=(REQUEST_CAPTURED.name, REQUEST_STATUS.name, *_REFERENCE),
+        consumes=(
+            REQUEST_CAPTURED.name,
+            REQUEST_UPDATED.name,
+            REQUEST_STATUS.name,
+            REQUEST_ACTIONS.name,
+            *_REFERENCE,
+        ),
         publishes=(REQUEST_VALIDATED.name, REQUEST_SET_ASIDE.name, REQUEST_STATUS.name),
     ),
     Service(
@@ -213,7 +228,14 @@ SERVICES: Final[tuple[Service, ...]] = (
     Service(
         "resolution",
         8084,
-        consumes=(REQUEST_ROUTED.name, APPROVALS.name, ERP_ACKS.name, REQUEST_ACTIONS.name, *_REFERENCE),
+        consumes=(
+            REQUEST_ROUTED.name,
+            REQUEST_UPDATED.name,
+            APPROVALS.name,
+            ERP_ACKS.name,
+            REQUEST_ACTIONS.name,
+            *_REFERENCE,
+        ),
         publishes=(ERP_RESOLUTIONS.name, REQUEST_STATUS.name, REQUEST_RESOLUTION.name),
         user_directory=True,
     ),

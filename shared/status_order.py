@@ -18,10 +18,12 @@ from shared.contract import RequestStatus
 # Along a request's life; the flags (sla_warning, sla_breached, escalated, duplicate_of) are not
 # steps of it and are never compared.
 LIFECYCLE: tuple[str, ...] = (
+    # A reply reopens a closed request and validation checks it again in the same transaction, at
+    # the same instant: reopened starts a life again, before what follows it.
+    RequestStatus.REOPENED,
     RequestStatus.RECEIVED,
     RequestStatus.ON_HOLD,
     RequestStatus.VALIDATED,
-    "reopened",  # in the contract; nobody publishes it yet
     RequestStatus.ROUTED,
     RequestStatus.AWAITING_APPROVAL,
     RequestStatus.APPROVED,

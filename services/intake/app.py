@@ -7,23 +7,26 @@ import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
+import structlog
 from faststream.asgi import AsgiFastStream
 
 from services.intake import domain
 from services.intake.settings import IntakeSettings
-from services.intake.store import IntakeStore
-from shared.contract import CrmRequest, EmailRequest
+from services.intake.store import IntakeStore, ThreadRequest
+from shared.contract import CrmRequest, EmailRequest, RequestStatus, RequestStatusChanged
 from shared.delivery import InvalidHook, LedgerTransaction, MessageOrigin, OutgoingMessage
-from shared.events import EmailReplyAdded
+from shared.events import CaseUpdated, EmailReplyAdded
 from shared.identity import event_id_for
 from shared.messages import outgoing_event, outgoing_status
 from shared.runtime import build_runtime
 from shared.settings import InfrastructureSettings
-from shared.topics import CRM_REQUESTS, EMAIL_REQUESTS, REQUEST_CAPTURED, REQUEST_UPDATED
+from shared.topics import CRM_REQUESTS, EMAIL_REQUESTS, REQUEST_CAPTURED, REQUEST_STATUS, REQUEST_UPDATED
+
+log = structlog.get_logger(__name__)
 
 # Captures computed before their transaction, kept until a later batch pushes them out (a batch
 # that falls back to one message per transaction still finds them).
@@ -43,13 +46,16 @@ def capture_crm_request(case: CrmRequest, *, now: datetime, analysed_chars: int)
     return _with_full_text(domain.capture_crm_request(bounded, now=now), text[:analysed_chars], text)
 
 
-def capture_email(email: EmailRequest, *, now: datetime, analysed_chars: int) -> domain.Capture:
+def capture_email(
+    email: EmailRequest, *, now: datetime, analysed_chars: int, follows_up: str | None = None
+) -> domain.Capture:
     """The capture of an email whose body is read only up to ``analysed_chars`` characters."""
     text = email.body_text
     if len(text) <= analysed_chars:
-        return domain.capture_email(email, now=now)
+        return domain.capture_email(email, now=now, follows_up=follows_up)
     bounded = email.model_copy(update={"body_text": text[:analysed_chars]})
-    return _with_full_text(domain.capture_email(bounded, now=now), text[:analysed_chars], text)
+    captured = domain.capture_email(bounded, now=now, follows_up=follows_up)
+    return _with_full_text(captured, text[:analysed_chars], text)
 
 
 def _with_full_text(capture: domain.Capture, analysed: str, full: str) -> domain.Capture:
@@ -72,9 +78,15 @@ class IntakeHandlers:
     """
 
     def __init__(
-        self, store: IntakeStore, *, analysed_chars: int, executor: ThreadPoolExecutor | None = None
+        self,
+        store: IntakeStore,
+        *,
+        analysed_chars: int,
+        executor: ThreadPoolExecutor | None = None,
+        reopen_window: timedelta = timedelta(days=30),
     ) -> None:
         self._store = store
+        self._reopen_window = reopen_window
         self._analysed_chars = analysed_chars
         self._executor = executor
         self._prepared: OrderedDict[int, tuple[object, domain.Capture]] = OrderedDict()
@@ -105,19 +117,104 @@ class IntakeHandlers:
         return capture()  # not prepared (a prepare that failed): the bounded work, here
 
     async def capture_crm_request(self, case: CrmRequest, tx: LedgerTransaction, _: MessageOrigin) -> None:
+        """A case seen for the first time opens a request; seen again with other content, it is
+        an update of that request (:class:`CaseUpdated`); with the same content, nothing.
+
+        The idempotency key of a case includes its fingerprint, so the ledger lets a changed
+        version through; the fingerprint kept on the request is what tells an update from a
+        redelivery. A version older (by ``updated_at``) than the one taken in is stale: ignored.
+        """
+        now = datetime.now(UTC)
+        request_id = domain.crm_request_id(case.case_id)
+        fingerprint = domain.case_fingerprint(case)
+        content = domain.case_content(case)
+        known = await self._store.case_version(request_id, session=tx.session)
+        if known is None and case.withdrawn:
+            closed = domain.capture_withdrawn_case(case, now=now)
+            record: dict[str, Any] = {
+                "source_id": case.case_id,
+                "channel": case.channel,
+                "customer_id": case.customer_id,
+            }
+            record |= {"status": closed.status.value, "captured_at": now, "closed_at": now}
+            record |= {"email_message_ids": [], "replies": [], "case_fingerprint": fingerprint}
+            record |= {"case_content": content, "case_updated_at": case.updated_at}
+            await self._store.save_new_request(request_id, record, session=tx.session)
+            tx.emit(outgoing_status(closed))
+            return
         capture = self._prepared_capture(
-            case,
-            partial(capture_crm_request, case, now=datetime.now(UTC), analysed_chars=self._analysed_chars),
+            case, partial(capture_crm_request, case, now=now, analysed_chars=self._analysed_chars)
         )
-        await self._save(capture, tx, email_message_ids=[])
+        if known is None:
+            await self._save(
+                capture,
+                tx,
+                email_message_ids=[],
+                extra={
+                    "case_fingerprint": fingerprint,
+                    "case_content": content,
+                    "case_updated_at": case.updated_at,
+                },
+            )
+            return
+        if known.fingerprint == fingerprint:
+            return  # the same content again: a redelivery
+        keep = partial(
+            self._store.record_case_version,
+            request_id,
+            fingerprint=fingerprint,
+            content=content,
+            updated_at=case.updated_at or known.updated_at,
+            session=tx.session,
+        )
+        if known.fingerprint is None:
+            await keep(details=None)  # captured before fingerprints: this version is the baseline
+            return
+        if (
+            known.updated_at is not None
+            and case.updated_at is not None
+            and case.updated_at < known.updated_at
+        ):
+            log.info("case.stale_version_ignored", updated_at=case.updated_at.isoformat())
+            return
+        details = capture.captured.details
+        await keep(details=details.model_dump(mode="json"))
+        tx.emit(
+            outgoing_event(
+                REQUEST_UPDATED,
+                CaseUpdated(
+                    event_id=event_id_for(request_id, "CaseUpdated", fingerprint),
+                    request_id=request_id,
+                    correlation_id=case.case_id,
+                    occurred_at=now,
+                    details=details,
+                    changed=domain.changed_fields(known.content, content),
+                    fingerprint=fingerprint,
+                    withdrawn=case.withdrawn,
+                    updated_at=case.updated_at,
+                ),
+            )
+        )
 
     async def capture_email(self, email: EmailRequest, tx: LedgerTransaction, _: MessageOrigin) -> None:
         now = datetime.now(UTC)
         message_id = domain.normalize_message_id(email.message_id)
         thread = domain.thread_message_ids(email)
-        earlier = await self._store.request_for_email_thread(thread, session=tx.session)
+        earlier = await self._store.latest_request_for_email_thread(thread, session=tx.session)
+        if earlier is not None and self._closed_too_long(earlier, now):
+            # A late reply to a request closed long ago: a new request, linked to the old one.
+            capture = capture_email(
+                email, now=now, analysed_chars=self._analysed_chars, follows_up=earlier.request_id
+            )
+            await self._save(
+                capture, tx, email_message_ids=[message_id], extra={"follows_up": earlier.request_id}
+            )
+            return
         if earlier is not None:
-            request_id, source_id = earlier
+            request_id, source_id = earlier.request_id, earlier.source_id
+            # A reply's subject repeats the thread's ("Re: invoice 42"): only its own text answers.
+            answer = email.model_copy(update={"subject": "Reply"})
+            understood = capture_email(answer, now=now, analysed_chars=self._analysed_chars).captured.details
             await self._store.add_reply(
                 request_id, message_id, domain.reply_of(email), now, session=tx.session
             )
@@ -134,6 +231,9 @@ class IntakeHandlers:
                         subject=email.subject,
                         received_at=email.received_at,
                         attachments=tuple(email.attachments),
+                        understood=understood,
+                        automatic=domain.is_automatic_reply(email),
+                        reopens=earlier.closed_at is not None,
                     ),
                 )
             )
@@ -143,8 +243,26 @@ class IntakeHandlers:
         )
         await self._save(capture, tx, email_message_ids=[message_id])
 
+    def _closed_too_long(self, earlier: ThreadRequest, now: datetime) -> bool:
+        return earlier.closed_at is not None and now - earlier.closed_at > self._reopen_window
+
+    async def follow_status(
+        self, change: RequestStatusChanged, tx: LedgerTransaction, _: MessageOrigin
+    ) -> None:
+        """Keep when a request was closed (and that a reopened one is not): a reply in its thread
+        reopens it within the window, and opens a new request after it."""
+        if change.status is RequestStatus.CLOSED:
+            await self._store.mark_closed(change.request_id, change.at, session=tx.session)
+        elif change.status is RequestStatus.REOPENED:
+            await self._store.mark_reopened(change.request_id, session=tx.session)
+
     async def _save(
-        self, capture: domain.Capture, tx: LedgerTransaction, *, email_message_ids: list[str]
+        self,
+        capture: domain.Capture,
+        tx: LedgerTransaction,
+        *,
+        email_message_ids: list[str],
+        extra: dict[str, Any] | None = None,
     ) -> None:
         record = {
             **capture.captured.details.model_dump(mode="json"),
@@ -152,6 +270,7 @@ class IntakeHandlers:
             "captured_at": capture.captured.occurred_at,
             "email_message_ids": email_message_ids,
             "replies": [],
+            **(extra or {}),
         }
         await self._store.save_new_request(capture.request_id, record, session=tx.session)
         tx.emit(outgoing_event(REQUEST_CAPTURED, capture.captured))
@@ -190,14 +309,20 @@ def build_app(
     store = IntakeStore(runtime.database)
     # One thread: reading texts is CPU work, one at a time is all the event loop should share.
     understanding = ThreadPoolExecutor(max_workers=1, thread_name_prefix="intake-understanding")
-    handlers = IntakeHandlers(store, analysed_chars=settings.max_analysed_chars, executor=understanding)
+    handlers = IntakeHandlers(
+        store,
+        analysed_chars=settings.max_analysed_chars,
+        executor=understanding,
+        reopen_window=timedelta(days=settings.reopen_window_days),
+    )
     runtime.startup_hooks.append(store.ensure_indexes)
 
     runtime.subscribe(
         CRM_REQUESTS,
         CrmRequest,
         handlers.capture_crm_request,
-        key=lambda case, _: f"crm:{case.case_id}",
+        # The content is part of the key: a changed case is an update, the same one a redelivery.
+        key=lambda case, _: f"crm:{case.case_id}:{domain.case_fingerprint(case)}",
         log_ids=lambda case: (domain.crm_request_id(case.case_id), case.case_id),
         on_invalid=reject_unreadable("crm", store),
         prepare=handlers.prepare_crm_request,
@@ -210,6 +335,13 @@ def build_app(
         log_ids=lambda email: (domain.email_request_id(email.message_id), email.message_id),
         on_invalid=reject_unreadable("email", store),
         prepare=handlers.prepare_email,
+    )
+    runtime.subscribe(
+        REQUEST_STATUS,
+        RequestStatusChanged,
+        handlers.follow_status,
+        key=lambda change, _: f"status:{change.event_id}",
+        log_ids=lambda change: (change.request_id, None),
     )
 
     app = runtime.asgi_app()

@@ -11,6 +11,10 @@ to customer service for a person, never silently defaulted.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -89,7 +93,7 @@ def capture_crm_request(case: CrmRequest, *, now: datetime) -> Capture:
         contract_id=case.contract_id,
         disputed_amount=case.disputed_amount or facts.amounts.disputed,
         expected_amount=case.expected_amount or facts.amounts.expected,
-        requested_credit_limit=case.requested_credit_limit,
+        requested_credit_limit=case.requested_credit_limit or facts.amounts.requested_credit_limit,
         mentioned_amounts=facts.amounts.mentioned,
         mentioned_dates=facts.dates,
         invoice_candidates=_not_structured(facts.invoice_candidates, case.invoice_ids),
@@ -106,7 +110,7 @@ def capture_crm_request(case: CrmRequest, *, now: datetime) -> Capture:
     return _capture(request_id, details, now=now)
 
 
-def capture_email(email: EmailRequest, *, now: datetime) -> Capture:
+def capture_email(email: EmailRequest, *, now: datetime, follows_up: str | None = None) -> Capture:
     """An email that is not a reply to a known request becomes a new request.
 
     The customer is not known yet: validation finds it from ``sender_email``, then resolves the
@@ -146,7 +150,7 @@ def capture_email(email: EmailRequest, *, now: datetime) -> Capture:
         attachments=tuple(email.attachments),
         submitted_at=email.received_at,
     )
-    return _capture(request_id, details, now=now)
+    return _capture(request_id, details, now=now, follows_up=follows_up)
 
 
 def _not_structured(candidates: tuple[str, ...], structured: list[str]) -> tuple[str, ...]:
@@ -155,13 +159,16 @@ def _not_structured(candidates: tuple[str, ...], structured: list[str]) -> tuple
     return tuple(candidate for candidate in candidates if candidate.strip().upper() not in given)
 
 
-def _capture(request_id: str, details: RequestDetails, *, now: datetime) -> Capture:
+def _capture(
+    request_id: str, details: RequestDetails, *, now: datetime, follows_up: str | None = None
+) -> Capture:
     captured = RequestCaptured(
         event_id=event_id_for(request_id, "RequestCaptured"),
         request_id=request_id,
         correlation_id=details.source_id,
         occurred_at=now,
         details=details,
+        follows_up=follows_up,
     )
     received = status_changed(
         request_id=request_id,
@@ -169,7 +176,9 @@ def _capture(request_id: str, details: RequestDetails, *, now: datetime) -> Capt
         source_id=details.source_id,
         customer_id=details.customer_id,
         status=RequestStatus.RECEIVED,
-        message="We have received your request and will check it shortly.",
+        message=follow_up_message(follows_up)
+        if follows_up
+        else "We have received your request and will check it shortly.",
         at=now,
     )
     return Capture(request_id=request_id, captured=captured, received=received)
@@ -221,4 +230,68 @@ def reject_unreadable(
         reason="invalid_request",
         message=f"We could not read this {what}: {problems}.",
         at=now,
+    )
+
+
+VOLATILE_CASE_FIELDS = frozenset({"updated_at"})
+"""Fields of a case that change without its content changing: left out of its fingerprint."""
+
+
+def case_content(case: CrmRequest) -> dict[str, Any]:
+    """What a case says, as the contract names its fields, without the volatile ones."""
+    return case.model_dump(mode="json", exclude=set(VOLATILE_CASE_FIELDS))
+
+
+def case_fingerprint(case: CrmRequest) -> str:
+    """The fingerprint of a case's content: the same content, the same fingerprint.
+
+    Taken over the case as the contract reads it (unknown extra fields are ignored, as everywhere),
+    without ``updated_at``: a CRM that touches a case without changing it, or a gateway that sends
+    it again, changes nothing.
+    """
+    canonical = json.dumps(case_content(case), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def changed_fields(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> tuple[str, ...]:
+    """The fields of a case whose values differ between two versions (all of them when the
+    earlier version is not known)."""
+    if before is None:
+        return tuple(sorted(name for name, value in after.items() if value not in (None, [], False)))
+    names = sorted({*before, *after})
+    return tuple(name for name in names if before.get(name) != after.get(name))
+
+
+def capture_withdrawn_case(case: CrmRequest, *, now: datetime) -> RequestStatusChanged:
+    """A case whose first message already says it was withdrawn: closed at once, nothing to check."""
+    return status_changed(
+        request_id=crm_request_id(case.case_id),
+        channel=Channel(case.channel),
+        source_id=case.case_id,
+        customer_id=case.customer_id,
+        status=RequestStatus.CLOSED,
+        reason="withdrawn",
+        message="You withdrew this request before we started on it; it is closed.",
+        at=now,
+    )
+
+
+_AUTOMATIC_SUBJECTS = re.compile(
+    r"^\s*(automatic reply|auto(matische)?[- ]?(reply|antwort)|auto:|out of (the )?office|"
+    r"abwesenheitsnotiz|abwesend|r[ée]ponse automatique|absence|autosvar|afwezig|risposta automatica|"
+    r"respuesta autom[áa]tica|fuera de la oficina)",
+    re.IGNORECASE,
+)
+
+
+def is_automatic_reply(email: EmailRequest) -> bool:
+    """Whether an email is an automatic reply (out of office): it answers no question."""
+    return bool(_AUTOMATIC_SUBJECTS.match(email.subject))
+
+
+def follow_up_message(earlier_request_id: str) -> str:
+    """The ``received`` message of a request opened by a late reply to a closed one."""
+    return (
+        f"We have received your message. Your earlier request {earlier_request_id} was closed some "
+        "time ago, so we have opened this new request for it, linked to the earlier one."
     )

@@ -18,3 +18,9 @@ class IntakeSettings(ServiceSettings):
         description="How much of a description or email body is read for type, documents, amounts "
         "and dates (the whole text is kept): bounds the CPU time of one message",
     )
+    reopen_window_days: float = Field(
+        default=30,
+        ge=0,
+        description="How long after a request is closed a reply in its thread reopens it; a later "
+        "reply opens a new request linked to the closed one",
+    )

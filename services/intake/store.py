@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -62,3 +63,90 @@ class IntakeStore:
             },
             session=session,
         )
+
+    async def case_version(self, request_id: str, *, session: AsyncClientSession) -> CaseVersion | None:
+        """The version of a CRM case last taken in (None: no request for it yet)."""
+        found = await self._requests.find_one(
+            {"_id": request_id},
+            {"case_fingerprint": 1, "case_content": 1, "case_updated_at": 1},
+            session=session,
+        )
+        if found is None:
+            return None
+        updated_at = found.get("case_updated_at")
+        return CaseVersion(
+            fingerprint=found.get("case_fingerprint"),
+            content=found.get("case_content"),
+            updated_at=updated_at.replace(tzinfo=UTC) if isinstance(updated_at, datetime) else None,
+        )
+
+    async def record_case_version(
+        self,
+        request_id: str,
+        *,
+        fingerprint: str,
+        content: dict[str, Any],
+        updated_at: datetime | None,
+        details: dict[str, Any] | None,
+        session: AsyncClientSession,
+    ) -> None:
+        """Keep the version of a case just taken in (and, for an update, what it now says)."""
+        fields: dict[str, Any] = {
+            "case_fingerprint": fingerprint,
+            "case_content": content,
+            "case_updated_at": updated_at,
+        }
+        if details is not None:
+            fields.update(details)
+        await self._requests.update_one({"_id": request_id}, {"$set": fields}, session=session)
+
+    async def latest_request_for_email_thread(
+        self, message_ids: tuple[str, ...], *, session: AsyncClientSession
+    ) -> ThreadRequest | None:
+        """The newest request an email thread belongs to (a late reply may have opened a second)."""
+        if not message_ids:
+            return None
+        cursor = (
+            self._requests.find(
+                {"email_message_ids": {"$in": list(message_ids)}},
+                {"_id": 1, "source_id": 1, "closed_at": 1, "captured_at": 1},
+                session=session,
+            )
+            .sort("captured_at", DESCENDING)
+            .limit(1)
+        )
+        async for found in cursor:
+            closed_at = found.get("closed_at")
+            return ThreadRequest(
+                request_id=str(found["_id"]),
+                source_id=str(found["source_id"]),
+                closed_at=closed_at.replace(tzinfo=UTC) if isinstance(closed_at, datetime) else None,
+            )
+        return None
+
+    async def mark_closed(self, request_id: str, at: datetime, *, session: AsyncClientSession) -> None:
+        """The request was closed at ``at`` (a reply after the reopening window opens a new one)."""
+        await self._requests.update_one({"_id": request_id}, {"$set": {"closed_at": at}}, session=session)
+
+    async def mark_reopened(self, request_id: str, *, session: AsyncClientSession) -> None:
+        """The request was reopened: it is not closed any more."""
+        await self._requests.update_one({"_id": request_id}, {"$unset": {"closed_at": ""}}, session=session)
+
+
+@dataclass(frozen=True)
+class CaseVersion:
+    """The version of a CRM case intake took in last."""
+
+    fingerprint: str | None
+    """None: captured before fingerprints were kept (the next version seen becomes the baseline)."""
+    content: dict[str, Any] | None
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ThreadRequest:
+    """The request an email thread belongs to, and when it was closed (None: it is not)."""
+
+    request_id: str
+    source_id: str
+    closed_at: datetime | None

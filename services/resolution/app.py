@@ -24,13 +24,13 @@ from shared.actions import ClosureRequested, PostingRetryRequested, ResolutionDe
 from shared.contract import ApprovalDecision, ErpAck
 from shared.delivery import LedgerTransaction, MessageOrigin
 from shared.directory import UserDirectory, build_user_directory
-from shared.events import RequestRouted
+from shared.events import CaseUpdated, RequestRouted, RequestUpdateMessage
 from shared.lifecycle import TransitionRefused
 from shared.messages import emit
 from shared.reference_views import subscribe_reference_views
 from shared.runtime import build_runtime
 from shared.settings import InfrastructureSettings
-from shared.topics import APPROVALS, ERP_ACKS, REQUEST_ACTIONS, REQUEST_ROUTED
+from shared.topics import APPROVALS, ERP_ACKS, REQUEST_ACTIONS, REQUEST_ROUTED, REQUEST_UPDATED
 
 log = structlog.get_logger(__name__)
 
@@ -73,6 +73,10 @@ class ResolutionHandlers:
 
     async def resolve(self, event: RequestRouted, tx: LedgerTransaction, _: MessageOrigin) -> None:
         known = await self._store.load(event.request_id, session=tx.session)
+        if known is not None and known.awaits_its_routing_to_close:
+            emit(tx, known.routed_after_withdrawal(event, now=self._clock(), terms=self._terms))
+            await self._store.save(known, session=tx.session)
+            return
         if known is not None:
             # Routed again (re-routed by a person, or a replay with another event id): it was
             # decided once, and a second, different posting must never come of it; its new queue
@@ -118,7 +122,27 @@ class ResolutionHandlers:
             raise TransitionRefused(
                 "unknown_resolution", f"no resolution {ack.resolution_id} for request {ack.request_id}"
             )
-        emit(tx, request.acknowledge(ack, now=self._clock()))
+        if request.withdrawn:
+            emit(tx, request.acknowledge_after_withdrawal(ack, now=self._clock()))
+        else:
+            emit(tx, request.acknowledge(ack, now=self._clock()))
+        await self._store.save(request, session=tx.session)
+
+    async def take_update(
+        self, message: RequestUpdateMessage, tx: LedgerTransaction, _: MessageOrigin
+    ) -> None:
+        """A withdrawn case closes the request resolution holds (other updates are validation's)."""
+        update = message.root
+        if not isinstance(update, CaseUpdated) or not update.withdrawn:
+            return
+        request = await self._store.load(update.request_id, session=tx.session)
+        if request is None:
+            # Not routed here (yet): validation closes it if it never passed it on; if it did, the
+            # routing on its way finds this and closes it then.
+            request = RequestResolution.withdrawn_before_routing(update, now=self._clock())
+            await self._store.save(request, session=tx.session)
+            return
+        emit(tx, request.withdraw(now=self._clock()))
         await self._store.save(request, session=tx.session)
 
     async def with_overdue_postings(self) -> list[str]:
@@ -198,6 +222,13 @@ def build_app(
     runtime.every_each(every, handlers.waiting_for_data, handlers.resume, name="resume_waiting_for_data")
 
     runtime.subscribe_events(REQUEST_ROUTED, RequestRouted, handlers.resolve)
+    runtime.subscribe(
+        REQUEST_UPDATED,
+        RequestUpdateMessage,
+        handlers.take_update,
+        key=lambda update, _: f"event:{update.root.event_id}",
+        log_ids=lambda update: (update.root.request_id, update.root.correlation_id),
+    )
     runtime.subscribe(
         APPROVALS,
         ApprovalDecision,

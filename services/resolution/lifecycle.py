@@ -47,7 +47,7 @@ from shared.contract import (
     ResolutionApproval,
 )
 from shared.directory import DirectoryUser
-from shared.events import RequestRouted
+from shared.events import CaseUpdated, RequestRouted
 from shared.identity import event_id_for
 from shared.lifecycle import Effect, TransitionRefused
 from shared.messages import status_changed
@@ -60,6 +60,11 @@ from shared.resolution_events import (
 )
 
 log = structlog.get_logger(__name__)
+
+WITHDRAWN = "withdrawn"
+"""The reason of a request closed because the customer withdrew it."""
+WITHDRAWN_BEFORE_ROUTING = "withdrawn_before_routing"
+"""Kept closed, silently, until the routing of a request withdrawn on its way here closes it."""
 
 
 class ResolutionState(StrEnum):
@@ -578,6 +583,96 @@ class RequestResolution:
                 RequestStatus.CLOSED, message, now, reason=closure.reason_code, occurrence=closure.event_id
             )
         ]
+
+    # -- The customer withdrew the case (issue 9 item 5) -----------------------------------
+
+    @property
+    def withdrawn(self) -> bool:
+        """Closed because the customer withdrew the case."""
+        return self.state is ResolutionState.CLOSED and self.reason == WITHDRAWN
+
+    def withdraw(self, *, now: datetime) -> list[Effect]:
+        """The customer withdrew the case: closed (``withdrawn``), whatever was pending dropped.
+
+        Resolution closes every request it holds that is not closed or rejected already (validation
+        closes those it never passed on: exactly one service publishes the close). A posting
+        already sent to the ERP is not undone, and the message says so.
+        """
+        if self.state in (ResolutionState.CLOSED, ResolutionState.REJECTED):
+            return []
+        sent = [posting for posting in self.postings.values() if posting.status is not PostingStatus.FAILED]
+        self.state, self.reason, self.pending = ResolutionState.CLOSED, WITHDRAWN, None
+        if sent:
+            what = ", ".join(
+                f"the {domain.KIND_NAMES[posting.resolution.kind]} {posting.resolution_id}"
+                for posting in sent
+            )
+            message = (
+                f"You withdrew this request; it is closed. {what[0].upper()}{what[1:]} had already been "
+                "sent to our ERP before the withdrawal and is not undone by it; please contact us if it "
+                "should be reversed."
+            )
+        else:
+            message = "You withdrew this request; it is closed and nothing has been posted."
+        return [self._status(RequestStatus.CLOSED, message, now, reason=WITHDRAWN)]
+
+    @classmethod
+    def withdrawn_before_routing(cls, case: CaseUpdated, *, now: datetime) -> RequestResolution:
+        """A withdrawal of a request resolution does not hold (yet): kept, silently.
+
+        Validation closes a request it never passed on; one it did pass on may still be on its way
+        here (the withdrawal travels on another topic): when it is routed, it is closed then
+        (:meth:`routed_after_withdrawal`), and nothing is ever proposed or posted for it.
+        """
+        details = case.details
+        return cls(
+            request_id=case.request_id,
+            about=AboutRequest(
+                channel=details.channel,
+                source_id=details.source_id,
+                customer_id=details.customer_id,
+                request_type=details.request_type.value if details.request_type else None,
+                queue=None,
+                priority=None,
+                sla_due_at=None,
+                requesters=(),
+            ),
+            routed=None,
+            state=ResolutionState.CLOSED,
+            routed_at=now,
+            wait_for_data_until=None,
+            reason=WITHDRAWN_BEFORE_ROUTING,
+        )
+
+    @property
+    def awaits_its_routing_to_close(self) -> bool:
+        """Withdrawn before it was routed here: the routing that follows closes it."""
+        return self.state is ResolutionState.CLOSED and self.reason == WITHDRAWN_BEFORE_ROUTING
+
+    def routed_after_withdrawal(self, event: RequestRouted, *, now: datetime, terms: Terms) -> list[Effect]:
+        """The request withdrawn before it was routed here arrives: closed (``withdrawn``), nothing posted."""
+        if not self.awaits_its_routing_to_close:
+            return []
+        routed = RequestResolution.from_routed(event, now=now, terms=terms)
+        self.about, self.routed, self.routed_at = routed.about, event, now
+        self.state, self.reason = ResolutionState.ROUTED, None
+        return self.withdraw(now=now)
+
+    def acknowledge_after_withdrawal(self, ack: ErpAck, *, now: datetime) -> list[Effect]:
+        """The ERP's answer to a posting sent before the withdrawal: recorded, the request stays closed."""
+        posting = self.postings.get(ack.resolution_id)
+        if posting is None:
+            raise TransitionRefused(
+                "unknown_resolution", f"no resolution {ack.resolution_id} for request {ack.request_id}"
+            )
+        self.postings[ack.resolution_id] = replace(
+            posting,
+            status=PostingStatus(ack.status),
+            erp_document_id=ack.erp_document_id,
+            erp_error=ack.error,
+            acknowledged_at=now,
+        )
+        return []
 
     # -- Inside the transitions ----------------------------------------------------------
 

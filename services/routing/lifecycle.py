@@ -195,8 +195,14 @@ class RoutedRequest:
 def route(
     event: RequestValidated, decision: RoutingDecision, *, now: datetime
 ) -> tuple[RoutedRequest, list[Effect]]:
-    """A validated request put in its queue: its SLA clock starts; routing says where it went."""
+    """A validated request put in its queue: its SLA clock starts; routing says where it went.
+
+    A request validated again (an answer, an update, a reopening: validation's event has an id of
+    its own for each round) is routed again, with events and a status of their own.
+    """
     details = event.details
+    first = event.event_id == event_id_for(event.request_id, "RequestValidated")
+    again = () if first else (event.event_id,)
     routed = RoutedRequest(
         request_id=event.request_id,
         route=Route(
@@ -214,7 +220,7 @@ def route(
         customer_tier=event.customer_tier,
     )
     announced = RequestRouted(
-        event_id=event_id_for(event.request_id, "RequestRouted"),
+        event_id=event_id_for(event.request_id, "RequestRouted", *again),
         request_id=event.request_id,
         correlation_id=event.correlation_id,
         occurred_at=now,
@@ -237,6 +243,7 @@ def route(
         queue=decision.queue,
         priority=decision.priority,
         sla_due_at=decision.sla_due_at,
+        occurrence="".join(again),
         at=now,
     )
     return routed, [announced, status]

@@ -18,17 +18,29 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from services.validation import domain
 from services.validation.duplicates import Claim
-from services.validation.lifecycle import Facts, Hold, Lookup, RequestValidation, Rules, finishing
+from services.validation.lifecycle import (
+    AnswerWait,
+    Facts,
+    Hold,
+    Lookup,
+    RequestValidation,
+    Rules,
+    ValidationState,
+    finishing,
+)
 from services.validation.settings import ValidationSettings
 from services.validation.store import ValidationStore
+from shared.actions import CustomerQuestionRequested, WorkspaceActionMessage
+from shared.business_time import load_calendar
 from shared.contract import Customer, RequestStatusChanged
 from shared.delivery import LedgerTransaction, MessageOrigin
-from shared.events import RequestCaptured
+from shared.events import EmailReplyAdded, RequestCaptured, RequestUpdateMessage
+from shared.lifecycle import TransitionRefused
 from shared.messages import emit
 from shared.reference_views import subscribe_reference_views
 from shared.runtime import build_runtime
 from shared.settings import InfrastructureSettings
-from shared.topics import REQUEST_CAPTURED, REQUEST_STATUS
+from shared.topics import REQUEST_ACTIONS, REQUEST_CAPTURED, REQUEST_STATUS, REQUEST_UPDATED
 
 log = structlog.get_logger(__name__)
 
@@ -54,11 +66,21 @@ class Requests(Protocol):
 
 
 def rules_of(settings: ValidationSettings) -> Rules:
-    """The hold limit and the duplicate rule the settings give."""
+    """The hold limit, the duplicate rule and how long a question waits, as the settings give them.
+
+    Business days are counted in routing's business calendar (its rules file): only when a
+    question waits in business days is the file read.
+    """
+    seconds = settings.customer_answer_seconds
     return Rules(
         hold_limit=timedelta(seconds=settings.hold_reference_seconds),
         duplicates=domain.DuplicateRule(
             window=timedelta(hours=settings.duplicate_window_hours), criteria=settings.duplicate_match
+        ),
+        answer_wait=AnswerWait(
+            business_days=settings.customer_answer_business_days,
+            calendar=None if seconds is not None else load_calendar(settings.routing_rules_file),
+            seconds=seconds,
         ),
     )
 
@@ -73,6 +95,9 @@ class ValidationHandlers:
 
     async def validate(self, event: RequestCaptured, tx: LedgerTransaction, _: MessageOrigin) -> None:
         request = await self._store.load(event.request_id, session=tx.session)
+        if request is not None and request.withdrawn:
+            log.info("capture.of_a_withdrawn_request_ignored")  # the withdrawal overtook it
+            return
         request = request or RequestValidation(event.request_id)
         request.capture(event)
         await self._decide(request, tx)
@@ -88,17 +113,84 @@ class ValidationHandlers:
         if not holds:
             return []
         customers, known = await self._store.awaited_by(holds)
-        return [hold.request_id for hold in holds if hold.due(customers, known, now=now)]
+        wait = self._rules.answer_wait
+        return [
+            hold.request_id
+            for hold in holds
+            if hold.due(customers, known, now=now) or hold.chase_due(wait, now=now)
+        ]
 
     async def recheck(self, request_id: str, tx: LedgerTransaction) -> None:
-        """Decide a held request again (the timer's work, in a transaction of its own).
+        """Decide a held request again (the timer's work, in a transaction of its own); a question
+        for the customer is chased: reminded once halfway, closed (``no_response``) at its deadline.
 
         Two replicas deciding the same hold conflict in their transactions and one gives way; the
         events they would publish have the same ids, so consumers drop a repeat.
         """
         request = await self._store.load(request_id, session=tx.session)
-        if request is not None and request.held:  # else released meanwhile, by another replica
+        if request is None or not request.held:  # released meanwhile, by another replica
+            return
+        chased = request.chase(now=self._clock(), rules=self._rules)
+        emit(tx, chased)
+        if request.held and not request.waits_only_for_the_customer:
             await self._decide(request, tx)
+        else:
+            await self._store.save(request, session=tx.session)
+
+    async def take_update(
+        self, message: RequestUpdateMessage, tx: LedgerTransaction, _: MessageOrigin
+    ) -> None:
+        """A reply in the request's thread (an answer, or a reopening), or its CRM case changed."""
+        update = message.root
+        request = await self._store.load(update.request_id, session=tx.session)
+        if request is None:
+            # Not decided yet (its capture is still on the way, on another topic): a changed case
+            # is decided as it stands now, a withdrawn one closed at once (its capture, when it
+            # comes, finds it closed); a reply answers nothing yet (nothing was asked).
+            if isinstance(update, EmailReplyAdded):
+                log.info("update.before_capture", kind=update.event_type)
+                return
+            request = RequestValidation(update.request_id)
+            request.capture(
+                RequestCaptured(
+                    event_id=update.event_id,
+                    request_id=update.request_id,
+                    correlation_id=update.correlation_id,
+                    occurred_at=update.occurred_at,
+                    details=update.details,
+                )
+            )
+            if update.withdrawn:
+                emit(tx, request.withdraw(now=self._clock()))
+                await self._store.save(request, session=tx.session)
+            else:
+                await self._decide(request, tx)
+            return
+        now = self._clock()
+        if isinstance(update, EmailReplyAdded):
+            effects = request.answer(update, now=now)
+        else:
+            effects = request.update(update, now=now)
+        emit(tx, effects)
+        if request.state is ValidationState.NEW:
+            await self._decide(request, tx)
+        else:
+            await self._store.save(request, session=tx.session)
+
+    async def ask_customer(
+        self, message: WorkspaceActionMessage, tx: LedgerTransaction, _: MessageOrigin
+    ) -> None:
+        """A person's question for the customer; the other actions are other services' to carry out."""
+        action = message.root
+        if not isinstance(action, CustomerQuestionRequested):
+            return
+        request = await self._store.load(action.request_id, session=tx.session)
+        if request is None:
+            raise TransitionRefused("unknown_request", f"validation knows no request {action.request_id}")
+        emit(
+            tx, request.ask(action.question, action_id=action.event_id, now=self._clock(), rules=self._rules)
+        )
+        await self._store.save(request, session=tx.session)
 
     async def _decide(self, request: RequestValidation, tx: LedgerTransaction) -> None:
         now = self._clock()
@@ -118,7 +210,10 @@ class ValidationHandlers:
         request = await self._store.load(change.request_id, session=tx.session)
         if request is not None:
             emit(tx, request.finish(change.status, change.at))
-            await self._store.save(request, session=tx.session)
+            if request.state is ValidationState.NEW:  # reopened by a reply read before the closing
+                await self._decide(request, tx)
+            else:
+                await self._store.save(request, session=tx.session)
 
 
 def customer_document(customer: Customer) -> dict[str, Any]:
@@ -148,6 +243,20 @@ def build_app(
     )
 
     runtime.subscribe_events(REQUEST_CAPTURED, RequestCaptured, handlers.validate)
+    runtime.subscribe(
+        REQUEST_UPDATED,
+        RequestUpdateMessage,
+        handlers.take_update,
+        key=lambda update, _: f"event:{update.root.event_id}",
+        log_ids=lambda update: (update.root.request_id, update.root.correlation_id),
+    )
+    runtime.subscribe(
+        REQUEST_ACTIONS,
+        WorkspaceActionMessage,
+        handlers.ask_customer,
+        key=lambda action, _: f"action:{action.root.event_id}",
+        log_ids=lambda action: (action.root.request_id, action.root.correlation_id),
+    )
     runtime.subscribe(
         REQUEST_STATUS,
         RequestStatusChanged,

@@ -34,7 +34,8 @@ from shared.contract import (
     RequestStatus,
     RequestType,
 )
-from shared.events import CheckResult, InvoiceSnapshot, RequestDetails
+from shared.document_numbers import same_number
+from shared.events import MAX_STATED_AMOUNTS, CheckResult, InvoiceSnapshot, RequestDetails
 from shared.money import Money
 
 MONEY_MOVING_TYPES = frozenset({RequestType.REFUND, RequestType.WRITE_OFF, RequestType.CREDIT_LIMIT_CHANGE})
@@ -46,7 +47,17 @@ AWAITING_REFERENCE_DATA = "awaiting_reference_data"
 AWAITING_CUSTOMER = "awaiting_customer"
 KYC_PENDING = "kyc_pending"
 
-AwaitedKind = Literal["invoice", "payment", "contract", "kyc", "customer", "invoice_number", "payment_number"]
+AwaitedKind = Literal[
+    "invoice",
+    "payment",
+    "contract",
+    "kyc",
+    "customer",
+    "invoice_number",
+    "payment_number",
+    "invoice_choice",
+    "payment_choice",
+]
 DOCUMENT_KINDS = frozenset({"invoice", "payment", "contract"})
 """What a hold waits for that the ERP sends: after the hold's time limit, an unknown document."""
 
@@ -57,7 +68,9 @@ def awaited(kind: AwaitedKind, key: str) -> str:
     ``invoice:INV-2026-000123`` (a document by its id), ``kyc:CUST-00012``, ``customer:which_invoice``
     (an answer from the customer: ``invoice``, ``which_invoice``, ``which_payment``,
     ``payment_details``), ``invoice_number:4711`` (a number from the text that names none of the
-    customer's invoices yet: the hold is decided again when one with that number arrives).
+    customer's invoices yet: the hold is decided again when one with that number arrives),
+    ``invoice_choice:RE-42`` (one of the invoices a number matched ambiguously: the customer's
+    answer picks one of them).
     """
     return f"{kind}:{key}"
 
@@ -316,6 +329,7 @@ def _record_readings(
             f"which_{kind}",
             f"The {kind} number {reading.written} matches more than one of your {kind}s ({choices}): "
             f"please tell us which one you mean.",
+            *(awaited(choice_kind(kind), document_id) for document_id in reading.document_ids),
         )
 
 
@@ -353,11 +367,13 @@ def _amounts_in_document_currency(
 def _ask(customer: Customer, checks: _Checks, understood: RequestDetails) -> Verdict:
     """On hold until the customer answers: the question is the message (the contract's rule).
 
-    The request does not resume on an answer yet; the hold keeps what it waits for
-    (``customer:<what>``) and is decided again when a document it names by number arrives.
+    The hold keeps what it waits for (``customer:<what>``): the answer (a reply in the email
+    thread, the CRM case published again with the missing piece) resumes it, and it is decided
+    again when a document it names by number arrives.
     """
     message = " ".join(checks.questions)
-    others = [item for item in checks.waiting_for if not item.startswith(("customer:", "invoice_number:"))]
+    asked = ("customer:", "invoice_number:", "payment_number:", "invoice_choice:", "payment_choice:")
+    others = [item for item in checks.waiting_for if not item.startswith(asked)]
     if others:
         message += (
             " We are also waiting for "
@@ -448,6 +464,76 @@ def wait_may_be_over(
     return False
 
 
+def choice_kind(kind: Literal["invoice", "payment"]) -> AwaitedKind:
+    """How a hold names one of the documents an ambiguous number matched."""
+    return "invoice_choice" if kind == "invoice" else "payment_choice"
+
+
+def waits_only_for_the_customer(waiting_for: Sequence[str]) -> bool:
+    """Whether a hold waits for nothing but the customer's answer (no document, no KYC)."""
+    return all(
+        split_awaited(item)[0] in ("customer", "invoice_choice", "payment_choice") for item in waiting_for
+    )
+
+
+def with_answer(
+    details: RequestDetails, answer: RequestDetails, waiting_for: Sequence[str]
+) -> RequestDetails:
+    """The request as it stands once the customer's answer is added to it.
+
+    What the answer names is the customer's word on it: the invoice (payment) numbers of the
+    answer replace those the request had, and when the request asked which of several documents
+    a number meant, the first of them the answer names is the one. Amounts and dates the request
+    had no value for are taken from the answer; those it had stay. The type stays as it was
+    (classified, or as the CRM gave it), unless it had none.
+    """
+    update: dict[str, Any] = {}
+    for kind in ("invoice", "payment"):
+        candidates: tuple[str, ...] = getattr(answer, f"{kind}_candidates")
+        loose = answer.loose_candidates if kind == "invoice" else ()
+        choices = [key for item_kind, key in map(split_awaited, waiting_for) if item_kind == f"{kind}_choice"]
+        chosen = _chosen(choices, (*candidates, *loose))
+        if chosen is not None:
+            update[f"{kind}_candidates"] = (chosen,)
+            if kind == "invoice":
+                update["loose_candidates"] = ()
+        elif candidates or loose:
+            update[f"{kind}_candidates"] = candidates
+            if kind == "invoice":
+                update["loose_candidates"] = loose
+    for name in (
+        "disputed_amount",
+        "expected_amount",
+        "requested_credit_limit",
+        "paid_amount",
+        "payment_date",
+        "contract_id",
+        "request_type",
+    ):
+        if getattr(details, name) is None and getattr(answer, name) is not None:
+            update[name] = getattr(answer, name)
+    update["stated_amounts"] = tuple(dict.fromkeys([*details.stated_amounts, *answer.stated_amounts]))[
+        :MAX_STATED_AMOUNTS
+    ]
+    update["mentioned_amounts"] = tuple(
+        dict.fromkeys([*details.mentioned_amounts, *answer.mentioned_amounts])
+    )
+    update["mentioned_dates"] = tuple(dict.fromkeys([*details.mentioned_dates, *answer.mentioned_dates]))
+    update["attachments"] = tuple(dict.fromkeys([*details.attachments, *answer.attachments]))
+    return details.model_copy(update=update)
+
+
+def _chosen(choices: Sequence[str], written: Sequence[str]) -> str | None:
+    """The first of ``choices`` the answer names: as written first ("INV-42", not "RE-42" whose
+    number is the same once prefixes are set aside), then by its normalised number."""
+    for matches in (lambda a, b: a.strip().upper() == b.strip().upper(), same_number):
+        for number in written:
+            for choice in choices:
+                if matches(number, choice):
+                    return choice
+    return None
+
+
 def _check_account(customer: Customer, checks: _Checks) -> None:
     if customer.status is not CustomerStatus.ACTIVE:
         checks.failed("customer_active", f"customer status is {customer.status.value}")
@@ -459,24 +545,29 @@ def _check_account(customer: Customer, checks: _Checks) -> None:
 
 
 def missing_pieces(details: RequestDetails) -> tuple[str, str] | None:
-    """What a request of its type must name and does not, when answering is not the way: a
-    reason code and the missing words. A credit-limit change names the new limit; a refund what
-    is to be refunded. (An invoice or payment the customer did not name is a question instead:
-    :func:`_check_complete`.)
+    """What a request of its type must name and does not, that the customer can give by answering:
+    what is missing (``customer:<what>`` of the hold) and the question that asks for it. A
+    credit-limit change names the new limit; a refund what is to be refunded. (An invoice or
+    payment the customer did not name is asked in :func:`_check_complete` too.)
     """
     request_type = details.request_type
     if request_type is RequestType.CREDIT_LIMIT_CHANGE and details.requested_credit_limit is None:
-        return "missing_requested_limit", "the new credit limit you ask for, with its currency"
+        return (
+            "credit_limit",
+            "Which new credit limit do you ask for? Please tell us the amount and its currency.",
+        )
     if request_type is RequestType.REFUND and not (
         details.invoice_ids
         or details.payment_ids
         or details.disputed_amount
         or details.mentioned_amounts
         or details.stated_amounts
+        or details.invoice_candidates
+        or details.payment_candidates
     ):
         return (
-            "missing_refund_details",
-            "what is to be refunded: the invoice or payment number, or the amount",
+            "refund_details",
+            "What should we refund? Please tell us the invoice or payment number, or the amount.",
         )
     return None
 
@@ -493,21 +584,23 @@ def _check_complete(
     payments: NamedDocuments[Payment],
     checks: _Checks,
 ) -> None:
-    """What the request's type needs: rejected when answering cannot be the way, else asked.
+    """What the request's type needs: the customer is asked for what is missing (answering is
+    the way: the request waits on hold, ``awaiting_customer``, and resumes on the answer).
 
-    A dispute, correction or write-off names an invoice; a payment query something to look for
-    (an invoice, a payment, or the amount paid: a missing date is never by itself a reason to
-    refuse, the payment is looked for without it). Numbers in the text that name none of the
-    customer's documents are asked about, and the request is decided again if a document with
-    that number arrives.
+    A credit-limit change names the new limit, a refund what to refund. A dispute, correction or
+    write-off names an invoice; a payment query something to look for (an invoice, a payment, or
+    the amount paid: a missing date is never by itself a reason to refuse, the payment is looked
+    for without it). Numbers in the text that name none of the customer's documents are asked
+    about, and the request is decided again if a document with that number arrives.
     """
     request_type = details.request_type
     label = request_type.value if request_type else "unclassified"
     missing = missing_pieces(details)
     if missing is not None:
-        reason, words = missing
-        checks.failed("request_complete", f"{label}: missing {words}")
-        raise _Rejected(reason, f"Please tell us {words}, so that we can handle your request.")
+        what, question = missing
+        checks.failed("request_complete", f"{label}: missing {what.replace('_', ' ')}")
+        checks.ask(what, question)
+        return
     names_invoice = bool(invoices.documents or invoices.unmatched_fields or invoices.ambiguous)
     names_payment = bool(payments.documents or payments.unmatched_fields or payments.ambiguous)
     unmatched = [("invoice", number) for number in invoices.unmatched_text]

@@ -1,11 +1,14 @@
 """Settings of the validation service (env prefix ``CRS_VALIDATION_``)."""
 
+from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from services.validation.domain import DuplicateCriterion
 from shared.settings import LOCAL_HEALTH_PORTS, ServiceSettings, service_settings_config
+
+DEFAULT_RULES_FILE = Path(__file__).parents[1] / "routing" / "rules.toml"
 
 
 class ValidationSettings(ServiceSettings):
@@ -29,4 +32,22 @@ class ValidationSettings(ServiceSettings):
         default=("type", "invoice"),
         description="What a repeat must share with the open request besides the customer: "
         "any of type, invoice, payment (JSON list in the environment)",
+    )
+    customer_answer_business_days: int = Field(
+        default=10,
+        ge=1,
+        description="How many business days a question waits for the customer's answer: one "
+        "reminder halfway (still on_hold, awaiting_customer), then closed with reason no_response",
+    )
+    customer_answer_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="Instead of business days: how many seconds a question waits (tests, demos)",
+    )
+    routing_rules_file: Path = Field(
+        default=DEFAULT_RULES_FILE,
+        validation_alias=AliasChoices(
+            "CRS_VALIDATION_ROUTING_RULES_FILE", "CRS_ROUTING_RULES_FILE", "routing_rules_file"
+        ),
+        description="Routing's rules file: its business calendar counts the business days a question waits",
     )

@@ -32,7 +32,7 @@ from services.validation.lifecycle import (
     ValidationState,
 )
 from shared.contract import Customer, CustomerContract, Invoice, Payment, RequestStatus, RequestType
-from shared.events import CheckResult, RequestCaptured
+from shared.events import CheckResult, RequestCaptured, RequestDetails
 from shared.mongo import Document
 from shared.reference_views import ReferenceView
 
@@ -208,6 +208,7 @@ class ValidationStore:
             "event": request.captured.model_dump(mode="json") if request.captured else None,
             "held_at": hold.held_at,
             "reject_after": hold.reject_after,
+            "reminded_at": hold.reminded_at,
         }
         await self._holds.replace_one({"_id": request.request_id}, document, upsert=True, session=session)
 
@@ -417,6 +418,14 @@ def _outcome_document(request: RequestValidation) -> Document | None:
         "decided_at": outcome.decided_at,
         "passed_on": request.opened is not None,
         "duplicate_of": request.duplicate_of,
+        # The request as captured (and as answers and updates changed it): an answer, an update or
+        # a reply that reopens it is decided on it, whatever state it is in.
+        "event": request.captured.model_dump(mode="json") if request.captured else None,
+        "round": request.round,
+        "reply_while_open": (
+            request.reply_while_open.model_dump(mode="json") if request.reply_while_open else None
+        ),
+        "reply_while_open_at": request.reply_while_open_at,
     }
 
 
@@ -432,7 +441,7 @@ def _lifecycle_of(decided: Document, held: Document | None, opened: Document | N
     is_open = bool(opened and opened.get("open"))
     closed = outcome is RequestStatus.VALIDATED and opened is not None and not is_open
     hold = _hold_of(held) if held is not None else None
-    event = held.get("event") if held is not None else None
+    event = (held.get("event") if held is not None else None) or decided.get("event")
     return RequestValidation(
         request_id=str(decided["_id"]),
         captured=RequestCaptured.model_validate(event) if event else None,
@@ -452,6 +461,13 @@ def _lifecycle_of(decided: Document, held: Document | None, opened: Document | N
             checks=tuple(CheckResult.model_validate(check) for check in decided.get("checks", ())),
             decided_at=decided["decided_at"],
         ),
+        round=int(decided.get("round", 0)),
+        reply_while_open=(
+            RequestDetails.model_validate(decided["reply_while_open"])
+            if decided.get("reply_while_open")
+            else None
+        ),
+        reply_while_open_at=decided.get("reply_while_open_at"),
     )
 
 
@@ -463,6 +479,7 @@ def _hold_of(held: Document) -> Hold:
         waiting_for=tuple(held["waiting_for"]),
         held_at=held["held_at"],
         reject_after=held["reject_after"],
+        reminded_at=held.get("reminded_at"),
     )
 
 

@@ -31,6 +31,7 @@ LIST_FIELDS = (
     "acks",
     "decisions",
     "replies",
+    "updates",
     "actions",
     "resolution_steps",
 )

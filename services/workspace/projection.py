@@ -16,7 +16,14 @@ from pydantic import BaseModel, ValidationError
 from shared.actions import ACTION_ADAPTER
 from shared.contract import ApprovalDecision, EmailRequest, ErpAck, ErpResolution, RequestStatusChanged
 from shared.delivery import describe_validation_error
-from shared.events import EmailReplyAdded, RequestCaptured, RequestRouted, RequestSetAside, RequestValidated
+from shared.events import (
+    CaseUpdated,
+    RequestCaptured,
+    RequestRouted,
+    RequestSetAside,
+    RequestUpdateMessage,
+    RequestValidated,
+)
 from shared.identity import normalize_message_id
 from shared.resolution_events import ResolutionEventMessage
 from shared.topics import (
@@ -117,10 +124,7 @@ def change_of(topic: str, payload: Mapping[str, Any]) -> Change:
         status = _read(RequestStatusChanged, payload)
         return Change(key, status.request_id, "statuses", _dump(status, key), "at")
     if topic == REQUEST_UPDATED:
-        reply = _read(EmailReplyAdded, payload)
-        entry = _dump(reply, key)
-        entry["message_key"] = normalize_message_id(reply.message_id)
-        return Change(key, reply.request_id, "replies", entry, "received_at")
+        return _update_change(key, payload)
     if topic == ERP_RESOLUTIONS:
         resolution = _read(ErpResolution, payload)
         return Change(key, resolution.request_id, "resolutions", _dump(resolution, key), "created_at")
@@ -145,6 +149,19 @@ def change_of(topic: str, payload: Mapping[str, Any]) -> Change:
         document = {**email.model_dump(mode="json", by_alias=True), "_id": message_key}
         return Change(key, email=document)
     raise InvalidRecord(f"the workspace does not read {topic}")
+
+
+def _update_change(key: str, payload: Mapping[str, Any]) -> Change:
+    """A changed CRM case (which fields, or withdrawn) or an email reply added to its request."""
+    update = _read(RequestUpdateMessage, payload).root
+    if isinstance(update, CaseUpdated):
+        entry = _dump(update, key)
+        entry.pop("details", None)
+        return Change(key, update.request_id, "updates", entry, "occurred_at")
+    entry = _dump(update, key)
+    entry.pop("understood", None)
+    entry["message_key"] = normalize_message_id(update.message_id)
+    return Change(key, update.request_id, "replies", entry, "received_at")
 
 
 def _dump(model: BaseModel, key: str) -> dict[str, Any]:

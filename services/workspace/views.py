@@ -176,6 +176,16 @@ def record_of(
             ),
             *(
                 {
+                    "at": u.get("occurred_at"),
+                    "what": "case withdrawn" if u.get("withdrawn") else "case updated",
+                    "who": "customer (CRM)",
+                    "detail": "changed: " + ", ".join(u.get("changed") or []),
+                    "reason": None,
+                }
+                for u in document.get("updates", [])
+            ),
+            *(
+                {
                     "at": d.get("decided_at"),
                     "what": f"approval: {d.get('decision')}",
                     "who": f"{d.get('approver')} ({d.get('role')})",

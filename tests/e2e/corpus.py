@@ -1101,8 +1101,13 @@ async def run_on_stack(servers: Servers, scenarios: Sequence[Scenario]) -> Corpu
     from services.validation.app import build_app as build_validation
     from services.validation.settings import ValidationSettings
 
-    validation = isolated_settings(ValidationSettings)
+    # A question waits 44 seconds for its answer here (ten business days by default): long enough
+    # for every scenario that answers, short enough to see a reminder and a no_response close.
+    validation = isolated_settings(ValidationSettings).model_copy(update={"customer_answer_seconds": 44.0})
     resolution = isolated_settings(ResolutionSettings)
+    # A reply reopens a request closed less than a minute ago (30 days by default); a later one
+    # (a step with a delay) opens a new request linked to it.
+    intake = isolated_settings(IntakeSettings).model_copy(update={"reopen_window_days": 60 / 86400})
     client = mongo(servers)
 
     async def views_know(topic: str, keys: list[str]) -> set[str]:
@@ -1118,7 +1123,7 @@ async def run_on_stack(servers: Servers, scenarios: Sequence[Scenario]) -> Corpu
 
     async with contextlib.AsyncExitStack() as stack:
         enter = stack.enter_async_context
-        await enter(running_service(build_intake, isolated_settings(IntakeSettings), servers))
+        await enter(running_service(build_intake, intake, servers))
         await enter(running_service(build_validation, validation, servers))
         await enter(running_service(build_routing, isolated_settings(RoutingSettings), servers))
         await enter(running_service(build_resolution, resolution, servers))

@@ -191,3 +191,111 @@ async def test_a_reply_to_a_request_email_is_added_to_that_request_not_opened_an
     assert added.value["message_id"] == reply_id.strip("<>")
     assert added.value["correlation_id"] == first_id
     assert added.value["attachments"][0]["filename"] == "contract-p4.pdf"
+
+
+async def test_a_changed_case_is_one_update_and_an_identical_redelivery_is_nothing(servers: Servers) -> None:
+    """Issue 9 item 5: the same case_id with other content is an update of the same request."""
+    settings = isolated_settings(IntakeSettings)
+    case_id = unique("CASE")
+    request_id = crm_request_id(case_id)
+    first = crm_case(case_id, invoice_ids=[], updated_at="2026-11-22T10:15:00Z")
+    changed = crm_case(case_id, invoice_ids=["INV-2026-000777"], updated_at="2026-11-23T09:00:00Z")
+    touched = {**changed, "updated_at": "2026-11-23T09:30:00Z"}  # the same content, touched again
+    async with running_service(build_app, settings, servers), producer(servers.bootstrap_servers) as client:
+        await publish_json(client, CRM_REQUESTS, case_id, first)
+        await wait_for_records(servers, [REQUEST_CAPTURED], lambda r: r.key == request_id)
+        await publish_json(client, CRM_REQUESTS, case_id, first)
+        await publish_json(client, CRM_REQUESTS, case_id, changed)
+        await publish_json(client, CRM_REQUESTS, case_id, changed)
+        await publish_json(client, CRM_REQUESTS, case_id, touched)
+        (update,) = await wait_for_records(servers, [REQUEST_UPDATED], lambda r: r.key == request_id)
+        marker = unique("CASE")  # a later case through the same consumer: everything before is taken in
+        await publish_json(client, CRM_REQUESTS, marker, crm_case(marker))
+        await wait_for_records(servers, [REQUEST_CAPTURED], lambda r: r.key == crm_request_id(marker))
+        updates = await records_now(servers, [REQUEST_UPDATED], lambda r: r.key == request_id)
+        captured = await records_now(servers, [REQUEST_CAPTURED], lambda r: r.key == request_id)
+        statuses = await records_now(servers, [REQUEST_STATUS], lambda r: r.key == request_id)
+
+    assert len(updates) == 1
+    assert len(captured) == 1
+    assert [record.value["status"] for record in statuses] == ["received"]
+    assert update.value["event_type"] == "CaseUpdated"
+    assert update.value["changed"] == ["invoice_ids"]
+    assert update.value["details"]["invoice_ids"] == ["INV-2026-000777"]
+    assert update.value["withdrawn"] is False
+    stored = await mongo(servers)[settings.database].requests.find_one({"_id": request_id})
+    assert stored is not None
+    assert stored["invoice_ids"] == ["INV-2026-000777"]
+
+
+async def test_a_case_withdrawn_before_intake_saw_it_is_closed_at_once(servers: Servers) -> None:
+    settings = isolated_settings(IntakeSettings)
+    case_id = unique("CASE")
+    request_id = crm_request_id(case_id)
+    async with running_service(build_app, settings, servers), producer(servers.bootstrap_servers) as client:
+        await publish_json(client, CRM_REQUESTS, case_id, crm_case(case_id, withdrawn=True))
+        (status,) = await wait_for_records(servers, [REQUEST_STATUS], lambda r: r.key == request_id)
+        captured = await records_now(servers, [REQUEST_CAPTURED], lambda r: r.key == request_id)
+    assert captured == []
+    assert (status.value["status"], status.value["reason"]) == ("closed", "withdrawn")
+
+
+async def test_a_reply_carries_what_it_says_and_a_late_one_opens_a_linked_request(servers: Servers) -> None:
+    """A reply in the thread is understood like a new email (its own text, not its subject); after
+    the reopening window, a reply to a closed request opens a new request linked to it."""
+    settings = isolated_settings(IntakeSettings).model_copy(update={"reopen_window_days": 0})
+    first_id = f"<{unique('first').lower()}@acme.example>"
+    email = {
+        "message_id": first_id,
+        "from": "Jane Doe <jane@acme.example>",
+        "to": ["ar@billing.example"],
+        "subject": "Overcharged on invoice 42",
+        "body_text": "We were overcharged.",
+        "received_at": "2026-11-22T10:00:00Z",
+    }
+
+    def reply(message_id: str, body: str) -> dict[str, object]:
+        subject = "RE: Overcharged on invoice 42"
+        return {**email, "message_id": message_id, "subject": subject, "body_text": body}
+
+    answer_id = f"<{unique('answer').lower()}@acme.example>"
+    late_id = f"<{unique('late').lower()}@acme.example>"
+    request_id = email_request_id(first_id)
+    async with running_service(build_app, settings, servers), producer(servers.bootstrap_servers) as client:
+        await publish_json(client, EMAIL_REQUESTS, first_id, email)
+        await wait_for_records(servers, [REQUEST_CAPTURED], lambda r: r.key == request_id)
+        answer = reply(answer_id, "It is invoice INV-2026-000555.") | {"in_reply_to": first_id}
+        await publish_json(client, EMAIL_REQUESTS, answer_id, answer)
+        (added,) = await wait_for_records(servers, [REQUEST_UPDATED], lambda r: r.key == request_id)
+        closed = {
+            "event_id": unique("EVT"),
+            "request_id": request_id,
+            "channel": "email",
+            "source_id": first_id,
+            "status": "closed",
+            "message": "Closed.",
+            "at": "2026-11-22T11:00:00Z",
+        }
+        await publish_json(client, REQUEST_STATUS, request_id, closed)
+        requests = mongo(servers)[settings.database].requests
+
+        async def closed_kept() -> dict[str, object] | None:
+            return await requests.find_one({"_id": request_id, "closed_at": {"$exists": True}})
+
+        await wait_until(closed_kept)
+        late = reply(late_id, "Still wrong.") | {
+            "in_reply_to": answer_id,
+            "references": [first_id, answer_id],
+        }
+        await publish_json(client, EMAIL_REQUESTS, late_id, late)
+        (opened,) = await wait_for_records(
+            servers, [REQUEST_CAPTURED], lambda r: r.key == email_request_id(late_id)
+        )
+        (received,) = await wait_for_records(
+            servers, [REQUEST_STATUS], lambda r: r.key == email_request_id(late_id)
+        )
+    understood = added.value["understood"]
+    assert understood["invoice_candidates"] == ["INV-2026-000555"]
+    assert added.value["automatic"] is False
+    assert opened.value["follows_up"] == request_id
+    assert request_id in received.value["message"]

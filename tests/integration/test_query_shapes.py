@@ -51,6 +51,7 @@ from shared.topics import (
     ERP_RESOLUTIONS,
     REQUEST_ACTIONS,
     REQUEST_STATUS,
+    REQUEST_UPDATED,
 )
 from tests.e2e.scenario import new_world
 from tests.support import Servers, isolated_settings, running_service, unique, wait_for_records, wait_until
@@ -259,6 +260,18 @@ async def test_every_query_shape_the_services_send_is_listed_with_the_index_it_u
             lambda record: record.key == request_id and record.value.get("status") == "closed",
             count=1,
             timeout=120,
+        )
+        # Issue 9 items 4, 5: a reply in the email's thread and the case published again, changed.
+        async with producer(servers.bootstrap_servers) as client:
+            reply = {
+                **email,
+                "message_id": f"<{unique('reply').lower()}@mail.example>",
+                "in_reply_to": email["message_id"],
+            }
+            await publish_json(client, EMAIL_REQUESTS, reply["message_id"], reply)
+            await publish_json(client, CRM_REQUESTS, case_id, world.dispute(case_id) | {"withdrawn": True})
+        await wait_for_records(
+            servers, [REQUEST_UPDATED], lambda record: record.key == request_id, count=1, timeout=120
         )
         await asyncio.sleep(7.0)  # the timers (holds, SLA clocks, acks, the sweeper) run too
 

@@ -149,3 +149,76 @@ async def test_audit_records_every_record_in_order_even_the_unreadable_ones(serv
     assert recorded[3]["request_id"] is None
     assert recorded[3]["event_type"] == "unreadable"
     assert "not json" in recorded[3]["text"]
+
+
+async def test_resolution_closes_a_withdrawn_request_and_says_its_posting_stands(servers: Servers) -> None:
+    """Issue 9 item 5: a withdrawal stops a request resolution holds; a posting already sent to the
+    ERP is not undone, the status says so, and the ERP's later answer closes nothing again."""
+    from shared.events import CaseUpdated, RequestRouted
+    from shared.topics import ERP_RESOLUTIONS, REQUEST_UPDATED
+    from tests.support import publish, records_now
+
+    settings = isolated_settings(ResolutionSettings)
+    world = new_world()
+    request_id, captured = captured_event(world.dispute(unique("CASE")))
+    now = datetime.now(UTC).isoformat()
+    routed = RequestRouted.model_validate(
+        {
+            **captured,
+            "event_type": "RequestRouted",
+            "event_id": unique("evt"),
+            "customer_id": world.customer_id,
+            "customer_tier": "standard",
+            "queue": "accounts_receivable",
+            "priority": "normal",
+            "sla_due_at": now,
+            "rule_version": "test",
+        }
+    ).model_dump(mode="json")
+    withdrawn = CaseUpdated.model_validate(
+        {
+            **captured,
+            "event_type": "CaseUpdated",
+            "event_id": unique("evt"),
+            "occurred_at": now,
+            "changed": ["withdrawn"],
+            "fingerprint": "withdrawn",
+            "withdrawn": True,
+        }
+    ).model_dump(mode="json")
+    async with running_service(build_resolution, settings, servers):
+        await publish(servers, *world.reference_records())
+        views = mongo(servers)[settings.database]
+
+        async def knows_the_invoice() -> bool:
+            return await views.invoices.find_one({"_id": world.invoice_id}) is not None
+
+        await wait_until(knows_the_invoice)
+        await publish(servers, (REQUEST_ROUTED, request_id, routed))
+        (posting,) = await wait_for_records(servers, [ERP_RESOLUTIONS], lambda r: r.key == request_id)
+        await publish(servers, (REQUEST_UPDATED, request_id, withdrawn))
+        (closed,) = await wait_for_records(
+            servers, [REQUEST_STATUS], lambda r: r.key == request_id and r.value["status"] == "closed"
+        )
+        ack = {
+            "resolution_id": posting.value["resolution_id"],
+            "request_id": request_id,
+            "status": "posted",
+            "erp_document_id": "ERP-9",
+        }
+        await publish(servers, (ERP_ACKS, request_id, ack))
+
+        async def acknowledged() -> bool:
+            found = await views.resolutions.find_one({"_id": posting.value["resolution_id"]})
+            return found is not None and found.get("status") == "posted"
+
+        await wait_until(acknowledged)
+    assert closed.value["reason"] == "withdrawn"
+    assert "not undone" in closed.value["message"]
+    assert posting.value["resolution_id"] in closed.value["message"]
+    closes = [
+        record
+        for record in await records_now(servers, [REQUEST_STATUS], lambda r: r.key == request_id)
+        if record.value["status"] == "closed"
+    ]
+    assert len(closes) == 1

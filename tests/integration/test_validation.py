@@ -238,3 +238,120 @@ async def test_a_version_1_captured_event_on_the_broker_is_read_as_version_2(val
 
     await publish(validation.servers, (INVOICES, world.invoice_id, world.invoice))
     await statuses(validation.servers, request_id, "on_hold", "validated")
+
+
+def is_about(request_id: str, record: Any) -> bool:
+    return bool(record.key == request_id)
+
+
+async def test_a_request_asked_for_its_invoice_resumes_on_the_reply_and_on_the_updated_case(
+    validation: Validation,
+) -> None:
+    """Issue 9 item 4: what the customer can give by answering is asked, and the answer resumes it:
+    a reply in the email thread, or the CRM case published again with the missing piece."""
+    from shared.events import CaseUpdated, EmailReplyAdded
+    from shared.topics import REQUEST_UPDATED
+
+    # Two customers: two disputes of one customer about one invoice would be duplicates.
+    world, other = new_world(), new_world()
+    await publish_master_data(validation, world)
+    await publish_master_data(validation, other)
+    naming_nothing = {"invoice_ids": [], "subject": "Price above contract", "description": "Billed too high."}
+    by_reply = captured(world.dispute(unique("CASE")) | naming_nothing)
+    by_update = captured(other.dispute(unique("CASE")) | naming_nothing)
+    await publish(validation.servers, by_reply, by_update)
+    for request in (by_reply, by_update):
+        (held,) = await statuses(validation.servers, request[1], "on_hold")
+        assert held["reason"] == "awaiting_customer"
+        assert "invoice" in held["message"].lower()
+
+    details = by_reply[2]["details"]
+    reply = EmailReplyAdded.model_validate(
+        {
+            "event_id": unique("EVT"),
+            "request_id": by_reply[1],
+            "correlation_id": by_reply[2]["correlation_id"],
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "message_id": unique("reply"),
+            "sender": "ap@example.com",
+            "subject": "Reply",
+            "received_at": datetime.now(UTC).isoformat(),
+            "understood": {**details, "invoice_ids": [], "invoice_candidates": [world.invoice_id]},
+        }
+    )
+    update = CaseUpdated.model_validate(
+        {
+            "event_id": unique("EVT"),
+            "request_id": by_update[1],
+            "correlation_id": by_update[2]["correlation_id"],
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "details": {**by_update[2]["details"], "invoice_ids": [other.invoice_id]},
+            "changed": ["invoice_ids"],
+            "fingerprint": "changed",
+        }
+    )
+    await publish(
+        validation.servers,
+        (REQUEST_UPDATED, by_reply[1], reply.model_dump(mode="json")),
+        (REQUEST_UPDATED, by_update[1], update.model_dump(mode="json")),
+    )
+    for request, its_world in ((by_reply, world), (by_update, other)):
+        (_, validated) = await statuses(validation.servers, request[1], "on_hold", "validated")
+        assert validated["customer_id"] == its_world.customer_id
+        (event,) = await wait_for_records(
+            validation.servers, [REQUEST_VALIDATED], partial(is_about, request[1])
+        )
+        assert event.value["details"]["invoice_ids"] == [its_world.invoice_id]
+
+
+async def test_a_question_from_the_workspace_holds_a_validated_request_until_the_answer(
+    validation: Validation,
+) -> None:
+    """The workspace's CustomerQuestionRequested, carried out by validation: on hold awaiting the
+    customer with the person's question; the reply resumes it and it is validated again."""
+    from shared.actions import CustomerQuestionRequested, action_event_id
+    from shared.events import EmailReplyAdded
+    from shared.topics import REQUEST_ACTIONS, REQUEST_UPDATED
+
+    world = new_world()
+    await publish_master_data(validation, world)
+    request = captured(world.dispute(unique("CASE")))
+    request_id = request[1]
+    await publish(validation.servers, request)
+    await statuses(validation.servers, request_id, "validated")
+    now = datetime.now(UTC).isoformat()
+    question = CustomerQuestionRequested.model_validate(
+        {
+            "event_id": action_event_id(request_id, unique("action")),
+            "request_id": request_id,
+            "correlation_id": request[2]["correlation_id"],
+            "occurred_at": now,
+            "actor": "alice.agent",
+            "actor_role": "agent",
+            "question": "Which delivery note does the price difference concern?",
+        }
+    )
+    await publish(validation.servers, (REQUEST_ACTIONS, request_id, question.model_dump(mode="json")))
+    (_, held) = await statuses(validation.servers, request_id, "validated", "on_hold")
+    assert (held["reason"], held["message"]) == ("awaiting_customer", question.question)
+
+    reply = EmailReplyAdded.model_validate(
+        {
+            "event_id": unique("EVT"),
+            "request_id": request_id,
+            "correlation_id": request[2]["correlation_id"],
+            "occurred_at": now,
+            "message_id": unique("reply"),
+            "sender": world.contact_email,
+            "subject": "Reply",
+            "received_at": now,
+            "understood": {**request[2]["details"], "description": "Delivery note 4711."},
+        }
+    )
+    await publish(validation.servers, (REQUEST_UPDATED, request_id, reply.model_dump(mode="json")))
+    validated = await statuses(validation.servers, request_id, "validated", "on_hold", "validated")
+    assert validated[0]["event_id"] != validated[2]["event_id"]
+    events = await wait_for_records(
+        validation.servers, [REQUEST_VALIDATED], partial(is_about, request_id), count=2
+    )
+    assert events[0].value["event_id"] != events[1].value["event_id"]

@@ -180,7 +180,13 @@ class FakeValidationStore:
             )
         ]
         return ValidationFacts(
-            customers, self._references(lookup.invoice_ids, lookup.payment_ids, lookup.contract_ids)
+            customers,
+            # As the real store does: numbers from the text are looked up by id too.
+            self._references(
+                (*lookup.invoice_ids, *lookup.invoice_numbers),
+                (*lookup.payment_ids, *lookup.payment_numbers),
+                lookup.contract_ids,
+            ),
         )
 
     async def claims_held(self, keys: Sequence[str], *, session: Any) -> list[Claim]:

@@ -10,6 +10,7 @@ import pytest
 
 from shared.delivery import Inbound, LedgerTransaction, MessageOrigin, ReliableConsumer
 from shared.events import (
+    CaseUpdated,
     EmailReplyAdded,
     InternalEvent,
     RequestCaptured,
@@ -95,11 +96,27 @@ def test_a_current_event_and_one_of_a_newer_version_are_read_as_they_are() -> No
 
 
 def test_an_event_type_still_at_version_1_has_nothing_to_upcast() -> None:
+    case = CaseUpdated(
+        **COMMON,
+        details=RequestCaptured.model_validate(CURRENT[0].model_dump()).details,
+        changed=("withdrawn",),
+        fingerprint="f",
+    )
+    assert CaseUpdated.model_validate(case.model_dump(mode="json")) == case
+    assert case.schema_version == 1
+
+
+def test_a_version_1_reply_is_read_as_one_that_understood_nothing() -> None:
     reply = EmailReplyAdded(
         **COMMON, message_id="m@x", sender="a@x.example", subject="Re: Price", received_at=NOW
     )
-    assert EmailReplyAdded.model_validate(reply.model_dump(mode="json")) == reply
-    assert reply.schema_version == 1
+    version_1 = {
+        key: value
+        for key, value in reply.model_dump(mode="json").items()
+        if key not in ("understood", "automatic")
+    } | {"schema_version": 1}
+    read = EmailReplyAdded.model_validate(version_1)
+    assert (read.schema_version, read.understood, read.automatic) == (2, None, False)
 
 
 async def test_the_reliable_consumer_hands_a_version_1_event_over_as_version_2() -> None:

@@ -340,3 +340,59 @@ def test_transitions_the_state_does_not_allow_are_refused(transition: Any, reaso
     with pytest.raises(TransitionRefused) as refused:
         transition(the_request)
     assert refused.value.reason == reason
+
+
+# -- Withdrawn by the customer (issue 9 item 5) ---------------------------------------------------
+
+
+def test_a_withdrawal_after_the_posting_was_sent_closes_it_and_says_the_posting_stands() -> None:
+    the_request, (resolution_id,) = resolved(invoice())
+    (closed,) = the_request.withdraw(now=LATER)
+    assert said([closed]) == [("closed", "withdrawn")]
+    assert isinstance(closed, RequestStatusChanged)
+    assert "not undone" in closed.message
+    assert resolution_id in closed.message
+    assert the_request.withdrawn
+    # The ERP's answer that comes afterwards is recorded, and closes nothing a second time.
+    assert the_request.acknowledge_after_withdrawal(ack(resolution_id), now=LATER) == []
+    assert the_request.postings[resolution_id].status is PostingStatus.POSTED
+    assert the_request.state is ResolutionState.CLOSED
+
+
+def test_a_withdrawal_while_awaiting_approval_drops_the_postings_proposed() -> None:
+    the_request = awaiting_approval()
+    assert the_request.state is ResolutionState.AWAITING_APPROVAL
+    (closed,) = the_request.withdraw(now=LATER)
+    assert said([closed]) == [("closed", "withdrawn")]
+    assert the_request.pending is None
+    assert isinstance(closed, RequestStatusChanged)
+    assert "nothing has been posted" in closed.message
+
+
+def test_a_request_closed_already_is_not_closed_again_by_a_withdrawal() -> None:
+    the_request, (resolution_id,) = resolved(invoice())
+    the_request.acknowledge(ack(resolution_id), now=LATER)
+    assert the_request.withdraw(now=LATER) == []
+
+
+def test_a_request_withdrawn_before_it_was_routed_here_is_closed_when_it_arrives() -> None:
+    from shared.events import CaseUpdated
+
+    event = routed(RequestType.BILLING_DISPUTE)
+    withdrawal = CaseUpdated(
+        event_id="EVT-W",
+        request_id="REQ-1",
+        correlation_id="CASE-1",
+        occurred_at=NOW,
+        details=event.details,
+        changed=("withdrawn",),
+        fingerprint="w",
+        withdrawn=True,
+    )
+    kept = RequestResolution.withdrawn_before_routing(withdrawal, now=NOW)
+    assert kept.awaits_its_routing_to_close
+    assert kept.withdraw(now=NOW) == []  # closed already, silently: validation may close it
+    effects = kept.routed_after_withdrawal(event, now=LATER, terms=TERMS)
+    assert said(effects) == [("closed", "withdrawn")]
+    assert kept.withdrawn
+    assert kept.routed_after_withdrawal(event, now=LATER, terms=TERMS) == []

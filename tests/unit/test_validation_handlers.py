@@ -151,3 +151,88 @@ async def test_statuses_that_close_nothing_are_not_even_looked_up() -> None:
     )
     assert store.saves == saves
     assert store.saved["REQ-1"].open
+
+
+# -- Asking instead of refusing (issue 9 items 4, 5) ----------------------------------------------
+
+
+def asked(request_id: str) -> RequestCaptured:
+    return captured(request_id).model_copy(update={"details": details(invoice_ids=())})
+
+
+async def test_a_reply_answering_the_question_resumes_the_request_and_it_is_passed_on() -> None:
+    from shared.events import EmailReplyAdded, RequestUpdateMessage
+
+    store = world()
+    handlers = ValidationHandlers(store, RULES, Clock())
+    tx = FakeTransaction(FakeLedger())
+    await handlers.validate(asked("REQ-1"), tx, ORIGIN)
+    assert store.saved["REQ-1"].held
+    reply = EmailReplyAdded(
+        event_id="EVT-R",
+        request_id="REQ-1",
+        correlation_id="CASE",
+        occurred_at=NOW,
+        message_id="r@x.example",
+        sender="jane@x.example",
+        subject="Re",
+        received_at=NOW,
+        understood=details(invoice_ids=(), invoice_candidates=("INV-1",)),
+    )
+    answered = FakeTransaction(FakeLedger())
+    await handlers.take_update(RequestUpdateMessage(reply), answered, ORIGIN)
+    assert sent(answered) == [(REQUEST_VALIDATED, "REQ-1"), (REQUEST_STATUS, "REQ-1")]
+    assert store.saved["REQ-1"].state is ValidationState.VALIDATED
+
+
+async def test_an_unanswered_question_is_chased_by_the_timer_without_deciding_it_again() -> None:
+    from services.validation.lifecycle import AnswerWait
+
+    store, clock = world(), Clock()
+    rules = Rules(
+        hold_limit=timedelta(hours=24),
+        duplicates=DuplicateRule(window=timedelta(days=30)),
+        answer_wait=AnswerWait(seconds=60),
+    )
+    handlers = ValidationHandlers(store, rules, clock)
+    await handlers.validate(asked("REQ-1"), FakeTransaction(FakeLedger()), ORIGIN)
+    assert await handlers.holds_to_recheck() == []
+    clock.now = NOW + timedelta(seconds=31)
+    assert await handlers.holds_to_recheck() == ["REQ-1"]
+    reminded = FakeTransaction(FakeLedger())
+    await handlers.recheck("REQ-1", reminded)
+    assert sent(reminded) == [(REQUEST_STATUS, "REQ-1")]
+    assert await handlers.holds_to_recheck() == []
+    clock.now = NOW + timedelta(seconds=61)
+    closed = FakeTransaction(FakeLedger())
+    await handlers.recheck("REQ-1", closed)
+    assert sent(closed) == [(REQUEST_STATUS, "REQ-1")]
+    assert store.saved["REQ-1"].state is ValidationState.CLOSED
+    assert await handlers.holds_to_recheck() == []
+
+
+async def test_a_withdrawal_that_overtakes_its_capture_closes_the_request_and_the_capture_does_nothing() -> (
+    None
+):
+    from shared.events import CaseUpdated, RequestUpdateMessage
+
+    store = world()
+    handlers = ValidationHandlers(store, RULES, Clock())
+    withdrawn = CaseUpdated(
+        event_id="EVT-W",
+        request_id="REQ-1",
+        correlation_id="CASE",
+        occurred_at=NOW,
+        details=details(),
+        changed=("withdrawn",),
+        fingerprint="w",
+        withdrawn=True,
+    )
+    closing = FakeTransaction(FakeLedger())
+    await handlers.take_update(RequestUpdateMessage(withdrawn), closing, ORIGIN)
+    assert sent(closing) == [(REQUEST_STATUS, "REQ-1")]
+    assert store.saved["REQ-1"].withdrawn
+    late = FakeTransaction(FakeLedger())
+    await handlers.validate(captured("REQ-1"), late, ORIGIN)
+    assert sent(late) == []
+    assert store.saved["REQ-1"].state is ValidationState.CLOSED

@@ -197,12 +197,12 @@ RULES: list[tuple[str, RequestDetails, Customer, References, str, str | None]] =
         None,
     ),
     (
-        "credit-limit change names no limit",
+        "credit-limit change names no limit: the customer is asked",
         details(request_type=RequestType.CREDIT_LIMIT_CHANGE, invoice_ids=(), disputed_amount=None),
         customer(),
         refs(),
-        "rejected",
-        "missing_requested_limit",
+        "on_hold",
+        "awaiting_customer",
     ),
     (
         "payment query with nothing to find the payment by",
@@ -268,12 +268,12 @@ RULES: list[tuple[str, RequestDetails, Customer, References, str, str | None]] =
         None,
     ),
     (
-        "refund naming nothing to refund",
+        "refund naming nothing to refund: the customer is asked",
         details(request_type=RequestType.REFUND, invoice_ids=(), disputed_amount=None),
         customer(),
         refs(),
-        "rejected",
-        "missing_refund_details",
+        "on_hold",
+        "awaiting_customer",
     ),
     (
         "refund of an overpayment",
@@ -535,8 +535,6 @@ def test_every_reason_code_is_covered_by_the_table() -> None:
         "customer_blocked",
         "customer_closed",
         "awaiting_customer",
-        "missing_requested_limit",
-        "missing_refund_details",
         "kyc_pending",
         "kyc_failed",
         "kyc_expired",
@@ -597,21 +595,24 @@ def test_a_rejection_wins_over_a_hold() -> None:
 
 
 @pytest.mark.parametrize(
-    ("change", "missing_words"),
+    ("change", "what", "words"),
     [
-        ({"request_type": RequestType.CREDIT_LIMIT_CHANGE}, "the new credit limit"),
-        ({"request_type": RequestType.REFUND, "invoice_ids": ()}, "what is to be refunded"),
+        ({"request_type": RequestType.CREDIT_LIMIT_CHANGE}, "credit_limit", "credit limit"),
+        ({"request_type": RequestType.REFUND, "invoice_ids": ()}, "refund_details", "refund"),
     ],
 )
-def test_a_rejection_for_missing_pieces_says_exactly_what_is_missing(
-    change: dict[str, Any], missing_words: str
+def test_a_missing_piece_the_customer_can_give_is_asked_for_not_refused(
+    change: dict[str, Any], what: str, words: str
 ) -> None:
     request = details(**{"invoice_ids": ("INV-1",), "disputed_amount": None, **change})
     found = missing_pieces(request)
     assert found is not None
-    assert found[1].startswith(missing_words)
+    assert found[0] == what
     verdict = validate_request(request, customer(), refs(), today=TODAY)
-    assert verdict.message == f"Please tell us {found[1]}, so that we can handle your request."
+    assert (verdict.outcome, verdict.reason) == ("on_hold", "awaiting_customer")
+    assert f"customer:{what}" in verdict.waiting_for
+    assert words in verdict.message
+    assert verdict.message == found[1]
 
 
 @pytest.mark.parametrize(
@@ -628,7 +629,7 @@ def test_a_rejection_for_missing_pieces_says_exactly_what_is_missing(
             numbered(invoice(invoice_id="RE-4711"), invoice(invoice_id="INV-0004711")),
             "The invoice number 4711 matches more than one of your invoices (RE-4711 or INV-0004711): "
             "please tell us which one you mean.",
-            ("customer:which_invoice",),
+            ("customer:which_invoice", "invoice_choice:RE-4711", "invoice_choice:INV-0004711"),
         ),
         (
             {"invoice_ids": (), "invoice_candidates": ("4711", "4712")},

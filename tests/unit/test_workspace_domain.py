@@ -244,3 +244,25 @@ def test_the_approval_state_comes_from_resolutions_data_not_its_sentences() -> N
         POLICY.version,
     )
     assert [(r["approver"], r["reason"]) for r in approval["refused"]] == [("nobody", "unknown_approver")]
+
+
+def test_a_changed_case_and_a_reply_are_shown_on_the_request() -> None:
+    """Issue 9 item 5: what changed in a CRM case is recorded with the request (its timeline)."""
+    from shared.events import CaseUpdated
+    from shared.topics import REQUEST_UPDATED
+    from tests.unit.test_validation_rules import details
+
+    at = datetime(2026, 11, 23, 10, tzinfo=UTC)
+    update = CaseUpdated(
+        event_id="EVT-U",
+        request_id="REQ-1",
+        correlation_id="CASE-1",
+        occurred_at=at,
+        details=details(),
+        changed=("description", "invoice_ids"),
+        fingerprint="f",
+    ).model_dump(mode="json")
+    document = fold([*routed_request("REQ-1", at=at), (REQUEST_UPDATED, "REQ-1", update)])
+    (shown,) = document["updates"]
+    assert shown["changed"] == ["description", "invoice_ids"]
+    assert "details" not in shown
