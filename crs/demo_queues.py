@@ -54,6 +54,8 @@ class DemoRequest:
     topic: str
     key: str
     value: dict[str, Any]
+    status: str = "routed"
+    """Where it rests: ``routed`` (with its queue) or ``awaiting_approval``."""
 
 
 def queue_demo_requests(dataset: DemoDataset) -> list[DemoRequest]:
@@ -159,10 +161,17 @@ def _crm(picker: _Picker, number: int, customer: dict[str, Any], **fields: Any) 
 
 
 def _crm_request(
-    queue: str, waits_for: str, picker: _Picker, number: int, customer: dict[str, Any], **fields: Any
+    queue: str,
+    waits_for: str,
+    picker: _Picker,
+    number: int,
+    customer: dict[str, Any],
+    *,
+    status: str = "routed",
+    **fields: Any,
 ) -> DemoRequest:
     value = _crm(picker, number, picker.take(customer), **fields)
-    return DemoRequest(queue, waits_for, CRM_REQUESTS, value["case_id"], value)
+    return DemoRequest(queue, waits_for, CRM_REQUESTS, value["case_id"], value, status=status)
 
 
 def _overcharge(dataset: DemoDataset, invoice: dict[str, Any]) -> Decimal:
@@ -209,6 +218,7 @@ def _dispute_above_automatic_credit(picker: _Picker, number: int) -> DemoRequest
         CRM_REQUESTS,
         dispute["case_id"],
         dispute,
+        status="awaiting_approval",
     )
 
 
@@ -252,6 +262,7 @@ def _credit_limit_change(picker: _Picker, number: int) -> DemoRequest | None:
             picker,
             number,
             customer,
+            status="awaiting_approval",
             type="credit_limit_change",
             subject="Please raise our credit limit",
             description="Our orders are growing; please raise our credit limit by "

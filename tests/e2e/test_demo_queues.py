@@ -68,6 +68,7 @@ async def test_every_queue_and_the_approvals_inbox_get_a_request_waiting_for_a_p
     published = await publish_queue_demo(config.bootstrap_servers, dataset)
     assert {request.queue for request in published} == set(QUEUES)
     expected = {_request_id(request): request.queue for request in published}
+    resting = {_request_id(request): request.status for request in published}
 
     base = f"http://127.0.0.1:{config.health_ports['workspace']}"
     async with httpx.AsyncClient(base_url=base, timeout=30) as http:
@@ -86,12 +87,12 @@ async def test_every_queue_and_the_approvals_inbox_get_a_request_waiting_for_a_p
 
         async def every_demo_request_waits() -> dict[str, dict[str, Any]] | None:
             shown = await rows()
-            waiting = {
-                request_id: shown[request_id]
-                for request_id in expected
-                if request_id in shown and shown[request_id]["status"] in ("routed", "awaiting_approval")
-            }
-            return shown if len(waiting) == len(expected) else None
+            waiting = [
+                request_id
+                for request_id, status in resting.items()
+                if request_id in shown and shown[request_id]["status"] == status
+            ]
+            return shown if len(waiting) == len(resting) else None
 
         shown = await wait_until(every_demo_request_waits, timeout=240, interval=1.0)
         for request_id, queue in expected.items():

@@ -13,6 +13,8 @@ def test_the_default_dataset_gives_a_request_for_every_queue_of_the_routing_rule
     requests = queue_demo_requests(generate_demo_data())
     assert set(QUEUES) == set(load_rules().queues)
     assert {request.queue for request in requests} == set(QUEUES)
+    waiting_for_approval = {request.queue for request in requests if request.status == "awaiting_approval"}
+    assert waiting_for_approval == {"accounts_receivable", "credit_control"}
 
 
 def test_the_requests_are_the_same_every_time_and_each_has_a_customer_of_its_own() -> None:
