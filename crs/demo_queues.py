@@ -95,8 +95,13 @@ async def publish_queue_demo(kafka: str, dataset: DemoDataset) -> list[DemoReque
 
 
 def describe(requests: Iterable[DemoRequest]) -> str:
-    """One line per request, for `make run` to print."""
-    return "\n".join(f"  {request.queue:<20} {request.key}: {request.waits_for}" for request in requests)
+    """One line per request, for `make run` to print, and the queues left without one."""
+    shown = list(requests)
+    lines = [f"  {request.queue:<20} {request.key}: {request.waits_for}" for request in shown]
+    missing = [queue for queue in QUEUES if queue not in {request.queue for request in shown}]
+    if missing:
+        lines.append(f"  (none for {', '.join(missing)}: the dataset is too small; try more --customers)")
+    return "\n".join(lines)
 
 
 # -- choosing the data --------------------------------------------------------------------------
@@ -188,7 +193,8 @@ def _overcharge(dataset: DemoDataset, invoice: dict[str, Any]) -> Decimal:
 
 
 def _dispute_above_automatic_credit(picker: _Picker, number: int) -> DemoRequest | None:
-    """The overpriced open invoice with the largest overcharge: its credit memo needs approval."""
+    """The overpriced open invoice with the largest overcharge: its credit memo needs a team
+    lead's approval when above the policy's automatic tier (1,000: the default dataset's is)."""
     dataset = picker.dataset
     fitting = {customer["customer_id"]: customer for customer in picker.customers()}
     invoices = [

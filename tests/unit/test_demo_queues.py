@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from crs.demo_data import generate_demo_data
-from crs.demo_queues import QUEUES, queue_demo_requests
+from crs.demo_queues import QUEUES, describe, queue_demo_requests
 from services.routing.rules import load_rules
 from shared.contract import CrmRequest, EmailRequest
 from shared.topics import CRM_REQUESTS
@@ -31,3 +31,4 @@ def test_the_requests_are_the_same_every_time_and_each_has_a_customer_of_its_own
 def test_a_tiny_dataset_leaves_out_what_it_has_no_data_for() -> None:
     requests = queue_demo_requests(generate_demo_data(customers=3))
     assert len(requests) < len(queue_demo_requests(generate_demo_data()))
+    assert "none for " in describe(requests)  # `make run` says which queues stay empty
