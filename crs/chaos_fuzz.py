@@ -41,11 +41,11 @@ from pymongo import AsyncMongoClient
 
 from crs.stack import SERVICES, StackConfig, stack_status
 from services.audit.settings import AuditSettings
-from services.intake.domain import crm_request_id, email_request_id
 from services.intake.settings import IntakeSettings
 from services.resolution.settings import ResolutionSettings
 from services.validation.settings import ValidationSettings
 from shared.delivery import SCREENING_REASONS
+from shared.identity import crm_request_id, email_request_id
 from shared.topics import (
     APPROVALS,
     CONTRACTS,

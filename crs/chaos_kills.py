@@ -40,8 +40,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pymongo import AsyncMongoClient
-
 from crs.bench import bench_world
 from crs.io import TopicRecord, producer, publish_json, publish_many, tail
 from crs.stack import (
@@ -56,7 +54,7 @@ from crs.stack import (
     start_replica,
     stop_part,
 )
-from services.intake.domain import crm_request_id
+from shared.identity import crm_request_id
 from shared.topics import ERP_ACKS, ERP_RESOLUTIONS, REQUEST_STATUS
 
 RESTING_STATUSES = frozenset(
@@ -219,7 +217,7 @@ async def run_kills(
     say(f"  publishing 1 customer, 1 contract and {plan.requests} invoices")
     async with producer(config.bootstrap_servers) as client:
         await publish_many(client, reference)
-    await _wait_for_reference_data(config, f"BENCH-{run_id}", plan.requests, say)
+    await _wait_for_reference_data(config, say)
 
     outcomes, timeline = Outcomes(), Timeline()
     observers = [
@@ -280,23 +278,18 @@ async def run_kills(
 
 
 async def _wait_for_reference_data(
-    config: StackConfig, customer_id: str, invoices: int, say: Callable[[str], None], timeout: float = 1_800
+    config: StackConfig, say: Callable[[str], None], timeout: float = 1_800
 ) -> None:
-    """Until validation and resolution both hold every invoice (each keeps its own view)."""
-    deadline = time.monotonic() + timeout
-    for service in ("validation", "resolution"):
-        database = f"crs_{service}"
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            config.mongodb_uri_for(service, pool=False)
-        )
-        try:
-            while await client[database].invoices.count_documents({"customer_id": customer_id}) < invoices:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{database} did not take in the run's invoices in {timeout:.0f} s")
-                await asyncio.sleep(1.0)
-            say(f"  {database} holds the {invoices} invoices")
-        finally:
-            await client.close()
+    """Until validation and resolution have consumed every reference record (their /metrics show
+    no backlog): each keeps its own view, read by no one else."""
+    from crs.drain import drain
+
+    services = ("validation", "resolution")
+    metrics = {name: f"http://127.0.0.1:{config.health_ports[name]}/metrics" for name in services}
+    left = await drain(metrics, timeout=timeout, say=lambda line: say(f"  {line}"), interval=1.0)
+    if left.total or left.silent:
+        raise TimeoutError(f"{' and '.join(services)} did not take in the run's invoices in {timeout:.0f} s")
+    say(f"  {' and '.join(services)} have taken in the run's invoices")
 
 
 async def _send_steadily(

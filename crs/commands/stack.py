@@ -187,7 +187,8 @@ def run_demo(
         float, typer.Option(min=0, max=1, help="Share of postings the ERP stand-in fails.")
     ] = 0.05,
 ) -> int:
-    """Stack up, demo data, a demo request every few seconds, the ERP stand-in, and a watch.
+    """Stack up, demo data, demo requests in every queue, a demo request every few seconds, the ERP
+    stand-in, and a watch.
 
     Ctrl-C stops everything this command started (a stack that was already running stays).
     """
@@ -198,6 +199,7 @@ def run_demo(
 async def _run_demo(*, customers: int, seed: int, interval: float, erp_failure_share: float) -> None:
     from crs.commands.requests import stop_on_signals, watch_until_stopped, watched_topics
     from crs.commands.tools import publish_demo_data
+    from crs.demo_queues import describe, publish_queue_demo
     from crs.drain import drain
     from crs.erp import serve
     from crs.io import producer, publish_json
@@ -225,6 +227,10 @@ async def _run_demo(*, customers: int, seed: int, interval: float, erp_failure_s
             if not left.total
             else f"  still behind: {left.describe()}"
         )
+        # Requests that wait for a person in every queue, so the console has work to show; fixed
+        # ids, so a second `make run` on the same stack adds none (crs/demo_queues.py).
+        waiting = await publish_queue_demo(kafka, dataset)
+        print(f"  demo requests for the console's queues (the same ones every run):\n{describe(waiting)}")
         run_tag = time.strftime("%m%d%H%M%S")
         print(
             f"\nwatching the request topics; a demo request every {interval:g}s; the ERP stand-in answers "

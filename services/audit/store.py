@@ -1,5 +1,11 @@
 """Audit's store: entries only ever added, each sealed into its request's chain and the global one.
 
+Beside the entries, each request chain's head (its last number and hash) is kept durably in
+``request_heads``, written with the entries in the batch's transaction (one bulk write per batch,
+whatever its size): an entry deleted at the end of a chain leaves the chain shorter than its head
+says, which checking that one request finds (the global chain would find it only when every entry
+is read).
+
 The chains themselves (numbering, links, hashes, checking) are :mod:`services.audit.chain`; this
 module only reads and writes them.
 """
@@ -12,7 +18,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 import structlog
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -35,15 +41,17 @@ log = structlog.get_logger(__name__)
 class AuditStore:
     """Audit's entries, only ever inserted, each under the identity of the record it holds.
 
-    A chain's head is its last entry. The heads audit appends after are kept in memory: the global
-    one (read at start, and checked: its hash must be that of its content), and the most recently
-    used request chains' (a chain not in memory is read from its entries). So a batch costs a read
-    of which of its records are recorded already, a read of the heads not in memory (none when
-    every chain is known), and one insert.
+    The heads audit appends after are kept in memory: the global one (read at start, and checked:
+    its hash must be that of its content), and the most recently used request chains' (a chain not
+    in memory is read from its entries). So a batch costs a read of which of its records are
+    recorded already, a read of the heads not in memory (none when every chain is known), one
+    insert, and one write of the heads it leaves (``request_heads``: what a chain is checked
+    against).
     """
 
     def __init__(self, database: AsyncDatabase[Document], *, cached_chains: int = CACHED_CHAINS) -> None:
         self._entries = database.entries
+        self._request_heads = database.request_heads
         self._legacy_heads = database.sequences
         self._legacy_keys = database.processed_messages
         self._cached_chains = cached_chains
@@ -132,6 +140,16 @@ class AuditStore:
             for (record_id, _), entry in zip(fresh, sealed.entries, strict=True):
                 entry["_id"] = record_id
             await self._entries.insert_many(sealed.entries, ordered=True, session=session)
+            await self._request_heads.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": chain}, {"$set": {"sequence": head.sequence, "hash": head.hash}}, upsert=True
+                    )
+                    for chain, head in sealed.heads.items()
+                ],
+                ordered=False,
+                session=session,
+            )
         except Exception:
             self._forget_heads()  # another writer, or a failure: read them again next time
             raise
@@ -165,7 +183,7 @@ class AuditStore:
                 if chain not in heads or heads[chain].sequence < sequence:
                     heads[chain] = Head(sequence, entry.get("entry_hash"))
         if UNATTRIBUTED in chains and UNATTRIBUTED not in heads:
-            found = await self.head_of(UNATTRIBUTED, session)
+            found = await self._last_entry(UNATTRIBUTED, session)
             if found is not None:
                 heads[UNATTRIBUTED] = found
         return heads
@@ -207,8 +225,18 @@ class AuditStore:
             return Head(int(last["global_sequence"]), last.get("entry_hash"))
         return None
 
-    async def head_of(self, chain: str, session: AsyncClientSession | None = None) -> Head | None:
-        """The head of a request's chain (or of ``UNATTRIBUTED``): its last entry."""
+    async def head_of(self, chain: str) -> Head | None:
+        """The recorded head of a request's chain (or of ``UNATTRIBUTED``), what its entries must reach.
+
+        A chain last written by a release that kept no heads has none recorded: its last entry is
+        its head then (and deleting that entry goes unseen until every entry is checked).
+        """
+        recorded = await self._request_heads.find_one({"_id": chain})
+        if recorded is not None:
+            return Head(int(recorded["sequence"]), recorded.get("hash"))
+        return await self._last_entry(chain)
+
+    async def _last_entry(self, chain: str, session: AsyncClientSession | None = None) -> Head | None:
         query = {"request_id": {"$in": [None, UNATTRIBUTED]} if chain == UNATTRIBUTED else chain}
         cursor = self._entries.find(query, {"sequence": 1, "entry_hash": 1}, session=session)
         async for last in cursor.sort("sequence", -1).limit(1):
@@ -216,11 +244,16 @@ class AuditStore:
         return None
 
     async def heads(self) -> tuple[dict[str, Head], Head | None]:
-        """Every request chain's head (its last entry), and the global chain's."""
+        """Every request chain's recorded head (else its last entry, see :meth:`head_of`), and the
+        global chain's."""
+        recorded = {
+            str(head["_id"]): Head(int(head["sequence"]), head.get("hash"))
+            async for head in self._request_heads.find({})
+        }
         requests: dict[str, Head] = {}
         async for entry in self._entries.find({}, {"request_id": 1, "sequence": 1, "entry_hash": 1}):
             chain = chain_of(entry)
             sequence = int(entry.get("sequence") or 0)
             if chain not in requests or requests[chain].sequence < sequence:
                 requests[chain] = Head(sequence, entry.get("entry_hash"))
-        return requests, await self.global_head()
+        return requests | recorded, await self.global_head()

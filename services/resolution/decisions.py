@@ -19,7 +19,7 @@ from services.resolution.policy import WriteOffTolerance
 from shared.actions import ResolutionDecided
 from shared.contract import Invoice, Payment, ResolutionKind
 from shared.lifecycle import TransitionRefused
-from shared.money import Money
+from shared.money import Money, round_to_minor_units
 
 KIND_WORDS = {
     ResolutionKind.CREDIT_MEMO: "credit memo",
@@ -109,7 +109,7 @@ def _in_currency(name: str, money: Money | None, currency: str, document: str) -
         )
     if money.amount <= 0:
         raise TransitionRefused("amount_not_positive", f"the {name} {money} is not more than zero")
-    return Money(amount=strategies.cents(money.amount), currency=currency)
+    return Money(amount=round_to_minor_units(money.amount, currency), currency=currency)
 
 
 def _allocation(
@@ -209,7 +209,10 @@ def _correction(decision: ResolutionDecided, invoice: Invoice) -> strategies.Pos
             f"the corrected amount {decision.corrected_amount} is not in {invoice.currency}, "
             f"the currency of {document}",
         )
-    corrected = Money(amount=strategies.cents(decision.corrected_amount.amount), currency=invoice.currency)
+    corrected = Money(
+        amount=round_to_minor_units(decision.corrected_amount.amount, invoice.currency),
+        currency=invoice.currency,
+    )
     if corrected.amount >= invoice.total.amount:
         raise TransitionRefused(
             "correction_not_a_reduction",

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from services.resolution.policy import WriteOffTolerance
 from shared.contract import (
@@ -30,9 +30,8 @@ from shared.contract import (
 )
 from shared.document_numbers import find_document_numbers, reference_numbers, same_number
 from shared.events import RequestRouted
-from shared.money import Money
+from shared.money import Money, format_amount, round_to_minor_units
 
-CENT = Decimal("0.01")
 PAYMENT_DATE_TOLERANCE_DAYS = 3
 """A payment received within this many days of a date the customer gives counts as that date."""
 
@@ -99,16 +98,19 @@ class ForPerson:
 Proposal = Posting | Postings | NotSupported | ForPerson
 
 
-def cents(amount: Decimal) -> Decimal:
-    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
 def _money(amount: Decimal, currency: str) -> Money:
-    return Money(amount=cents(amount), currency=currency)
+    """``amount`` as money of ``currency``, rounded half up to its minor units (yen whole, dinars 3)."""
+    return Money(amount=round_to_minor_units(amount, currency), currency=currency)
 
 
-def _figure(amount: Decimal) -> str:
-    return f"{amount:,.2f}"
+def _figure(amount: Decimal, currency: str | None) -> str:
+    """An amount of ``currency`` in an explanation: as many decimals as the currency has (two when
+    the currency is not known)."""
+    return format_amount(amount, currency) if currency else f"{amount:,.2f}"
+
+
+def _percent(share: Decimal) -> str:
+    return f"{share * 100:,.2f}%"
 
 
 def _quantity(amount: Decimal) -> str:
@@ -232,16 +234,23 @@ def _reprice_one(
     steps: list[str] = []
     overcharge = Decimal(0)
     for line in invoice.lines:
-        invoiced = f"{line.sku} {_quantity(line.quantity)} x {_figure(line.unit_price)}"
+        invoiced = f"{line.sku} {_quantity(line.quantity)} x {_figure(line.unit_price, invoice.currency)}"
         contract_price = prices.get(line.sku)
         if contract_price is None:
             steps.append(f"{invoiced}: no contract price, unchanged")
         elif line.unit_price > contract_price:
-            difference = cents(line.quantity * (line.unit_price - contract_price))
+            difference = round_to_minor_units(
+                line.quantity * (line.unit_price - contract_price), invoice.currency
+            )
             overcharge += difference
-            steps.append(f"{invoiced}, contract {_figure(contract_price)}: {_figure(difference)} too much")
+            steps.append(
+                f"{invoiced}, contract {_figure(contract_price, invoice.currency)}: "
+                f"{_figure(difference, invoice.currency)} too much"
+            )
         else:
-            steps.append(f"{invoiced}, contract {_figure(contract_price)}: not above the contract")
+            steps.append(
+                f"{invoiced}, contract {_figure(contract_price, invoice.currency)}: not above the contract"
+            )
     basis = (
         f"invoice {invoice.invoice_id} repriced at contract {contract.contract_id} "
         f"valid on {invoice.issued_on.isoformat()}: " + "; ".join(steps)
@@ -300,7 +309,10 @@ def remaining_of(payment: Payment) -> Decimal:
 def _describe_payment(payment: Payment) -> str:
     reference = f", reference '{payment.reference}'" if payment.reference else ""
     remaining = remaining_of(payment)
-    unapplied = "" if remaining == payment.amount.amount else f", {_figure(remaining)} of it unapplied"
+    currency = payment.amount.currency
+    unapplied = (
+        "" if remaining == payment.amount.amount else f", {_figure(remaining, currency)} of it unapplied"
+    )
     return (
         f"{payment.payment_id} ({payment.amount}, received {payment.received_on.isoformat()}"
         f"{reference}{unapplied})"
@@ -414,18 +426,24 @@ def allocate_payment(event: RequestRouted, facts: Facts) -> Proposal:
 def _target_amounts(event: RequestRouted, open_invoices: Sequence[Invoice]) -> tuple[set[Decimal], str]:
     """The amounts a payment for this request could be, and how the search says so."""
     details = event.details
-    paid = details.paid_amount.amount if details.paid_amount is not None else None
-    if paid is None:
-        paid = next((stated.amount for stated in details.stated_amounts if stated.role == "paid"), None)
+    currency = open_invoices[0].currency if open_invoices else None
+    paid: Decimal | None = None
+    if details.paid_amount is not None:
+        paid, currency = details.paid_amount.amount, details.paid_amount.currency
+    else:
+        stated = next((stated for stated in details.stated_amounts if stated.role == "paid"), None)
+        if stated is not None:
+            paid, currency = stated.amount, stated.currency or currency
     if paid is not None:
-        return {paid}, f"amount {_figure(paid)} paid"
+        return {paid}, f"amount {_figure(paid, currency)} paid"
     if details.disputed_amount is not None:
         return {details.disputed_amount.amount}, f"amount {details.disputed_amount}"
     opens = [invoice.open_amount.amount for invoice in open_invoices]
     if not opens:
         return set(), "no amount"
     total = sum(opens, Decimal(0))
-    words = f"open amount {_figure(total)}" if len(opens) == 1 else f"open amounts {_figure(total)} in all"
+    figure = _figure(total, currency)
+    words = f"open amount {figure}" if len(opens) == 1 else f"open amounts {figure} in all"
     return {total, *opens}, words
 
 
@@ -597,7 +615,7 @@ def write_off(event: RequestRouted, facts: Facts, tolerance: WriteOffTolerance) 
             f"A write-off of {asked} is more than the {open_amount} open on invoice {invoice.invoice_id}.",
         )
     amount = _money(asked.amount, asked.currency)
-    share_limit = cents(tolerance.tolerance_share * invoice.total.amount)
+    share_limit = round_to_minor_units(tolerance.tolerance_share * invoice.total.amount, invoice.currency)
     within = tolerance.covers(amount.amount, invoice.total.amount)
     limit = min(tolerance.tolerance_amount, share_limit)
     remaining = open_amount - amount
@@ -613,9 +631,10 @@ def write_off(event: RequestRouted, facts: Facts, tolerance: WriteOffTolerance) 
         explanation=(
             f"Write-off of {amount} on invoice {invoice.invoice_id} (open amount from {open_amount} to "
             f"{remaining}); the automatic tolerance is the lower of "
-            f"{_figure(tolerance.tolerance_amount)} and {_figure(tolerance.tolerance_share * 100)}% "
+            f"{_figure(tolerance.tolerance_amount, invoice.currency)} and "
+            f"{_percent(tolerance.tolerance_share)} "
             f"of the invoice total {invoice.total}, here "
-            f"{_figure(limit)}: {'within it' if within else 'above it'}."
+            f"{_figure(limit, invoice.currency)}: {'within it' if within else 'above it'}."
         ),
     )
 
@@ -657,7 +676,9 @@ def refund_credit(event: RequestRouted, facts: Facts) -> Proposal:
         return ForPerson(
             "currency_mismatch", "The refund involves several currencies; a colleague will check it."
         )
-    computation = "; ".join(f"{document}: {_figure(credit)} {how}" for document, credit, _, how in sources)
+    computation = "; ".join(
+        f"{document}: {_figure(credit, currency)} {how}" for document, credit, currency, how in sources
+    )
     credits = [(document, credit) for document, credit, _, _ in sources if credit > 0]
     available = sum((credit for _, credit in credits), Decimal(0))
     if available <= 0:

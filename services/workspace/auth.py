@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
 from datetime import timedelta
@@ -50,12 +51,16 @@ class Authenticator:
         self._token_max_age = timedelta(days=settings.token_max_age_days)
 
     async def sign_in(self, username: str, password: str) -> DirectoryUser | None:
-        """The user whose password this is, or None (unknown, disabled, no password, wrong)."""
+        """The user whose password this is, or None (unknown, disabled, no password, wrong).
+
+        argon2 takes most of a second of CPU by design: it runs on a worker thread, so that a
+        sign-in does not stall every other page, live update and API call of this process.
+        """
         user = await self.directory.find(username) if username.strip() else None
         if user is None:
-            verify_password(_DUMMY, password)
+            await asyncio.to_thread(verify_password, _DUMMY, password)
             return None
-        return user if verify_password(user, password) else None
+        return user if await asyncio.to_thread(verify_password, user, password) else None
 
     def issue_token(self, user: DirectoryUser) -> str:
         return self._tokens.dumps({"sub": user.id, "jti": secrets.token_urlsafe(12)})

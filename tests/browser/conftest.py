@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from tests.browser.support import ProbedBrowser, live_updates_flow, write_cheap_users
 from tests.support import Servers
-from tests.workspace.support import Owners, RunningWorkspace, running_owners, running_workspace, write_users
+from tests.workspace.support import Owners, RunningWorkspace, running_owners, running_workspace
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -33,8 +34,10 @@ if shutil.which(CHROMIUM) is None:  # `make setup` installs it (apt-get install 
 async def workspace(
     servers: Servers, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RunningWorkspace]:
-    users = write_users(tmp_path_factory.mktemp("browser-users"))
+    """The workspace, once its live updates are known to flow (tests then never race its start)."""
+    users = write_cheap_users(tmp_path_factory.mktemp("browser-users"))
     async with running_workspace(servers, users) as running:
+        await live_updates_flow(servers, running)
         yield running
 
 
@@ -46,14 +49,21 @@ async def resolution(servers: Servers) -> AsyncIterator[Owners]:
         yield running
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Any]:
+    """One Chromium for the session; its pages report when their live updates listen."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
         chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
+        yield ProbedBrowser(chromium)
         await chromium.close()
+
+
+@pytest.fixture(autouse=True)
+async def pages_closed_after_each_test(browser: Any) -> AsyncIterator[None]:
+    yield
+    await browser.close_pages()
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import pytest
 
 from shared.contract import RequestStatus
 from shared.topics import APPROVALS, CUSTOMERS, ERP_RESOLUTIONS, INVOICES, PAYMENTS, REQUEST_STATUS
+from tests.browser.support import listening
 from tests.support import Servers, publish, unique, wait_for_records
 from tests.workspace.events import awaiting_approval, routed_request, status
 from tests.workspace.support import PASSWORD, Owners, RunningWorkspace
@@ -24,6 +25,10 @@ UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
   .filter(e => e.type !== 'hidden' && !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
   .map(e => e.name || e.id)"""
 OVERFLOW = "() => document.documentElement.scrollWidth - window.innerWidth"
+SIDEWAYS = """() => [...document.querySelectorAll('main *')]
+  .filter(e => e.clientWidth > 1 && e.scrollWidth > e.clientWidth + 1)
+  .filter(e => getComputedStyle(e).overflowX !== 'visible')
+  .map(e => e.id || e.className || e.tagName)"""
 
 
 async def signed_in(browser: Any, workspace: RunningWorkspace, user: str, width: int = 1280) -> Any:
@@ -44,6 +49,7 @@ async def shot(page: Any, screenshots: Path, name: str) -> None:
 async def check_usable(page: Any, width: int) -> None:
     assert await page.evaluate(UNLABELLED) == [], "every form field has a label"
     assert await page.evaluate(OVERFLOW) <= 0, f"the page fits {width} px without scrolling sideways"
+    assert await page.evaluate(SIDEWAYS) == [], f"no part of the page scrolls sideways at {width} px"
 
 
 @pytest.mark.parametrize("device", list(WIDTHS))
@@ -52,8 +58,7 @@ async def test_sign_in_see_a_routed_request_arrive_live_pick_it_up_and_add_a_not
 ) -> None:
     width = WIDTHS[device]
     page = await signed_in(browser, workspace, "ada.agent", width)
-    await page.wait_for_function("() => document.querySelector('[sse-connect]') !== null")
-    await page.wait_for_timeout(1500)  # the event stream connects
+    await listening(page)  # the page's live updates listen: what arrives now arrives live
     request_id = unique("REQ")
     await publish(servers, *routed_request(request_id, subject=f"Live on {device}"))
     row = page.locator(f'tr[data-request="{request_id}"]')

@@ -1,7 +1,7 @@
 """Audit's appends on the real database server: inserts only, heads in memory, chains intact.
 
 A batch of records costs a read of which are recorded already, a read of the heads audit does not
-hold in memory, and one insert: no processed keys, no head documents written. Two writers (two
+hold in memory, one insert, and one write of the heads it leaves: no processed keys. Two writers (two
 replicas, or a replay beside the subscriber) appending to the same chains keep them intact: the one
 with a stale head is refused by the unique global numbering and tries again with the heads read
 afresh.
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from pymongo import monitoring
 
-from crs.audit import verify_store
+from crs.audit import BROKEN, verify_request, verify_store
 from services.audit.app import AuditHandlers, RecordText, record_identity
 from services.audit.reader import AuditReader
 from services.audit.store import AuditStore
@@ -97,6 +97,7 @@ async def test_a_batch_is_inserted_only_and_the_heads_it_leaves_are_kept_in_memo
         {
             ("find", "entries"): 2,
             ("insert", "entries"): 1,
+            ("update", "request_heads"): 1,
             ("find", "processed_messages"): 1,
             ("commitTransaction", ""): 1,
         }
@@ -104,9 +105,14 @@ async def test_a_batch_is_inserted_only_and_the_heads_it_leaves_are_kept_in_memo
 
     commands.counts.clear()
     await audit.record([status_record(request, 2, 5 + offset) for offset, request in enumerate(requests)])
-    # Which are recorded already; the heads are in memory; one insert.
+    # Which are recorded already; the heads are in memory; one insert; the heads it leaves.
     assert commands.counts == Counter(
-        {("find", "entries"): 1, ("insert", "entries"): 1, ("commitTransaction", ""): 1}
+        {
+            ("find", "entries"): 1,
+            ("insert", "entries"): 1,
+            ("update", "request_heads"): 1,
+            ("commitTransaction", ""): 1,
+        }
     )
 
     commands.counts.clear()
@@ -145,3 +151,25 @@ async def test_two_writers_appending_to_the_same_chains_keep_every_chain_intact(
     assert code == 0, lines
     await first.client.close()
     await second.client.close()
+
+
+async def test_deleting_a_requests_last_entry_is_found_by_verifying_that_request(servers: Servers) -> None:
+    database = unique("audit").lower().replace("-", "_")
+    audit = Audit(servers, database)
+    await audit.start()
+    request, later = unique("REQ"), unique("REQ")
+    await audit.record([status_record(request, number, number) for number in range(3)])
+    await audit.record([status_record(later, 0, 3)])  # the global chain goes on past it
+    last = await audit.store._entries.find_one_and_delete({"request_id": request, "sequence": 3})
+    assert last is not None
+
+    async with AuditReader.connect(servers.mongodb_uri, database) as reader:
+        code, lines = await verify_request(reader, request)
+        assert code == BROKEN, lines
+        assert f"{request} #3 (missing): gap in the sequence" in lines[1]
+        assert (await verify_request(reader, later))[0] == 0
+        # Every entry of it gone: the head still says it had three.
+        await audit.store._entries.delete_many({"request_id": request})
+        code, lines = await verify_request(reader, request)
+        assert code == BROKEN, lines
+    await audit.client.close()

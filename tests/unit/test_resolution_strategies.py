@@ -192,6 +192,74 @@ def test_fractional_quantities_are_credited_to_the_cent() -> None:
     assert proposal.amount.amount.as_tuple().exponent == -2
 
 
+def money(amount: str, currency: str) -> dict[str, str]:
+    return {"amount": amount, "currency": currency}
+
+
+def test_a_yen_credit_is_rounded_to_whole_yen_and_explained_without_decimals() -> None:
+    # 1.5 x (1,001 - 800) = 301.5 yen: yen have no minor units, so the credit is 302 (half up).
+    lines = [{"sku": "CLD", "quantity": "1.5", "unit_price": "1001"}]
+    the_invoice = invoice(
+        lines=lines, currency="JPY", total=money("1502", "JPY"), open_amount=money("1502", "JPY")
+    )
+    the_contract = contract(currency="JPY", prices=[{"sku": "CLD", "unit_price": "800"}])
+    proposal = propose(
+        routed(RequestType.BILLING_DISPUTE),
+        facts((the_invoice,), (the_contract,)),
+        write_off_tolerance=TOLERANCE,
+    )
+    assert isinstance(proposal, Posting), proposal
+    assert proposal.amount == Money(amount=Decimal("302"), currency="JPY")
+    assert proposal.amount.amount.as_tuple().exponent == 0
+    assert proposal.corrected_amount == Money(amount=Decimal("1200"), currency="JPY")
+    assert "CLD 1.5 x 1,001, contract 800: 302 too much" in proposal.explanation
+
+
+def test_a_dinar_credit_keeps_its_three_decimals() -> None:
+    # 3 x (12.345 - 12.000) = 1.035 KWD: a dinar has 1,000 fils, nothing is rounded to 1.04.
+    lines = [{"sku": "CLD", "quantity": "3", "unit_price": "12.345"}]
+    the_invoice = invoice(
+        lines=lines, currency="KWD", total=money("37.035", "KWD"), open_amount=money("37.035", "KWD")
+    )
+    the_contract = contract(currency="KWD", prices=[{"sku": "CLD", "unit_price": "12.000"}])
+    proposal = propose(
+        routed(RequestType.BILLING_DISPUTE),
+        facts((the_invoice,), (the_contract,)),
+        write_off_tolerance=TOLERANCE,
+    )
+    assert isinstance(proposal, Posting), proposal
+    assert proposal.amount == Money(amount=Decimal("1.035"), currency="KWD")
+    assert proposal.corrected_amount == Money(amount=Decimal("36.000"), currency="KWD")
+    assert "CLD 3 x 12.345, contract 12.000: 1.035 too much" in proposal.explanation
+
+
+def test_a_dinar_payment_is_allocated_to_the_fils() -> None:
+    the_invoice = invoice(currency="KWD", total=money("10.125", "KWD"), open_amount=money("10.125", "KWD"))
+    paid = payment("PAY-A", "10.125", "2026-10-21", reference="INV-1").model_copy(
+        update={"amount": Money(amount=Decimal("10.125"), currency="KWD")}
+    )
+    proposal = propose(
+        routed(RequestType.PAYMENT_QUERY), facts((the_invoice,), (), (paid,)), write_off_tolerance=TOLERANCE
+    )
+    assert isinstance(proposal, Posting), proposal
+    assert proposal.amount == Money(amount=Decimal("10.125"), currency="KWD")
+    assert proposal.corrected_amount == Money(amount=Decimal("0"), currency="KWD")
+
+
+def test_a_yen_write_off_states_its_tolerance_in_whole_yen() -> None:
+    the_invoice = invoice(currency="JPY", total=money("1300", "JPY"), open_amount=money("1300", "JPY"))
+    proposal = propose(
+        routed(RequestType.WRITE_OFF, disputed_amount=money("20", "JPY")),
+        facts((the_invoice,)),
+        write_off_tolerance=TOLERANCE,
+    )
+    assert isinstance(proposal, Posting), proposal
+    assert proposal.amount == Money(amount=Decimal("20"), currency="JPY")
+    assert (
+        "the lower of 50 and 2.00% of the invoice total 1,300 JPY, here 26: within it" in proposal.explanation
+    )
+
+
 @pytest.mark.parametrize(
     ("the_facts", "outcome", "reason"),
     [
