@@ -89,6 +89,8 @@ def stopped() -> dict[str, str]:
         "CRS_KAFKA_PORT": str(find_free_port()),
         "CRS_MONGO_PORT": str(find_free_port()),
         "CRS_HOME": "/nonexistent/crs-home",
+        # Not the default 127.0.0.1:8080: a workspace of another stack on this machine answers there.
+        "CRS_WORKSPACE_URL": f"http://127.0.0.1:{find_free_port()}",
     }
 
 

@@ -43,7 +43,12 @@ async def test_a_view_rebuilt_from_the_topics_is_the_same(
             return None
         return docs if docs[credit]["decisions"] else None
 
-    await wait_until(lambda: documents(workspace.settings.database), timeout=60)
+    async def both_shown(database: str) -> dict[str, Any] | None:
+        # Both requests, not the first one read: a pick-up of one not shown yet is refused (404).
+        docs = await documents(database)
+        return docs if len(docs) == 2 and docs[dispute]["summary"].get("status") == "routed" else None
+
+    await wait_until(lambda: both_shown(workspace.settings.database), timeout=60)
     async with workspace.client(await workspace.token("ada.agent")) as ada:
         assert (await ada.post(f"/api/requests/{dispute}/pick-up")).status_code == 202
         assert (
