@@ -16,7 +16,7 @@ from weakref import WeakKeyDictionary
 
 from bson import ObjectId
 from pydantic import SecretStr
-from pymongo import ASCENDING, AsyncMongoClient, DeleteOne, ReplaceOne, UpdateOne, monitoring
+from pymongo import ASCENDING, AsyncMongoClient, DeleteOne, InsertOne, ReplaceOne, UpdateOne, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -562,7 +562,7 @@ class BatchDocuments:
     async def stage(
         self,
         collection: AsyncCollection[Document],
-        operation: ReplaceOne[Document] | UpdateOne | DeleteOne,
+        operation: InsertOne[Document] | ReplaceOne[Document] | UpdateOne | DeleteOne,
         *,
         one: Any,
         becomes: Document | object | None = _UNKNOWN,

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, InsertOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.mongo import Document
+from shared.delivery import LedgerTransaction
+from shared.mongo import Document, batch_documents, open_batch_documents
 
 
 class IntakeStore:
@@ -24,7 +26,16 @@ class IntakeStore:
     async def save_new_request(
         self, request_id: str, record: dict[str, Any], *, session: AsyncClientSession
     ) -> None:
-        await self._requests.insert_one({**record, "_id": request_id}, session=session)
+        document = {**record, "_id": request_id}
+        await batch_documents(session).stage(
+            self._requests, InsertOne(document), one=request_id, becomes=document
+        )
+
+    async def open_batch(self, messages: Sequence[object], tx: LedgerTransaction) -> None:
+        """Capturing reads nothing by ``_id``: a batch's new requests are inserted at its commit, in
+        one statement (:class:`shared.mongo.BatchDocuments`)."""
+        del messages  # nothing to read ahead
+        open_batch_documents(tx.session, tx.before_commit)
 
     async def has_request(self, request_id: str, *, email_message_id: str | None = None) -> bool:
         """Whether request ``request_id`` exists, or (for an email) one that holds this email."""
@@ -39,6 +50,7 @@ class IntakeStore:
         """The request (its id and source id) an email thread already belongs to, if any."""
         if not message_ids:
             return None
+        await batch_documents(session).flush(self._requests)  # requests this batch captured count too
         found = await self._requests.find_one(
             {"email_message_ids": {"$in": list(message_ids)}}, {"_id": 1, "source_id": 1}, session=session
         )
@@ -54,11 +66,14 @@ class IntakeStore:
         session: AsyncClientSession,
     ) -> None:
         """Keep a reply's text and attachments on the request it answers."""
-        await self._requests.update_one(
-            {"_id": request_id},
-            {
-                "$push": {"replies": {**reply, "added_at": at}},
-                "$addToSet": {"email_message_ids": message_id},
-            },
-            session=session,
+        await batch_documents(session).stage(
+            self._requests,
+            UpdateOne(
+                {"_id": request_id},
+                {
+                    "$push": {"replies": {**reply, "added_at": at}},
+                    "$addToSet": {"email_message_ids": message_id},
+                },
+            ),
+            one=request_id,
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 from weakref import WeakKeyDictionary
 
@@ -49,6 +50,11 @@ from shared.reference_views import ReferenceView
 
 log = structlog.get_logger(__name__)
 
+HOLDS_PER_RECHECK = 500
+"""Most holds one re-check looks at: it reads a bounded, indexed slice, going on from where the
+last one stopped, so a re-check costs the same however many requests are held."""
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+
 RecordT = TypeVar("RecordT", bound=BaseModel)
 
 
@@ -72,6 +78,8 @@ class ValidationStore:
         self._open = database.open_requests
         # One document per duplicate claim, its key as _id (see services.validation.duplicates).
         self._claims = database.duplicate_claims
+        # Where the next re-check of holds goes on (held_at of the last hold the previous one read).
+        self._holds_from = _EARLIEST
 
     async def ensure_indexes(self) -> None:
         await self.customers.create_index("contact_emails")
@@ -81,6 +89,8 @@ class ValidationStore:
         # Open requests are read by _id only (duplicates are found through their claims); the
         # index on open flag and opening time serves operators and the claims' backfill.
         await self._open.create_index([("open", ASCENDING), ("opened_at", ASCENDING)])
+        # The re-check reads holds in the order they were held, a slice at a time.
+        await self._holds.create_index([("held_at", ASCENDING)])
 
     async def customers_for(
         self, *, customer_id: str | None, sender_email: str | None, session: AsyncClientSession | None
@@ -290,8 +300,24 @@ class ValidationStore:
         )
 
     async def all_holds(self) -> list[Hold]:
-        """Every request on hold, the longest held first (read outside any transaction: a hint)."""
-        return [_hold_of(held) async for held in self._holds.find({}).sort("held_at", ASCENDING)]
+        """The requests on hold this re-check looks at, the longest held first (read outside any
+        transaction: a hint).
+
+        At most :data:`HOLDS_PER_RECHECK`, read by the ``held_at`` index from where the last
+        re-check stopped, starting over once the slice comes back short: every hold is looked at
+        within ``holds / HOLDS_PER_RECHECK`` re-checks, and a hold's time limit is checked again
+        when its request is (:meth:`RequestValidation.check`).
+        """
+        cursor = self._holds.find({"held_at": {"$gte": self._holds_from}}).sort("held_at", ASCENDING)
+        found = [held async for held in cursor.limit(HOLDS_PER_RECHECK)]
+        last = found[-1]["held_at"] if found else _EARLIEST
+        if len(found) < HOLDS_PER_RECHECK:
+            self._holds_from = _EARLIEST
+        elif last == self._holds_from:  # a whole slice held at one instant: step past it
+            self._holds_from = last + timedelta(microseconds=1)
+        else:
+            self._holds_from = last
+        return [_hold_of(held) for held in found]
 
     async def awaited_by(self, holds: Sequence[Hold]) -> tuple[dict[str, Customer], References]:
         """What the holds wait for, as the views know it now: their customers and the documents."""
