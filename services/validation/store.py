@@ -23,7 +23,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.validation.domain import DuplicateCriterion, References, split_awaited
-from services.validation.duplicates import Claim, claim_keys, rule_name
+from services.validation.duplicates import Claim, claim_keys, claim_keys_of, rule_name
 from services.validation.lifecycle import (
     Facts,
     Hold,
@@ -80,6 +80,9 @@ class ValidationStore:
         self._claims = database.duplicate_claims
         # Where the next re-check of holds goes on (held_at of the last hold the previous one read).
         self._holds_from = _EARLIEST
+        # The duplicate rule's criteria, as the last request opened was claimed under: what a
+        # batch's prefetch reads the likely claims by (None: no request opened yet).
+        self._claim_criteria: tuple[DuplicateCriterion, ...] | None = None
 
     async def ensure_indexes(self) -> None:
         await self.customers.create_index("contact_emails")
@@ -199,6 +202,18 @@ class ValidationStore:
         contract_keys = [one.contract_id for one in details if one.contract_id]
         contract_keys += [document["contract_id"] for document in named if document.get("contract_id")]
         await read.fetch(self._contracts, contract_keys)
+        if self._claim_criteria is not None:
+            # The claims a request would make as captured, for its own customer: the claims a
+            # verdict names are read here; any other (a customer found by address, documents
+            # found by number) is read when asked for.
+            criteria = self._claim_criteria
+            claims = [
+                key
+                for one in details
+                if one.customer_id
+                for key in claim_keys_of(one.customer_id, one, criteria)
+            ]
+            await read.fetch(self._claims, claims)
 
     async def prefetch_status(self, changes: Sequence[RequestStatusChanged], tx: LedgerTransaction) -> None:
         """Read the requests a batch of status changes may close, with the claims they hold."""
@@ -370,6 +385,7 @@ class ValidationStore:
         request opened again (validated anew after an update) gives up the claims it no longer
         makes: ``claimed_before``, or (None: not known) those its open request has now.
         """
+        self._claim_criteria = tuple(criteria)
         written = batch_documents(session)
         if claimed_before is None:
             before = await written.fetch_one(self._open, request.request_id)
