@@ -92,7 +92,9 @@ class ReferenceView:
         query combines it with the customer and other conditions.
         """
         await self._collection.create_index(NUMBER_KEYS)
-        missing = self._collection.find({NUMBER_KEYS: {"$exists": False}}, {number_field: 1})
+        # Equal to null, not ``$exists: False``: the same records (a missing field is indexed as
+        # null), read by the index instead of a scan of the whole collection at every start.
+        missing = self._collection.find({NUMBER_KEYS: None}, {number_field: 1})
         async for document in missing:
             keys = list(number_keys(str(document.get(number_field) or document["_id"])))
             await self._collection.update_one({"_id": document["_id"]}, {"$set": {NUMBER_KEYS: keys}})

@@ -13,7 +13,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 import services.validation.store as validation_store
 from services.validation.store import ValidationStore
+from shared.document_numbers import number_keys
 from shared.mongo import BatchDocuments, Document, batch_documents, build_mongo_client, open_batch_documents
+from shared.reference_views import ReferenceView
 from tests.support import Servers, unique
 
 pytestmark = pytest.mark.integration
@@ -35,9 +37,11 @@ class Commands(monitoring.CommandListener):
 
     def __init__(self) -> None:
         self.sent: list[str] = []
+        self.filters: list[tuple[str, Any]] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         self.sent.append(event.command_name)
+        self.filters.append((event.command_name, event.command.get("filter")))
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -139,3 +143,28 @@ async def test_the_hold_recheck_reads_a_bounded_slice_and_comes_round_to_every_h
     assert slices[:4] == [["REQ-0", "REQ-1"], ["REQ-1", "REQ-2"], ["REQ-2", "REQ-3"], ["REQ-3", "REQ-4"]]
     assert slices[4] == ["REQ-4"]
     assert slices[5] == ["REQ-0", "REQ-1"]  # round again
+
+
+async def test_records_stored_without_numbers_get_them_at_start_read_by_the_index(
+    servers: Servers, database: AsyncDatabase[Document]
+) -> None:
+    commands = Commands()
+    client: AsyncMongoClient[Document] = build_mongo_client(servers.mongodb_uri, listeners=[commands])
+    invoices = client[database.name].invoices
+    await invoices.insert_many(
+        [
+            {"_id": "INV-2026-0042", "invoice_id": "INV-2026-0042"},  # stored by an earlier release
+            {"_id": "INV-2026-0043", "invoice_id": "INV-2026-0043", "number_keys": ["keep"]},
+        ]
+    )
+    try:
+        await ReferenceView(client[database.name], "invoices").ensure_number_keys("invoice_id")
+        backfilled = await invoices.find_one({"_id": "INV-2026-0042"})
+        assert backfilled is not None
+        assert backfilled["number_keys"] == list(number_keys("INV-2026-0042"))
+        assert (await invoices.find_one({"_id": "INV-2026-0043"}) or {})["number_keys"] == ["keep"]
+        (looked_for,) = [found for name, found in commands.filters if name == "find"][:1]
+        explained = await invoices.find(looked_for).explain()
+        assert "COLLSCAN" not in str(explained["queryPlanner"]["winningPlan"])  # before: a scan
+    finally:
+        await client.close()
