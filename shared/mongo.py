@@ -7,6 +7,7 @@ reached end of life in May 2026.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -498,7 +499,9 @@ class BatchDocuments:
     """
 
     def __init__(self, session: AsyncClientSession | None, *, batched: bool) -> None:
-        self._session = session
+        # Weakly: the registry of open batches is keyed by the session, weakly, and a value that
+        # held its key would keep every batch's session and documents alive for ever.
+        self._session_ref = weakref.ref(session) if session is not None else None
         self._batched = batched
         self._known: dict[str, dict[Any, Any]] = {}
         self._by_field: dict[tuple[str, str], dict[Any, list[Document]]] = {}
@@ -507,6 +510,10 @@ class BatchDocuments:
     @property
     def batched(self) -> bool:
         return self._batched
+
+    @property
+    def _session(self) -> AsyncClientSession | None:
+        return self._session_ref() if self._session_ref is not None else None
 
     async def fetch(
         self, collection: AsyncCollection[Document], ids: Iterable[Any]

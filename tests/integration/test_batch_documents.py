@@ -3,6 +3,8 @@ bounded queries that replaced scans (issue 13, phase 2)."""
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -168,3 +170,20 @@ async def test_records_stored_without_numbers_get_them_at_start_read_by_the_inde
         assert "COLLSCAN" not in str(explained["queryPlanner"]["winningPlan"])  # before: a scan
     finally:
         await client.close()
+
+
+async def test_a_batch_and_its_session_are_let_go_once_its_transaction_is_over(
+    database: AsyncDatabase[Document],
+) -> None:
+    documents = database.documents
+    await documents.insert_one({"_id": "D0", "n": 0})
+
+    async def one_batch() -> weakref.ref[BatchDocuments]:
+        async with database.client.start_session() as session, await session.start_transaction():
+            batch = open_batch_documents(session, lambda _: None)
+            await batch.fetch(documents, ["D0"])
+            return weakref.ref(batch)
+
+    gone = await one_batch()
+    gc.collect()
+    assert gone() is None  # before: the registry's value held its key, and so both for ever
