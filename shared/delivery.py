@@ -368,6 +368,11 @@ the limit); returns what to tell its sender (a rejection status), or nothing. It
 service's database: a message may only reject what it would have created."""
 Prepare = Callable[[ModelT], Awaitable[None]]
 """Work on an accepted message before its transaction opens (CPU-heavy parsing, off the loop)."""
+Prefetch = Callable[[Sequence[ModelT], "LedgerTransaction"], Awaitable[None]]
+"""Called once per transaction, inside it and before any message is applied, with the messages it
+is about to apply: a store reads what they all need at once (one ``$in`` per collection instead
+of reads per message) and may stage its writes until the commit
+(:class:`shared.mongo.BatchDocuments`). Only a hint: an apply must read correctly without it."""
 
 
 @dataclass
@@ -409,6 +414,7 @@ class ReliableConsumer:
         on_invalid: InvalidHook | None = None,
         decode: Callable[[bytes], dict[str, Any]] | None = None,
         prepare: Prepare[ModelT] | None = None,
+        prefetch: Prefetch[ModelT] | None = None,
     ) -> None:
         """Handle a batch of inbound messages, in order, in as few transactions as possible.
 
@@ -433,6 +439,7 @@ class ReliableConsumer:
                 on_invalid=on_invalid,
                 decode=decode,
                 prepare=prepare,
+                prefetch=prefetch,
             )
         finally:
             self.observer.batch_handled(
@@ -450,6 +457,7 @@ class ReliableConsumer:
         on_invalid: InvalidHook | None,
         decode: Callable[[bytes], dict[str, Any]] | None,
         prepare: Prepare[ModelT] | None,
+        prefetch: Prefetch[ModelT] | None = None,
     ) -> None:
         pending: list[_Accepted[ModelT]] = []
         for inbound in batch:
@@ -462,11 +470,11 @@ class ReliableConsumer:
             if pending and on_invalid is not None and screened.payload is not None:
                 # The hook asks whether a request exists for this sender: what the messages before
                 # this one created must be committed (and told) first.
-                await self._apply_accepted(pending, apply, on_invalid, prepare)
+                await self._apply_accepted(pending, apply, on_invalid, prepare, prefetch)
                 pending = []
             await self._refuse(screened, on_invalid)
         if pending:
-            await self._apply_accepted(pending, apply, on_invalid, prepare)
+            await self._apply_accepted(pending, apply, on_invalid, prepare, prefetch)
 
     def _screen(
         self,
@@ -562,6 +570,7 @@ class ReliableConsumer:
         apply: Apply[ModelT],
         on_invalid: InvalidHook | None,
         prepare: Prepare[ModelT] | None,
+        prefetch: Prefetch[ModelT] | None = None,
     ) -> None:
         if prepare is not None:
             for one in accepted:
@@ -573,15 +582,15 @@ class ReliableConsumer:
         repeated: list[str] = []
         if len(accepted) > 1:
             try:
-                await self._apply(accepted, apply, committed, repeated)
+                await self._apply(accepted, apply, committed, repeated, prefetch)
             except Exception as error:  # noqa: BLE001 - the fallback below retries each one
                 log.warning("batch.failed_falling_back", size=len(accepted), error=_describe(error))
                 committed.clear()
                 repeated.clear()
                 for one in accepted:
-                    await self._apply_one_with_retries(one, apply, committed, repeated, on_invalid)
+                    await self._apply_one_with_retries(one, apply, committed, repeated, on_invalid, prefetch)
         else:
-            await self._apply_one_with_retries(accepted[0], apply, committed, repeated, on_invalid)
+            await self._apply_one_with_retries(accepted[0], apply, committed, repeated, on_invalid, prefetch)
         # Publishing happens after the commit and outside the retries: if the broker is gone, the
         # error reaches the subscriber, the offset is not committed and the batch comes back,
         # finding its keys recorded and its events still in the outbox.
@@ -596,11 +605,14 @@ class ReliableConsumer:
         apply: Apply[ModelT],
         committed: list[OutgoingMessage],
         repeated: list[str],
+        prefetch: Prefetch[ModelT] | None = None,
     ) -> None:
         """Apply messages in one transaction; on commit, add what they emitted to ``committed``."""
         records_keys = _records_keys(apply)
         async with self.ledger.transaction() as transaction:
             done = await transaction.processed_among([one.key for one in accepted]) if records_keys else set()
+            if prefetch is not None:
+                await prefetch([one.message for one in accepted if one.key not in done], transaction)
             already = [one.key for one in accepted if one.key in done]
             outcomes: list[tuple[str, str]] = []  # (topic, outcome), reported once committed
             for one in accepted:
@@ -630,18 +642,19 @@ class ReliableConsumer:
                 reason, detail = problem
                 raise PermanentFailure(reason, detail, tell_sender=True)
 
-    async def _apply_one_with_retries(
+    async def _apply_one_with_retries(  # noqa: PLR0917 - private, called from two places
         self,
         one: _Accepted[ModelT],
         apply: Apply[ModelT],
         committed: list[OutgoingMessage],
         repeated: list[str],
         on_invalid: InvalidHook | None = None,
+        prefetch: Prefetch[ModelT] | None = None,
     ) -> None:
         origin = one.inbound.origin
         for attempt in range(1, self.policy.max_attempts + 1):
             try:
-                await self._apply([one], apply, committed, repeated)
+                await self._apply([one], apply, committed, repeated, prefetch)
                 return
             except PermanentFailure as failure:
                 if failure.tell_sender and on_invalid is not None:

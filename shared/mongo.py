@@ -7,16 +7,19 @@ reached end of life in May 2026.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
+from weakref import WeakKeyDictionary
 
 from bson import ObjectId
 from pydantic import SecretStr
-from pymongo import ASCENDING, AsyncMongoClient, monitoring
+from pymongo import ASCENDING, AsyncMongoClient, DeleteOne, InsertOne, ReplaceOne, UpdateOne, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
     BulkWriteError,
@@ -466,3 +469,151 @@ class MongoLease:
     async def release(self) -> None:
         """Give the lease up (a clean stop), so another replica need not wait for it to expire."""
         await self._leases.delete_one({"_id": self.name, "holder": self.holder})
+
+
+# Batch prefetch and batched writes ---------------------------------------------------------------
+
+PREFETCH_CHUNK = 500
+"""Most ids in one ``$in``: the local server matches every candidate against the whole list, so a
+longer list costs more per id."""
+
+_UNKNOWN: Final = object()  # an id whose document a staged partial update changed: read it again
+
+
+class BatchDocuments:
+    """What one transaction read and wrote, by collection and ``_id``: one batch's unit of work.
+
+    A store opens it for a batch (:func:`open_batch_documents`, from the batch's prefetch hook):
+    the documents the batch will need are read with one ``$in`` per collection
+    (:meth:`fetch`, in chunks of :data:`PREFETCH_CHUNK`), each message then reads them here, and
+    the writes of the whole batch are staged (:meth:`stage`) and sent as one ordered
+    ``bulk_write`` per collection just before the commit. A staged write is what later reads of
+    that id see, so a message sees what an earlier message of its batch wrote, exactly as if each
+    write had gone out at once; and it is the same transaction, so the batch still commits whole
+    or not at all (a conflicting write of another transaction fails the batch at the flush, before
+    the commit, instead of at the statement).
+
+    Without an open batch (a timer's transaction, a message handled alone by a caller that did not
+    prefetch), :func:`batch_documents` gives a pass-through: reads go to the database and writes
+    out at once.
+    """
+
+    def __init__(self, session: AsyncClientSession | None, *, batched: bool) -> None:
+        # Weakly: the registry of open batches is keyed by the session, weakly, and a value that
+        # held its key would keep every batch's session and documents alive for ever.
+        self._session_ref = weakref.ref(session) if session is not None else None
+        self._batched = batched
+        self._known: dict[str, dict[Any, Any]] = {}
+        self._by_field: dict[tuple[str, str], dict[Any, list[Document]]] = {}
+        self._staged: dict[str, tuple[AsyncCollection[Document], list[Any]]] = {}
+
+    @property
+    def batched(self) -> bool:
+        return self._batched
+
+    @property
+    def _session(self) -> AsyncClientSession | None:
+        return self._session_ref() if self._session_ref is not None else None
+
+    async def fetch(
+        self, collection: AsyncCollection[Document], ids: Iterable[Any]
+    ) -> dict[Any, Document | None]:
+        """The documents of ``ids`` (None: none stored), read once per batch."""
+        wanted = list(dict.fromkeys(ids))
+        known = self._known.setdefault(collection.name, {})
+        if any(known.get(one) is _UNKNOWN for one in wanted):
+            await self._flush(collection.name)
+            for one in wanted:
+                if known.get(one) is _UNKNOWN:
+                    del known[one]
+        results: dict[Any, Document | None] = {one: known[one] for one in wanted if one in known}
+        missing = [one for one in wanted if one not in known]
+        for start in range(0, len(missing), PREFETCH_CHUNK):
+            chunk = missing[start : start + PREFETCH_CHUNK]
+            found: dict[Any, Document | None] = dict.fromkeys(chunk)
+            query = {"_id": chunk[0]} if len(chunk) == 1 else {"_id": {"$in": chunk}}
+            async for document in collection.find(query, session=self._session):
+                found[document["_id"]] = document
+            results.update(found)
+            if self._batched:
+                known.update(found)
+        return {one: results[one] for one in wanted}
+
+    async def fetch_one(self, collection: AsyncCollection[Document], one: Any) -> Document | None:
+        return (await self.fetch(collection, [one]))[one]
+
+    async def fetch_by(
+        self, collection: AsyncCollection[Document], field: str, values: Iterable[Any]
+    ) -> dict[Any, list[Document]]:
+        """The documents whose ``field`` (a single value or an array) holds each of ``values``.
+
+        For collections this transaction does not write (reference views): cached by value.
+        """
+        wanted = list(dict.fromkeys(values))
+        known = self._by_field.setdefault((collection.name, field), {})
+        missing = [one for one in wanted if one not in known]
+        found: dict[Any, list[Document]] = {one: [] for one in missing}
+        for start in range(0, len(missing), PREFETCH_CHUNK):
+            chunk = missing[start : start + PREFETCH_CHUNK]
+            query = {field: chunk[0]} if len(chunk) == 1 else {field: {"$in": chunk}}
+            async for document in collection.find(query, session=self._session):
+                held = document.get(field)
+                for value in held if isinstance(held, list) else [held]:
+                    if value in found:
+                        found[value].append(document)
+        if self._batched:
+            known.update(found)
+            return {one: known[one] for one in wanted}
+        return found
+
+    async def stage(
+        self,
+        collection: AsyncCollection[Document],
+        operation: InsertOne[Document] | ReplaceOne[Document] | UpdateOne | DeleteOne,
+        *,
+        one: Any,
+        becomes: Document | object | None = _UNKNOWN,
+    ) -> None:
+        """Write ``operation`` on the document ``one`` before the commit (at once if not batched).
+
+        ``becomes``: the document as the write leaves it (None: deleted); left out for a partial
+        update, the next read of ``one`` sends the staged writes first and reads it again.
+        """
+        if not self._batched:
+            await collection.bulk_write([operation], session=self._session)
+            return
+        self._staged.setdefault(collection.name, (collection, []))[1].append(operation)
+        self._known.setdefault(collection.name, {})[one] = becomes
+
+    async def flush(self, collection: AsyncCollection[Document] | None = None) -> None:
+        """Send the staged writes (of ``collection``, or of all), one ordered ``bulk_write`` per
+        collection: before a query other than by ``_id`` on a collection the batch writes."""
+        for name in [collection.name] if collection is not None else list(self._staged):
+            await self._flush(name)
+
+    async def _flush(self, name: str) -> None:
+        staged = self._staged.pop(name, None)
+        if staged is not None and staged[1]:
+            collection, operations = staged
+            await collection.bulk_write(operations, ordered=True, session=self._session)
+
+
+_open_batches: WeakKeyDictionary[AsyncClientSession, BatchDocuments] = WeakKeyDictionary()
+
+
+def open_batch_documents(
+    session: AsyncClientSession, before_commit: Callable[[Callable[[], Awaitable[None]]], None]
+) -> BatchDocuments:
+    """The batch unit of work of ``session``'s transaction, opened now (its writes flushed by
+    ``before_commit``, the transaction's hook) or as opened before."""
+    opened = _open_batches.get(session)
+    if opened is None:
+        opened = _open_batches[session] = BatchDocuments(session, batched=True)
+        before_commit(opened.flush)
+    return opened
+
+
+def batch_documents(session: AsyncClientSession | None) -> BatchDocuments:
+    """The batch unit of work open on ``session``, or a pass-through (no batch was opened)."""
+    opened = _open_batches.get(session) if session is not None else None
+    return opened if opened is not None else BatchDocuments(session, batched=False)

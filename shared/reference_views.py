@@ -16,12 +16,13 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.contract import Customer, CustomerContract, Invoice, Payment, ReferenceRecord
 from shared.delivery import LedgerTransaction, MessageOrigin
 from shared.document_numbers import number_keys
-from shared.mongo import Document
+from shared.mongo import Document, batch_documents
 from shared.runtime import ServiceRuntime
 from shared.topics import CONTRACTS, CUSTOMERS, INVOICES, PAYMENTS
 
@@ -62,8 +63,20 @@ class ReferenceView:
         )
         return True
 
+    @property
+    def collection(self) -> AsyncCollection[Document]:
+        """The view's collection (what a batch prefetch reads, :class:`shared.mongo.BatchDocuments`)."""
+        return self._collection
+
     async def get(self, key: str, *, session: AsyncClientSession | None = None) -> Document | None:
-        return await self._collection.find_one({"_id": key}, session=session)
+        """The record stored under ``key``: read once per batch where the batch prefetched it."""
+        return await batch_documents(session).fetch_one(self._collection, key)
+
+    async def get_many(
+        self, keys: Iterable[str], *, session: AsyncClientSession | None = None
+    ) -> dict[str, Document | None]:
+        """The records stored under ``keys`` (None: not stored), one ``$in`` per chunk."""
+        return await batch_documents(session).fetch(self._collection, keys)
 
     async def find(self, query: Document, *, session: AsyncClientSession | None = None) -> list[Document]:
         return [document async for document in self._collection.find(query, session=session)]
@@ -79,7 +92,9 @@ class ReferenceView:
         query combines it with the customer and other conditions.
         """
         await self._collection.create_index(NUMBER_KEYS)
-        missing = self._collection.find({NUMBER_KEYS: {"$exists": False}}, {number_field: 1})
+        # Equal to null, not ``$exists: False``: the same records (a missing field is indexed as
+        # null), read by the index instead of a scan of the whole collection at every start.
+        missing = self._collection.find({NUMBER_KEYS: None}, {number_field: 1})
         async for document in missing:
             keys = list(number_keys(str(document.get(number_field) or document["_id"])))
             await self._collection.update_one({"_id": document["_id"]}, {"$set": {NUMBER_KEYS: keys}})
@@ -90,14 +105,11 @@ class ReferenceView:
         """Every stored record whose normalised number matches each of ``numbers`` (any customer)."""
         keys_of = {number: set(number_keys(number)) for number in dict.fromkeys(numbers)}
         wanted = sorted(set().union(*keys_of.values())) if keys_of else []
-        found: dict[str, list[Document]] = {number: [] for number in keys_of}
-        if not wanted:
-            return found
-        async for document in self._collection.find({NUMBER_KEYS: {"$in": wanted}}, session=session):
-            stored = set(document.get(NUMBER_KEYS, ()))
-            for number, keys in keys_of.items():
-                if keys & stored:
-                    found[number].append(document)
+        by_key = await batch_documents(session).fetch_by(self._collection, NUMBER_KEYS, wanted)
+        found: dict[str, list[Document]] = {}
+        for number, keys in keys_of.items():
+            matches = {document["_id"]: document for key in sorted(keys) for document in by_key[key]}
+            found[number] = list(matches.values())
         return found
 
 

@@ -45,6 +45,7 @@ from shared.delivery import (
     LedgerTransaction,
     MessageOrigin,
     PermanentFailure,
+    Prefetch,
     Prepare,
     ReliableConsumer,
 )
@@ -303,14 +304,15 @@ class ServiceRuntime:
         prepare: Prepare[ModelT] | None = None,
         decode: Callable[[bytes], dict[str, Any]] | None = None,
         name: str | None = None,
+        prefetch: Prefetch[ModelT] | None = None,
     ) -> None:
         """Consume ``topics`` as ``model``: each message applied once, in a transaction, by ``apply``.
 
         The whole of a subscription: a batch subscriber of its own consumer group
         (:meth:`subscriber`) whose records go through the reliable consumer (screening, dead
         letters, idempotency by ``key``, the outbox; see :meth:`ReliableConsumer.consume_batch`
-        for ``on_invalid``, ``prepare`` and ``decode``). A transition the request's state refuses
-        is dead-lettered with its reason (:func:`refusals_dead_lettered`).
+        for ``on_invalid``, ``prepare``, ``decode`` and ``prefetch``). A transition the request's
+        state refuses is dead-lettered with its reason (:func:`refusals_dead_lettered`).
         """
         names = (topics,) if isinstance(topics, str) else tuple(topics)
         applying = refusals_dead_lettered(apply)
@@ -325,12 +327,20 @@ class ServiceRuntime:
                 on_invalid=on_invalid,
                 decode=decode,
                 prepare=prepare,
+                prefetch=prefetch,
             )
 
         on_records.__name__ = "on_" + (name or names[0]).replace(".", "_").replace("-", "_")
         self.subscriber(*names, name=name)(on_records)
 
-    def subscribe_events(self, topic: str, model: type[EventT], apply: Apply[EventT]) -> None:
+    def subscribe_events(
+        self,
+        topic: str,
+        model: type[EventT],
+        apply: Apply[EventT],
+        *,
+        prefetch: Prefetch[EventT] | None = None,
+    ) -> None:
         """Consume our own internal events of ``topic``: once per event id, logs bound to the request.
 
         Every event is read through upcasting (:func:`shared.events.upcast`, which the event models
@@ -342,6 +352,7 @@ class ServiceRuntime:
             apply,
             key=lambda event, _: f"event:{event.event_id}",
             log_ids=lambda event: (event.request_id, event.correlation_id),
+            prefetch=prefetch,
         )
 
     async def run_each(

@@ -326,6 +326,7 @@ def build_app(
         log_ids=lambda case: (domain.crm_request_id(case.case_id), case.case_id),
         on_invalid=reject_unreadable("crm", store),
         prepare=handlers.prepare_crm_request,
+        prefetch=store.open_batch,
     )
     runtime.subscribe(
         EMAIL_REQUESTS,
@@ -335,6 +336,7 @@ def build_app(
         log_ids=lambda email: (domain.email_request_id(email.message_id), email.message_id),
         on_invalid=reject_unreadable("email", store),
         prepare=handlers.prepare_email,
+        prefetch=store.open_batch,
     )
     runtime.subscribe(
         REQUEST_STATUS,

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, InsertOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.mongo import Document
+from shared.delivery import LedgerTransaction
+from shared.mongo import Document, batch_documents, open_batch_documents
 
 
 class IntakeStore:
@@ -25,14 +27,25 @@ class IntakeStore:
     async def save_new_request(
         self, request_id: str, record: dict[str, Any], *, session: AsyncClientSession
     ) -> None:
-        await self._requests.insert_one({**record, "_id": request_id}, session=session)
+        document = {**record, "_id": request_id}
+        await batch_documents(session).stage(
+            self._requests, InsertOne(document), one=request_id, becomes=document
+        )
+
+    async def open_batch(self, messages: Sequence[object], tx: LedgerTransaction) -> None:
+        """Capturing reads nothing by ``_id``: a batch's new requests are inserted at its commit, in
+        one statement (:class:`shared.mongo.BatchDocuments`)."""
+        del messages  # nothing to read ahead
+        open_batch_documents(tx.session, tx.before_commit)
 
     async def has_request(self, request_id: str, *, email_message_id: str | None = None) -> bool:
         """Whether request ``request_id`` exists, or (for an email) one that holds this email."""
-        query: dict[str, Any] = {"_id": request_id}
-        if email_message_id is not None:
-            query = {"$or": [query, {"email_message_ids": email_message_id}]}
-        return await self._requests.find_one(query, {"_id": 1}) is not None
+        # Two indexed reads, not one $or (which the local database server answers by a scan).
+        if await self._requests.find_one({"_id": request_id}, {"_id": 1}) is not None:
+            return True
+        if email_message_id is None:
+            return False
+        return await self._requests.find_one({"email_message_ids": email_message_id}, {"_id": 1}) is not None
 
     async def request_for_email_thread(
         self, message_ids: tuple[str, ...], *, session: AsyncClientSession
@@ -40,6 +53,7 @@ class IntakeStore:
         """The request (its id and source id) an email thread already belongs to, if any."""
         if not message_ids:
             return None
+        await batch_documents(session).flush(self._requests)  # requests this batch captured count too
         found = await self._requests.find_one(
             {"email_message_ids": {"$in": list(message_ids)}}, {"_id": 1, "source_id": 1}, session=session
         )
@@ -55,22 +69,22 @@ class IntakeStore:
         session: AsyncClientSession,
     ) -> None:
         """Keep a reply's text and attachments on the request it answers."""
-        await self._requests.update_one(
-            {"_id": request_id},
-            {
-                "$push": {"replies": {**reply, "added_at": at}},
-                "$addToSet": {"email_message_ids": message_id},
-            },
-            session=session,
+        await batch_documents(session).stage(
+            self._requests,
+            UpdateOne(
+                {"_id": request_id},
+                {
+                    "$push": {"replies": {**reply, "added_at": at}},
+                    "$addToSet": {"email_message_ids": message_id},
+                },
+            ),
+            one=request_id,
         )
 
     async def case_version(self, request_id: str, *, session: AsyncClientSession) -> CaseVersion | None:
         """The version of a CRM case last taken in (None: no request for it yet)."""
-        found = await self._requests.find_one(
-            {"_id": request_id},
-            {"case_fingerprint": 1, "case_content": 1, "case_updated_at": 1},
-            session=session,
-        )
+        # Through the batch: a case and its update in one batch see each other (its insert is staged).
+        found = await batch_documents(session).fetch_one(self._requests, request_id)
         if found is None:
             return None
         updated_at = found.get("case_updated_at")
@@ -98,7 +112,9 @@ class IntakeStore:
         }
         if details is not None:
             fields.update(details)
-        await self._requests.update_one({"_id": request_id}, {"$set": fields}, session=session)
+        await batch_documents(session).stage(
+            self._requests, UpdateOne({"_id": request_id}, {"$set": fields}), one=request_id
+        )
 
     async def latest_request_for_email_thread(
         self, message_ids: tuple[str, ...], *, session: AsyncClientSession
@@ -106,6 +122,7 @@ class IntakeStore:
         """The newest request an email thread belongs to (a late reply may have opened a second)."""
         if not message_ids:
             return None
+        await batch_documents(session).flush(self._requests)  # requests this batch captured count too
         cursor = (
             self._requests.find(
                 {"email_message_ids": {"$in": list(message_ids)}},
@@ -126,11 +143,15 @@ class IntakeStore:
 
     async def mark_closed(self, request_id: str, at: datetime, *, session: AsyncClientSession) -> None:
         """The request was closed at ``at`` (a reply after the reopening window opens a new one)."""
-        await self._requests.update_one({"_id": request_id}, {"$set": {"closed_at": at}}, session=session)
+        await batch_documents(session).stage(
+            self._requests, UpdateOne({"_id": request_id}, {"$set": {"closed_at": at}}), one=request_id
+        )
 
     async def mark_reopened(self, request_id: str, *, session: AsyncClientSession) -> None:
         """The request was reopened: it is not closed any more."""
-        await self._requests.update_one({"_id": request_id}, {"$unset": {"closed_at": ""}}, session=session)
+        await batch_documents(session).stage(
+            self._requests, UpdateOne({"_id": request_id}, {"$unset": {"closed_at": ""}}), one=request_id
+        )
 
 
 @dataclass(frozen=True)

@@ -221,7 +221,7 @@ def build_app(
     runtime.every_each(every, handlers.with_overdue_postings, handlers.escalate, name="escalate_overdue_acks")
     runtime.every_each(every, handlers.waiting_for_data, handlers.resume, name="resume_waiting_for_data")
 
-    runtime.subscribe_events(REQUEST_ROUTED, RequestRouted, handlers.resolve)
+    runtime.subscribe_events(REQUEST_ROUTED, RequestRouted, handlers.resolve, prefetch=store.prefetch_routed)
     runtime.subscribe(
         REQUEST_UPDATED,
         RequestUpdateMessage,
@@ -245,6 +245,7 @@ def build_app(
         handlers.acknowledge,
         key=lambda ack, _: f"ack:{ack.resolution_id}:{ack.status}",
         log_ids=lambda ack: (ack.request_id, ack.resolution_id),
+        prefetch=store.prefetch_acks,
     )
     runtime.subscribe(
         REQUEST_ACTIONS,

@@ -9,11 +9,12 @@ earlier versions load too (:func:`request_of`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from weakref import WeakKeyDictionary
 
+from pymongo import ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -29,10 +30,20 @@ from services.resolution.lifecycle import (
     ResolutionState,
 )
 from services.resolution.strategies import Facts
-from shared.contract import Channel, Customer, CustomerContract, ErpResolution, Invoice, Payment, Priority
+from shared.contract import (
+    Channel,
+    Customer,
+    CustomerContract,
+    ErpAck,
+    ErpResolution,
+    Invoice,
+    Payment,
+    Priority,
+)
+from shared.delivery import LedgerTransaction
 from shared.document_numbers import reference_numbers
 from shared.events import RequestRouted
-from shared.mongo import Document
+from shared.mongo import Document, batch_documents, open_batch_documents
 from shared.reference_views import ReferenceView
 
 
@@ -61,35 +72,30 @@ class ResolutionStore:
     async def facts(self, event: RequestRouted, *, session: AsyncClientSession) -> Facts:
         """What the views know about the request's customer and documents (four reads)."""
         details = event.details
+        read = batch_documents(session)
         customer = await self.customers.get(event.customer_id, session=session)
         invoices = {
             document["invoice_id"]: Invoice.model_validate(document)
-            async for document in self._invoices.find(
-                {"_id": {"$in": list(details.invoice_ids)}}, session=session
-            )
+            for document in (await read.fetch(self._invoices, details.invoice_ids)).values()
+            if document is not None
         }
         contract_ids = {invoice.contract_id for invoice in invoices.values() if invoice.contract_id}
         if details.contract_id:
             contract_ids.add(details.contract_id)
-        contracts = (
-            {
-                document["contract_id"]: CustomerContract.model_validate(document)
-                async for document in self._contracts.find(
-                    {"_id": {"$in": sorted(contract_ids)}}, session=session
-                )
-            }
-            if contract_ids
-            else {}
-        )
+        contracts = {
+            document["contract_id"]: CustomerContract.model_validate(document)
+            for document in (await read.fetch(self._contracts, sorted(contract_ids))).values()
+            if document is not None
+        }
         payments = {
             document["payment_id"]: Payment.model_validate(document)
-            async for document in self._payments.find(
-                {"_id": {"$in": list(details.payment_ids)}}, session=session
-            )
+            for document in (await read.fetch(self._payments, details.payment_ids)).values()
+            if document is not None
         }
         # The customer's payments by customer alone (its index), the open ones picked here: with
         # the status in the query too the local database server leaves the index aside.
-        async for document in self._payments.find({"customer_id": event.customer_id}, session=session):
+        by_customer = await read.fetch_by(self._payments, "customer_id", [event.customer_id])
+        for document in by_customer[event.customer_id]:
             payment = Payment.model_validate(document)
             if strategies.remaining_of(payment) > 0:
                 payments.setdefault(payment.payment_id, payment)
@@ -148,15 +154,46 @@ class ResolutionStore:
             payments=payments,
         )
 
+    # A batch's reads at once ------------------------------------------------------------
+
+    async def prefetch_routed(self, events: Sequence[RequestRouted], tx: LedgerTransaction) -> None:
+        """Read what a batch of routed requests needs, one ``$in`` per collection and kind, and keep
+        the batch's writes until its commit (:class:`shared.mongo.BatchDocuments`)."""
+        read = open_batch_documents(tx.session, tx.before_commit)
+        await read.fetch(self._requests, [event.request_id for event in events])
+        await read.fetch(self.customers.collection, [event.customer_id for event in events])
+        invoices = await read.fetch(self._invoices, [key for e in events for key in e.details.invoice_ids])
+        contracts = [event.details.contract_id for event in events if event.details.contract_id]
+        contracts += [
+            found["contract_id"] for found in invoices.values() if found and found.get("contract_id")
+        ]
+        await read.fetch(self._contracts, contracts)
+        await read.fetch(self._payments, [key for e in events for key in e.details.payment_ids])
+        by_customer = await read.fetch_by(self._payments, "customer_id", [e.customer_id for e in events])
+        numbers = [
+            number
+            for documents in by_customer.values()
+            for document in documents
+            for number in reference_numbers(Payment.model_validate(document).reference or "")
+        ]
+        await self.invoices.find_by_numbers(numbers, session=tx.session)
+
+    async def prefetch_acks(self, acks: Sequence[ErpAck], tx: LedgerTransaction) -> None:
+        """Read the requests a batch of ERP answers is about (their postings are read by request)."""
+        read = open_batch_documents(tx.session, tx.before_commit)
+        await read.fetch(self._requests, [ack.request_id for ack in acks])
+
     # The lifecycle of each request: its document in ``requests``, its postings in ``resolutions``.
 
     async def load(self, request_id: str, *, session: AsyncClientSession | None) -> RequestResolution | None:
         """The request as last saved, with its postings (None: resolution never saw it)."""
-        document = await self._requests.find_one({"_id": request_id}, session=session)
+        read = batch_documents(session)
+        document = await read.fetch_one(self._requests, request_id)
         if document is None:
             return None
         postings: list[Document] = []
         if document.get("resolution_ids") or document.get("resolution_id"):
+            await read.flush(self._resolutions)  # postings this batch wrote are read below
             cursor = self._resolutions.find({"request_id": request_id}, session=session)
             postings = [posting async for posting in cursor]
         request = request_of(document, postings)
@@ -171,22 +208,29 @@ class ResolutionStore:
         """
         saved = self._as_loaded.get(request) or _Saved(None, {})
         document = request_document(request)
+        written = batch_documents(session)
         if document != saved.document:
-            await self._requests.replace_one(
-                {"_id": request.request_id}, document, upsert=True, session=session
+            await written.stage(
+                self._requests,
+                ReplaceOne({"_id": request.request_id}, document, upsert=True),
+                one=request.request_id,
+                becomes=document,
             )
         for resolution_id, posting in request.postings.items():
             before = saved.postings.get(resolution_id)
             if before is None:
-                await self._resolutions.update_one(
-                    {"_id": resolution_id},
-                    {"$setOnInsert": posting_document(posting)},
-                    upsert=True,
-                    session=session,
+                await written.stage(
+                    self._resolutions,
+                    UpdateOne(
+                        {"_id": resolution_id}, {"$setOnInsert": posting_document(posting)}, upsert=True
+                    ),
+                    one=resolution_id,
                 )
             elif posting != before:
-                await self._resolutions.replace_one(
-                    {"_id": resolution_id}, posting_document(posting), session=session
+                await written.stage(
+                    self._resolutions,
+                    ReplaceOne({"_id": resolution_id}, posting_document(posting)),
+                    one=resolution_id,
                 )
         self._as_loaded[request] = _Saved(document, dict(request.postings))
 

@@ -178,7 +178,9 @@ def build_app(
 
     runtime.every_each(settings.sla_check_seconds, handlers.due_clocks, handlers.fire, name="fire_sla_timers")
 
-    runtime.subscribe_events(REQUEST_VALIDATED, RequestValidated, handlers.route)
+    runtime.subscribe_events(
+        REQUEST_VALIDATED, RequestValidated, handlers.route, prefetch=store.prefetch_validated
+    )
     runtime.subscribe(
         REQUEST_STATUS,
         RequestStatusChanged,

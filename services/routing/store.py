@@ -10,13 +10,13 @@ clock and saved back under that revision.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING, ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -24,8 +24,9 @@ from services.routing.domain import ClockState, RoutingDecision, SlaClock, SlaTi
 from services.routing.lifecycle import Route, RoutedRequest
 from shared.business_time import BusinessCalendar
 from shared.contract import Channel, Priority, RequestStatus
-from shared.events import RequestDetails
-from shared.mongo import Document
+from shared.delivery import LedgerTransaction
+from shared.events import RequestDetails, RequestValidated
+from shared.mongo import Document, batch_documents, open_batch_documents
 from shared.status_order import rank_of
 
 
@@ -54,20 +55,31 @@ class RoutingStore:
     async def record_route(
         self, request_id: str, route: dict[str, Any], *, session: AsyncClientSession
     ) -> None:
-        await self._routes.replace_one(
-            {"_id": request_id}, {**route, "_id": request_id}, upsert=True, session=session
+        document = {**route, "_id": request_id}
+        await batch_documents(session).stage(
+            self._routes,
+            ReplaceOne({"_id": request_id}, document, upsert=True),
+            one=request_id,
+            becomes=document,
         )
 
     async def start_clock(
         self, request_id: str, clock: SlaClock, about: Mapping[str, Any], *, session: AsyncClientSession
     ) -> None:
         """Keep a new clock with ``about`` (channel, source, customer, queue…) for its status events."""
-        await self._clocks.replace_one(
-            {"_id": request_id},
-            {**about, **self._fields(clock), "_id": request_id, "revision": 0},
-            upsert=True,
-            session=session,
+        document = {**about, **self._fields(clock), "_id": request_id, "revision": 0}
+        await batch_documents(session).stage(
+            self._clocks,
+            ReplaceOne({"_id": request_id}, document, upsert=True),
+            one=request_id,
+            becomes=document,
         )
+
+    async def prefetch_validated(self, events: Sequence[RequestValidated], tx: LedgerTransaction) -> None:
+        """Nothing to read for a batch of requests to route; their routes and clocks are written
+        at its commit, one bulk write per collection (:class:`shared.mongo.BatchDocuments`)."""
+        del events  # routing a request reads nothing of the view
+        open_batch_documents(tx.session, tx.before_commit)
 
     async def start(
         self, request: RoutedRequest, decision: RoutingDecision, *, at: datetime, session: AsyncClientSession
@@ -198,14 +210,15 @@ class RoutingStore:
     ) -> int:
         """Write new states in one statement; return how many were written.
 
-        Each write matches only the revision that was read, so a state computed from a stale
-        read is never written over a newer one: it is simply not written (and not counted).
+        By ``_id`` alone (the local server's planner reads no index for ``_id`` beside another
+        field, so ``revision`` in the filter made every write scan the clocks). A state computed
+        from a stale read is still never written over a newer one: the clocks are read in the
+        same transaction, and a write to a document another transaction changed since this one
+        began fails with a write conflict (code 112) before anything commits, and is tried again.
+        ``revision`` is still raised by every write.
         """
         writes = [
-            UpdateOne(
-                {"_id": stored.request_id, "revision": stored.revision},
-                {"$set": self._fields(clock), "$inc": {"revision": 1}},
-            )
+            UpdateOne({"_id": stored.request_id}, {"$set": self._fields(clock), "$inc": {"revision": 1}})
             for stored, clock in changed
         ]
         if not writes:

@@ -242,7 +242,9 @@ def build_app(
         settings.hold_recheck_seconds, handlers.holds_to_recheck, handlers.recheck, name="recheck_holds"
     )
 
-    runtime.subscribe_events(REQUEST_CAPTURED, RequestCaptured, handlers.validate)
+    runtime.subscribe_events(
+        REQUEST_CAPTURED, RequestCaptured, handlers.validate, prefetch=store.prefetch_captured
+    )
     runtime.subscribe(
         REQUEST_UPDATED,
         RequestUpdateMessage,
@@ -262,6 +264,7 @@ def build_app(
         RequestStatusChanged,
         handlers.follow_status,
         key=lambda change, _: f"status:{change.event_id}",
+        prefetch=store.prefetch_status,
     )
     subscribe_reference_views(runtime, store, customer_document=customer_document)
 

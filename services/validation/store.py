@@ -11,17 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 from weakref import WeakKeyDictionary
 
 import structlog
 from pydantic import BaseModel
-from pymongo import ASCENDING, ReplaceOne, UpdateOne
+from pymongo import ASCENDING, DeleteOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.validation.domain import DuplicateCriterion, References, split_awaited
-from services.validation.duplicates import Claim, claim_keys, rule_name
+from services.validation.duplicates import Claim, claim_keys, claim_keys_of, rule_name
 from services.validation.lifecycle import (
     Facts,
     Hold,
@@ -30,13 +32,28 @@ from services.validation.lifecycle import (
     Outcome,
     RequestValidation,
     ValidationState,
+    finishing,
 )
-from shared.contract import Customer, CustomerContract, Invoice, Payment, RequestStatus, RequestType
+from shared.contract import (
+    Customer,
+    CustomerContract,
+    Invoice,
+    Payment,
+    RequestStatus,
+    RequestStatusChanged,
+    RequestType,
+)
+from shared.delivery import LedgerTransaction
 from shared.events import CheckResult, RequestCaptured, RequestDetails
-from shared.mongo import Document
+from shared.mongo import BatchDocuments, Document, batch_documents, open_batch_documents
 from shared.reference_views import ReferenceView
 
 log = structlog.get_logger(__name__)
+
+HOLDS_PER_RECHECK = 500
+"""Most holds one re-check looks at: it reads a bounded, indexed slice, going on from where the
+last one stopped, so a re-check costs the same however many requests are held."""
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
 
@@ -51,11 +68,21 @@ class ValidationStore:
         self.invoices = ReferenceView(database, "invoices")
         self.payments = ReferenceView(database, "payments")
         self.contracts = ReferenceView(database, "contracts")
+        # The same collections as read in a batch (see prefetch_captured).
+        self._customers = database.customers
+        self._invoices = database.invoices
+        self._payments = database.payments
+        self._contracts = database.contracts
         self._outcomes = database.validations
         self._holds = database.holds
         self._open = database.open_requests
         # One document per duplicate claim, its key as _id (see services.validation.duplicates).
         self._claims = database.duplicate_claims
+        # Where the next re-check of holds goes on (held_at of the last hold the previous one read).
+        self._holds_from = _EARLIEST
+        # The duplicate rule's criteria, as the last request opened was claimed under: what a
+        # batch's prefetch reads the likely claims by (None: no request opened yet).
+        self._claim_criteria: tuple[DuplicateCriterion, ...] | None = None
 
     async def ensure_indexes(self) -> None:
         await self.customers.create_index("contact_emails")
@@ -65,16 +92,20 @@ class ValidationStore:
         # Open requests are read by _id only (duplicates are found through their claims); the
         # index on open flag and opening time serves operators and the claims' backfill.
         await self._open.create_index([("open", ASCENDING), ("opened_at", ASCENDING)])
+        # The re-check reads holds in the order they were held, a slice at a time.
+        await self._holds.create_index([("held_at", ASCENDING)])
 
     async def customers_for(
         self, *, customer_id: str | None, sender_email: str | None, session: AsyncClientSession | None
     ) -> list[Customer]:
         """The customer with this id, or every customer with this contact address."""
+        documents_read = batch_documents(session)
         if customer_id is not None:
-            found = await self.customers.get(customer_id, session=session)
+            found = await documents_read.fetch_one(self._customers, customer_id)
             documents = [] if found is None else [found]
         elif sender_email:
-            documents = await self.customers.find({"contact_emails": sender_email.lower()}, session=session)
+            email = sender_email.lower()
+            documents = (await documents_read.fetch_by(self._customers, "contact_emails", [email]))[email]
         else:
             documents = []
         return [Customer.model_validate(document) for document in documents]
@@ -82,7 +113,7 @@ class ValidationStore:
     async def customers_by_id(
         self, customer_ids: Iterable[str], *, session: AsyncClientSession | None
     ) -> dict[str, Customer]:
-        found = await _by_id(self.customers, customer_ids, Customer, session)
+        found = await _by_id(batch_documents(session), self._customers, customer_ids, Customer)
         return {key: customer for key, customer in found.items() if customer is not None}
 
     async def references(
@@ -103,10 +134,11 @@ class ValidationStore:
         invoices found are fetched too, in a second round, since which contract an invoice falls
         under is only known once the invoice is.
         """
+        read = batch_documents(session)
         invoice_keys = list(dict.fromkeys([*invoice_ids, *invoice_numbers]))
         payment_keys = list(dict.fromkeys([*payment_ids, *payment_numbers]))
-        invoices = await _by_id(self.invoices, invoice_keys, Invoice, session)
-        payments = await _by_id(self.payments, payment_keys, Payment, session)
+        invoices = await _by_id(read, self._invoices, invoice_keys, Invoice)
+        payments = await _by_id(read, self._payments, payment_keys, Payment)
         invoices_by_number = _parsed(
             await self.invoices.find_by_numbers(invoice_keys, session=session), Invoice
         )
@@ -118,7 +150,7 @@ class ValidationStore:
             *(invoice for matches in invoices_by_number.values() for invoice in matches),
         ]
         contract_keys = {*contract_ids, *(i.contract_id for i in found_invoices if i.contract_id)}
-        contracts = await _by_id(self.contracts, contract_keys, CustomerContract, session)
+        contracts = await _by_id(read, self._contracts, contract_keys, CustomerContract)
         return References(
             invoices=invoices,
             payments=payments,
@@ -142,19 +174,77 @@ class ValidationStore:
         )
         return Facts(customers, references)
 
+    # A batch's reads at once ------------------------------------------------------------
+
+    async def prefetch_captured(self, events: Sequence[RequestCaptured], tx: LedgerTransaction) -> None:
+        """Read what a batch of captured requests needs, one ``$in`` per collection and kind, and
+        keep the batch's writes until its commit (:class:`shared.mongo.BatchDocuments`)."""
+        read = open_batch_documents(tx.session, tx.before_commit)
+        await self._prefetch_requests(read, [event.request_id for event in events])
+        details = [event.details for event in events]
+        customer_ids = [one.customer_id for one in details if one.customer_id]
+        emails = [one.sender_email.lower() for one in details if not one.customer_id and one.sender_email]
+        await read.fetch(self._customers, customer_ids)
+        if emails:
+            await read.fetch_by(self._customers, "contact_emails", emails)
+        invoice_keys = [
+            key
+            for one in details
+            for key in (*one.invoice_ids, *one.invoice_candidates, *one.loose_candidates)
+        ]
+        payment_keys = [key for one in details for key in (*one.payment_ids, *one.payment_candidates)]
+        invoices = await read.fetch(self._invoices, invoice_keys)
+        await read.fetch(self._payments, payment_keys)
+        by_number = await self.invoices.find_by_numbers(invoice_keys, session=tx.session)
+        await self.payments.find_by_numbers(payment_keys, session=tx.session)
+        named = [document for document in invoices.values() if document is not None]
+        named += [document for documents in by_number.values() for document in documents]
+        contract_keys = [one.contract_id for one in details if one.contract_id]
+        contract_keys += [document["contract_id"] for document in named if document.get("contract_id")]
+        await read.fetch(self._contracts, contract_keys)
+        if self._claim_criteria is not None:
+            # The claims a request would make as captured, for its own customer: the claims a
+            # verdict names are read here; any other (a customer found by address, documents
+            # found by number) is read when asked for.
+            criteria = self._claim_criteria
+            claims = [
+                key
+                for one in details
+                if one.customer_id
+                for key in claim_keys_of(one.customer_id, one, criteria)
+            ]
+            await read.fetch(self._claims, claims)
+
+    async def prefetch_status(self, changes: Sequence[RequestStatusChanged], tx: LedgerTransaction) -> None:
+        """Read the requests a batch of status changes may close, with the claims they hold."""
+        read = open_batch_documents(tx.session, tx.before_commit)
+        ids = [change.request_id for change in changes if finishing(change.status)]
+        opened = await self._prefetch_requests(read, ids)
+        await read.fetch(self._claims, [key for document in opened for key in document.get("claims", ())])
+
+    async def _prefetch_requests(self, read: BatchDocuments, request_ids: Sequence[str]) -> list[Document]:
+        if not request_ids:
+            return []
+        decided = [found for found in (await read.fetch(self._outcomes, request_ids)).values() if found]
+        held = [str(found["_id"]) for found in decided if found.get("outcome") == RequestStatus.ON_HOLD.value]
+        await read.fetch(self._holds, held)
+        passed_on = [str(found["_id"]) for found in decided if found.get("passed_on", True)]
+        return [found for found in (await read.fetch(self._open, passed_on)).values() if found]
+
     # The lifecycle of each request ------------------------------------------------------
 
     async def load(self, request_id: str, *, session: AsyncClientSession | None) -> RequestValidation | None:
         """The request as last saved (None: validation never decided it)."""
-        decided = await self._outcomes.find_one({"_id": request_id}, session=session)
+        read = batch_documents(session)
+        decided = await read.fetch_one(self._outcomes, request_id)
         if decided is None:
             return None
         held = None
         if decided.get("outcome") == RequestStatus.ON_HOLD.value:
-            held = await self._holds.find_one({"_id": request_id}, session=session)
+            held = await read.fetch_one(self._holds, request_id)
         opened = None
         if decided.get("passed_on", True):  # not recorded before the lifecycle was: look
-            opened = await self._open.find_one({"_id": request_id}, {"duplicates": 0}, session=session)
+            opened = await read.fetch_one(self._open, request_id)
         request = _lifecycle_of(decided, held, opened)
         self._as_loaded[request] = _Saved.of(request)
         return request
@@ -181,24 +271,32 @@ class ValidationStore:
                 claimed_before=saved.claims,  # as loaded: it is not read again
             )
         elif saved.open and not request.open:
-            await self._open.update_one(
-                {"_id": request.request_id},
-                {"$set": {"open": False, "closed_at": request.closed_at}},
-                session=session,
+            await batch_documents(session).stage(
+                self._open,
+                UpdateOne(
+                    {"_id": request.request_id}, {"$set": {"open": False, "closed_at": request.closed_at}}
+                ),
+                one=request.request_id,
             )
             await self._release(request.request_id, request.claims, session=session)
         if request.duplicate_of is not None and request.duplicate_of != saved.duplicate_of:
             await self.link_duplicate(request.duplicate_of, request.request_id, session=session)
         if now_saved.outcome is not None and now_saved.outcome != saved.outcome:
-            await self._outcomes.replace_one(
-                {"_id": request.request_id}, now_saved.outcome, upsert=True, session=session
+            await batch_documents(session).stage(
+                self._outcomes,
+                ReplaceOne({"_id": request.request_id}, now_saved.outcome, upsert=True),
+                one=request.request_id,
+                becomes=now_saved.outcome,
             )
         self._as_loaded[request] = now_saved
 
     async def _save_hold(self, request: RequestValidation, *, session: AsyncClientSession) -> None:
         hold = request.hold
+        written = batch_documents(session)
         if hold is None:
-            await self._holds.delete_one({"_id": request.request_id}, session=session)
+            await written.stage(
+                self._holds, DeleteOne({"_id": request.request_id}), one=request.request_id, becomes=None
+            )
             return
         document = {
             "_id": request.request_id,
@@ -210,11 +308,32 @@ class ValidationStore:
             "reject_after": hold.reject_after,
             "reminded_at": hold.reminded_at,
         }
-        await self._holds.replace_one({"_id": request.request_id}, document, upsert=True, session=session)
+        await written.stage(
+            self._holds,
+            ReplaceOne({"_id": request.request_id}, document, upsert=True),
+            one=request.request_id,
+            becomes=document,
+        )
 
     async def all_holds(self) -> list[Hold]:
-        """Every request on hold, the longest held first (read outside any transaction: a hint)."""
-        return [_hold_of(held) async for held in self._holds.find({}).sort("held_at", ASCENDING)]
+        """The requests on hold this re-check looks at, the longest held first (read outside any
+        transaction: a hint).
+
+        At most :data:`HOLDS_PER_RECHECK`, read by the ``held_at`` index from where the last
+        re-check stopped, starting over once the slice comes back short: every hold is looked at
+        within ``holds / HOLDS_PER_RECHECK`` re-checks, and a hold's time limit is checked again
+        when its request is (:meth:`RequestValidation.check`).
+        """
+        cursor = self._holds.find({"held_at": {"$gte": self._holds_from}}).sort("held_at", ASCENDING)
+        found = [held async for held in cursor.limit(HOLDS_PER_RECHECK)]
+        last = found[-1]["held_at"] if found else _EARLIEST
+        if len(found) < HOLDS_PER_RECHECK:
+            self._holds_from = _EARLIEST
+        elif last == self._holds_from:  # a whole slice held at one instant: step past it
+            self._holds_from = last + timedelta(microseconds=1)
+        else:
+            self._holds_from = last
+        return [_hold_of(held) for held in found]
 
     async def awaited_by(self, holds: Sequence[Hold]) -> tuple[dict[str, Customer], References]:
         """What the holds wait for, as the views know it now: their customers and the documents."""
@@ -242,9 +361,11 @@ class ValidationStore:
         """The claims among ``keys`` that some request holds (one ``$in`` on the unique key)."""
         if not keys:
             return []
+        held = await batch_documents(session).fetch(self._claims, keys)
         return [
             Claim(str(found["_id"]), found["request_id"], found["opened_at"])
-            async for found in self._claims.find({"_id": {"$in": list(keys)}}, session=session)
+            for found in held.values()
+            if found is not None
         ]
 
     async def open_request(
@@ -265,46 +386,43 @@ class ValidationStore:
         request opened again (validated anew after an update) gives up the claims it no longer
         makes: ``claimed_before``, or (None: not known) those its open request has now.
         """
+        self._claim_criteria = tuple(criteria)
+        written = batch_documents(session)
         if claimed_before is None:
-            before = await self._open.find_one({"_id": request.request_id}, {"claims": 1}, session=session)
+            before = await written.fetch_one(self._open, request.request_id)
             claimed_before = (before or {}).get("claims", [])
         dropped = [key for key in claimed_before if key not in set(claims)]
         if dropped:
             await self._release(request.request_id, dropped, session=session)
-        if claims:
-            await self._claims.bulk_write(
-                [
-                    ReplaceOne(
-                        {"_id": key},
-                        {"_id": key, "request_id": request.request_id, "opened_at": request.opened_at},
-                        upsert=True,
-                    )
-                    for key in claims
-                ],
-                ordered=True,
-                session=session,
+        for key in claims:
+            claim = {"_id": key, "request_id": request.request_id, "opened_at": request.opened_at}
+            await written.stage(
+                self._claims, ReplaceOne({"_id": key}, claim, upsert=True), one=key, becomes=claim
             )
-        await self._open.replace_one(
-            {"_id": request.request_id},
-            {
-                "_id": request.request_id,
-                "customer_id": request.customer_id,
-                "request_type": request.request_type.value if request.request_type else None,
-                "invoice_ids": list(request.invoice_ids),
-                "payment_ids": list(request.payment_ids),
-                "opened_at": request.opened_at,
-                "open": True,
-                "duplicates": [],
-                "claims": list(claims),
-                "claim_rule": rule_name(criteria),
-            },
-            upsert=True,
-            session=session,
+        opened = {
+            "_id": request.request_id,
+            "customer_id": request.customer_id,
+            "request_type": request.request_type.value if request.request_type else None,
+            "invoice_ids": list(request.invoice_ids),
+            "payment_ids": list(request.payment_ids),
+            "opened_at": request.opened_at,
+            "open": True,
+            "duplicates": [],
+            "claims": list(claims),
+            "claim_rule": rule_name(criteria),
+        }
+        await written.stage(
+            self._open,
+            ReplaceOne({"_id": request.request_id}, opened, upsert=True),
+            one=request.request_id,
+            becomes=opened,
         )
 
     async def link_duplicate(self, earlier_id: str, request_id: str, *, session: AsyncClientSession) -> None:
-        await self._open.update_one(
-            {"_id": earlier_id}, {"$addToSet": {"duplicates": request_id}}, session=session
+        await batch_documents(session).stage(
+            self._open,
+            UpdateOne({"_id": earlier_id}, {"$addToSet": {"duplicates": request_id}}),
+            one=earlier_id,
         )
 
     async def _release(self, request_id: str, keys: Sequence[str], *, session: AsyncClientSession) -> None:
@@ -314,8 +432,12 @@ class ValidationStore:
             for claim in await self.claims_held(keys, session=session)
             if claim.request_id == request_id
         ]
-        if ours:
+        written = batch_documents(session)
+        if ours and not written.batched:
             await self._claims.delete_many({"_id": {"$in": ours}}, session=session)
+            return
+        for key in ours:
+            await written.stage(self._claims, DeleteOne({"_id": key}), one=key, becomes=None)
 
     async def claim_for_open_requests(self, criteria: Sequence[DuplicateCriterion]) -> None:
         """Give the open requests opened before claims existed, or under another rule, their claims.
@@ -363,14 +485,13 @@ def _parsed(found: dict[str, list[Document]], model: type[RecordT]) -> dict[str,
 
 
 async def _by_id(
-    view: ReferenceView, keys: Iterable[str], model: type[RecordT], session: AsyncClientSession | None
+    read: BatchDocuments, collection: AsyncCollection[Document], keys: Iterable[str], model: type[RecordT]
 ) -> dict[str, RecordT | None]:
-    wanted = list(dict.fromkeys(keys))
-    found: dict[str, RecordT | None] = dict.fromkeys(wanted)
-    if wanted:
-        for document in await view.find({"_id": {"$in": wanted}}, session=session):
-            found[str(document["_id"])] = model.model_validate(document)
-    return found
+    found = await read.fetch(collection, keys)
+    return {
+        str(key): model.model_validate(document) if document is not None else None
+        for key, document in found.items()
+    }
 
 
 @dataclass(frozen=True)
