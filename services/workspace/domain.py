@@ -441,24 +441,9 @@ def approval_eligibility(
         return Eligibility(
             False, (), "Only a team lead or a finance manager can approve or reject; you hold neither role."
         )
-    my_names = {name.casefold() for name in names}
-    if my_names & set(summary.get("requesters") or ()):
-        return Eligibility(
-            False, (), "You requested this yourself: whoever asks for a posting cannot approve or reject it."
-        )
-    if user_id in (summary.get("prepared_by") or ()):
-        return Eligibility(
-            False, (), "You decided this resolution: whoever prepares a posting cannot approve or reject it."
-        )
-    mine = [d for d in approval.get("decisions", []) if str(d.get("approver") or "").casefold() in my_names]
-    if mine:
-        done = mine[0]
-        return Eligibility(
-            False,
-            (),
-            f"You already decided on this request as {_role_name(str(done.get('role')))}: "
-            "one person fills one role on a request.",
-        )
+    conflict = _conflict_of_duties(summary, approval, user_id=user_id, names=names)
+    if conflict is not None:
+        return Eligibility(False, (), conflict)
     still = approval.get("still_needed") or []
     possible = tuple(role for role in held if role in still)
     if not possible:
@@ -475,6 +460,24 @@ def approval_eligibility(
         f"You can decide as {' or '.join(_role_name(role) for role in possible)}. "
         "You did not request this, did not prepare it and have not decided on it in another role.",
     )
+
+
+def _conflict_of_duties(
+    summary: Mapping[str, Any], approval: Mapping[str, Any], *, user_id: str, names: Iterable[str]
+) -> str | None:
+    """Why segregation of duties keeps this person from deciding (None if it does not)."""
+    my_names = {name.casefold() for name in names}
+    if my_names & set(summary.get("requesters") or ()):
+        return "You requested this yourself: whoever asks for a posting cannot approve or reject it."
+    if user_id in (summary.get("prepared_by") or ()):
+        return "You decided this resolution: whoever prepares a posting cannot approve or reject it."
+    mine = [d for d in approval.get("decisions", []) if str(d.get("approver") or "").casefold() in my_names]
+    if mine:
+        return (
+            f"You already decided on this request as {_role_name(str(mine[0].get('role')))}: "
+            "one person fills one role on a request."
+        )
+    return None
 
 
 def _role_name(role: str) -> str:
