@@ -88,146 +88,199 @@ def compute(
     now: datetime,
 ) -> Figures:
     """Every table and chart of the dashboard for the requests ``summaries`` (with ``_statuses``)."""
-    rows = list(summaries)
-    backlog: dict[str, Counter[str]] = defaultdict(Counter)
-    sla: dict[str, Counter[str]] = defaultdict(Counter)
-    durations: dict[str, list[timedelta]] = defaultdict(list)
-    in_dispute: dict[str, Decimal] = defaultdict(Decimal)
-    in_dispute_count: Counter[str] = Counter()
-    reasons: Counter[str] = Counter()
-    customers: dict[str, dict[str, Any]] = {}
-    for summary in rows:
+    tally = _Tally(calendar=calendar, start=start, end=end, now=now)
+    for summary in summaries:
+        tally.count(summary)
+    tables = {
+        "backlog": _backlog_table(tally),
+        "sla": _sla_table(tally),
+        "resolution_times": _resolution_times_table(tally),
+        "amount_in_dispute": _amount_in_dispute_table(tally),
+        "reasons": _reasons_table(tally),
+        "customers": _customers_table(tally),
+    }
+    return Figures(start, end, now, tables, _charts(tally))
+
+
+@dataclass
+class _Tally:
+    """The counts the tables are made of, gathered in one pass over the requests."""
+
+    calendar: BusinessCalendar
+    start: datetime
+    end: datetime
+    now: datetime
+    backlog: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    sla: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    durations: dict[str, list[timedelta]] = field(default_factory=lambda: defaultdict(list))
+    in_dispute: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    in_dispute_count: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    customers: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def count(self, summary: Mapping[str, Any]) -> None:
         created = parse_time(summary.get("created_at"))
-        resolved = parse_time(summary.get("resolved_at"))
         queue = summary.get("queue") or "(not routed)"
-        statuses = summary.get("_statuses") or []
         if summary.get("open"):
-            if created is not None:
-                backlog[queue][age_band(now - created)] += 1
-            disputed = summary.get("disputed_amount")
-            if disputed:
-                in_dispute[disputed["currency"]] += Decimal(str(disputed["amount"]))
-                in_dispute_count[disputed["currency"]] += 1
+            self._count_open(summary, queue, created)
+        self._count_sla_and_duration(summary, queue, created)
+        if created is not None and self.start <= created < self.end:
+            self._count_received(summary)
+
+    def _count_open(self, summary: Mapping[str, Any], queue: str, created: datetime | None) -> None:
+        if created is not None:
+            self.backlog[queue][age_band(self.now - created)] += 1
+        disputed = summary.get("disputed_amount")
+        if disputed:
+            self.in_dispute[disputed["currency"]] += Decimal(str(disputed["amount"]))
+            self.in_dispute_count[disputed["currency"]] += 1
+
+    def _count_sla_and_duration(
+        self, summary: Mapping[str, Any], queue: str, created: datetime | None
+    ) -> None:
+        resolved = parse_time(summary.get("resolved_at"))
         clock = sla_now(
-            calendar,
+            self.calendar,
             routed_at=parse_time(summary.get("routed_at")),
             sla_due_at=parse_time(summary.get("sla_due_at")),
-            statuses=statuses,
-            now=now,
+            statuses=summary.get("_statuses") or [],
+            now=self.now,
         )
-        if resolved is not None and start <= resolved < end:
+        if resolved is not None and self.start <= resolved < self.end:
             if clock is not None:
-                sla[queue]["breached" if clock.breached else "met"] += 1
+                self.sla[queue]["breached" if clock.breached else "met"] += 1
             if created is not None:
-                durations[summary.get("request_type") or "unclassified"].append(
-                    working_time_between(calendar, created, resolved)
+                self.durations[summary.get("request_type") or "unclassified"].append(
+                    working_time_between(self.calendar, created, resolved)
                 )
         elif summary.get("open") and clock is not None and clock.breached:
-            sla[queue]["open_overdue"] += 1
-        if created is not None and start <= created < end:
-            for reason in summary.get("reasons") or ():
-                reasons[reason] += 1
-            if summary.get("request_type") in DISPUTE_TYPES and summary.get("customer_id"):
-                entry = customers.setdefault(
-                    summary["customer_id"],
-                    {
-                        "name": summary.get("customer_name") or "",
-                        "disputes": 0,
-                        "open": 0,
-                        "amounts": defaultdict(Decimal),
-                    },
-                )
-                entry["disputes"] += 1
-                entry["open"] += 1 if summary.get("open") else 0
-                disputed = summary.get("disputed_amount")
-                if disputed:
-                    entry["amounts"][disputed["currency"]] += Decimal(str(disputed["amount"]))
-    tables = {
-        "backlog": Table(
-            "backlog",
-            "Backlog by queue and age",
-            ("queue", *(band for band, _ in AGE_BANDS), "total"),
-            [
-                (queue, *(str(bands[band]) for band, _ in AGE_BANDS), str(sum(bands.values())))
-                for queue, bands in sorted(backlog.items())
-            ],
-        ),
-        "sla": Table(
-            "sla",
-            "SLA attainment in business hours (resolved in the period)",
-            ("queue", "met", "breached", "attainment_percent", "open_overdue_now"),
-            [
-                (
-                    queue,
-                    str(counts["met"]),
-                    str(counts["breached"]),
-                    _percent(counts["met"], counts["met"] + counts["breached"]),
-                    str(counts["open_overdue"]),
-                )
-                for queue, counts in sorted(sla.items())
-            ],
-        ),
-        "resolution_times": Table(
-            "resolution_times",
-            "Time to resolution in business hours (resolved in the period)",
-            ("type", "resolved", "median_hours", "p90_hours"),
-            [
-                (
-                    kind,
-                    str(len(spans)),
-                    hours(timedelta(seconds=nearest_rank([s.total_seconds() for s in spans], 0.5))),
-                    hours(timedelta(seconds=nearest_rank([s.total_seconds() for s in spans], 0.9))),
-                )
-                for kind, spans in sorted(durations.items())
-            ],
-        ),
-        "amount_in_dispute": Table(
-            "amount_in_dispute",
-            "Amount in dispute (open requests)",
-            ("currency", "amount", "requests"),
-            [
-                (currency, f"{amount:.2f}", str(in_dispute_count[currency]))
-                for currency, amount in sorted(in_dispute.items())
-            ],
-        ),
-        "reasons": Table(
-            "reasons",
-            "Top reasons (requests received in the period)",
-            ("reason", "requests"),
-            [
-                (reason, str(count))
-                for reason, count in sorted(reasons.items(), key=lambda item: (-item[1], item[0]))
-            ][:15],
-        ),
-        "customers": Table(
-            "customers",
-            "Customers who dispute most (received in the period)",
-            ("customer", "name", "disputes", "open", "disputed"),
-            [
-                (
-                    customer,
-                    entry["name"],
-                    str(entry["disputes"]),
-                    str(entry["open"]),
-                    "; ".join(
-                        f"{amount:.2f} {currency}" for currency, amount in sorted(entry["amounts"].items())
-                    ),
-                )
-                for customer, entry in sorted(
-                    customers.items(), key=lambda item: (-item[1]["disputes"], item[0])
-                )
-            ][:15],
-        ),
-    }
-    charts = {
+            self.sla[queue]["open_overdue"] += 1
+
+    def _count_received(self, summary: Mapping[str, Any]) -> None:
+        for reason in summary.get("reasons") or ():
+            self.reasons[reason] += 1
+        if summary.get("request_type") in DISPUTE_TYPES and summary.get("customer_id"):
+            entry = self.customers.setdefault(
+                summary["customer_id"],
+                {
+                    "name": summary.get("customer_name") or "",
+                    "disputes": 0,
+                    "open": 0,
+                    "amounts": defaultdict(Decimal),
+                },
+            )
+            entry["disputes"] += 1
+            entry["open"] += 1 if summary.get("open") else 0
+            disputed = summary.get("disputed_amount")
+            if disputed:
+                entry["amounts"][disputed["currency"]] += Decimal(str(disputed["amount"]))
+
+
+def _backlog_table(tally: _Tally) -> Table:
+    return Table(
+        "backlog",
+        "Backlog by queue and age",
+        ("queue", *(band for band, _ in AGE_BANDS), "total"),
+        [
+            (queue, *(str(bands[band]) for band, _ in AGE_BANDS), str(sum(bands.values())))
+            for queue, bands in sorted(tally.backlog.items())
+        ],
+    )
+
+
+def _sla_table(tally: _Tally) -> Table:
+    return Table(
+        "sla",
+        "SLA attainment in business hours (resolved in the period)",
+        ("queue", "met", "breached", "attainment_percent", "open_overdue_now"),
+        [
+            (
+                queue,
+                str(counts["met"]),
+                str(counts["breached"]),
+                _percent(counts["met"], counts["met"] + counts["breached"]),
+                str(counts["open_overdue"]),
+            )
+            for queue, counts in sorted(tally.sla.items())
+        ],
+    )
+
+
+def _resolution_times_table(tally: _Tally) -> Table:
+    return Table(
+        "resolution_times",
+        "Time to resolution in business hours (resolved in the period)",
+        ("type", "resolved", "median_hours", "p90_hours"),
+        [
+            (
+                kind,
+                str(len(spans)),
+                hours(timedelta(seconds=nearest_rank([s.total_seconds() for s in spans], 0.5))),
+                hours(timedelta(seconds=nearest_rank([s.total_seconds() for s in spans], 0.9))),
+            )
+            for kind, spans in sorted(tally.durations.items())
+        ],
+    )
+
+
+def _amount_in_dispute_table(tally: _Tally) -> Table:
+    return Table(
+        "amount_in_dispute",
+        "Amount in dispute (open requests)",
+        ("currency", "amount", "requests"),
+        [
+            (currency, f"{amount:.2f}", str(tally.in_dispute_count[currency]))
+            for currency, amount in sorted(tally.in_dispute.items())
+        ],
+    )
+
+
+def _reasons_table(tally: _Tally) -> Table:
+    return Table(
+        "reasons",
+        "Top reasons (requests received in the period)",
+        ("reason", "requests"),
+        [
+            (reason, str(count))
+            for reason, count in sorted(tally.reasons.items(), key=lambda item: (-item[1], item[0]))
+        ][:15],
+    )
+
+
+def _customers_table(tally: _Tally) -> Table:
+    by_disputes = sorted(tally.customers.items(), key=lambda item: (-item[1]["disputes"], item[0]))
+    return Table(
+        "customers",
+        "Customers who dispute most (received in the period)",
+        ("customer", "name", "disputes", "open", "disputed"),
+        [
+            (
+                customer,
+                entry["name"],
+                str(entry["disputes"]),
+                str(entry["open"]),
+                "; ".join(
+                    f"{amount:.2f} {currency}" for currency, amount in sorted(entry["amounts"].items())
+                ),
+            )
+            for customer, entry in by_disputes
+        ][:15],
+    )
+
+
+def _charts(tally: _Tally) -> dict[str, str]:
+    return {
         "backlog": stacked_bars(
             "Open requests by queue and age",
-            [(queue, [bands[band] for band, _ in AGE_BANDS]) for queue, bands in sorted(backlog.items())],
+            [
+                (queue, [bands[band] for band, _ in AGE_BANDS])
+                for queue, bands in sorted(tally.backlog.items())
+            ],
             [band for band, _ in AGE_BANDS],
         ),
         "sla": stacked_bars(
             "SLA met and breached by queue",
-            [(queue, [counts["met"], counts["breached"]]) for queue, counts in sorted(sla.items())],
+            [(queue, [counts["met"], counts["breached"]]) for queue, counts in sorted(tally.sla.items())],
             ["met", "breached"],
             colours=("#2f7d4f", "#b3261e"),
         ),
@@ -235,12 +288,11 @@ def compute(
             "Median time to resolution by type (business hours)",
             [
                 (kind, [round(nearest_rank([s.total_seconds() for s in spans], 0.5) / 3600, 1)])
-                for kind, spans in sorted(durations.items())
+                for kind, spans in sorted(tally.durations.items())
             ],
             ["median hours"],
         ),
     }
-    return Figures(start, end, now, tables, charts)
 
 
 def _percent(part: int, whole: int) -> str:

@@ -124,15 +124,26 @@ def current_status(statuses: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] |
 
 def summarise(document: Document) -> Document:
     """What the queues, the dashboard and the inbox read: computed from the document's lists only."""
-    captured = document.get("captured") or {}
-    details = captured.get("details") or {}
     statuses = document.get("statuses", [])
     routings = document.get("routings", [])
-    validations = document.get("validations", [])
     latest_routing = routings[-1] if routings else None
-    latest_validation = validations[-1] if validations else None
     status = current_status(statuses)
-    status_name = status.get("status") if status else None
+    return {
+        "request_id": document["_id"],
+        **_customer_and_request(document, latest_routing),
+        **_route(latest_routing, status, statuses),
+        **_status(status, statuses),
+        **_work(document),
+        **_approval(document),
+    }
+
+
+def _customer_and_request(document: Document, latest_routing: Mapping[str, Any] | None) -> Document:
+    """Who asks and for what: the customer (as validated and routed) and the captured request."""
+    details = (document.get("captured") or {}).get("details") or {}
+    statuses = document.get("statuses", [])
+    validations = document.get("validations", [])
+    latest_validation = validations[-1] if validations else None
     customer = (latest_validation or {}).get("customer") or {}
     customer_id = (
         (latest_routing or {}).get("customer_id")
@@ -140,21 +151,7 @@ def summarise(document: Document) -> Document:
         or details.get("customer_id")
         or next((s.get("customer_id") for s in statuses if s.get("customer_id")), None)
     )
-    queue = _queue_of(latest_routing, statuses)
-    flags = sorted({str(s["status"]) for s in statuses if s.get("status") in FLAGS})
-    escalated_to = next((s.get("queue") for s in reversed(statuses) if s.get("status") == "escalated"), None)
-    created_at = _first_time(
-        [captured.get("occurred_at"), *(s.get("at") for s in statuses if s.get("status") == "received")]
-    )
-    resolved_at = _first_time([s.get("at") for s in statuses if s.get("status") in ("resolved", "closed")])
-    assignee, assigned_at = assignment_of(document.get("actions", []))
-    steps = document.get("resolution_steps", [])
-    approval = approval_from_steps(steps, document.get("decisions", [])) or approval_state(
-        statuses, document.get("decisions", [])
-    )
-    reasons = sorted({str(s["reason"]) for s in statuses if s.get("reason")})
     return {
-        "request_id": document["_id"],
         "customer_id": customer_id,
         "customer_name": customer.get("name"),
         "customer_tier": (latest_routing or {}).get("customer_tier") or customer.get("tier"),
@@ -165,23 +162,64 @@ def summarise(document: Document) -> Document:
         "requesters": requesters_of(details, customer_id),
         "amount": amount_at_stake(details),
         "disputed_amount": details.get("disputed_amount"),
-        "queue": queue,
+    }
+
+
+def _route(
+    latest_routing: Mapping[str, Any] | None,
+    status: Mapping[str, Any] | None,
+    statuses: Sequence[Mapping[str, Any]],
+) -> Document:
+    """Where the request is: its queue, priority and SLA as routing set them."""
+    return {
+        "queue": _queue_of(latest_routing, statuses),
         "priority": (status or {}).get("priority") or (latest_routing or {}).get("priority"),
         "routed_at": (latest_routing or {}).get("occurred_at"),
         "sla_due_at": (latest_routing or {}).get("sla_due_at"),
+    }
+
+
+def _status(status: Mapping[str, Any] | None, statuses: Sequence[Mapping[str, Any]]) -> Document:
+    """The current step of the request's life, its flags and where it was escalated."""
+    status_name = status.get("status") if status else None
+    return {
         "status": status_name,
         "status_reason": (status or {}).get("reason"),
         "status_message": (status or {}).get("message"),
         "status_at": (status or {}).get("at"),
         "open": status_name not in CLOSED_STATUSES if status_name else True,
-        "flags": flags,
-        "escalated_to": escalated_to,
-        "created_at": created_at,
-        "resolved_at": resolved_at,
+        "flags": sorted({str(s["status"]) for s in statuses if s.get("status") in FLAGS}),
+        "escalated_to": next(
+            (s.get("queue") for s in reversed(statuses) if s.get("status") == "escalated"), None
+        ),
+    }
+
+
+def _work(document: Document) -> Document:
+    """When it came and was resolved, who works it, and the reasons its statuses gave."""
+    captured = document.get("captured") or {}
+    statuses = document.get("statuses", [])
+    assignee, assigned_at = assignment_of(document.get("actions", []))
+    return {
+        "created_at": _first_time(
+            [captured.get("occurred_at"), *(s.get("at") for s in statuses if s.get("status") == "received")]
+        ),
+        "resolved_at": _first_time(
+            [s.get("at") for s in statuses if s.get("status") in ("resolved", "closed")]
+        ),
         "assignee": assignee,
         "assigned_at": assigned_at,
-        "reasons": reasons,
-        "approval": approval,
+        "reasons": sorted({str(s["reason"]) for s in statuses if s.get("reason")}),
+    }
+
+
+def _approval(document: Document) -> Document:
+    """The approval state, who prepared the resolution, and the payments a person chooses from."""
+    statuses = document.get("statuses", [])
+    steps = document.get("resolution_steps", [])
+    decisions = document.get("decisions", [])
+    return {
+        "approval": approval_from_steps(steps, decisions) or approval_state(statuses, decisions),
         "prepared_by": sorted(
             {
                 str(a["actor"])
@@ -301,21 +339,25 @@ def approval_state(
                     "message": status.get("message"),
                 }
             )
-    refused_keys = {(str(r["approver"]).casefold(), r["role"], r["decision"]) for r in refused}
-    counted = [
-        {k: decision.get(k) for k in ("approver", "role", "decision", "comment", "decided_at")}
-        for decision in decisions
-        if (str(decision.get("approver")).casefold(), decision.get("role"), decision.get("decision"))
-        not in refused_keys
-    ]
     return {
         "required": required,
         "still_needed": still_needed,
         "policy": policy,
         "explanation": explanation,
-        "decisions": counted,
+        "decisions": _counted(decisions, refused),
         "refused": refused,
     }
+
+
+def _counted(decisions: Sequence[Mapping[str, Any]], refused: Sequence[Mapping[str, Any]]) -> list[Document]:
+    """The decisions that count: all but those resolution refused (same approver, role and decision)."""
+    refused_keys = {(str(r["approver"]).casefold(), r["role"], r["decision"]) for r in refused}
+    return [
+        {k: decision.get(k) for k in ("approver", "role", "decision", "comment", "decided_at")}
+        for decision in decisions
+        if (str(decision.get("approver")).casefold(), decision.get("role"), decision.get("decision"))
+        not in refused_keys
+    ]
 
 
 # --- What resolution told as data (requests.resolution.v1) ---------------------------------------
@@ -358,19 +400,12 @@ def approval_from_steps(
         for step in evaluated
         if step.get("verdict") == "refused"
     ]
-    refused_keys = {(str(r["approver"]).casefold(), r["role"], r["decision"]) for r in refused}
-    counted = [
-        {k: decision.get(k) for k in ("approver", "role", "decision", "comment", "decided_at")}
-        for decision in decisions
-        if (str(decision.get("approver")).casefold(), decision.get("role"), decision.get("decision"))
-        not in refused_keys
-    ]
     return {
         "required": required,
         "still_needed": still_needed,
         "policy": requested.get("policy_version"),
         "explanation": requested.get("explanation"),
-        "decisions": counted,
+        "decisions": _counted(decisions, refused),
         "refused": refused,
     }
 
@@ -406,24 +441,9 @@ def approval_eligibility(
         return Eligibility(
             False, (), "Only a team lead or a finance manager can approve or reject; you hold neither role."
         )
-    my_names = {name.casefold() for name in names}
-    if my_names & set(summary.get("requesters") or ()):
-        return Eligibility(
-            False, (), "You requested this yourself: whoever asks for a posting cannot approve or reject it."
-        )
-    if user_id in (summary.get("prepared_by") or ()):
-        return Eligibility(
-            False, (), "You decided this resolution: whoever prepares a posting cannot approve or reject it."
-        )
-    mine = [d for d in approval.get("decisions", []) if str(d.get("approver") or "").casefold() in my_names]
-    if mine:
-        done = mine[0]
-        return Eligibility(
-            False,
-            (),
-            f"You already decided on this request as {_role_name(str(done.get('role')))}: "
-            "one person fills one role on a request.",
-        )
+    conflict = _conflict_of_duties(summary, approval, user_id=user_id, names=names)
+    if conflict is not None:
+        return Eligibility(False, (), conflict)
     still = approval.get("still_needed") or []
     possible = tuple(role for role in held if role in still)
     if not possible:
@@ -440,6 +460,24 @@ def approval_eligibility(
         f"You can decide as {' or '.join(_role_name(role) for role in possible)}. "
         "You did not request this, did not prepare it and have not decided on it in another role.",
     )
+
+
+def _conflict_of_duties(
+    summary: Mapping[str, Any], approval: Mapping[str, Any], *, user_id: str, names: Iterable[str]
+) -> str | None:
+    """Why segregation of duties keeps this person from deciding (None if it does not)."""
+    my_names = {name.casefold() for name in names}
+    if my_names & set(summary.get("requesters") or ()):
+        return "You requested this yourself: whoever asks for a posting cannot approve or reject it."
+    if user_id in (summary.get("prepared_by") or ()):
+        return "You decided this resolution: whoever prepares a posting cannot approve or reject it."
+    mine = [d for d in approval.get("decisions", []) if str(d.get("approver") or "").casefold() in my_names]
+    if mine:
+        return (
+            f"You already decided on this request as {_role_name(str(mine[0].get('role')))}: "
+            "one person fills one role on a request."
+        )
+    return None
 
 
 def _role_name(role: str) -> str:

@@ -144,79 +144,7 @@ def record_of(
     captured = document.get("captured") or {}
     validations = document.get("validations", [])
     latest = validations[-1] if validations else {}
-    invoices: list[Any] = latest.get("invoices") or next(
-        (r.get("invoices") for r in reversed(document.get("routings", [])) if r.get("invoices")), []
-    )
-    replies = [
-        {**reply, "email": dict(emails.get(str(reply.get("message_key")), {}))}
-        for reply in document.get("replies", [])
-    ]
     actions = document.get("actions", [])
-    timeline = sorted(
-        [
-            *(
-                {
-                    "at": s.get("at"),
-                    "what": f"status {s.get('status')}",
-                    "who": "system",
-                    "detail": s.get("message"),
-                    "reason": s.get("reason"),
-                }
-                for s in document.get("statuses", [])
-            ),
-            *(
-                {
-                    "at": a.get("occurred_at"),
-                    "what": a.get("event_type"),
-                    "who": f"{a.get('actor')} ({a.get('actor_role')})",
-                    "detail": _action_detail(a),
-                    "reason": None,
-                }
-                for a in actions
-            ),
-            *(
-                {
-                    "at": u.get("occurred_at"),
-                    "what": "case withdrawn" if u.get("withdrawn") else "case updated",
-                    "who": "customer (CRM)",
-                    "detail": "changed: " + ", ".join(u.get("changed") or []),
-                    "reason": None,
-                }
-                for u in document.get("updates", [])
-            ),
-            *(
-                {
-                    "at": d.get("decided_at"),
-                    "what": f"approval: {d.get('decision')}",
-                    "who": f"{d.get('approver')} ({d.get('role')})",
-                    "detail": d.get("comment"),
-                    "reason": None,
-                }
-                for d in document.get("decisions", [])
-            ),
-            *(
-                {
-                    "at": r.get("created_at"),
-                    "what": f"posting {r.get('kind')}",
-                    "who": "resolution",
-                    "detail": f"{money_text(r.get('amount'))} {r.get('resolution_id')}",
-                    "reason": r.get("reason_code"),
-                }
-                for r in document.get("resolutions", [])
-            ),
-            *(
-                {
-                    "at": a.get("posted_at"),
-                    "what": f"ERP {a.get('status')}",
-                    "who": "ERP",
-                    "detail": a.get("erp_document_id") or a.get("error"),
-                    "reason": None,
-                }
-                for a in document.get("acks", [])
-            ),
-        ],
-        key=lambda item: (parse_time(item["at"]) or now, item["what"]),
-    )
     return {
         "request_id": document["_id"],
         "summary": {k: v for k, v in summary.items() if not k.startswith("_")},
@@ -225,18 +153,83 @@ def record_of(
         "captured_at": captured.get("occurred_at"),
         "customer": latest.get("customer"),
         "validations": validations,
-        "invoices": invoices,
+        "invoices": invoices_of(document),
         "routings": document.get("routings", []),
         "statuses": document.get("statuses", []),
         "approval": summary.get("approval"),
         "decisions": document.get("decisions", []),
         "resolutions": document.get("resolutions", []),
         "acks": document.get("acks", []),
-        "replies": replies,
+        "replies": replies_of(document, emails),
         "notes": [a for a in actions if a.get("event_type") == "NoteAdded"],
         "actions": actions,
-        "timeline": timeline,
+        "timeline": timeline_of(document, now=now),
     }
+
+
+def invoices_of(document: Mapping[str, Any]) -> list[Any]:
+    """The request's invoices: the latest validation's, else the latest routing's that has some."""
+    validations = document.get("validations", [])
+    latest = validations[-1] if validations else {}
+    invoices: list[Any] = latest.get("invoices") or next(
+        (r.get("invoices") for r in reversed(document.get("routings", [])) if r.get("invoices")), []
+    )
+    return invoices
+
+
+def replies_of(document: Mapping[str, Any], emails: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The customer's replies, each with its email (empty when the email is not stored)."""
+    return [
+        {**reply, "email": dict(emails.get(str(reply.get("message_key")), {}))}
+        for reply in document.get("replies", [])
+    ]
+
+
+def timeline_of(document: Mapping[str, Any], *, now: datetime) -> list[dict[str, Any]]:
+    """Everything that happened to the request, oldest first (entries without a time count as now)."""
+    entries = [
+        *map(_status_entry, document.get("statuses", [])),
+        *map(_action_entry, document.get("actions", [])),
+        *map(_update_entry, document.get("updates", [])),
+        *map(_decision_entry, document.get("decisions", [])),
+        *map(_posting_entry, document.get("resolutions", [])),
+        *map(_ack_entry, document.get("acks", [])),
+    ]
+    return sorted(entries, key=lambda item: (parse_time(item["at"]) or now, item["what"]))
+
+
+def _entry(at: Any, what: Any, who: str, detail: Any, reason: Any = None) -> dict[str, Any]:
+    return {"at": at, "what": what, "who": who, "detail": detail, "reason": reason}
+
+
+def _status_entry(s: Mapping[str, Any]) -> dict[str, Any]:
+    return _entry(s.get("at"), f"status {s.get('status')}", "system", s.get("message"), s.get("reason"))
+
+
+def _action_entry(a: Mapping[str, Any]) -> dict[str, Any]:
+    who = f"{a.get('actor')} ({a.get('actor_role')})"
+    return _entry(a.get("occurred_at"), a.get("event_type"), who, _action_detail(a))
+
+
+def _update_entry(u: Mapping[str, Any]) -> dict[str, Any]:
+    what = "case withdrawn" if u.get("withdrawn") else "case updated"
+    detail = "changed: " + ", ".join(u.get("changed") or [])
+    return _entry(u.get("occurred_at"), what, "customer (CRM)", detail)
+
+
+def _decision_entry(d: Mapping[str, Any]) -> dict[str, Any]:
+    who = f"{d.get('approver')} ({d.get('role')})"
+    return _entry(d.get("decided_at"), f"approval: {d.get('decision')}", who, d.get("comment"))
+
+
+def _posting_entry(r: Mapping[str, Any]) -> dict[str, Any]:
+    detail = f"{money_text(r.get('amount'))} {r.get('resolution_id')}"
+    return _entry(r.get("created_at"), f"posting {r.get('kind')}", "resolution", detail, r.get("reason_code"))
+
+
+def _ack_entry(a: Mapping[str, Any]) -> dict[str, Any]:
+    detail = a.get("erp_document_id") or a.get("error")
+    return _entry(a.get("posted_at"), f"ERP {a.get('status')}", "ERP", detail)
 
 
 def _action_detail(action: Mapping[str, Any]) -> str:
