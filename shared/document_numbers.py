@@ -97,6 +97,7 @@ def _candidates_pattern(kind: DocumentKind) -> re.Pattern[str]:
 _CANDIDATES: Final = {kind: _candidates_pattern(kind) for kind in ("invoice", "payment")}
 _LIST_ITEM: Final = re.compile(rf"{_LIST_SEPARATOR}(?P<number>{_NUMBER})", re.IGNORECASE)
 _CODES: Final = {"invoice": ("INV", "RE", "RG", "FAC"), "payment": ("PAY",)}
+_CODE_INSIDE: Final = re.compile(r"(?<![\w-])(?P<head>[A-Z0-9]{1,6}-)$", re.IGNORECASE)
 
 
 def find_document_numbers(text: str, kind: DocumentKind) -> tuple[str, ...]:
@@ -120,6 +121,10 @@ def find_document_numbers(text: str, kind: DocumentKind) -> tuple[str, ...]:
             if _AMOUNT_OR_DATE_AFTER.match(text, end) or not number_keys(number):
                 break  # the list ends where an amount or a date starts
             written = f"{code}{match.group('gap')}{number}" if attached and position == 0 else number
+            if attached and position == 0:
+                # A code inside a longer number (Dynamics' "PS-INV48219"): the whole number.
+                inside = _CODE_INSIDE.search(text, max(0, match.start() - 8), match.start())
+                written = f"{inside.group('head')}{written}" if inside else written
             found.setdefault(written, None)
             if len(found) >= MAX_CANDIDATES:
                 return tuple(found)

@@ -108,6 +108,8 @@ def test_reading_any_text_never_fails(text: str) -> None:
         ("facture n° 90012345-A", ("90012345-A",)),
         ("inv 2026 123 and INV-2026-000123", ("2026 123", "INV-2026-000123")),
         ("INV2026000123 still open", ("INV2026000123",)),
+        ("when paying PS-INV48219. Could you", ("PS-INV48219",)),  # Dynamics: a code inside
+        ("e-invoice 4711", ("4711",)),
         ("invoices 4711, 4712 and 4713 are wrong", ("4711", "4712", "4713")),
         ("Rechnung 2026/000123 und 2026/000124", ("2026/000123", "2026/000124")),
         ("we paid invoice 4711, 18,500.00 on 28 Sep", ("4711",)),
