@@ -41,8 +41,14 @@ async def test_an_agent_picks_up_notes_and_releases_a_request_of_her_team(
 ) -> None:
     request_id = await routed(servers, workspace)
     async with workspace.client(await workspace.token("ada.agent")) as ada:
-        rows = (await ada.get("/api/queues")).json()
-        row = next(row for row in rows if row["request_id"] == request_id)
+
+        async def shown_whole() -> Any:
+            # The captured event (the amount) and the statuses travel on different topics: the
+            # row is whole once both are in the view.
+            rows = (await ada.get("/api/queues")).json()
+            return next((row for row in rows if row["request_id"] == request_id and row["amount"]), None)
+
+        row = await wait_until(shown_whole, timeout=30)
         assert (row["queue"], row["status"], row["assignee"], row["sla_state"]) == (
             "accounts_receivable",
             "routed",
