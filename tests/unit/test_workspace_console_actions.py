@@ -13,7 +13,9 @@ import pytest
 
 from services.workspace.permissions import Person, Refusal
 from services.workspace.routes.console_actions import CONSOLE_ACTIONS, perform
+from services.workspace.routes.pages import _DONE
 from services.workspace.service import Published, Workspace
+from shared.actions import OWNED_BY_WORKSPACE, OWNER_OF
 from tests.unit.test_resolution_strategies import person
 
 WORKSPACE = Path(__file__).parents[2] / "services" / "workspace"
@@ -88,3 +90,8 @@ def test_the_workspace_handlers_fit_on_a_screen() -> None:
         and node.end_lineno - node.lineno + 1 > 50
     ]
     assert long == []
+
+
+def test_the_page_says_what_was_done_in_words_for_every_action() -> None:
+    assert set(_DONE) == OWNED_BY_WORKSPACE | set(OWNER_OF)
+    assert not any(name in sentence for name in _DONE for sentence in _DONE.values())

@@ -21,6 +21,20 @@ from shared.contract import Priority, RequestType, ResolutionKind
 router = APIRouter(include_in_schema=False)
 
 
+# What the page says a person just did, in their words (not the event's name).
+_DONE: dict[str, str] = {
+    "RequestAssigned": "Assigned",
+    "RequestReleased": "Released to the queue",
+    "NoteAdded": "Note added",
+    "ReclassificationRequested": "Reclassification sent",
+    "RerouteRequested": "Re-route sent",
+    "CustomerQuestionRequested": "Question for the customer sent",
+    "ResolutionDecided": "Decision sent",
+    "PostingRetryRequested": "Retry of the failed posting sent",
+    "ClosureRequested": "Closing sent",
+}
+
+
 @router.get("/", response_class=HTMLResponse)
 async def queues_page(
     request: Request,
@@ -114,7 +128,8 @@ async def request_action(
         problem = Refusal("invalid_form", f"The form is not complete: {error}", status_code=422)
         return web.render(request, "request.html", {**context, "done": None, "error": problem}, 422)
     owner = accepted(published).carried_out_by
-    note = f"{published.event_type} published" + ("" if owner == "workspace" else f"; {owner} carries it out")
+    what = _DONE.get(published.event_type, f"{published.event_type} published")
+    note = what + ("" if owner == "workspace" else f"; {owner} carries it out")
     return RedirectResponse(f"/requests/{request_id}?done={note}", status_code=303)
 
 
