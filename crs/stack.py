@@ -137,14 +137,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-DURABLE_COMMITS: tuple[str, ...] = ("--sync-on-commit",)
-"""The local database server's log is written to disk at every commit. Without it the server
-acknowledges a commit it may still lose when it is killed (its default, like mongod's ``j: false``):
-a service would then have committed its Kafka offsets for work the database no longer holds, and
-audit's chain would show the gap (``crs chaos kills`` kills the database server and saw it). On
-this machine's disk an fsync costs about a quarter of a millisecond per transaction."""
-
-
 @dataclass(frozen=True)
 class StackConfig:
     """Where the local stack keeps its state and which loopback ports it uses."""
@@ -165,9 +157,8 @@ class StackConfig:
     """Ports of the second and later database servers (default: ``mongo_port`` + 1, + 2, ...)."""
     database_pool_size: int | None = None
     """Each service's MongoDB connection pool (``maxPoolSize``); None: the driver's default."""
-    database_options: tuple[str, ...] = DURABLE_COMMITS
-    """Command-line options of every database server (``--cache-size 256M``, ...); by default
-    :data:`DURABLE_COMMITS`. ``CRS_DATABASE_OPTIONS`` replaces them."""
+    database_options: tuple[str, ...] = ()
+    """More command-line options of every database server (``--cache-size 256M``, ...)."""
 
     def __post_init__(self) -> None:
         # The local broker and database have no authentication: never expose them beyond
@@ -303,11 +294,7 @@ class StackConfig:
             database_groups=groups,
             database_ports=database_ports,
             database_pool_size=pool_size,
-            database_options=(
-                tuple(shlex.split(env["CRS_DATABASE_OPTIONS"]))
-                if env.get("CRS_DATABASE_OPTIONS") is not None
-                else DURABLE_COMMITS
-            ),
+            database_options=tuple(shlex.split(env.get("CRS_DATABASE_OPTIONS") or "")),
         )
 
     def log_path(self, part: str) -> Path:
