@@ -323,5 +323,8 @@ async def test_a_request_is_taken_from_routed_to_closed_entirely_in_the_console(
     await page.get_by_role("button", name="Close").click()
     await shot(page, screenshots, "closed-in-console")
     await page.locator(".status-closed").first.wait_for(timeout=TIMEOUT_MS)
+    # The "who has it" card follows live too: picked up, then closed (nothing left to pick up).
+    await page.locator("#who").get_by_text("ada.agent").wait_for(timeout=TIMEOUT_MS)
+    assert await page.locator("#who").get_by_role("button", name="Pick up").count() == 0
     await shot(page, screenshots, "closed-in-console-status")
     await page.close()

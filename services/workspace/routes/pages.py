@@ -111,6 +111,12 @@ async def request_panels(request: Request, request_id: str, person: PagePerson, 
     return web.render(request, "_request_panels.html", await request_context(web, person, request_id))
 
 
+@router.get("/requests/{request_id}/who", response_class=HTMLResponse)
+async def request_who_has_it(request: Request, request_id: str, person: PagePerson, web: Web) -> HTMLResponse:
+    """The "who has it" card, refreshed live: a pick-up or a closing shows without a reload."""
+    return web.render(request, "_who_has_it.html", await request_context(web, person, request_id))
+
+
 @router.post("/requests/{request_id}/do/{action}", response_class=HTMLResponse)
 async def request_action(
     request: Request, request_id: str, action: str, person: PagePerson, web: Web
