@@ -41,6 +41,8 @@ async def test_a_view_rebuilt_from_the_topics_is_the_same(
             return None
         if docs[dispute]["summary"].get("status") != "routed" or len(docs[dispute]["actions"]) < actions:
             return None
+        if not all(doc.get("routings") for doc in docs.values()):
+            return None  # the routed events travel on a topic of their own: the view is whole with them
         return docs if docs[credit]["decisions"] else None
 
     async def both_shown(database: str) -> dict[str, Any] | None:
