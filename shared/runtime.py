@@ -36,6 +36,7 @@ from pydantic import BaseModel
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.actions import WorkspaceActionMessage
 from shared.consumer_progress import CatchUp, SubscriberProgress
 from shared.delivery import (
     Apply,
@@ -49,7 +50,7 @@ from shared.delivery import (
     Prepare,
     ReliableConsumer,
 )
-from shared.events import InternalEvent
+from shared.events import InternalEvent, RequestUpdateMessage
 from shared.kafka import BrokerPublisher, build_broker, ensure_topics, kafka_client_options
 from shared.lifecycle import TransitionRefused
 from shared.logging import bound_request, configure_logging
@@ -64,6 +65,8 @@ from shared.topics import (
     REPLAY_ORIGINAL_OFFSET,
     REPLAY_ORIGINAL_PARTITION,
     REPLAY_ORIGINAL_TOPIC,
+    REQUEST_ACTIONS,
+    REQUEST_UPDATED,
     replay_topic,
 )
 
@@ -353,6 +356,26 @@ class ServiceRuntime:
             key=lambda event, _: f"event:{event.event_id}",
             log_ids=lambda event: (event.request_id, event.correlation_id),
             prefetch=prefetch,
+        )
+
+    def subscribe_updates(self, apply: Apply[RequestUpdateMessage]) -> None:
+        """Consume ``requests.updated.v1`` (a changed CRM case or an email reply), once per event id."""
+        self.subscribe(
+            REQUEST_UPDATED,
+            RequestUpdateMessage,
+            apply,
+            key=lambda update, _: f"event:{update.root.event_id}",
+            log_ids=lambda update: (update.root.request_id, update.root.correlation_id),
+        )
+
+    def subscribe_actions(self, apply: Apply[WorkspaceActionMessage]) -> None:
+        """Consume the workspace's actions (``requests.actions.v1``), once per action."""
+        self.subscribe(
+            REQUEST_ACTIONS,
+            WorkspaceActionMessage,
+            apply,
+            key=lambda action, _: f"action:{action.root.event_id}",
+            log_ids=lambda action: (action.root.request_id, action.root.correlation_id),
         )
 
     async def run_each(

@@ -30,7 +30,7 @@ from shared.messages import emit
 from shared.reference_views import subscribe_reference_views
 from shared.runtime import build_runtime
 from shared.settings import InfrastructureSettings
-from shared.topics import APPROVALS, ERP_ACKS, REQUEST_ACTIONS, REQUEST_ROUTED, REQUEST_UPDATED
+from shared.topics import APPROVALS, ERP_ACKS, REQUEST_ROUTED
 
 log = structlog.get_logger(__name__)
 
@@ -222,13 +222,7 @@ def build_app(
     runtime.every_each(every, handlers.waiting_for_data, handlers.resume, name="resume_waiting_for_data")
 
     runtime.subscribe_events(REQUEST_ROUTED, RequestRouted, handlers.resolve, prefetch=store.prefetch_routed)
-    runtime.subscribe(
-        REQUEST_UPDATED,
-        RequestUpdateMessage,
-        handlers.take_update,
-        key=lambda update, _: f"event:{update.root.event_id}",
-        log_ids=lambda update: (update.root.request_id, update.root.correlation_id),
-    )
+    runtime.subscribe_updates(handlers.take_update)
     runtime.subscribe(
         APPROVALS,
         ApprovalDecision,
@@ -247,13 +241,7 @@ def build_app(
         log_ids=lambda ack: (ack.request_id, ack.resolution_id),
         prefetch=store.prefetch_acks,
     )
-    runtime.subscribe(
-        REQUEST_ACTIONS,
-        WorkspaceActionMessage,
-        handlers.carry_out,
-        key=lambda message, _: f"action:{message.root.event_id}",
-        log_ids=lambda message: (message.root.request_id, message.root.correlation_id),
-    )
+    runtime.subscribe_actions(handlers.carry_out)
     subscribe_reference_views(runtime, store)
 
     return runtime.asgi_app(), settings

@@ -31,7 +31,7 @@ from shared.lifecycle import TransitionRefused
 from shared.messages import emit
 from shared.runtime import build_runtime
 from shared.settings import InfrastructureSettings
-from shared.topics import REQUEST_ACTIONS, REQUEST_STATUS, REQUEST_VALIDATED
+from shared.topics import REQUEST_STATUS, REQUEST_VALIDATED
 
 log = structlog.get_logger(__name__)
 
@@ -189,12 +189,6 @@ def build_app(
         log_ids=lambda change: (change.request_id, None),
     )
 
-    runtime.subscribe(
-        REQUEST_ACTIONS,
-        WorkspaceActionMessage,
-        handlers.carry_out,
-        key=lambda message, _: f"action:{message.root.event_id}",
-        log_ids=lambda message: (message.root.request_id, message.root.correlation_id),
-    )
+    runtime.subscribe_actions(handlers.carry_out)
 
     return runtime.asgi_app(), settings

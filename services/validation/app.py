@@ -40,7 +40,7 @@ from shared.messages import emit
 from shared.reference_views import subscribe_reference_views
 from shared.runtime import build_runtime
 from shared.settings import InfrastructureSettings
-from shared.topics import REQUEST_ACTIONS, REQUEST_CAPTURED, REQUEST_STATUS, REQUEST_UPDATED
+from shared.topics import REQUEST_CAPTURED, REQUEST_STATUS
 
 log = structlog.get_logger(__name__)
 
@@ -245,20 +245,8 @@ def build_app(
     runtime.subscribe_events(
         REQUEST_CAPTURED, RequestCaptured, handlers.validate, prefetch=store.prefetch_captured
     )
-    runtime.subscribe(
-        REQUEST_UPDATED,
-        RequestUpdateMessage,
-        handlers.take_update,
-        key=lambda update, _: f"event:{update.root.event_id}",
-        log_ids=lambda update: (update.root.request_id, update.root.correlation_id),
-    )
-    runtime.subscribe(
-        REQUEST_ACTIONS,
-        WorkspaceActionMessage,
-        handlers.ask_customer,
-        key=lambda action, _: f"action:{action.root.event_id}",
-        log_ids=lambda action: (action.root.request_id, action.root.correlation_id),
-    )
+    runtime.subscribe_updates(handlers.take_update)
+    runtime.subscribe_actions(handlers.ask_customer)
     runtime.subscribe(
         REQUEST_STATUS,
         RequestStatusChanged,
