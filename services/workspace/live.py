@@ -2,8 +2,8 @@
 
 One task per replica follows the ``requests`` collection's change stream, so a page learns of a
 change whichever replica's consumer wrote it (each replica consumes only its partitions). Each
-open page has a bounded queue; a page too slow to keep up loses the oldest ids, never blocks the
-others (it reloads what it shows on any change anyway).
+open page gathers the ids changed since it last looked (:class:`ChangeListener`): a slow page
+never blocks the others and never misses a change, it only learns of several at once.
 """
 
 from __future__ import annotations
@@ -11,19 +11,56 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 
 import structlog
 
 log = structlog.get_logger(__name__)
 
-_QUEUE_SIZE = 256
+_MAX_GATHERED = 1_000
+"""Ids a page gathers before it is simply told that everything may have changed."""
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What changed since a page last looked: these ids, or (``everything``) too many to list."""
+
+    ids: frozenset[str]
+    everything: bool = False
+
+    def concern(self, request_id: str) -> bool:
+        return self.everything or request_id in self.ids
+
+
+class ChangeListener:
+    """One open page's changes: every id written since it last asked, gathered, none ever lost."""
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+        self._everything = False
+        self._changed = asyncio.Event()
+
+    def add(self, request_id: str) -> None:
+        if len(self._ids) < _MAX_GATHERED:
+            self._ids.add(request_id)
+        else:
+            self._everything = True
+        self._changed.set()
+
+    async def next(self) -> Changes:
+        """What changed since the last call, once something has."""
+        await self._changed.wait()
+        self._changed.clear()
+        changes = Changes(frozenset(self._ids), self._everything)
+        self._ids, self._everything = set(), False
+        return changes
 
 
 class LiveUpdates:
     def __init__(self, changes: Callable[[], AsyncIterator[str]], *, retry_seconds: float = 1.0) -> None:
         self._changes = changes
         self._retry_seconds = retry_seconds
-        self._listeners: set[asyncio.Queue[str]] = set()
+        self._listeners: set[ChangeListener] = set()
         self._task: asyncio.Task[None] | None = None
         self.following = asyncio.Event()
 
@@ -51,17 +88,14 @@ class LiveUpdates:
             await asyncio.sleep(self._retry_seconds)
 
     def publish(self, request_id: str) -> None:
-        for queue in list(self._listeners):
-            if queue.full():
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    queue.get_nowait()
-            queue.put_nowait(request_id)
+        for listener in list(self._listeners):
+            listener.add(request_id)
 
     @contextlib.contextmanager
-    def listen(self) -> Iterator[asyncio.Queue[str]]:
-        queue: asyncio.Queue[str] = asyncio.Queue(_QUEUE_SIZE)
-        self._listeners.add(queue)
+    def listen(self) -> Iterator[ChangeListener]:
+        listener = ChangeListener()
+        self._listeners.add(listener)
         try:
-            yield queue
+            yield listener
         finally:
-            self._listeners.discard(queue)
+            self._listeners.discard(listener)

@@ -68,6 +68,11 @@ class WorkspaceStore:
         found = await self._requests.find_one({"_id": request_id}, {"summary": 1})
         return found["summary"] if found and found.get("summary") else None
 
+    async def queues_of(self, request_ids: Iterable[str]) -> dict[str, str | None]:
+        """The queue of each of these requests the view has (one read, for live updates)."""
+        found = self._requests.find({"_id": {"$in": list(request_ids)}}, {"summary.queue": 1})
+        return {doc["_id"]: (doc.get("summary") or {}).get("queue") async for doc in found}
+
     async def summaries(
         self, *, queues: Iterable[str] | None = None, open_only: bool = False, status: str | None = None
     ) -> list[Document]:

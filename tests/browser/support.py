@@ -115,7 +115,7 @@ async def live_updates_flow(servers: Servers, workspace: RunningWorkspace, *, ti
         publisher = asyncio.create_task(keep_publishing())
         try:
             async for line in lines:
-                if line.startswith("data: ") and json.loads(line.removeprefix("data: ")) in published:
+                if line.startswith("data: ") and published & set(json.loads(line.removeprefix("data: "))):
                     return
         finally:
             publisher.cancel()

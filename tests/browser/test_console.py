@@ -307,14 +307,6 @@ async def open_request(page: Any, workspace: RunningWorkspace, request_id: str) 
     raise AssertionError(f"{request_id} did not reach the workspace's view")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "open bug, under investigation: run in the whole suite (pytest tests), the resolution started "
-        "for this test reads earlier tests' actions, falls back from a failed batch at start, and then "
-        "does not carry out this test's closing; alone, and as tests/browser, it passes"
-    ),
-)
 async def test_a_request_is_taken_from_routed_to_closed_entirely_in_the_console(
     servers: Servers, workspace: RunningWorkspace, browser: Any, screenshots: Path, resolution: Owners
 ) -> None:

@@ -1,5 +1,6 @@
 """The console where timing and roles vary: a change made while a page connects its live updates
-still shows, and a team lead's request page (with the assign form) is labelled and well formed."""
+still shows, so does a change that follows another within a moment, and a team lead's request
+page (with the assign form) is labelled and well formed."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.browser.support import listening
-from tests.support import Servers, publish, unique, wait_until
+from tests.support import Servers, mongo, publish, unique, wait_until
 from tests.workspace.events import routed_request
 from tests.workspace.support import PASSWORD, RunningWorkspace
 
@@ -77,6 +78,30 @@ async def test_a_change_applied_while_the_page_connects_its_live_updates_still_s
     await listening(page)
     await page.locator("#assignee", has_text="ada.agent").wait_for(timeout=30_000)
     await page.screenshot(path=str(screenshots / "request-after-late-connect.png"), full_page=True)
+
+
+async def test_a_change_right_after_another_still_shows(
+    servers: Servers, workspace: RunningWorkspace, browser: Any, screenshots: Path
+) -> None:
+    """Two changes of one request 50 ms apart (a resolution's status right after the action that
+    asked for it, when the workspace's consumer catches up): the page shows the second too.
+
+    The two writes go to the workspace's own view directly, to space them exactly; everything
+    after (change stream, event stream, the page's htmx) is the real path. htmx's ``throttle``
+    dropped the second change for good (it has no trailing call).
+    """
+    token = await workspace.token("ada.agent")
+    request_id = await routed_and_shown(servers, workspace, token)
+    page = await sign_in(browser, workspace, "ada.agent")
+    await page.goto(f"{workspace.url}/requests/{request_id}")
+    await listening(page)
+    await page.locator(".status-routed").first.wait_for()
+    view = mongo(servers)[workspace.settings.database]["requests"]
+    await view.update_one({"_id": request_id}, {"$set": {"live_probe": 1}})
+    await asyncio.sleep(0.05)
+    await view.update_one({"_id": request_id}, {"$set": {"summary.status": "closed"}})
+    await page.locator(".status-closed").first.wait_for(timeout=20_000)
+    await page.screenshot(path=str(screenshots / "request-second-change-shown.png"), full_page=True)
 
 
 async def test_a_team_leads_request_page_has_labelled_fields_and_unique_ids(
