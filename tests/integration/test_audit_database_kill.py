@@ -14,13 +14,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import ConnectionFailure
 
 from crs.audit import INTACT, verify_store
 from crs.stack import SERVICES, StackConfig, find_free_port, kill_part, start_part, stop_part
 from services.audit.reader import AuditReader
 from shared.delivery import Inbound, MessageOrigin
 from shared.topics import REQUEST_STATUS
-from tests.integration.test_audit_append import Audit
+from tests.integration.test_audit_append import Audit, CommandsByCollection
 from tests.support import Servers, unique
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -86,3 +88,49 @@ async def test_a_batch_committed_just_before_the_database_is_killed_stays_in_the
     assert global_head is not None
     assert global_head.sequence == offset
     assert all(request_heads[request].sequence == KILLS + 1 for request in requests)
+
+
+@pytest.mark.parametrize("applied", [True, False], ids=["commit_applied", "commit_not_applied"])
+async def test_after_a_commit_whose_answer_was_lost_the_heads_are_read_again(
+    servers: Servers, monkeypatch: pytest.MonkeyPatch, applied: bool
+) -> None:
+    """The connection drops with the commit's answer: the batch may have committed or not.
+
+    Audit may not guess: its heads are read again from the database, so the next batch links to
+    what is there (and is not refused for appending after a stale head).
+    """
+    commands = CommandsByCollection()
+    database = unique("audit").lower().replace("-", "_")
+    audit = Audit(servers, database, commands)
+    await audit.start()
+    requests = [unique("REQ") for _ in range(5)]
+    commit = AsyncClientSession.commit_transaction
+    answers_to_lose = 1
+
+    async def commit_losing_the_answer(session: AsyncClientSession) -> None:
+        nonlocal answers_to_lose
+        if answers_to_lose == 0:
+            return await commit(session)
+        answers_to_lose -= 1
+        if applied:
+            await commit(session)
+        raise ConnectionFailure(
+            "connection closed before the commit's answer", ["UnknownTransactionCommitResult"]
+        )
+
+    monkeypatch.setattr(AsyncClientSession, "commit_transaction", commit_losing_the_answer)
+    try:
+        await audit.record([status_record(request, number) for number, request in enumerate(requests)])
+        assert answers_to_lose == 0
+        commands.counts.clear()
+        await audit.record([status_record(request, 5 + number) for number, request in enumerate(requests)])
+        # One transaction: not refused for a stale head, so not handled again one by one.
+        assert commands.counts[("commitTransaction", "")] == 1, commands.counts
+        assert commands.counts[("abortTransaction", "")] == 0, commands.counts
+    finally:
+        await audit.client.close()
+
+    async with AuditReader.connect(servers.mongodb_uri, database) as reader:
+        code, lines = await verify_store(reader)
+    assert code == INTACT, lines
+    assert lines[0].startswith(f"audit database {database}: 10 entries"), lines
