@@ -59,9 +59,9 @@ SERVICES: Final = tuple(service.name for service in registry.SERVICES)
 """The services of the registry (:mod:`shared.registry`), in start order."""
 DEFAULT_HEALTH_PORTS: Final[Mapping[str, int]] = LOCAL_HEALTH_PORTS
 DATABASE_PART: Final = "mongodb"
+"""The first database server's part; the others are ``mongodb-2``, ``mongodb-3``, ..."""
 DURABLE_COMMITS: Final = ("--sync-on-commit",)
 """The database server's option that writes a commit to its log file before acknowledging it."""
-"""The first database server's part; the others are ``mongodb-2``, ``mongodb-3``, ..."""
 INFRA: Final = ("kafka", DATABASE_PART)
 """The broker and the first database server (a stack with one database server has only these)."""
 REPLICA_SEPARATOR: Final = "@"
