@@ -60,6 +60,8 @@ SERVICES: Final = tuple(service.name for service in registry.SERVICES)
 DEFAULT_HEALTH_PORTS: Final[Mapping[str, int]] = LOCAL_HEALTH_PORTS
 DATABASE_PART: Final = "mongodb"
 """The first database server's part; the others are ``mongodb-2``, ``mongodb-3``, ..."""
+DURABLE_COMMITS: Final = ("--sync-on-commit",)
+"""The database server's option that writes a commit to its log file before acknowledging it."""
 INFRA: Final = ("kafka", DATABASE_PART)
 """The broker and the first database server (a stack with one database server has only these)."""
 REPLICA_SEPARATOR: Final = "@"
@@ -443,6 +445,12 @@ def _launch(config: StackConfig, part: str) -> _Launch:
             str(server.port),
             "--storage-path",
             str(config.storage_path_of(part)),
+            # A commit is on disk before it is acknowledged. Without it the server acknowledges a
+            # commit whose log record is still in its own memory, and a SIGKILL loses the last
+            # acknowledged commits: the services would have moved on from work that is gone
+            # (audit's chains linked to a lost batch). What MongoDB does by default (w: majority,
+            # journaled), whatever ``database_options`` add.
+            *DURABLE_COMMITS,
             *config.database_options,
         )
         variable = "CRS_MONGO_PORT" if part == DATABASE_PART else "CRS_DATABASE_PORTS"

@@ -193,6 +193,13 @@ class LedgerTransaction(Protocol):
         run ahead of what the database holds.
         """
 
+    def after_rollback(self, action: Callable[[], None]) -> None:
+        """Run ``action`` if the transaction is not known to have committed: it failed before or
+        at its commit, or its commit's result is unknown (it may have committed or not).
+
+        For what a store keeps in memory about the database: it must be read afresh then.
+        """
+
     @property
     def emitted(self) -> Sequence[OutgoingMessage]:
         """Everything queued, in order; published once the transaction has committed."""

@@ -81,6 +81,7 @@ class MongoLedgerTransaction:
         self._outgoing: list[tuple[str, OutgoingMessage]] = []
         self._before_commit: list[Callable[[], Awaitable[None]]] = []
         self.committed_actions: list[Callable[[], None]] = []
+        self.rollback_actions: list[Callable[[], None]] = []
         self._batch: OutboxBatch | None = None
 
     @property
@@ -107,6 +108,9 @@ class MongoLedgerTransaction:
 
     def after_commit(self, action: Callable[[], None]) -> None:
         self.committed_actions.append(action)
+
+    def after_rollback(self, action: Callable[[], None]) -> None:
+        self.rollback_actions.append(action)
 
     @property
     def emitted(self) -> list[OutgoingMessage]:
@@ -198,10 +202,17 @@ class MongoLedger:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[MongoLedgerTransaction]:
         async with self._client.start_session() as session:
-            async with await session.start_transaction():
-                transaction = MongoLedgerTransaction(self._database, session)
-                yield transaction
-                await transaction.write_ledger()
+            transaction = MongoLedgerTransaction(self._database, session)
+            try:
+                async with await session.start_transaction():
+                    yield transaction
+                    await transaction.write_ledger()
+            except BaseException:
+                # Aborted, or a commit that failed or whose result is unknown (the connection
+                # dropped with it): not known to be committed.
+                for rolled_back in transaction.rollback_actions:
+                    rolled_back()
+                raise
             for action in transaction.committed_actions:  # committed: leaving the block commits
                 action()
 

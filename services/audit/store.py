@@ -114,6 +114,9 @@ class AuditStore:
                 await self._append(collected, transaction)
 
             transaction.before_commit(write)
+            # Not known committed (a failure, or a commit whose answer was lost): the heads in
+            # memory may be behind or ahead of the database now, so they are read again.
+            transaction.after_rollback(self._forget_heads)
         pending.append((record_id, entry))
 
     async def _append(
@@ -122,10 +125,13 @@ class AuditStore:
         """Seal and insert the records not recorded yet, in order, after their chains' heads.
 
         Why the chains cannot fork: within a process batches are sealed one after another, and
-        the heads in memory move only once a batch has committed. Every entry takes the next
-        global number, which is unique: a replica (or a concurrent replay) that appends after a
-        stale head is refused, its transaction fails and is tried again, with the heads read
-        afresh. So every entry links to the entry committed just before it.
+        the heads in memory move only once a batch has committed; a transaction not known to have
+        committed (it failed, or the answer to its commit was lost) makes them be read again from
+        the database. Every entry takes the next global number, which is unique: a replica (or a
+        concurrent replay) that appends after a stale head is refused, its transaction fails and
+        is tried again, with the heads read afresh. So every entry links to the entry committed
+        just before it, provided that a commit the database acknowledged stays committed (the
+        local database server is started so that a crash keeps it: ``crs.stack.DURABLE_COMMITS``).
         """
         session = transaction.session
         fresh = list(dict(records).items())  # a record twice in one batch is one entry
@@ -133,26 +139,24 @@ class AuditStore:
         fresh = [(record_id, entry) for record_id, entry in fresh if record_id not in recorded]
         if not fresh:
             return
-        try:
-            global_head = self._global if self._global is not None else await self.global_head(session)
-            heads = await self._heads_of({chain_of(entry) for _, entry in fresh}, session)
-            sealed = seal([entry for _, entry in fresh], heads=heads, global_head=global_head or Head())
-            for (record_id, _), entry in zip(fresh, sealed.entries, strict=True):
-                entry["_id"] = record_id
-            await self._entries.insert_many(sealed.entries, ordered=True, session=session)
-            await self._request_heads.bulk_write(
-                [
-                    UpdateOne(
-                        {"_id": chain}, {"$set": {"sequence": head.sequence, "hash": head.hash}}, upsert=True
-                    )
-                    for chain, head in sealed.heads.items()
-                ],
-                ordered=False,
-                session=session,
-            )
-        except Exception:
-            self._forget_heads()  # another writer, or a failure: read them again next time
-            raise
+        # A failure from here on (another writer, the database gone) fails the transaction, which
+        # makes the heads be read again (see append_on_commit).
+        global_head = self._global if self._global is not None else await self.global_head(session)
+        heads = await self._heads_of({chain_of(entry) for _, entry in fresh}, session)
+        sealed = seal([entry for _, entry in fresh], heads=heads, global_head=global_head or Head())
+        for (record_id, _), entry in zip(fresh, sealed.entries, strict=True):
+            entry["_id"] = record_id
+        await self._entries.insert_many(sealed.entries, ordered=True, session=session)
+        await self._request_heads.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": chain}, {"$set": {"sequence": head.sequence, "hash": head.hash}}, upsert=True
+                )
+                for chain, head in sealed.heads.items()
+            ],
+            ordered=False,
+            session=session,
+        )
         transaction.after_commit(lambda: self._advance(sealed))
 
     async def _recorded(self, record_ids: Sequence[str], session: AsyncClientSession) -> set[str]:

@@ -38,8 +38,4 @@ async def test_killed_services_lose_no_request_and_post_none_twice(tmp_path: Pat
     assert report.two_resolutions == []
     assert report.resolved == 150
     assert report.repeated_records <= report.sent // 10
-    if not report.audit_intact:
-        # Open bug (README, "Known not to work yet"): since audit keeps its chain heads in memory,
-        # a run sometimes leaves one batch missing from audit's chain around the database kill.
-        # Every guarantee above still holds; this one is recorded as expected to fail until found.
-        pytest.xfail("audit's chain has a gap around the database kill: " + "; ".join(report.audit_lines[:3]))
+    assert report.audit_intact, report.audit_lines

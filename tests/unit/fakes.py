@@ -31,6 +31,7 @@ class FakeTransaction:
     session: Any = None
     actions: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     committed_actions: list[Callable[[], None]] = field(default_factory=list)
+    rollback_actions: list[Callable[[], None]] = field(default_factory=list)
 
     async def processed_among(self, keys: Sequence[str]) -> set[str]:
         return {key for key in keys if key in self.ledger.processed}
@@ -49,6 +50,9 @@ class FakeTransaction:
 
     def after_commit(self, action: Callable[[], None]) -> None:
         self.committed_actions.append(action)
+
+    def after_rollback(self, action: Callable[[], None]) -> None:
+        self.rollback_actions.append(action)
 
     @property
     def emitted(self) -> list[OutgoingMessage]:
@@ -70,12 +74,17 @@ class FakeLedger:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[FakeTransaction]:
         transaction = FakeTransaction(self)
-        yield transaction
-        for action in transaction.actions:
-            await action()
-        if self.fail_next_commits:
-            self.fail_next_commits -= 1
-            raise self.commit_error()
+        try:
+            yield transaction
+            for action in transaction.actions:
+                await action()
+            if self.fail_next_commits:
+                self.fail_next_commits -= 1
+                raise self.commit_error()
+        except BaseException:
+            for rolled_back in transaction.rollback_actions:
+                rolled_back()
+            raise
         self.commits += 1
         self.processed.update(transaction.marks)
         for source_key, message in transaction.outgoing:

@@ -8,6 +8,7 @@ from crs.stack import (
     MEASURED_DATABASE_GROUPS,
     SERVICES,
     StackConfig,
+    _launch,
     format_database_groups,
     parse_database_groups,
 )
@@ -58,3 +59,16 @@ def test_a_grouping_that_misses_or_repeats_a_service_is_refused(groups: str, sai
 def test_groups_read_back_as_written() -> None:
     text = "audit,workspace/intake/validation,resolution/routing"
     assert format_database_groups(parse_database_groups(text)) == text
+
+
+def test_every_database_server_acknowledges_only_commits_on_disk_whatever_options_are_added() -> None:
+    config = StackConfig.from_env(
+        environ={
+            "CRS_DATABASE_SERVERS": "audit,workspace/intake,validation,routing,resolution",
+            "CRS_DATABASE_OPTIONS": "--cache-size 256M",
+        }
+    )
+    for part in config.database_parts:
+        argv = _launch(config, part).argv
+        assert "--sync-on-commit" in argv, argv
+        assert argv[-2:] == ("--cache-size", "256M")
