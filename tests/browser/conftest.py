@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from services.audit.app import build_app as build_audit
+from services.audit.settings import AuditSettings
 from tests.browser.support import ProbedBrowser, live_updates_flow, write_cheap_users
-from tests.support import Servers
+from tests.support import Servers, isolated_settings, running_service
 from tests.workspace.support import Owners, RunningWorkspace, running_owners, running_workspace
 
 CHROMIUM = "/usr/bin/chromium"
@@ -47,6 +49,14 @@ async def resolution(servers: Servers) -> AsyncIterator[Owners]:
     acts on every routed request it reads)."""
     async with running_owners(servers, routing=False, resolution=True) as running:
         yield running
+
+
+@pytest.fixture
+async def audit(servers: Servers) -> AsyncIterator[AuditSettings]:
+    """Audit beside the workspace, for a test that checks what the console did is in the record."""
+    settings = isolated_settings(AuditSettings)
+    async with running_service(build_audit, settings, servers):
+        yield settings
 
 
 @pytest.fixture(scope="session")

@@ -3,16 +3,27 @@ width. Every page's screenshot is saved under tests/artifacts/screenshots."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from services.audit.chain import Head, verify_chain
+from services.audit.settings import AuditSettings
 from shared.contract import RequestStatus
-from shared.topics import APPROVALS, CUSTOMERS, ERP_RESOLUTIONS, INVOICES, PAYMENTS, REQUEST_STATUS
+from shared.topics import (
+    APPROVALS,
+    CUSTOMERS,
+    ERP_RESOLUTIONS,
+    INVOICES,
+    PAYMENTS,
+    REQUEST_ACTIONS,
+    REQUEST_STATUS,
+)
 from tests.browser.support import listening
-from tests.support import Servers, publish, unique, wait_for_records
+from tests.support import Servers, mongo, publish, unique, wait_for_records, wait_until
 from tests.workspace.events import awaiting_approval, routed_request, status
 from tests.workspace.support import PASSWORD, Owners, RunningWorkspace
 
@@ -308,7 +319,13 @@ async def open_request(page: Any, workspace: RunningWorkspace, request_id: str) 
 
 
 async def test_a_request_is_taken_from_routed_to_closed_entirely_in_the_console(
-    servers: Servers, workspace: RunningWorkspace, browser: Any, screenshots: Path, resolution: Owners
+    servers: Servers,
+    workspace: RunningWorkspace,
+    browser: Any,
+    screenshots: Path,
+    resolution: Owners,
+    *,
+    audit: AuditSettings,
 ) -> None:
     request_id = unique("REQ")
     at = datetime.now(UTC) - timedelta(minutes=1)
@@ -328,3 +345,25 @@ async def test_a_request_is_taken_from_routed_to_closed_entirely_in_the_console(
     assert await page.locator("#who").get_by_role("button", name="Pick up").count() == 0
     await shot(page, screenshots, "closed-in-console-status")
     await page.close()
+    # Every step is in the request's audit record, under the person who took it, and its chain holds.
+    database = mongo(servers)[audit.database]
+
+    async def trail() -> tuple[list[dict[str, Any]], Head] | None:
+        found = [
+            entry async for entry in database.entries.find({"request_id": request_id}).sort("sequence", 1)
+        ]
+        head = await database.request_heads.find_one({"_id": request_id})
+        if head is None or not any(entry.get("status") == "closed" for entry in found):
+            return None
+        return found, Head(head["sequence"], head["hash"])
+
+    steps, head = await wait_until(trail, timeout=240)
+    assert verify_chain(request_id, steps, head=head) is None
+    done_by_ada = [
+        json.loads(entry["text"])["event_type"]
+        for entry in steps
+        if entry["topic"] == REQUEST_ACTIONS and json.loads(entry["text"])["actor"] == "ada.agent"
+    ]
+    assert done_by_ada == ["RequestAssigned", "ClosureRequested"]
+    statuses = [entry["status"] for entry in steps if entry["topic"] == REQUEST_STATUS]
+    assert statuses == ["received", "validated", "routed", "closed"]
