@@ -263,6 +263,8 @@ SERVICES: Final[tuple[Service, ...]] = (
             APPROVALS.name,
             REQUEST_ACTIONS.name,
             REQUEST_RESOLUTION.name,
+            # The actions their owners refused (dead letters): shown to the person who acted.
+            f"{REQUEST_ACTIONS.name}.dlq",
         ),
         publishes=(REQUEST_ACTIONS.name, APPROVALS.name),
         user_directory=True,

@@ -465,7 +465,11 @@ class RequestResolution:
         a person). The person who decided is recorded: segregation of duties keeps them from
         approving it (:meth:`decide`). A decision the documents do not allow is refused with why.
         """
-        self._allow(_DECIDABLE, "not_decidable_now")
+        self._allow(
+            _DECIDABLE,
+            "not_decidable_now",
+            "A decision is taken only while no posting of the request is waiting or sent.",
+        )
         if self.routed is None or self.about.customer_id is None:
             raise TransitionRefused("no_routed_event", f"request {self.request_id} was stored without it")
         posting = decisions.posting_for(
@@ -517,7 +521,11 @@ class RequestResolution:
         derived from the failed id and the retry's own event id, so a retry delivered twice is
         one posting. The approvals given travel with it (the posting is the same).
         """
-        self._allow(frozenset({ResolutionState.WITH_PERSON}), "no_failed_posting")
+        self._allow(
+            frozenset({ResolutionState.WITH_PERSON}),
+            "no_failed_posting",
+            "No posting of this request was refused by the ERP: there is nothing to send again.",
+        )
         failed = [
             resolution_id
             for resolution_id in self.resolution_ids
@@ -568,7 +576,11 @@ class RequestResolution:
         posted. Refused while a posting waits for the ERP's answer (close after it comes) and for a
         request already closed or rejected.
         """
-        self._allow(_CLOSABLE, "not_closable_now")
+        self._allow(
+            _CLOSABLE,
+            "not_closable_now",
+            "A posting waits for the ERP's answer: close the request once it has come.",
+        )
         cancelled = self.pending is not None and self.state is ResolutionState.AWAITING_APPROVAL
         if cancelled:
             self.pending = None
@@ -738,14 +750,18 @@ class RequestResolution:
             still_needed=outcome.still_needed,
         )
 
-    def _allow(self, states: frozenset[ResolutionState], reason: str) -> None:
-        """Refuse a person's action the state does not allow: ``request_closed`` once it is finished."""
+    def _allow(self, states: frozenset[ResolutionState], reason: str, why: str) -> None:
+        """Refuse a person's action the state does not allow: ``request_closed`` once it is finished.
+
+        The detail is read by the person who acted (the workspace shows it): ``why`` in their
+        words first, then the states for whoever looks into it.
+        """
         if self.state in states:
             return
         if self.state in (ResolutionState.CLOSED, ResolutionState.REJECTED):
-            reason = "request_closed"
+            reason, why = "request_closed", "The request is closed already."
         allowed = " or ".join(sorted(states))
-        raise TransitionRefused(reason, f"request {self.request_id} is {self.state}, not {allowed}")
+        raise TransitionRefused(reason, f"{why} (request {self.request_id} is {self.state}, not {allowed})")
 
     def _require(self, states: set[ResolutionState], reason: str) -> None:
         if self.state not in states:

@@ -20,7 +20,7 @@ from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaMessage
 from pydantic import BaseModel, ConfigDict
 
-from services.workspace import domain, projection
+from services.workspace import domain, projection, refusals
 from services.workspace.auth import Authenticator
 from services.workspace.live import LiveUpdates
 from services.workspace.service import Workspace
@@ -33,6 +33,7 @@ from shared.directory import DirectorySettings, UserDirectory, build_user_direct
 from shared.kafka import BrokerPublisher
 from shared.runtime import ServiceRuntime, build_runtime, inbound_batch
 from shared.settings import InfrastructureSettings
+from shared.topics import REQUEST_ACTIONS, dead_letter_topic
 
 Clock = Callable[[], datetime]
 Scope = MutableMapping[str, Any]
@@ -137,8 +138,14 @@ def build_app(
             log_ids=lambda record: (_text(record.payload.get("request_id")), None),
         )
 
+    @runtime.subscriber(dead_letter_topic(REQUEST_ACTIONS), name="refusals")
+    async def on_refused_actions(message: KafkaMessage) -> None:
+        records: Any = message.raw_message  # a batch subscriber: a tuple of records
+        found = (refusals.refusal_of(record.value or b"", _text_headers(record)) for record in records)
+        await store.save_refusals([refusal for refusal in found if refusal is not None])
+
     stream_app = runtime.asgi_app()
-    live = LiveUpdates(store.changed_requests)
+    live = LiveUpdates(store.changed_requests, store.refused_requests)
     workspace = Workspace(store, directory, _publisher(runtime), clock)
     auth = Authenticator(settings, directory)
 
@@ -180,6 +187,11 @@ class OnePort:
             await self._stream_app(scope, receive, send)
         else:
             await self._web(scope, receive, send)
+
+
+def _text_headers(record: Any) -> dict[str, str]:
+    """A record's headers as text (the batch parser has made every value valid UTF-8)."""
+    return {name: (value or b"").decode(errors="replace") for name, value in record.headers or ()}
 
 
 def _text(value: Any) -> str | None:

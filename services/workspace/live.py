@@ -57,34 +57,47 @@ class ChangeListener:
 
 
 class LiveUpdates:
-    def __init__(self, changes: Callable[[], AsyncIterator[str]], *, retry_seconds: float = 1.0) -> None:
-        self._changes = changes
+    def __init__(
+        self,
+        changes: Callable[[], AsyncIterator[str]],
+        *more_changes: Callable[[], AsyncIterator[str]],
+        retry_seconds: float = 1.0,
+    ) -> None:
+        """``changes`` (the request documents) and ``more_changes`` (other collections about a
+        request, such as refused actions) each yield the ids of the requests they changed."""
+        self._sources = (changes, *more_changes)
         self._retry_seconds = retry_seconds
         self._listeners: set[ChangeListener] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self.following = asyncio.Event()
+        """Set while the request documents' change stream is open."""
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._follow())
+        requests, *others = self._sources
+        self._tasks = [
+            asyncio.create_task(self._follow(requests, self.following)),
+            *(asyncio.create_task(self._follow(source, asyncio.Event())) for source in others),
+        ]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
 
-    async def _follow(self) -> None:
+    async def _follow(self, changes: Callable[[], AsyncIterator[str]], following: asyncio.Event) -> None:
         while True:
             try:
-                stream = self._changes()
-                self.following.set()
+                stream = changes()
+                following.set()
                 async for request_id in stream:
                     self.publish(request_id)
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # noqa: BLE001 - the database may be away; try again
                 log.warning("live.change_stream_failed", error=str(error))
-            self.following.clear()
+            following.clear()
             await asyncio.sleep(self._retry_seconds)
 
     def publish(self, request_id: str) -> None:

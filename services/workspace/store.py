@@ -19,7 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import Document
 
-VIEW_COLLECTIONS = ("requests", "emails")
+VIEW_COLLECTIONS = ("requests", "emails", "refusals")
 """The collections that make the view (the rest of the database is the delivery ledger)."""
 
 
@@ -28,12 +28,14 @@ class WorkspaceStore:
         self.database = database
         self._requests = database.requests
         self._emails = database.emails
+        self._refusals = database.refusals
 
     async def ensure_indexes(self) -> None:
         await self._requests.create_index([("summary.queue", ASCENDING), ("summary.open", ASCENDING)])
         await self._requests.create_index([("summary.open", ASCENDING)])
         await self._requests.create_index([("summary.status", ASCENDING)])
         await self._requests.create_index([("summary.created_at", ASCENDING)])
+        await self._refusals.create_index([("request_id", ASCENDING)])
 
     # -- written by the consumer ----------------------------------------------------------------
 
@@ -59,7 +61,19 @@ class WorkspaceStore:
                 session=session,
             )
 
+    async def save_refusals(self, refusals: Sequence[Document]) -> None:
+        """Refused actions, each under its action and the refusing service: saving again changes nothing."""
+        if refusals:
+            await self._refusals.bulk_write(
+                [ReplaceOne({"_id": refusal["_id"]}, refusal, upsert=True) for refusal in refusals],
+                ordered=False,
+            )
+
     # -- read by the HTTP app -------------------------------------------------------------------
+
+    async def refusals_of(self, request_id: str) -> list[Document]:
+        found = self._refusals.find({"request_id": request_id})
+        return sorted([refusal async for refusal in found], key=lambda refusal: str(refusal["refused_at"]))
 
     async def request(self, request_id: str) -> Document | None:
         return await self._requests.find_one({"_id": request_id})
@@ -106,6 +120,14 @@ class WorkspaceStore:
                 key = change.get("documentKey") or {}
                 if "_id" in key:
                     yield str(key["_id"])
+
+    async def refused_requests(self) -> AsyncIterator[str]:
+        """The request of every refused action stored from now on (a change stream), for live pages."""
+        async with await self._refusals.watch([{"$project": {"fullDocument.request_id": 1}}]) as stream:
+            async for change in stream:
+                request_id = (change.get("fullDocument") or {}).get("request_id")
+                if isinstance(request_id, str):
+                    yield request_id
 
     async def dump(self) -> dict[str, list[Document]]:
         """The whole view, sorted by id: what a rebuild must reproduce."""

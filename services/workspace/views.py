@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -133,11 +133,13 @@ def public_row(row: Mapping[str, Any]) -> dict[str, Any]:
 def record_of(
     document: Mapping[str, Any],
     emails: Mapping[str, Mapping[str, Any]],
+    refused: Sequence[Mapping[str, Any]] = (),
     *,
     calendar: BusinessCalendar,
     now: datetime,
 ) -> dict[str, Any]:
-    """A request's whole record as the request page and ``GET /api/requests/{id}`` show it."""
+    """A request's whole record as the request page and ``GET /api/requests/{id}`` show it
+    (``refused``: the people's actions the owning services refused, oldest first)."""
     summary = dict(document.get("summary") or {})
     summary["_statuses"] = document.get("statuses", [])
     row = row_of(summary, calendar=calendar, now=now) if summary.get("request_id") else {}
@@ -163,7 +165,11 @@ def record_of(
         "replies": replies_of(document, emails),
         "notes": [a for a in actions if a.get("event_type") == "NoteAdded"],
         "actions": actions,
-        "timeline": timeline_of(document, now=now),
+        "refused_actions": [_public(refusal) for refusal in refused],
+        "timeline": sorted(
+            [*timeline_of(document, now=now), *map(_refusal_entry, refused)],
+            key=lambda item: (parse_time(item["at"]) or now, item["what"]),
+        ),
     }
 
 
@@ -208,13 +214,40 @@ def _status_entry(s: Mapping[str, Any]) -> dict[str, Any]:
 
 def _action_entry(a: Mapping[str, Any]) -> dict[str, Any]:
     who = f"{a.get('actor')} ({a.get('actor_role')})"
-    return _entry(a.get("occurred_at"), a.get("event_type"), who, _action_detail(a))
+    event_type = str(a.get("event_type"))
+    return _entry(a.get("occurred_at"), ACTION_NAMES.get(event_type, event_type), who, _action_detail(a))
 
 
 def _update_entry(u: Mapping[str, Any]) -> dict[str, Any]:
     what = "case withdrawn" if u.get("withdrawn") else "case updated"
     detail = "changed: " + ", ".join(u.get("changed") or [])
     return _entry(u.get("occurred_at"), what, "customer (CRM)", detail)
+
+
+def _refusal_entry(r: Mapping[str, Any]) -> dict[str, Any]:
+    event_type = str(r.get("event_type"))
+    what = f"{ACTION_NAMES.get(event_type, event_type)} refused by {r.get('refused_by')}"
+    return _entry(r.get("refused_at"), what, str(r.get("refused_by")), r.get("detail"), r.get("reason"))
+
+
+ACTION_NAMES = {
+    "RequestAssigned": "Assignment",
+    "RequestReleased": "Release",
+    "NoteAdded": "Note",
+    "ReclassificationRequested": "Reclassification",
+    "RerouteRequested": "Re-route",
+    "CustomerQuestionRequested": "Question to the customer",
+    "ResolutionDecided": "Decision",
+    "PostingRetryRequested": "Retry of a failed posting",
+    "ClosureRequested": "Closing",
+}
+"""What a person calls each action of the console."""
+
+
+def _public(refusal: Mapping[str, Any]) -> dict[str, Any]:
+    shown = {key: value for key, value in refusal.items() if key != "_id"}
+    event_type = str(refusal.get("event_type"))
+    return {**shown, "action_name": ACTION_NAMES.get(event_type, event_type)}
 
 
 def _decision_entry(d: Mapping[str, Any]) -> dict[str, Any]:

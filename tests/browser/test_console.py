@@ -71,7 +71,9 @@ async def test_sign_in_see_a_routed_request_arrive_live_pick_it_up_and_add_a_not
     page = await signed_in(browser, workspace, "ada.agent", width)
     await listening(page)  # the page's live updates listen: what arrives now arrives live
     request_id = unique("REQ")
-    await publish(servers, *routed_request(request_id, subject=f"Live on {device}"))
+    # A subject with a long unbroken reference (a link, a payment reference) must not widen the page.
+    subject = f"Live on {device}: ref https://portal.example/cases/{'7' * 90}"
+    await publish(servers, *routed_request(request_id, subject=subject))
     row = page.locator(f'tr[data-request="{request_id}"]')
     await row.wait_for()  # arrived without reloading the page
     await check_usable(page, width)
@@ -367,3 +369,23 @@ async def test_a_request_is_taken_from_routed_to_closed_entirely_in_the_console(
     assert done_by_ada == ["RequestAssigned", "ClosureRequested"]
     statuses = [entry["status"] for entry in steps if entry["topic"] == REQUEST_STATUS]
     assert statuses == ["received", "validated", "routed", "closed"]
+
+
+async def test_an_action_its_owner_refuses_shows_why_on_the_page(
+    servers: Servers, workspace: RunningWorkspace, browser: Any, screenshots: Path, resolution: Owners
+) -> None:
+    """A retry of a posting that never failed: resolution refuses it, and the page says so live."""
+    request_id = unique("REQ")
+    at = datetime.now(UTC) - timedelta(minutes=1)
+    await publish(servers, *routed_request(request_id, request_type="service_request", at=at))
+    await resolution.resolution_knows(request_id)
+    page = await signed_in(browser, workspace, "ada.agent")
+    await open_request(page, workspace, request_id)
+    await listening(page)
+    await page.locator("summary").filter(has_text="Retry a failed posting").click()
+    await page.locator("#rt-reason").fill("the ERP is back")
+    await page.get_by_role("button", name="Retry").click()
+    refused = page.get_by_role("region", name="Not carried out")
+    await refused.get_by_text("resolution refused it").wait_for(timeout=TIMEOUT_MS)
+    assert "Retry of a failed posting" in await refused.inner_text()
+    await shot(page, screenshots, "refused-action")

@@ -58,8 +58,9 @@ def test_names_ports_and_topics_are_unique_and_every_topic_named_is_registered()
     assert len(set(NAMES)) == len(NAMES)
     ports = [service.health_port for service in registry.SERVICES]
     assert len(set(ports)) == len(ports)
+    twins = {f"{topic.name}.dlq" for topic in registry.TOPICS if topic.dead_letter}
     for service in registry.SERVICES:
-        unknown = set(service.consumes + service.publishes) - set(topic_names)
+        unknown = set(service.consumes + service.publishes) - set(topic_names) - twins
         assert not unknown, f"{service.name} names unregistered topics {sorted(unknown)}"
 
 

@@ -398,6 +398,33 @@ async def test_a_request_closed_in_the_console_is_closed(
 REQUEST_STATUS_TOPIC = "requests.status.v1"
 
 
+async def test_an_action_its_owner_refuses_shows_on_the_request_with_the_reason(
+    servers: Servers, workspace: RunningWorkspace, resolution: Owners
+) -> None:
+    """Resolution cannot retry a posting that never failed: it dead-letters the action, and the
+    person who asked reads why on the request instead of waiting for something to happen."""
+    request_id = await routed(servers, workspace, request_type="service_request")
+    await resolution.resolution_knows(request_id)
+    async with workspace.client(await workspace.token("ada.agent")) as ada:
+        answer = await ada.post(f"/api/requests/{request_id}/retry-posting", json={"reason": "ERP is back"})
+        assert answer.status_code == 202
+
+        async def refused() -> list[dict[str, Any]]:
+            return list((await record_of(ada, request_id)).get("refused_actions") or [])
+
+        (refusal,) = await wait_until(refused, timeout=60)
+        record = await record_of(ada, request_id)
+    assert refusal["event_type"] == "PostingRetryRequested"
+    assert refusal["action_name"] == "Retry of a failed posting"
+    assert refusal["actor"] == "ada.agent"
+    assert refusal["refused_by"] == "resolution"
+    assert refusal["reason"] == "no_failed_posting"
+    assert refusal["detail"]
+    assert any(
+        entry["what"] == "Retry of a failed posting refused by resolution" for entry in record["timeline"]
+    )
+
+
 async def test_a_closed_request_takes_no_more_work_but_notes(
     servers: Servers, workspace: RunningWorkspace
 ) -> None:

@@ -53,7 +53,8 @@ async def record_for(web: WebContext, person: Person, request_id: str) -> dict[s
     check(person, Action.VIEW, document["summary"])
     message_keys = [str(reply.get("message_key")) for reply in document.get("replies", [])]
     emails = await web.workspace.store.emails(message_keys) if message_keys else {}
-    return views.record_of(document, emails, calendar=web.calendar, now=web.clock())
+    refused = await web.workspace.store.refusals_of(request_id)
+    return views.record_of(document, emails, refused, calendar=web.calendar, now=web.clock())
 
 
 async def inbox(web: WebContext, person: Person) -> list[dict[str, Any]]:
