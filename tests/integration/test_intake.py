@@ -25,6 +25,7 @@ from tests.support import (
     records_now,
     running_service,
     unique,
+    wait_consumed,
     wait_for_records,
     wait_until,
 )
@@ -299,3 +300,48 @@ async def test_a_reply_carries_what_it_says_and_a_late_one_opens_a_linked_reques
     assert added.value["automatic"] is False
     assert opened.value["follows_up"] == request_id
     assert request_id in received.value["message"]
+
+
+async def test_a_closing_older_than_the_reopening_delivered_late_leaves_the_request_open(
+    servers: Servers,
+) -> None:
+    # Intake records no processed keys for statuses: the latest closing and reopening are kept
+    # apart by time, so a late older closing (another event) changes nothing.
+    settings = isolated_settings(IntakeSettings)
+    first_id = f"<{unique('first').lower()}@acme.example>"
+    reply_id = f"<{unique('reply').lower()}@acme.example>"
+    email = {
+        "message_id": first_id,
+        "from": "Jane Doe <jane@acme.example>",
+        "to": ["ar@billing.example"],
+        "subject": "Overcharged on INV-2026-000123",
+        "body_text": "We were overcharged.",
+        "received_at": "2026-11-22T10:00:00Z",
+    }
+    reply = {**email, "message_id": reply_id, "subject": "RE: Overcharged", "in_reply_to": first_id}
+    request_id = email_request_id(first_id)
+
+    def status(name: str, at: str) -> dict[str, object]:
+        return {
+            "event_id": unique("EVT"),
+            "request_id": request_id,
+            "channel": "email",
+            "source_id": first_id,
+            "status": name,
+            "message": name,
+            "at": at,
+        }
+
+    async with running_service(build_app, settings, servers), producer(servers.bootstrap_servers) as client:
+        await publish_json(client, EMAIL_REQUESTS, first_id, email)
+        await wait_for_records(servers, [REQUEST_CAPTURED], lambda r: r.key == request_id)
+        for name, at in (
+            ("closed", "2026-11-23T11:00:00Z"),
+            ("reopened", "2026-11-24T11:00:00Z"),
+            ("closed", "2026-11-23T11:00:00Z"),  # the first closing again, as another event: late
+        ):
+            await publish_json(client, REQUEST_STATUS, request_id, status(name, at))
+        await wait_consumed(servers, settings, REQUEST_STATUS)
+        await publish_json(client, EMAIL_REQUESTS, reply_id, reply)
+        (added,) = await wait_for_records(servers, [REQUEST_UPDATED], lambda r: r.key == request_id)
+    assert added.value["reopens"] is False
