@@ -11,7 +11,9 @@ from pymongo import ASCENDING, DESCENDING, InsertOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.contract import CrmRequest
 from shared.delivery import LedgerTransaction
+from shared.identity import crm_request_id
 from shared.mongo import Document, batch_documents, open_batch_documents
 
 
@@ -33,10 +35,13 @@ class IntakeStore:
         )
 
     async def open_batch(self, messages: Sequence[object], tx: LedgerTransaction) -> None:
-        """Capturing reads nothing by ``_id``: a batch's new requests are inserted at its commit, in
-        one statement (:class:`shared.mongo.BatchDocuments`)."""
-        del messages  # nothing to read ahead
-        open_batch_documents(tx.session, tx.before_commit)
+        """Open the batch's unit of work: its new requests are inserted at its commit, in one
+        statement (:class:`shared.mongo.BatchDocuments`); the requests of its CRM cases (each case
+        asks for its request's last version, :meth:`case_version`) are read now, in one ``$in``."""
+        batch = open_batch_documents(tx.session, tx.before_commit)
+        cases = [crm_request_id(message.case_id) for message in messages if isinstance(message, CrmRequest)]
+        if cases:
+            await batch.fetch(self._requests, cases)
 
     async def has_request(self, request_id: str, *, email_message_id: str | None = None) -> bool:
         """Whether request ``request_id`` exists, or (for an email) one that holds this email."""

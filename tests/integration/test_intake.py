@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
+from pymongo import monitoring
 
+import shared.runtime
 from crs.io import producer, publish_json
 from services.intake.app import build_app
 from services.intake.domain import crm_request_id, email_request_id
 from services.intake.settings import IntakeSettings
+from shared.mongo import build_mongo_client
 from shared.topics import (
     CRM_REQUESTS,
     EMAIL_REQUESTS,
@@ -345,3 +349,41 @@ async def test_a_closing_older_than_the_reopening_delivered_late_leaves_the_requ
         await publish_json(client, EMAIL_REQUESTS, reply_id, reply)
         (added,) = await wait_for_records(servers, [REQUEST_UPDATED], lambda r: r.key == request_id)
     assert added.value["reopens"] is False
+
+
+class RequestReads(monitoring.CommandListener):
+    """How many ``find`` commands read intake's ``requests`` collection."""
+
+    def __init__(self) -> None:
+        self.finds = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find" and event.command.get("find") == "requests":
+            self.finds += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_a_batch_of_new_cases_reads_their_requests_once_not_once_per_case(
+    servers: Servers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = RequestReads()
+
+    def monitored_client(uri: Any, *, listeners: Any = ()) -> Any:
+        return build_mongo_client(uri, listeners=[*listeners, reads])
+
+    monkeypatch.setattr(shared.runtime, "build_mongo_client", monitored_client)
+    settings = isolated_settings(IntakeSettings)
+    cases = [crm_case(unique("CASE")) for _ in range(40)]
+    async with producer(servers.bootstrap_servers) as client:
+        for case in cases:  # all waiting before intake starts: they come in a few batches
+            await publish_json(client, CRM_REQUESTS, str(case["case_id"]), case)
+    async with running_service(build_app, settings, servers):
+        wanted = {crm_request_id(str(case["case_id"])) for case in cases}
+        await wait_for_records(servers, [REQUEST_CAPTURED], lambda r: r.key in wanted, count=len(cases))
+    # One $in per batch (a few batches), not one read per case (40).
+    assert reads.finds <= 10, reads.finds
