@@ -40,6 +40,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from crs.io import producer, publish_many
 from shared.identity import crm_request_id
 from shared.kafka import ensure_topics
+from shared.settings import REQUEST_FETCH_MAX_WAIT_MS
 from shared.topics import CONTRACTS, CRM_REQUESTS, CUSTOMERS, ERP_RESOLUTIONS, INVOICES
 
 HOPS = 4
@@ -190,9 +191,20 @@ def bench_world(run_id: str, count: int) -> tuple[list[tuple[str, str, Any]], li
     return reference, requests
 
 
+SINK_FETCH_MAX_WAIT_MS = 10
+"""The fetch wait of the reader that times each request's arrival on its sink topic."""
+
+
 async def _positioned_consumer(bootstrap_servers: str, topic: str) -> AIOKafkaConsumer:
     """A consumer at the current end of ``topic``, so only what comes next is read."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        # The measuring reader must add as little as it can: the local broker holds a fetch for
+        # much of its wait even when records arrive, which would count as the system's latency.
+        fetch_max_wait_ms=SINK_FETCH_MAX_WAIT_MS,
+    )
     await consumer.start()
     partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or {0})]
     consumer.assign(partitions)
@@ -273,6 +285,8 @@ async def _relay(bootstrap_servers: str, source: str, target: str, group: str, r
         auto_offset_reset="earliest",
         session_timeout_ms=6_000,
         enable_auto_commit=False,
+        # The same wait as the services' consumers of a request's hops: the relay is their yardstick.
+        fetch_max_wait_ms=REQUEST_FETCH_MAX_WAIT_MS,
     )
     forward = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
     await consumer.start()

@@ -66,6 +66,7 @@ from shared.topics import (
     REPLAY_ORIGINAL_PARTITION,
     REPLAY_ORIGINAL_TOPIC,
     REQUEST_ACTIONS,
+    REQUEST_PATH,
     REQUEST_UPDATED,
     replay_topic,
 )
@@ -252,6 +253,10 @@ class ServiceRuntime:
         consumers with different subscriptions in one group make every join a rebalance of all
         of them, which on the local broker never settles.
 
+        A subscriber of topics that only carry a request from one service to the next
+        (:data:`shared.topics.REQUEST_PATH`) fetches with the shorter ``request_fetch_max_wait_ms``,
+        every other one with ``fetch_max_wait_ms`` (see :class:`shared.settings.ServiceSettings`).
+
         ``NACK_ON_ERROR``: if the handler raises (the broker or the database could not be
         reached, through every retry), the offset is not committed and the batch comes back;
         every failure of a message itself is handled inside :class:`ReliableConsumer`.
@@ -268,6 +273,11 @@ class ServiceRuntime:
             ack_policy=AckPolicy.NACK_ON_ERROR,
             session_timeout_ms=self.settings.session_timeout_ms,
             heartbeat_interval_ms=max(self.settings.session_timeout_ms // 5, 500),
+            fetch_max_wait_ms=(
+                self.settings.request_fetch_max_wait_ms
+                if set(topics) <= REQUEST_PATH
+                else self.settings.fetch_max_wait_ms
+            ),
             max_partition_fetch_bytes=4 * 1024 * 1024,
             # Nothing a record holds may fail the batch before the handler: see both functions.
             parser=tolerant_batch_parser,

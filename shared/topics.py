@@ -42,6 +42,13 @@ owns, and the decisions it hands to the service that owns that part of the reque
 REQUEST_RESOLUTION: Final = registry.REQUEST_RESOLUTION.name
 """What resolution tells the people who work a request, as data (``shared/resolution_events.py``)."""
 
+REQUEST_PATH: Final = frozenset(
+    {CRM_REQUESTS, EMAIL_REQUESTS, REQUEST_CAPTURED, REQUEST_VALIDATED, REQUEST_ROUTED}
+)
+"""The topics a new request travels on from its sender to its resolution, one service to the next:
+their consumers fetch with a short wait (``request_fetch_max_wait_ms``), since each hop adds its
+wait to the request's time."""
+
 REFERENCE_TOPICS: Final = tuple(
     topic.name for topic in registry.TOPICS if topic.group is registry.Group.REFERENCE
 )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream.asgi import AsgiFastStream
 from pymongo import AsyncMongoClient
 
@@ -182,6 +183,38 @@ async def wait_until(check: Callable[[], Any], *, timeout: float = 45.0, interva
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+async def wait_consumed(
+    servers: Servers, settings: ServiceSettings, topic: str, *, timeout: float = 45.0
+) -> None:
+    """Wait until ``settings``' service has handled every record ``topic`` holds now.
+
+    Its subscriber of ``topic`` (consumer group ``<consumer_group>.<topic>``) commits a batch's
+    offsets once the batch is handled: for a consumer that records no processed keys (one whose
+    effect holds a message's identity, such as the status followers), this is how a test learns
+    that a message which changed nothing was read.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=servers.bootstrap_servers,
+        group_id=f"{settings.consumer_group}.{topic}",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or {0})]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+
+        async def handled() -> bool:
+            for partition in partitions:
+                if ends[partition] and (await consumer.committed(partition) or 0) < ends[partition]:
+                    return False
+            return True
+
+        await wait_until(handled, timeout=timeout)
+    finally:
+        await consumer.stop()
 
 
 def mongo(servers: Servers) -> AsyncMongoClient[dict[str, Any]]:

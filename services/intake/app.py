@@ -18,7 +18,13 @@ from services.intake import domain
 from services.intake.settings import IntakeSettings
 from services.intake.store import IntakeStore, ThreadRequest
 from shared.contract import CrmRequest, EmailRequest, RequestStatus, RequestStatusChanged
-from shared.delivery import InvalidHook, LedgerTransaction, MessageOrigin, OutgoingMessage
+from shared.delivery import (
+    InvalidHook,
+    LedgerTransaction,
+    MessageOrigin,
+    OutgoingMessage,
+    idempotent_by_itself,
+)
 from shared.events import CaseUpdated, EmailReplyAdded
 from shared.identity import event_id_for
 from shared.messages import outgoing_event, outgoing_status
@@ -246,6 +252,9 @@ class IntakeHandlers:
     def _closed_too_long(self, earlier: ThreadRequest, now: datetime) -> bool:
         return earlier.closed_at is not None and now - earlier.closed_at > self._reopen_window
 
+    # Idempotent by the store itself: the latest closing and reopening are kept by ``$max``, so a
+    # repeat or a late older status changes nothing (IntakeStore.mark_closed). No processed key.
+    @idempotent_by_itself
     async def follow_status(
         self, change: RequestStatusChanged, tx: LedgerTransaction, _: MessageOrigin
     ) -> None:
@@ -254,7 +263,7 @@ class IntakeHandlers:
         if change.status is RequestStatus.CLOSED:
             await self._store.mark_closed(change.request_id, change.at, session=tx.session)
         elif change.status is RequestStatus.REOPENED:
-            await self._store.mark_reopened(change.request_id, session=tx.session)
+            await self._store.mark_reopened(change.request_id, change.at, session=tx.session)
 
     async def _save(
         self,

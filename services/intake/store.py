@@ -11,7 +11,9 @@ from pymongo import ASCENDING, DESCENDING, InsertOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.contract import CrmRequest
 from shared.delivery import LedgerTransaction
+from shared.identity import crm_request_id
 from shared.mongo import Document, batch_documents, open_batch_documents
 
 
@@ -33,10 +35,13 @@ class IntakeStore:
         )
 
     async def open_batch(self, messages: Sequence[object], tx: LedgerTransaction) -> None:
-        """Capturing reads nothing by ``_id``: a batch's new requests are inserted at its commit, in
-        one statement (:class:`shared.mongo.BatchDocuments`)."""
-        del messages  # nothing to read ahead
-        open_batch_documents(tx.session, tx.before_commit)
+        """Open the batch's unit of work: its new requests are inserted at its commit, in one
+        statement (:class:`shared.mongo.BatchDocuments`); the requests of its CRM cases (each case
+        asks for its request's last version, :meth:`case_version`) are read now, in one ``$in``."""
+        batch = open_batch_documents(tx.session, tx.before_commit)
+        cases = [crm_request_id(message.case_id) for message in messages if isinstance(message, CrmRequest)]
+        if cases:
+            await batch.fetch(self._requests, cases)
 
     async def has_request(self, request_id: str, *, email_message_id: str | None = None) -> bool:
         """Whether request ``request_id`` exists, or (for an email) one that holds this email."""
@@ -126,32 +131,42 @@ class IntakeStore:
         cursor = (
             self._requests.find(
                 {"email_message_ids": {"$in": list(message_ids)}},
-                {"_id": 1, "source_id": 1, "closed_at": 1, "captured_at": 1},
+                {"_id": 1, "source_id": 1, "closed_at": 1, "reopened_at": 1, "captured_at": 1},
                 session=session,
             )
             .sort("captured_at", DESCENDING)
             .limit(1)
         )
         async for found in cursor:
-            closed_at = found.get("closed_at")
+            closed_at, reopened_at = _aware(found.get("closed_at")), _aware(found.get("reopened_at"))
+            still_closed = closed_at is not None and (reopened_at is None or closed_at > reopened_at)
             return ThreadRequest(
                 request_id=str(found["_id"]),
                 source_id=str(found["source_id"]),
-                closed_at=closed_at.replace(tzinfo=UTC) if isinstance(closed_at, datetime) else None,
+                closed_at=closed_at if still_closed else None,
             )
         return None
+
+    # The latest closing and the latest reopening are kept apart, each by ``$max``: applying a
+    # status again, or an older one delivered late, changes nothing, in whatever order they come
+    # (so the status follower needs no processed keys). The request is closed when its latest
+    # closing is later than its latest reopening.
 
     async def mark_closed(self, request_id: str, at: datetime, *, session: AsyncClientSession) -> None:
         """The request was closed at ``at`` (a reply after the reopening window opens a new one)."""
         await batch_documents(session).stage(
-            self._requests, UpdateOne({"_id": request_id}, {"$set": {"closed_at": at}}), one=request_id
+            self._requests, UpdateOne({"_id": request_id}, {"$max": {"closed_at": at}}), one=request_id
         )
 
-    async def mark_reopened(self, request_id: str, *, session: AsyncClientSession) -> None:
-        """The request was reopened: it is not closed any more."""
+    async def mark_reopened(self, request_id: str, at: datetime, *, session: AsyncClientSession) -> None:
+        """The request was reopened at ``at``: a closing before that does not count any more."""
         await batch_documents(session).stage(
-            self._requests, UpdateOne({"_id": request_id}, {"$unset": {"closed_at": ""}}), one=request_id
+            self._requests, UpdateOne({"_id": request_id}, {"$max": {"reopened_at": at}}), one=request_id
         )
+
+
+def _aware(value: object) -> datetime | None:
+    return value.replace(tzinfo=UTC) if isinstance(value, datetime) else None
 
 
 @dataclass(frozen=True)

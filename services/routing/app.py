@@ -25,7 +25,7 @@ from services.routing.settings import RoutingSettings
 from services.routing.store import RoutingStore, StoredClock
 from shared.actions import ReclassificationRequested, RerouteRequested, WorkspaceActionMessage
 from shared.contract import RequestStatusChanged
-from shared.delivery import LedgerTransaction, MessageOrigin
+from shared.delivery import LedgerTransaction, MessageOrigin, idempotent_by_itself
 from shared.events import RequestValidated
 from shared.lifecycle import TransitionRefused
 from shared.messages import emit
@@ -95,6 +95,9 @@ class RoutingHandlers:
         await self._store.start(request, decision, at=now, session=tx.session)
         emit(tx, effects)
 
+    # Idempotent by the clock itself: a status not newer than the last one applied (a repeat,
+    # or an older one delivered late) changes nothing (SlaClock.after_status). No processed key.
+    @idempotent_by_itself
     async def follow_status(
         self, change: RequestStatusChanged, tx: LedgerTransaction, _: MessageOrigin
     ) -> None:

@@ -33,7 +33,7 @@ from services.validation.store import ValidationStore
 from shared.actions import CustomerQuestionRequested, WorkspaceActionMessage
 from shared.business_time import load_calendar
 from shared.contract import Customer, RequestStatusChanged
-from shared.delivery import LedgerTransaction, MessageOrigin
+from shared.delivery import LedgerTransaction, MessageOrigin, idempotent_by_itself
 from shared.events import EmailReplyAdded, RequestCaptured, RequestUpdateMessage
 from shared.lifecycle import TransitionRefused
 from shared.messages import emit
@@ -201,6 +201,9 @@ class ValidationHandlers:
         emit(tx, request.conclude(verdict, claimed, now=now, rules=self._rules))
         await self._store.save(request, session=tx.session)
 
+    # Idempotent by the request itself: a closing ends an open request once, a repeat finds it
+    # closed, and one older than the opening is ignored (RequestValidation.finish). No processed key.
+    @idempotent_by_itself
     async def follow_status(
         self, change: RequestStatusChanged, tx: LedgerTransaction, _: MessageOrigin
     ) -> None:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
+from pymongo import monitoring
 
+import shared.runtime
 from crs.io import producer, publish_json
 from services.intake.app import build_app
 from services.intake.domain import crm_request_id, email_request_id
 from services.intake.settings import IntakeSettings
+from shared.mongo import build_mongo_client
 from shared.topics import (
     CRM_REQUESTS,
     EMAIL_REQUESTS,
@@ -25,6 +29,7 @@ from tests.support import (
     records_now,
     running_service,
     unique,
+    wait_consumed,
     wait_for_records,
     wait_until,
 )
@@ -299,3 +304,86 @@ async def test_a_reply_carries_what_it_says_and_a_late_one_opens_a_linked_reques
     assert added.value["automatic"] is False
     assert opened.value["follows_up"] == request_id
     assert request_id in received.value["message"]
+
+
+async def test_a_closing_older_than_the_reopening_delivered_late_leaves_the_request_open(
+    servers: Servers,
+) -> None:
+    # Intake records no processed keys for statuses: the latest closing and reopening are kept
+    # apart by time, so a late older closing (another event) changes nothing.
+    settings = isolated_settings(IntakeSettings)
+    first_id = f"<{unique('first').lower()}@acme.example>"
+    reply_id = f"<{unique('reply').lower()}@acme.example>"
+    email = {
+        "message_id": first_id,
+        "from": "Jane Doe <jane@acme.example>",
+        "to": ["ar@billing.example"],
+        "subject": "Overcharged on INV-2026-000123",
+        "body_text": "We were overcharged.",
+        "received_at": "2026-11-22T10:00:00Z",
+    }
+    reply = {**email, "message_id": reply_id, "subject": "RE: Overcharged", "in_reply_to": first_id}
+    request_id = email_request_id(first_id)
+
+    def status(name: str, at: str) -> dict[str, object]:
+        return {
+            "event_id": unique("EVT"),
+            "request_id": request_id,
+            "channel": "email",
+            "source_id": first_id,
+            "status": name,
+            "message": name,
+            "at": at,
+        }
+
+    async with running_service(build_app, settings, servers), producer(servers.bootstrap_servers) as client:
+        await publish_json(client, EMAIL_REQUESTS, first_id, email)
+        await wait_for_records(servers, [REQUEST_CAPTURED], lambda r: r.key == request_id)
+        for name, at in (
+            ("closed", "2026-11-23T11:00:00Z"),
+            ("reopened", "2026-11-24T11:00:00Z"),
+            ("closed", "2026-11-23T11:00:00Z"),  # the first closing again, as another event: late
+        ):
+            await publish_json(client, REQUEST_STATUS, request_id, status(name, at))
+        await wait_consumed(servers, settings, REQUEST_STATUS)
+        await publish_json(client, EMAIL_REQUESTS, reply_id, reply)
+        (added,) = await wait_for_records(servers, [REQUEST_UPDATED], lambda r: r.key == request_id)
+    assert added.value["reopens"] is False
+
+
+class RequestReads(monitoring.CommandListener):
+    """How many ``find`` commands read intake's ``requests`` collection."""
+
+    def __init__(self) -> None:
+        self.finds = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find" and event.command.get("find") == "requests":
+            self.finds += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_a_batch_of_new_cases_reads_their_requests_once_not_once_per_case(
+    servers: Servers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = RequestReads()
+
+    def monitored_client(uri: Any, *, listeners: Any = ()) -> Any:
+        return build_mongo_client(uri, listeners=[*listeners, reads])
+
+    monkeypatch.setattr(shared.runtime, "build_mongo_client", monitored_client)
+    settings = isolated_settings(IntakeSettings)
+    cases = [crm_case(unique("CASE")) for _ in range(40)]
+    async with producer(servers.bootstrap_servers) as client:
+        for case in cases:  # all waiting before intake starts: they come in a few batches
+            await publish_json(client, CRM_REQUESTS, str(case["case_id"]), case)
+    async with running_service(build_app, settings, servers):
+        wanted = {crm_request_id(str(case["case_id"])) for case in cases}
+        await wait_for_records(servers, [REQUEST_CAPTURED], lambda r: r.key in wanted, count=len(cases))
+    # One $in per batch (a few batches), not one read per case (40).
+    assert reads.finds <= 10, reads.finds

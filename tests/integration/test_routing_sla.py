@@ -34,6 +34,7 @@ from tests.support import (
     records_now,
     running_service,
     unique,
+    wait_consumed,
     wait_for_records,
     wait_until,
 )
@@ -306,12 +307,7 @@ async def test_a_late_awaiting_approval_after_resolved_leaves_the_clock_stopped(
         late = status_change(request_id, "awaiting_approval", zurich("2026-11-27T15:30"))
         await publish(routing.servers, REQUEST_STATUS, request_id, resolved)
         await publish(routing.servers, REQUEST_STATUS, request_id, late)
-        processed = mongo(routing.servers)[routing.settings.database].processed_messages
-
-        async def late_status_handled() -> bool:
-            return await processed.find_one({"_id": f"status:{late['event_id']}"}) is not None
-
-        await wait_until(late_status_handled)
+        await wait_consumed(routing.servers, routing.settings, REQUEST_STATUS)
         stored = await routing.clock_document(request_id)
         assert stored is not None
         assert (stored["state"], stored["next_due_at"]) == ("stopped", None)

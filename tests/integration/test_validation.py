@@ -36,6 +36,7 @@ from tests.support import (
     publish,
     running_service,
     unique,
+    wait_consumed,
     wait_for_records,
     wait_until,
 )
@@ -188,12 +189,7 @@ async def test_a_repeat_of_an_open_request_is_linked_not_validated_twice_until_t
     # delivered late) closes nothing: the repeat is still a duplicate.
     stale = {**closed, "event_id": unique("evt"), "status": "rejected", "at": "2026-11-22T12:00:00Z"}
     await publish(validation.servers, (REQUEST_STATUS, first[1], stale))
-    processed = mongo(validation.servers)[validation.settings.database].processed_messages
-
-    async def stale_status_handled() -> bool:
-        return await processed.find_one({"_id": f"status:{stale['event_id']}"}) is not None
-
-    await wait_until(stale_status_handled)
+    await wait_consumed(validation.servers, validation.settings, REQUEST_STATUS)
     await publish(validation.servers, after_stale)
     (still_duplicate,) = await statuses(validation.servers, after_stale[1], "duplicate_of")
     assert still_duplicate["duplicate_of"] == first[1]

@@ -19,7 +19,7 @@ from shared.kafka import BrokerPublisher
 from shared.lifecycle import TransitionRefused
 from shared.runtime import ServiceRuntime, build_runtime, run_each
 from shared.settings import InfrastructureSettings, ServiceSettings, service_settings_config
-from shared.topics import REQUEST_CAPTURED
+from shared.topics import REQUEST_CAPTURED, REQUEST_STATUS
 from tests.unit.fakes import FakeLedger, RecordingPublisher
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -168,3 +168,27 @@ async def test_a_timer_over_ids_asks_which_are_due_then_works_on_each_in_its_own
         True,
         True,
     ]
+
+
+def test_consumers_of_a_requests_hops_fetch_with_a_short_wait_and_the_others_with_the_long_one(
+    runtime: ServiceRuntime,
+) -> None:
+    # The local broker holds a fetch for much of its wait even when records arrive: on a
+    # request's way from one service to the next that wait is added at every hop.
+    async def on_records(message: KafkaMessage) -> None:
+        del message
+
+    runtime.subscriber(REQUEST_CAPTURED)(on_records)
+    runtime.subscriber(REQUEST_STATUS)(on_records)
+    runtime.subscriber(REQUEST_CAPTURED, REQUEST_STATUS, name="view")(on_records)
+    subscribers: list[Any] = list(runtime.broker.subscribers)
+    waits = {
+        subscriber.group_id: subscriber._connection_args["fetch_max_wait_ms"] for subscriber in subscribers
+    }
+    settings = runtime.settings
+    assert settings.request_fetch_max_wait_ms < settings.fetch_max_wait_ms
+    assert waits == {
+        f"{settings.consumer_group}.{REQUEST_CAPTURED}": settings.request_fetch_max_wait_ms,
+        f"{settings.consumer_group}.{REQUEST_STATUS}": settings.fetch_max_wait_ms,
+        f"{settings.consumer_group}.view": settings.fetch_max_wait_ms,
+    }
