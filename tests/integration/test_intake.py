@@ -352,14 +352,19 @@ async def test_a_closing_older_than_the_reopening_delivered_late_leaves_the_requ
 
 
 class RequestReads(monitoring.CommandListener):
-    """How many ``find`` commands read intake's ``requests`` collection."""
+    """How many ``find`` commands read intake's ``requests`` collection, and the most requests one
+    of them asked for by id."""
 
     def __init__(self) -> None:
         self.finds = 0
+        self.most_asked = 0
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.command_name == "find" and event.command.get("find") == "requests":
             self.finds += 1
+            wanted = (event.command.get("filter") or {}).get("_id")
+            asked = len(wanted["$in"]) if isinstance(wanted, dict) and "$in" in wanted else 1
+            self.most_asked = max(self.most_asked, asked)
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -385,5 +390,7 @@ async def test_a_batch_of_new_cases_reads_their_requests_once_not_once_per_case(
     async with running_service(build_app, settings, servers):
         wanted = {crm_request_id(str(case["case_id"])) for case in cases}
         await wait_for_records(servers, [REQUEST_CAPTURED], lambda r: r.key in wanted, count=len(cases))
-    # One $in per batch (a few batches), not one read per case (40).
-    assert reads.finds <= 10, reads.finds
+    # One $in per batch, not one read per case: the cases waiting together were read together
+    # (how many batches they come in depends on the machine's load: 2 to 18 seen).
+    assert reads.most_asked >= 5, (reads.finds, reads.most_asked)
+    assert reads.finds < len(cases), (reads.finds, reads.most_asked)
