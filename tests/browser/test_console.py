@@ -320,6 +320,20 @@ async def open_request(page: Any, workspace: RunningWorkspace, request_id: str) 
     raise AssertionError(f"{request_id} did not reach the workspace's view")
 
 
+async def service_request_open(
+    servers: Servers, workspace: RunningWorkspace, browser: Any, resolution: Owners
+) -> tuple[str, Any]:
+    """A service request routed a minute ago (resolution has no strategy for it: a person acts),
+    known to resolution, open in ada.agent's browser."""
+    request_id = unique("REQ")
+    at = datetime.now(UTC) - timedelta(minutes=1)
+    await publish(servers, *routed_request(request_id, request_type="service_request", at=at))
+    await resolution.resolution_knows(request_id)
+    page = await signed_in(browser, workspace, "ada.agent")
+    await open_request(page, workspace, request_id)
+    return request_id, page
+
+
 async def test_a_request_is_taken_from_routed_to_closed_entirely_in_the_console(
     servers: Servers,
     workspace: RunningWorkspace,
@@ -329,12 +343,7 @@ async def test_a_request_is_taken_from_routed_to_closed_entirely_in_the_console(
     *,
     audit: AuditSettings,
 ) -> None:
-    request_id = unique("REQ")
-    at = datetime.now(UTC) - timedelta(minutes=1)
-    await publish(servers, *routed_request(request_id, request_type="service_request", at=at))
-    await resolution.resolution_knows(request_id)
-    page = await signed_in(browser, workspace, "ada.agent")
-    await open_request(page, workspace, request_id)
+    request_id, page = await service_request_open(servers, workspace, browser, resolution)
     await page.get_by_role("button", name="Pick up").click()
     # The "Close" summary that opens the form (the form's own button says "Close" too).
     await page.locator("summary").filter(has_text="Close").click()
@@ -375,12 +384,7 @@ async def test_an_action_its_owner_refuses_shows_why_on_the_page(
     servers: Servers, workspace: RunningWorkspace, browser: Any, screenshots: Path, resolution: Owners
 ) -> None:
     """A retry of a posting that never failed: resolution refuses it, and the page says so live."""
-    request_id = unique("REQ")
-    at = datetime.now(UTC) - timedelta(minutes=1)
-    await publish(servers, *routed_request(request_id, request_type="service_request", at=at))
-    await resolution.resolution_knows(request_id)
-    page = await signed_in(browser, workspace, "ada.agent")
-    await open_request(page, workspace, request_id)
+    _, page = await service_request_open(servers, workspace, browser, resolution)
     await listening(page)
     await page.locator("summary").filter(has_text="Retry a failed posting").click()
     await page.locator("#rt-reason").fill("the ERP is back")

@@ -50,6 +50,18 @@ def crm_case(case_id: str, **fields: object) -> dict[str, object]:
     }
 
 
+def email_of_jane(message_id: str, subject: str = "Overcharged on INV-2026-000123") -> dict[str, object]:
+    """A first email of a thread from a known contact (its replies are built from it)."""
+    return {
+        "message_id": message_id,
+        "from": "Jane Doe <jane@acme.example>",
+        "to": ["ar@billing.example"],
+        "subject": subject,
+        "body_text": "We were overcharged.",
+        "received_at": "2026-11-22T10:00:00Z",
+    }
+
+
 async def test_a_case_delivered_twice_becomes_one_request(servers: Servers) -> None:
     settings = isolated_settings(IntakeSettings)
     case_id = unique("CASE")
@@ -158,14 +170,7 @@ async def test_a_reply_to_a_request_email_is_added_to_that_request_not_opened_an
     settings = isolated_settings(IntakeSettings)
     first_id = f"<{unique('first').lower()}@acme.example>"
     reply_id = f"<{unique('reply').lower()}@acme.example>"
-    email = {
-        "message_id": first_id,
-        "from": "Jane Doe <jane@acme.example>",
-        "to": ["ar@billing.example"],
-        "subject": "Overcharged on INV-2026-000123",
-        "body_text": "We were overcharged.",
-        "received_at": "2026-11-22T10:00:00Z",
-    }
+    email = email_of_jane(first_id)
     reply = {
         **email,
         "message_id": reply_id,
@@ -250,14 +255,7 @@ async def test_a_reply_carries_what_it_says_and_a_late_one_opens_a_linked_reques
     the reopening window, a reply to a closed request opens a new request linked to it."""
     settings = isolated_settings(IntakeSettings).model_copy(update={"reopen_window_days": 0})
     first_id = f"<{unique('first').lower()}@acme.example>"
-    email = {
-        "message_id": first_id,
-        "from": "Jane Doe <jane@acme.example>",
-        "to": ["ar@billing.example"],
-        "subject": "Overcharged on invoice 42",
-        "body_text": "We were overcharged.",
-        "received_at": "2026-11-22T10:00:00Z",
-    }
+    email = email_of_jane(first_id, subject="Overcharged on invoice 42")
 
     def reply(message_id: str, body: str) -> dict[str, object]:
         subject = "RE: Overcharged on invoice 42"
@@ -314,14 +312,7 @@ async def test_a_closing_older_than_the_reopening_delivered_late_leaves_the_requ
     settings = isolated_settings(IntakeSettings)
     first_id = f"<{unique('first').lower()}@acme.example>"
     reply_id = f"<{unique('reply').lower()}@acme.example>"
-    email = {
-        "message_id": first_id,
-        "from": "Jane Doe <jane@acme.example>",
-        "to": ["ar@billing.example"],
-        "subject": "Overcharged on INV-2026-000123",
-        "body_text": "We were overcharged.",
-        "received_at": "2026-11-22T10:00:00Z",
-    }
+    email = email_of_jane(first_id)
     reply = {**email, "message_id": reply_id, "subject": "RE: Overcharged", "in_reply_to": first_id}
     request_id = email_request_id(first_id)
 
