@@ -123,17 +123,19 @@ class WorkspaceStore:
         cursor = self._emails.find({"_id": {"$in": sorted(set(message_ids))}})
         return {str(found["_id"]): found async for found in cursor}
 
-    async def changed_requests(self) -> AsyncIterator[str]:
-        """The id of every request document written from now on (a change stream), for live pages."""
+    async def changed_requests(self) -> AsyncIterator[str | None]:
+        """None once following, then the id of every request document written (a change stream)."""
         async with await self._requests.watch([{"$project": {"documentKey": 1}}]) as stream:
+            yield None
             async for change in stream:
                 key = change.get("documentKey") or {}
                 if "_id" in key:
                     yield str(key["_id"])
 
-    async def refused_requests(self) -> AsyncIterator[str]:
-        """The request of every refused action stored from now on (a change stream), for live pages."""
+    async def refused_requests(self) -> AsyncIterator[str | None]:
+        """None once following, then the request of every refused action stored (a change stream)."""
         async with await self._refusals.watch([{"$project": {"fullDocument.request_id": 1}}]) as stream:
+            yield None
             async for change in stream:
                 request_id = (change.get("fullDocument") or {}).get("request_id")
                 if isinstance(request_id, str):

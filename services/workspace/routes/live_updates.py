@@ -18,6 +18,8 @@ from services.workspace.routes.context import PagePerson, Web
 
 router = APIRouter(include_in_schema=False)
 
+STREAM_OPEN_SECONDS = 10.0
+"""How long a page waits for the change stream to open before it is told it is live anyway."""
 LIVE_INTERVAL_SECONDS = 0.3
 """At most one event per page this often: a busy queue does not reload its rows non-stop."""
 
@@ -30,6 +32,11 @@ async def events(
     requests the person sees (an empty list: too many changed to say which)."""
     visible = person.visible_queues(web.all_queues)
     with web.live.listen() as listener:
+        # ``ready`` makes the page fetch its part afresh: once the change stream is open, nothing
+        # written after that fetch goes untold. (If it will not open, the page is live anyway once
+        # it does: a stream that opens late tells every page that anything may have changed.)
+        await web.live.opened(timeout=STREAM_OPEN_SECONDS)
+        listener.page_told_live = True
         yield ServerSentEvent(event="ready", data="listening")
         while True:
             changes = await listener.next()
