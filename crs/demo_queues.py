@@ -42,7 +42,8 @@ QUEUES: Final = (
 
 _JSON: Final = {"mode": "json", "by_alias": True, "exclude_unset": True}
 _CREDIT_LIMIT_RAISE: Final = Decimal("5000.00")
-"""Small enough that one team lead's approval is enough (approval_policy.toml)."""
+"""Small enough that one team lead's approval is enough (approval_policy.toml: a change up to
+10,000.00 USD once converted; 5,000 of the demo's USD, EUR or GBP are below it)."""
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,8 @@ def _overcharge(dataset: DemoDataset, invoice: dict[str, Any]) -> Decimal:
 
 def _dispute_above_automatic_credit(picker: _Picker, number: int) -> DemoRequest | None:
     """The overpriced open invoice with the largest overcharge: its credit memo needs a team
-    lead's approval when above the policy's automatic tier (1,000: the default dataset's is)."""
+    lead's approval when above the policy's automatic tier (1,000.00 USD once converted: the
+    default dataset's is)."""
     dataset = picker.dataset
     fitting = {customer["customer_id"]: customer for customer in picker.customers()}
     invoices = [

@@ -258,7 +258,7 @@ def _write_off(
         invoice_id=invoice.invoice_id,
         original_amount=open_amount,
         corrected_amount=left,
-        within_tolerance=tolerance.covers(amount.amount, invoice.total.amount),
+        within_tolerance=tolerance.covers(amount, invoice.total),
         explanation=_explanation(
             decision, f"{amount} on invoice {invoice.invoice_id} (open amount from {open_amount} to {left})"
         ),

@@ -259,7 +259,9 @@ class RequestResolution:
         )
         if self.routed is None:
             raise TransitionRefused("no_routed_event", f"request {self.request_id} was stored without it")
-        proposal = strategies.propose(self.routed, facts, write_off_tolerance=terms.policy.write_off)
+        proposal = strategies.propose(
+            self.routed, facts, write_off_tolerance=terms.policy.write_off_tolerance
+        )
         if (
             isinstance(proposal, strategies.ForPerson)
             and proposal.awaiting is not None
@@ -477,7 +479,7 @@ class RequestResolution:
             customer_id=self.about.customer_id,
             request_invoice_ids=self.routed.details.invoice_ids,
             facts=facts,
-            tolerance=terms.policy.write_off,
+            tolerance=terms.policy.write_off_tolerance,
         )
         if decision.actor not in self.decided_by:
             self.decided_by = (*self.decided_by, decision.actor)
@@ -791,11 +793,12 @@ class RequestResolution:
         assert self.routed is not None  # checked by consider
         postings = proposal.postings if isinstance(proposal, strategies.Postings) else (proposal,)
         total = sum((posting.amount.amount for posting in postings), Decimal(0))
-        required = (
-            ()
+        requirement = (
+            None
             if all(posting.within_tolerance for posting in postings)
-            else terms.policy.required_roles(postings[0].kind, total)
+            else terms.policy.requirement_for_sum(postings[0].kind, [posting.amount for posting in postings])
         )
+        required = requirement.roles if requirement is not None else ()
         resolutions = tuple(
             domain.build_resolution(self.routed, posting, approvals=(), now=now) for posting in postings
         )
@@ -803,7 +806,7 @@ class RequestResolution:
             resolutions, proposal.explanation, tuple(required), terms.policy.version
         )
         self.approvals, self.refusals = (), ()
-        if not required:
+        if requirement is None or not requirement.roles:
             return self._issue(resolutions, now, terms)
         self.state = ResolutionState.AWAITING_APPROVAL
         what = (
@@ -813,7 +816,8 @@ class RequestResolution:
         )
         message = (
             f"{proposal.explanation} Before {what} posted, approval is needed by "
-            f"{approvals.describe_roles(required)} (policy {terms.policy.version})."
+            f"{approvals.describe_roles(required)} (policy {terms.policy.version}), "
+            f"because {requirement.basis}."
         )
         requested = ApprovalRequested(
             event_id=event_id_for(self.request_id, "ApprovalRequested", *self._pending_ids()),

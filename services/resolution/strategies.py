@@ -109,10 +109,6 @@ def _figure(amount: Decimal, currency: str | None) -> str:
     return format_amount(amount, currency) if currency else f"{amount:,.2f}"
 
 
-def _percent(share: Decimal) -> str:
-    return f"{share * 100:,.2f}%"
-
-
 def _quantity(amount: Decimal) -> str:
     return format(amount.normalize(), "f")
 
@@ -615,9 +611,7 @@ def write_off(event: RequestRouted, facts: Facts, tolerance: WriteOffTolerance) 
             f"A write-off of {asked} is more than the {open_amount} open on invoice {invoice.invoice_id}.",
         )
     amount = _money(asked.amount, asked.currency)
-    share_limit = round_to_minor_units(tolerance.tolerance_share * invoice.total.amount, invoice.currency)
-    within = tolerance.covers(amount.amount, invoice.total.amount)
-    limit = min(tolerance.tolerance_amount, share_limit)
+    tolerated = tolerance.check(amount, invoice.total)
     remaining = open_amount - amount
     return Posting(
         kind=ResolutionKind.WRITE_OFF,
@@ -627,14 +621,10 @@ def write_off(event: RequestRouted, facts: Facts, tolerance: WriteOffTolerance) 
         invoice_id=invoice.invoice_id,
         original_amount=open_amount,
         corrected_amount=remaining,
-        within_tolerance=within,
+        within_tolerance=tolerated.within,
         explanation=(
             f"Write-off of {amount} on invoice {invoice.invoice_id} (open amount from {open_amount} to "
-            f"{remaining}); the automatic tolerance is the lower of "
-            f"{_figure(tolerance.tolerance_amount, invoice.currency)} and "
-            f"{_percent(tolerance.tolerance_share)} "
-            f"of the invoice total {invoice.total}, here "
-            f"{_figure(limit, invoice.currency)}: {'within it' if within else 'above it'}."
+            f"{remaining}); {tolerated.explanation}."
         ),
     )
 

@@ -103,7 +103,7 @@ def test_a_yen_credit_memo_is_posted_in_whole_yen() -> None:
         }
     )
     facts = Facts(customer=customer, invoices={"JP26-1": invoice}, contracts={"CTR-1": contract}, payments={})
-    posting = propose(routed, facts, write_off_tolerance=load_policy().write_off)
+    posting = propose(routed, facts, write_off_tolerance=load_policy().write_off_tolerance)
     assert isinstance(posting, Posting)
     assert posting.amount.model_dump(mode="json") == {"amount": "100000", "currency": "JPY"}
     assert posting.corrected_amount is not None

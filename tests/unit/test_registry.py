@@ -207,7 +207,7 @@ other type must have one (``propose`` in services/resolution/strategies.py)."""
 
 def test_every_request_type_has_a_strategy_or_is_given_to_a_person() -> None:
     nothing_known = Facts(customer=None, invoices={}, contracts={}, payments={})
-    tolerance = load_policy().write_off
+    tolerance = load_policy().write_off_tolerance
     for request_type in RequestType:
         proposal = propose(_routed(request_type), nothing_known, write_off_tolerance=tolerance)
         if request_type in FOR_A_PERSON:

@@ -44,7 +44,7 @@ from shared.money import Money
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 POLICY = load_policy()
-TOLERANCE = POLICY.write_off
+TOLERANCE = POLICY.write_off_tolerance
 
 
 def usd(amount: str) -> dict[str, str]:
@@ -256,7 +256,8 @@ def test_a_yen_write_off_states_its_tolerance_in_whole_yen() -> None:
     assert isinstance(proposal, Posting), proposal
     assert proposal.amount == Money(amount=Decimal("20"), currency="JPY")
     assert (
-        "the lower of 50 and 2.00% of the invoice total 1,300 JPY, here 26: within it" in proposal.explanation
+        "the automatic tolerance is at most 50.00 USD and at most 2.00% of the invoice total 1,300 JPY, "
+        "here 26 JPY; 20 JPY (0.134 USD at 0.0067) against 50.00 USD: within it" in proposal.explanation
     )
 
 
@@ -661,7 +662,7 @@ def test_a_credit_limit_change_proposes_an_update_from_the_master_data_limit() -
     assert proposal.original_amount.amount == Decimal("50000.00")
     assert proposal.corrected_amount is not None
     assert proposal.corrected_amount.amount == Decimal("80000.00")
-    assert POLICY.required_roles(proposal.kind, proposal.amount.amount) == ("team_lead", "finance_manager")
+    assert POLICY.required_roles(proposal.kind, proposal.amount) == ("team_lead", "finance_manager")
 
 
 @pytest.mark.parametrize(
@@ -807,7 +808,7 @@ def test_other_types_stay_with_their_queue(request_type: RequestType | None) -> 
 def test_the_policy_maps_kind_and_amount_to_the_approvals_required(
     kind: ResolutionKind, amount: str, roles: tuple[str, ...]
 ) -> None:
-    assert POLICY.required_roles(kind, Decimal(amount)) == roles
+    assert POLICY.required_roles(kind, Money(amount=Decimal(amount), currency="USD")) == roles
 
 
 @pytest.mark.parametrize(
