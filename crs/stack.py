@@ -978,17 +978,31 @@ async def stack_down(config: StackConfig, *, timeout: float = 20) -> list[str]:
     Each part gets SIGTERM (to its process group) and ``timeout`` seconds to exit before
     SIGKILL; a group is waited for before the next one is stopped (SecantusDB needs ~3.5 s and
     keeps its data directory locked until it has exited). Pid files are removed, stale ones
-    included. Pids are checked to still be our programs before any signal is sent.
+    included. Pids are checked to still be our programs before any signal is sent. Replicas
+    started beside the services (:func:`start_replica`) stop with them: one left running would
+    join the next stack's consumer groups.
     """
     if not (config.home / "run").is_dir():
         return []
     stopped: list[str] = []
     # The lock wait is bounded by the same timeout: an `up` in progress finishes first.
     async with _stack_lock(config, timeout):
-        for group in (SERVICES, _database_parts_to_stop(config), ("kafka",)):
+        services = (*SERVICES, *_replica_parts(config))
+        for group in (services, _database_parts_to_stop(config), ("kafka",)):
             results = await asyncio.gather(*(_stop_part(config, part, timeout) for part in group))
             stopped.extend(part for part, was_running in zip(group, results, strict=True) if was_running)
     return stopped
+
+
+def _replica_parts(config: StackConfig) -> tuple[str, ...]:
+    """The replicas of services that have a pid file (``<service>@<name>``)."""
+    return tuple(
+        sorted(
+            path.stem
+            for path in (config.home / "run").glob(f"*{REPLICA_SEPARATOR}*.pid")
+            if path.stem.partition(REPLICA_SEPARATOR)[0] in SERVICES
+        )
+    )
 
 
 async def stack_status(config: StackConfig) -> list[PartStatus]:

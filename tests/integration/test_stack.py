@@ -161,6 +161,29 @@ def test_a_recycled_pid_is_never_signalled_and_its_stale_pid_file_is_dropped(
         stranger.wait()
 
 
+@pytest.mark.timeout(60)
+def test_down_stops_the_replicas_started_beside_the_services(config: StackConfig) -> None:
+    """A replica left running joins the next stack's consumer groups (found after a benchmark
+    whose replicas outlived ``crs stack down`` and took half of every partition of the next run)."""
+    # A process that runs as a replica of resolution does (``-m services.resolution``), idle.
+    replica = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "-m", "services.resolution"]
+    )
+    try:
+        config.pid_path("resolution@2").parent.mkdir(parents=True)
+        config.pid_path("resolution@2").write_text(f"{replica.pid}\n")
+
+        stopped = asyncio.run(stack_down(config, timeout=10))
+
+        assert stopped == ["resolution@2"]
+        assert replica.wait(timeout=10) is not None
+        assert not config.pid_path("resolution@2").exists()
+    finally:
+        if replica.poll() is None:
+            replica.send_signal(signal.SIGKILL)
+            replica.wait()
+
+
 @pytest.mark.asyncio
 @pytest.mark.timeout(120)
 async def test_services_get_their_own_database_servers_which_status_lists_and_down_stops(
