@@ -382,6 +382,16 @@ of reads per message) and may stage its writes until the commit
 (:class:`shared.mongo.BatchDocuments`). Only a hint: an apply must read correctly without it."""
 
 
+@dataclass(frozen=True)
+class _Handing:
+    """Events handed to the producer in order: their acknowledgements still to await."""
+
+    messages: list[OutgoingMessage]
+    handed: list[tuple[OutgoingMessage, Awaitable[object]]]
+    failure: BaseException | None  # the first that could not be handed over (the rest were not)
+    claimed: set[str]  # claims taken for them (besides the caller's own)
+
+
 @dataclass
 class ReliableConsumer:
     """The idempotent, dead-lettering, outbox-publishing consumer of one service."""
@@ -409,6 +419,11 @@ class ReliableConsumer:
     # their key, however young).
     _claimed: set[str] = field(default_factory=set, init=False, repr=False)
     _failed_here: set[str] = field(default_factory=set, init=False, repr=False)
+    # A batch's events handed to the producer whose acknowledgements (and mark) are still awaited
+    # while the consumer goes on with its next batch; each task gives back what did not get out,
+    # which waits (unsettled) to be sent again before anything newer.
+    _settling: set[asyncio.Task[list[OutgoingMessage]]] = field(default_factory=set, init=False, repr=False)
+    _unsettled: dict[str, OutgoingMessage] = field(default_factory=dict, init=False, repr=False)
 
     async def consume_batch(
         self,
@@ -600,8 +615,10 @@ class ReliableConsumer:
             await self._apply_one_with_retries(accepted[0], apply, committed, repeated, on_invalid, prefetch)
         # Publishing happens after the commit and outside the retries: if the broker is gone, the
         # error reaches the subscriber, the offset is not committed and the batch comes back,
-        # finding its keys recorded and its events still in the outbox.
-        await self._publish_committed(committed)
+        # finding its keys recorded and its events still in the outbox. The wait for the broker's
+        # acknowledgements goes on beside the next batch: one that fails makes the next batch send
+        # those events again first, and reaches its subscriber if that fails too.
+        await self._publish_committed(committed, settle_later=True)
         if repeated:
             log.info("message.already_processed", keys=repeated)
             await self.flush_outbox(source_keys=repeated)
@@ -723,7 +740,9 @@ class ReliableConsumer:
             )
         return None
 
-    async def _publish_committed(self, messages: Sequence[OutgoingMessage], *, fresh: bool = True) -> None:
+    async def _publish_committed(
+        self, messages: Sequence[OutgoingMessage], *, fresh: bool = True, settle_later: bool = False
+    ) -> None:
         """Publish what a transaction committed, behind what the outbox left behind for its keys.
 
         A request's events must leave in the order they were committed (the contract: statuses
@@ -737,20 +756,66 @@ class ReliableConsumer:
         ``fresh``: ``messages`` were committed by this process just now and never handed to the
         producer; otherwise (entries read back for a redelivered message) they may have gone out
         before a crash, and are checked first (see :meth:`_publish_in_order`).
+
+        ``settle_later`` (a consumed batch's events): once the producer has them, in order, the
+        wait for the broker's acknowledgements and the mark go on while the consumer takes its next
+        batch. Whatever comes next is published only after they are settled (see
+        :meth:`settle_published`), so events still leave in commit order, and what failed goes out
+        first.
         """
+        await self.settle_published()
         if not messages:
             return
         ours = {message.message_id for message in messages}
         owned = {message_id for message_id in ours if message_id not in self._claimed} if fresh else set()
         self._claimed.update(owned)  # from the commit on: no other path of this process sends them
+        claims = set(owned)
         try:
             keys = sorted({message.key for message in messages})
             pending = await self.ledger.unpublished(keys=keys, limit=None)
-            await self._publish_in_order(
+            handing = await self._hand_over_in_order(
                 [entry for entry in pending if self._ours_to_send(entry, ours)], fresh=owned, owned=owned
             )
+        except BaseException:
+            self._claimed.difference_update(claims)
+            raise
+        claims |= handing.claimed
+        if settle_later and handing.failure is None:
+            task = asyncio.create_task(self._settle_in_background(handing, claims))
+            self._settling.add(task)
+            return
+        try:
+            await self._settle(handing.messages, handing.handed, handing.failure)
         finally:
-            self._claimed.difference_update(owned)
+            self._claimed.difference_update(claims)
+
+    async def settle_published(self) -> None:
+        """Wait until the events handed to the producer earlier are acknowledged and marked; send
+        again at once what failed (before anything newer, as a redelivered batch would), raising
+        if that fails too (then the next call tries them again)."""
+        while self._settling:  # two subscribers of one service may wait on the same batch
+            tasks = list(self._settling)
+            results = await asyncio.gather(*tasks)
+            self._settling.difference_update(tasks)
+            self._unsettled.update((message.message_id, message) for left in results for message in left)
+        if self._unsettled:
+            unsettled, self._unsettled = self._unsettled, {}
+            try:
+                await self._publish_committed(list(unsettled.values()), fresh=False)
+            except BaseException:
+                self._unsettled = unsettled | self._unsettled
+                raise
+
+    async def _settle_in_background(self, handing: _Handing, claims: set[str]) -> list[OutgoingMessage]:
+        """Settle a batch's events; what did not get out (its publish failed) is given back."""
+        try:
+            await self._settle(handing.messages, handing.handed, None)
+        except Exception as error:  # noqa: BLE001 - given back to settle_published, which sends it again
+            log.warning("outbox.publish_failed", entries=len(handing.messages), error=_describe(error))
+            return [message for message in handing.messages if message.message_id in self._failed_here]
+        finally:
+            self._claimed.difference_update(claims)
+        return []
 
     def _ours_to_send(self, entry: OutgoingMessage, ours: set[str]) -> bool:
         if entry.message_id in ours or entry.message_id in self._failed_here or entry.committed_at is None:
@@ -776,6 +841,18 @@ class ReliableConsumer:
         and logged. Any other failure reaches the caller once what was acknowledged is marked;
         what failed is remembered, so that it goes out before the next event of its key.
         """
+        handing = await self._hand_over_in_order(messages, fresh=fresh, owned=owned)
+        try:
+            await self._settle(handing.messages, handing.handed, handing.failure)
+        finally:
+            self._claimed.difference_update(handing.claimed)
+        return len(handing.claimed) + len(owned)
+
+    async def _hand_over_in_order(
+        self, messages: Sequence[OutgoingMessage], *, fresh: Set[str], owned: Set[str]
+    ) -> _Handing:
+        """Claim ``messages`` (but those another path of this process is publishing) and hand them
+        to the producer in order; the claims are the caller's to release once they are settled."""
         messages = [m for m in messages if m.message_id in owned or m.message_id not in self._claimed]
         claimed = {message.message_id for message in messages} - set(owned)
         self._claimed.update(claimed)
@@ -783,10 +860,10 @@ class ReliableConsumer:
             messages = await self._not_yet_on_the_broker(messages, fresh)
             handed: list[tuple[OutgoingMessage, Awaitable[object]]] = []
             failure = await self._hand_over(messages, handed)
-            await self._settle(messages, handed, failure)
-        finally:
+        except BaseException:
             self._claimed.difference_update(claimed)
-        return len(claimed) + len(owned)
+            raise
+        return _Handing(messages, handed, failure, claimed)
 
     async def _not_yet_on_the_broker(
         self, messages: Sequence[OutgoingMessage], fresh: Set[str]
@@ -871,6 +948,7 @@ class ReliableConsumer:
         Each event goes out behind any earlier unpublished event of its key. Returns how many
         entries were found to publish.
         """
+        await self.settle_published()
         pending = await self.ledger.unpublished(source_keys=source_keys, older_than=older_than)
         if source_keys is not None:
             await self._publish_committed(pending, fresh=False)

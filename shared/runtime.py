@@ -508,6 +508,11 @@ class ServiceRuntime:
 
     async def _on_shutdown(self) -> None:
         self.ready = False
+        # The last batch's events may still wait for the broker's acknowledgement: marked now,
+        # they are not sent again by the next start's sweeper (which would only find them there).
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(5.0):
+                await self.consumer.settle_published()
         for task in self._background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -81,6 +81,7 @@ async def test_a_batch_s_events_are_one_outbox_document_and_one_delete_once_publ
         idempotency_key=lambda order, _: f"order:{order.order_id}",
         apply=emit_two_events,
     )
+    await reliable.settle_published()  # the acknowledgements and the delete, beside the next batch
 
     assert len(publisher.sent) == 100
     # The insert of the batch's document, the read of what its keys left before it, the delete.

@@ -79,6 +79,7 @@ async def consume(consumer: ReliableConsumer, batch: list[Inbound], apply: EmitS
         idempotency_key=lambda one, _: f"order:{one.order_id}",
         apply=apply or EmitStatus(),
     )
+    await consumer.settle_published()  # an event counts as published once the broker acknowledged it
 
 
 def sample(metrics: ServiceMetrics, name: str, **labels: str) -> float:

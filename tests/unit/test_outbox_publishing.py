@@ -108,14 +108,67 @@ class SlowBroker(RecordingPublisher):
 
 
 async def test_an_event_still_in_flight_is_not_sent_again_by_the_next_event_of_its_request() -> None:
-    """The ERP may acknowledge a posting before it is marked: the ack's status must not resend it."""
+    """The ERP may acknowledge a posting before it is marked: the ack's status must not resend it.
+
+    The consumer goes on while a batch's events wait for the broker's acknowledgement; the next
+    batch's events are handed over only once they are settled, so they cannot overtake them."""
     ledger, broker = FakeLedger(), SlowBroker()
     reliable = ReliableConsumer("test", ledger, broker)
-    posting = asyncio.create_task(step(reliable, "REQ-1", 1))
-    await broker.wait_until_handed(1)  # handed to the producer, not acknowledged yet
+    await step(reliable, "REQ-1", 1)  # handed to the producer, not acknowledged yet: the batch is done
     closing = asyncio.create_task(step(reliable, "REQ-1", 2))
+    await asyncio.sleep(0.05)
+    assert len(broker.sent) == 1, "the next event waits until the one in flight is settled"
+    broker.acknowledge_all()
     await broker.wait_until_handed(2)
     broker.acknowledge_all()
-    await asyncio.gather(posting, closing)
+    await closing
+    await reliable.settle_published()
     assert [sent[3]["x-event-id"] for sent in broker.sent] == ["REQ-1-1", "REQ-1-2"]
     assert await reliable.flush_outbox() == 0
+
+
+@dataclass
+class LosingBroker(RecordingPublisher):
+    """Takes every record, then fails the acknowledgement of the next ``lose`` of them."""
+
+    lose: int = 0
+
+    async def __call__(
+        self, value: bytes, *, topic: str, key: str | None, headers: dict[str, str]
+    ) -> Awaitable[object]:
+        self.sent.append((topic, key, value, headers))
+        acknowledged: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        if self.lose:
+            self.lose -= 1
+            acknowledged.set_exception(ConnectionError("the leader went away"))
+        else:
+            acknowledged.set_result(None)
+        return acknowledged
+
+
+async def test_an_event_whose_acknowledgement_failed_goes_out_again_before_anything_newer() -> None:
+    """The batch that emitted it is done by then (its offset may be committed): the event is in the
+    outbox, and the next publish sends it first, before any newer event of any request."""
+    ledger, broker = FakeLedger(), LosingBroker(lose=1)
+    reliable = ReliableConsumer("test", ledger, broker)
+    await step(reliable, "REQ-1", 1)  # handed over; its acknowledgement fails in the background
+    await step(reliable, "REQ-2", 1)
+    await reliable.settle_published()
+    assert [sent[3]["x-event-id"] for sent in broker.sent] == ["REQ-1-1", "REQ-1-1", "REQ-2-1"]
+    assert await reliable.flush_outbox() == 0
+
+
+async def test_an_acknowledgement_that_fails_again_reaches_the_next_batch() -> None:
+    """The broker still gone: the next batch fails (the subscriber takes it again), nothing is lost,
+    and the first event still goes out before anything newer once the broker is back."""
+    ledger, broker = FakeLedger(), LosingBroker(lose=2)
+    reliable = ReliableConsumer("test", ledger, broker)
+    await step(reliable, "REQ-1", 1)
+    with pytest.raises(ConnectionError):
+        await step(reliable, "REQ-2", 1)  # committed; REQ-1-1 failed again before it
+    await step(reliable, "REQ-2", 1)  # the subscriber takes the batch again
+    await step(reliable, "REQ-3", 1)
+    await reliable.settle_published()
+    assert await reliable.flush_outbox() == 0
+    sent = [one[3]["x-event-id"] for one in broker.sent]
+    assert sent == ["REQ-1-1", "REQ-1-1", "REQ-1-1", "REQ-2-1", "REQ-3-1"]
