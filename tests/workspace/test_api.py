@@ -43,10 +43,17 @@ async def test_an_agent_picks_up_notes_and_releases_a_request_of_her_team(
     async with workspace.client(await workspace.token("ada.agent")) as ada:
 
         async def shown_whole() -> Any:
-            # The captured event (the amount) and the statuses travel on different topics: the
-            # row is whole once both are in the view.
+            # The captured event (the amount), the routed event (the SLA) and the statuses travel
+            # on different topics, read in any order: the row is whole once all are in the view.
             rows = (await ada.get("/api/queues")).json()
-            return next((row for row in rows if row["request_id"] == request_id and row["amount"]), None)
+            return next(
+                (
+                    row
+                    for row in rows
+                    if row["request_id"] == request_id and row["amount"] and row["sla_state"]
+                ),
+                None,
+            )
 
         row = await wait_until(shown_whole, timeout=30)
         assert (row["queue"], row["status"], row["assignee"], row["sla_state"]) == (
