@@ -784,10 +784,7 @@ class ReliableConsumer:
             task = asyncio.create_task(self._settle_in_background(handing, claims))
             self._settling.add(task)
             return
-        try:
-            await self._settle(handing.messages, handing.handed, handing.failure)
-        finally:
-            self._claimed.difference_update(claims)
+        await self._settle_and_release(handing, claims)
 
     async def settle_published(self) -> None:
         """Wait until the events handed to the producer earlier are acknowledged and marked; send
@@ -809,13 +806,18 @@ class ReliableConsumer:
     async def _settle_in_background(self, handing: _Handing, claims: set[str]) -> list[OutgoingMessage]:
         """Settle a batch's events; what did not get out (its publish failed) is given back."""
         try:
-            await self._settle(handing.messages, handing.handed, None)
+            await self._settle_and_release(handing, claims)
         except Exception as error:  # noqa: BLE001 - given back to settle_published, which sends it again
             log.warning("outbox.publish_failed", entries=len(handing.messages), error=_describe(error))
             return [message for message in handing.messages if message.message_id in self._failed_here]
+        return []
+
+    async def _settle_and_release(self, handing: _Handing, claims: Set[str]) -> None:
+        """Await the acknowledgements of what was handed over, mark it, then give up the claims."""
+        try:
+            await self._settle(handing.messages, handing.handed, handing.failure)
         finally:
             self._claimed.difference_update(claims)
-        return []
 
     def _ours_to_send(self, entry: OutgoingMessage, ours: set[str]) -> bool:
         if entry.message_id in ours or entry.message_id in self._failed_here or entry.committed_at is None:
@@ -842,10 +844,7 @@ class ReliableConsumer:
         what failed is remembered, so that it goes out before the next event of its key.
         """
         handing = await self._hand_over_in_order(messages, fresh=fresh, owned=owned)
-        try:
-            await self._settle(handing.messages, handing.handed, handing.failure)
-        finally:
-            self._claimed.difference_update(handing.claimed)
+        await self._settle_and_release(handing, handing.claimed)
         return len(handing.claimed) + len(owned)
 
     async def _hand_over_in_order(
