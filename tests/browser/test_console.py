@@ -380,6 +380,49 @@ async def test_a_request_is_taken_from_routed_to_closed_entirely_in_the_console(
     assert statuses == ["received", "validated", "routed", "closed"]
 
 
+async def test_a_page_opened_before_routing_gets_its_actions_once_routed_without_a_reload(
+    servers: Servers, workspace: RunningWorkspace, browser: Any, screenshots: Path
+) -> None:
+    """The workspace may know a request (captured, validated) before routing places it in a queue;
+    a page opened then has nothing to work, and shows the forms once the routed event arrives."""
+    request_id = unique("REQ")
+    captured_and_validated = routed_request(request_id, request_type="service_request")[:4]
+    routed = routed_request(request_id, request_type="service_request")[4:]
+    await publish(servers, *captured_and_validated)
+    page = await signed_in(browser, workspace, "ada.agent")
+    await open_request(page, workspace, request_id)
+    await listening(page)
+    assert await page.locator("#work-card h2").count() == 0, "nothing to work before routing"
+    assert await page.locator("#note-card h2").count() == 0
+    await publish(servers, *routed)
+    await page.locator("summary").filter(has_text="Retry a failed posting").wait_for(timeout=TIMEOUT_MS)
+    await page.get_by_role("heading", name="Add a note").wait_for(timeout=TIMEOUT_MS)
+    await shot(page, screenshots, "actions-once-routed")
+    await page.close()
+
+
+async def test_an_approver_on_the_page_gets_the_approval_card_once_it_is_asked_for(
+    servers: Servers, workspace: RunningWorkspace, browser: Any, screenshots: Path
+) -> None:
+    at = datetime.now(UTC)
+    request_id = unique("REQ")
+    await publish(
+        servers,
+        *routed_request(
+            request_id, request_type="credit_limit_change", amount=None, credit_limit="58000.00", at=at
+        ),
+    )
+    page = await signed_in(browser, workspace, "bob.smith")
+    await open_request(page, workspace, request_id)
+    await listening(page)
+    assert await page.locator("#approve-card h2").count() == 0, "no approval asked for yet"
+    await publish(servers, awaiting_approval(request_id, at + timedelta(seconds=3)))
+    await page.get_by_text("You can decide as team lead").wait_for(timeout=TIMEOUT_MS)
+    await page.get_by_role("button", name="Approve").wait_for(timeout=TIMEOUT_MS)
+    await shot(page, screenshots, "approval-card-arrived")
+    await page.close()
+
+
 async def test_an_action_its_owner_refuses_shows_why_on_the_page(
     servers: Servers, workspace: RunningWorkspace, browser: Any, screenshots: Path, resolution: Owners
 ) -> None:

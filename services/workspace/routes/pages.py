@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -71,18 +71,21 @@ async def request_context(web: WebContext, person: Person, request_id: str) -> d
     record = await reads.record_for(web, person, request_id)
     summary = record["summary"]
     allowed = {}
+    refused: dict[str, str] = {}  # why an action is not allowed (a card waits live for some reasons)
     for action in Action:
         try:
             check(person, action, summary)
             allowed[action.value] = True
-        except Refusal:
+        except Refusal as refusal:
             allowed[action.value] = False
+            refused[action.value] = refusal.reason
     eligibility = await web.workspace.eligibility(person, summary)
     return {
         **person_context(person),
         "record": record,
         "s": summary,
         "allowed": allowed,
+        "refused": refused,
         "eligibility": eligibility,
         "request_types": [kind.value for kind in RequestType],
         "all_queues": sorted(web.all_queues),
@@ -115,6 +118,15 @@ async def request_panels(request: Request, request_id: str, person: PagePerson, 
 async def request_who_has_it(request: Request, request_id: str, person: PagePerson, web: Web) -> HTMLResponse:
     """The "who has it" card, refreshed live: a pick-up or a closing shows without a reload."""
     return web.render(request, "_who_has_it.html", await request_context(web, person, request_id))
+
+
+@router.get("/requests/{request_id}/cards/{card}", response_class=HTMLResponse)
+async def request_action_card(
+    request: Request, request_id: str, card: Literal["note", "approve", "work"], person: PagePerson, web: Web
+) -> HTMLResponse:
+    """A card of actions that was not shown when the page opened (the request was not routed yet,
+    or not awaiting approval): the page asks again on every change until it can be shown."""
+    return web.render(request, f"_{card}_card.html", await request_context(web, person, request_id))
 
 
 @router.post("/requests/{request_id}/do/{action}", response_class=HTMLResponse)
