@@ -558,22 +558,29 @@ class BatchDocuments:
     ) -> dict[Any, list[Document]]:
         """The documents whose ``field`` (a single value or an array) holds each of ``values``.
 
-        For collections this transaction does not write (reference views): cached by value.
+        For collections this transaction does not write (reference views): cached by value, and
+        each document found is known by its ``_id`` too, so a later :meth:`fetch` of it costs no
+        query (a lookup by number that found the document named exactly, say).
         """
         wanted = list(dict.fromkeys(values))
         known = self._by_field.setdefault((collection.name, field), {})
         missing = [one for one in wanted if one not in known]
         found: dict[Any, list[Document]] = {one: [] for one in missing}
+        by_id: dict[Any, Document] = {}
         for start in range(0, len(missing), PREFETCH_CHUNK):
             chunk = missing[start : start + PREFETCH_CHUNK]
             query = {field: chunk[0]} if len(chunk) == 1 else {field: {"$in": chunk}}
             async for document in collection.find(query, session=self._session):
+                by_id[document["_id"]] = document
                 held = document.get(field)
                 for value in held if isinstance(held, list) else [held]:
                     if value in found:
                         found[value].append(document)
         if self._batched:
             known.update(found)
+            known_by_id = self._known.setdefault(collection.name, {})
+            for one, document in by_id.items():
+                known_by_id.setdefault(one, document)  # what this batch wrote stays what it reads
             return {one: known[one] for one in wanted}
         return found
 

@@ -193,10 +193,12 @@ class ValidationStore:
             for key in (*one.invoice_ids, *one.invoice_candidates, *one.loose_candidates)
         ]
         payment_keys = [key for one in details for key in (*one.payment_ids, *one.payment_candidates)]
-        invoices = await read.fetch(self._invoices, invoice_keys)
-        await read.fetch(self._payments, payment_keys)
+        # By number first: a document found so under the very number written is then known by
+        # its id, and the exact lookups below read only what the numbers did not find.
         by_number = await self.invoices.find_by_numbers(invoice_keys, session=tx.session)
         await self.payments.find_by_numbers(payment_keys, session=tx.session)
+        invoices = await read.fetch(self._invoices, invoice_keys)
+        await read.fetch(self._payments, payment_keys)
         named = [document for document in invoices.values() if document is not None]
         named += [document for documents in by_number.values() for document in documents]
         contract_keys = [one.contract_id for one in details if one.contract_id]

@@ -87,6 +87,35 @@ async def test_a_batch_reads_once_sees_its_own_staged_writes_and_writes_them_at_
         await client.close()
 
 
+async def test_documents_found_by_a_field_are_known_by_id_and_a_staged_write_still_wins(
+    servers: Servers, database: AsyncDatabase[Document]
+) -> None:
+    commands = Commands()
+    client: AsyncMongoClient[Document] = build_mongo_client(servers.mongodb_uri, listeners=[commands])
+    invoices = client[database.name].invoices
+    await invoices.insert_many(
+        [
+            {"_id": "INV-1", "number_keys": ["1"]},
+            {"_id": "INV-2", "number_keys": ["2"]},
+            {"_id": "INV-3", "number_keys": ["3"]},
+        ]
+    )
+    try:
+        async with client.start_session() as session, await session.start_transaction():
+            batch = open_batch_documents(session, lambda _: None)
+            written = {"_id": "INV-2", "number_keys": ["2"], "changed": True}
+            await batch.stage(invoices, ReplaceOne({"_id": "INV-2"}, written), one="INV-2", becomes=written)
+            await batch.fetch_by(invoices, "number_keys", ["1", "2"])
+            before = len(commands.sent)
+            found = await batch.fetch(invoices, ["INV-1", "INV-2"])
+            assert commands.sent[before:] == []  # both known: one by the field, one as staged
+            assert found == {"INV-1": {"_id": "INV-1", "number_keys": ["1"]}, "INV-2": written}
+            assert (await batch.fetch(invoices, ["INV-3", "INV-9"]))["INV-9"] is None
+            assert commands.sent[before:] == ["find"]  # what the field did not find is read
+    finally:
+        await client.close()
+
+
 async def test_staged_writes_of_a_batch_that_does_not_commit_leave_no_trace(
     database: AsyncDatabase[Document],
 ) -> None:
