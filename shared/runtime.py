@@ -278,7 +278,7 @@ class ServiceRuntime:
                 if set(topics) <= REQUEST_PATH
                 else self.settings.fetch_max_wait_ms
             ),
-            max_partition_fetch_bytes=4 * 1024 * 1024,
+            max_partition_fetch_bytes=self.settings.max_partition_fetch_bytes,
             # Nothing a record holds may fail the batch before the handler: see both functions.
             parser=tolerant_batch_parser,
             decoder=undecoded_batch,

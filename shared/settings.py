@@ -131,6 +131,15 @@ class ServiceSettings(BaseSettings):
         "on the local broker each hop waits on it, so it is short; an idle consumer of them polls "
         "the broker that much more often",
     )
+    max_partition_fetch_bytes: int = Field(
+        default=256 * 1024,
+        ge=16 * 1024,
+        le=64 * 1024 * 1024,
+        description="Most bytes a consumer fetches and keeps ahead per partition. A record larger "
+        "than this still comes whole (the broker returns a fetch's first record batch whatever its "
+        "size, on Apache Kafka since 0.10.1 and on the local broker), so this bounds only what "
+        "waits in memory: one buffer per partition of every subscriber, full during a backlog",
+    )
     max_attempts: int = Field(default=4, ge=1, description="Handler attempts before the DLQ")
     max_batch_size: int = Field(default=200, ge=1, description="Records handled in one transaction")
     retry_backoff_seconds: float = Field(default=0.2, gt=0)

@@ -166,6 +166,20 @@ async def test_a_huge_message_is_dead_lettered_not_stored(servers: Servers) -> N
     assert json.loads(dead[0].raw)["case_id"] == case_id
 
 
+async def test_a_record_larger_than_the_fetch_size_is_still_read_and_so_is_the_next(servers: Servers) -> None:
+    """The fetch size bounds only what waits in memory: a record above it comes whole."""
+    settings = isolated_settings(IntakeSettings, max_partition_fetch_bytes=16 * 1024)
+    long_case, next_case = unique("CASE"), unique("CASE")
+    long_description = "Line 2 is billed at 600.00; our contract says 500.00. " + "ä" * 60_000
+    async with running_service(build_app, settings, servers), producer(servers.bootstrap_servers) as client:
+        await publish_json(client, CRM_REQUESTS, long_case, crm_case(long_case, description=long_description))
+        await publish_json(client, CRM_REQUESTS, next_case, crm_case(next_case))
+        wanted = {crm_request_id(long_case), crm_request_id(next_case)}
+        await wait_for_records(servers, [REQUEST_CAPTURED], lambda r: r.key in wanted, count=2)
+    stored = mongo(servers)[settings.database].requests
+    assert await stored.count_documents({"_id": {"$in": sorted(wanted)}}) == 2
+
+
 async def test_a_reply_to_a_request_email_is_added_to_that_request_not_opened_anew(servers: Servers) -> None:
     settings = isolated_settings(IntakeSettings)
     first_id = f"<{unique('first').lower()}@acme.example>"
