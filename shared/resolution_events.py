@@ -50,7 +50,14 @@ class ApprovalRequested(InternalEvent):
 
     event_type: Literal["ApprovalRequested"] = "ApprovalRequested"
     kind: ResolutionKind
-    amount: Money = Field(description="The postings' total: what the policy's tiers are read against")
+    amount: Money | None = Field(
+        description="What the policy's tiers are read against: the postings' total when they share a "
+        "currency; in several currencies, their total converted into the policy's currency; null when "
+        "one of several currencies has no rate in the policy (the highest tier applies)"
+    )
+    amounts: tuple[Money, ...] = Field(
+        default=(), description="The postings' totals, one per currency, as posted"
+    )
     required_roles: tuple[str, ...] = Field(description="A role twice: two different people with it")
     policy_version: str
     explanation: str

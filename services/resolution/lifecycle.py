@@ -792,7 +792,7 @@ class RequestResolution:
         """
         assert self.routed is not None  # checked by consider
         postings = proposal.postings if isinstance(proposal, strategies.Postings) else (proposal,)
-        total = sum((posting.amount.amount for posting in postings), Decimal(0))
+        totals = _totals(postings)
         requirement = (
             None
             if all(posting.within_tolerance for posting in postings)
@@ -812,7 +812,7 @@ class RequestResolution:
         what = (
             "it is"
             if len(postings) == 1
-            else f"these {len(postings)} postings (together {_total(postings)}) are"
+            else f"these {len(postings)} postings (together {' + '.join(map(str, totals))}) are"
         )
         message = (
             f"{proposal.explanation} Before {what} posted, approval is needed by "
@@ -825,7 +825,8 @@ class RequestResolution:
             correlation_id=self._correlation_id,
             occurred_at=now,
             kind=postings[0].kind,
-            amount=Money(amount=total, currency=postings[0].amount.currency),
+            amount=terms.policy.measured_total(totals),
+            amounts=totals,
             required_roles=tuple(required),
             policy_version=terms.policy.version,
             explanation=message,
@@ -880,8 +881,11 @@ class RequestResolution:
         )
 
 
-def _total(postings: Sequence[strategies.Posting]) -> str:
-    currency = postings[0].amount.currency
-    return str(
-        Money(amount=sum((posting.amount.amount for posting in postings), Decimal(0)), currency=currency)
-    )
+def _totals(postings: Sequence[strategies.Posting]) -> tuple[Money, ...]:
+    """The postings' totals, one per currency (never one sum of amounts in different currencies),
+    in the order the currencies first come."""
+    sums: dict[str, Decimal] = {}
+    for posting in postings:
+        currency = posting.amount.currency
+        sums[currency] = sums.get(currency, Decimal(0)) + posting.amount.amount
+    return tuple(Money(amount=amount, currency=currency) for currency, amount in sums.items())

@@ -16,7 +16,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import ROUND_UP, Decimal, InvalidOperation, localcontext
 from pathlib import Path
 from typing import Annotated, Any, Self
 
@@ -190,6 +190,23 @@ class ApprovalPolicy(_Frozen):
             total = sum((one.converted for one in measured if one.converted is not None), Decimal(0))
         parts = " + ".join(one.describe() for one in measured)
         return self._tier_for(kind, total, f"{parts}, together {_policy_figure(total, self.currency)},")
+
+    def measured_total(self, totals: Sequence[Money]) -> Money | None:
+        """What :meth:`requirement_for_sum` reads the tiers against: totals of one currency as they
+        are, of several summed in the policy's currency (each converted exactly); None when one of
+        several has no rate."""
+        if len({total.currency for total in totals}) == 1:
+            return Money(
+                amount=sum((total.amount for total in totals), Decimal(0)), currency=totals[0].currency
+            )
+        converted = [self.convert(total).converted for total in totals]
+        if any(one is None for one in converted):
+            return None
+        with localcontext(prec=_CONVERSION_PRECISION):
+            total = sum((one for one in converted if one is not None), Decimal(0))
+        # Money keeps four decimals: rounded away from zero, a total above a tier's bound never
+        # reads as at or below it.
+        return Money(amount=total.quantize(Decimal("0.0001"), rounding=ROUND_UP), currency=self.currency)
 
     def _highest_tier(self, kind: ResolutionKind, unknown: Sequence[str]) -> ApprovalRequirement:
         """Without a rate nobody can tell an amount is small: it must not get fewer approvals."""

@@ -286,3 +286,40 @@ def test_a_credit_in_a_currency_without_a_rate_waits_for_the_highest_tier_and_sa
         "approval is needed by a team lead and a finance manager (policy approvals-2026.12), because "
         "there is no rate for ISK in policy approvals-2026.12: the highest tier applies."
     )
+
+
+def test_an_approval_over_postings_in_two_currencies_states_each_total_and_the_converted_sum() -> None:
+    # A dispute over two invoices: 2 x 300 KWD overcharged on one, 2 x 100 USD on the other.
+    dinars = invoice(
+        invoice_id="INV-K",
+        contract_id="CTR-K",
+        currency="KWD",
+        lines=[{"sku": "CLD", "quantity": "2", "unit_price": "800.000"}],
+        total=money("1600.000", "KWD"),
+        open_amount=money("1600.000", "KWD"),
+    )
+    dollars = invoice(
+        invoice_id="INV-U",
+        lines=[{"sku": "CLD", "quantity": "2", "unit_price": "600.00"}],
+        total=money("1200.00", "USD"),
+        open_amount=money("1200.00", "USD"),
+    )
+    contracts = (
+        contract(contract_id="CTR-K", currency="KWD", prices=[{"sku": "CLD", "unit_price": "500.000"}]),
+        contract(),
+    )
+    the_request = RequestResolution.from_routed(
+        routed(RequestType.BILLING_DISPUTE, invoice_ids=("INV-K", "INV-U")), now=NOW, terms=TERMS
+    )
+    effects = the_request.consider(facts((dinars, dollars), contracts), now=NOW, terms=TERMS)
+    (requested,) = [effect for effect in effects if isinstance(effect, ApprovalRequested)]
+    # Before: "1000 KWD", the two figures added as if they were one currency.
+    assert requested.amounts == (amount("600", "KWD"), amount("200", "USD"))
+    assert requested.amount == amount("2150.00", "USD")  # 600 x 3.25 + 200
+    assert "these 2 postings (together 600.000 KWD + 200.00 USD) are posted" in requested.explanation
+    assert requested.required_roles == ("team_lead",)
+
+
+def test_the_total_of_several_currencies_is_unknown_when_one_has_no_rate() -> None:
+    assert POLICY.measured_total([amount("1.00", "USD"), amount("1", "ISK")]) is None
+    assert POLICY.measured_total([amount("5", "ISK"), amount("7", "ISK")]) == amount("12", "ISK")
