@@ -24,7 +24,7 @@ from shared.topics import (
 )
 from tests.browser.support import listening
 from tests.support import Servers, mongo, publish, unique, wait_for_records, wait_until
-from tests.workspace.events import awaiting_approval, routed_request, status
+from tests.workspace.events import Record, awaiting_approval, routed_request, status
 from tests.workspace.support import PASSWORD, Owners, RunningWorkspace
 
 pytestmark = pytest.mark.integration
@@ -97,6 +97,13 @@ async def test_sign_in_see_a_routed_request_arrive_live_pick_it_up_and_add_a_not
     await page.close()
 
 
+def credit_limit_change_routed(request_id: str, at: datetime) -> list[Record]:
+    """A credit limit change to 58,000.00 USD, routed to credit control (approvals are a team lead's)."""
+    return routed_request(
+        request_id, request_type="credit_limit_change", amount=None, credit_limit="58000.00", at=at
+    )
+
+
 async def test_an_approver_approves_a_credit_limit_change_from_the_inbox(
     servers: Servers, workspace: RunningWorkspace, browser: Any, screenshots: Path
 ) -> None:
@@ -104,9 +111,7 @@ async def test_an_approver_approves_a_credit_limit_change_from_the_inbox(
     request_id = unique("REQ")
     await publish(
         servers,
-        *routed_request(
-            request_id, request_type="credit_limit_change", amount=None, credit_limit="58000.00", at=at
-        ),
+        *credit_limit_change_routed(request_id, at),
         awaiting_approval(request_id, at + timedelta(seconds=3)),
     )
     page = await signed_in(browser, workspace, "bob.smith")
@@ -408,9 +413,7 @@ async def test_an_approver_on_the_page_gets_the_approval_card_once_it_is_asked_f
     request_id = unique("REQ")
     await publish(
         servers,
-        *routed_request(
-            request_id, request_type="credit_limit_change", amount=None, credit_limit="58000.00", at=at
-        ),
+        *credit_limit_change_routed(request_id, at),
     )
     page = await signed_in(browser, workspace, "bob.smith")
     await open_request(page, workspace, request_id)

@@ -52,47 +52,55 @@ class Commands(monitoring.CommandListener):
         pass
 
 
-async def test_a_batch_reads_once_sees_its_own_staged_writes_and_writes_them_at_the_commit(
+@pytest.fixture
+async def counted(
     servers: Servers, database: AsyncDatabase[Document]
-) -> None:
+) -> AsyncIterator[tuple[AsyncDatabase[Document], Commands]]:
+    """The test's database through a client of its own, whose commands are counted."""
     commands = Commands()
     client: AsyncMongoClient[Document] = build_mongo_client(servers.mongodb_uri, listeners=[commands])
-    documents = client[database.name].documents
-    await documents.insert_many([{"_id": f"D{n}", "n": n} for n in range(5)])
     try:
-        async with client.start_session() as session, await session.start_transaction():
-            hooks: list[Any] = []
-            batch = open_batch_documents(session, hooks.append)
-            assert batch_documents(session) is batch
-            before = len(commands.sent)
-            found = await batch.fetch(documents, ["D0", "D1", "D2", "missing"])
-            assert [(document or {}).get("n") for document in found.values()] == [0, 1, 2, None]
-            await batch.fetch(documents, ["D1", "D2"])  # read already: no statement
-            assert commands.sent[before:] == ["find"]
-
-            replaced = {"_id": "D1", "n": 10}
-            await batch.stage(documents, ReplaceOne({"_id": "D1"}, replaced), one="D1", becomes=replaced)
-            assert (await batch.fetch_one(documents, "D1")) == replaced
-            assert await documents.find_one({"_id": "D1"}, session=session) == {"_id": "D1", "n": 1}
-
-            # A partial update: the next read of that id sends the staged writes and reads it again.
-            await batch.stage(documents, UpdateOne({"_id": "D2"}, {"$inc": {"n": 5}}), one="D2")
-            assert (await batch.fetch_one(documents, "D2")) == {"_id": "D2", "n": 7}
-
-            for hook in hooks:
-                await hook()
-        assert await documents.find_one({"_id": "D1"}) == {"_id": "D1", "n": 10}
-        assert await documents.find_one({"_id": "D2"}) == {"_id": "D2", "n": 7}
+        yield client[database.name], commands
     finally:
         await client.close()
 
 
-async def test_documents_found_by_a_field_are_known_by_id_and_a_staged_write_still_wins(
-    servers: Servers, database: AsyncDatabase[Document]
+async def test_a_batch_reads_once_sees_its_own_staged_writes_and_writes_them_at_the_commit(
+    counted: tuple[AsyncDatabase[Document], Commands],
 ) -> None:
-    commands = Commands()
-    client: AsyncMongoClient[Document] = build_mongo_client(servers.mongodb_uri, listeners=[commands])
-    invoices = client[database.name].invoices
+    database, commands = counted
+    documents = database.documents
+    await documents.insert_many([{"_id": f"D{n}", "n": n} for n in range(5)])
+    async with database.client.start_session() as session, await session.start_transaction():
+        hooks: list[Any] = []
+        batch = open_batch_documents(session, hooks.append)
+        assert batch_documents(session) is batch
+        before = len(commands.sent)
+        found = await batch.fetch(documents, ["D0", "D1", "D2", "missing"])
+        assert [(document or {}).get("n") for document in found.values()] == [0, 1, 2, None]
+        await batch.fetch(documents, ["D1", "D2"])  # read already: no statement
+        assert commands.sent[before:] == ["find"]
+
+        replaced = {"_id": "D1", "n": 10}
+        await batch.stage(documents, ReplaceOne({"_id": "D1"}, replaced), one="D1", becomes=replaced)
+        assert (await batch.fetch_one(documents, "D1")) == replaced
+        assert await documents.find_one({"_id": "D1"}, session=session) == {"_id": "D1", "n": 1}
+
+        # A partial update: the next read of that id sends the staged writes and reads it again.
+        await batch.stage(documents, UpdateOne({"_id": "D2"}, {"$inc": {"n": 5}}), one="D2")
+        assert (await batch.fetch_one(documents, "D2")) == {"_id": "D2", "n": 7}
+
+        for hook in hooks:
+            await hook()
+    assert await documents.find_one({"_id": "D1"}) == {"_id": "D1", "n": 10}
+    assert await documents.find_one({"_id": "D2"}) == {"_id": "D2", "n": 7}
+
+
+async def test_documents_found_by_a_field_are_known_by_id_and_a_staged_write_still_wins(
+    counted: tuple[AsyncDatabase[Document], Commands],
+) -> None:
+    database, commands = counted
+    invoices = database.invoices
     await invoices.insert_many(
         [
             {"_id": "INV-1", "number_keys": ["1"]},
@@ -100,20 +108,17 @@ async def test_documents_found_by_a_field_are_known_by_id_and_a_staged_write_sti
             {"_id": "INV-3", "number_keys": ["3"]},
         ]
     )
-    try:
-        async with client.start_session() as session, await session.start_transaction():
-            batch = open_batch_documents(session, lambda _: None)
-            written = {"_id": "INV-2", "number_keys": ["2"], "changed": True}
-            await batch.stage(invoices, ReplaceOne({"_id": "INV-2"}, written), one="INV-2", becomes=written)
-            await batch.fetch_by(invoices, "number_keys", ["1", "2"])
-            before = len(commands.sent)
-            found = await batch.fetch(invoices, ["INV-1", "INV-2"])
-            assert commands.sent[before:] == []  # both known: one by the field, one as staged
-            assert found == {"INV-1": {"_id": "INV-1", "number_keys": ["1"]}, "INV-2": written}
-            assert (await batch.fetch(invoices, ["INV-3", "INV-9"]))["INV-9"] is None
-            assert commands.sent[before:] == ["find"]  # what the field did not find is read
-    finally:
-        await client.close()
+    async with database.client.start_session() as session, await session.start_transaction():
+        batch = open_batch_documents(session, lambda _: None)
+        written = {"_id": "INV-2", "number_keys": ["2"], "changed": True}
+        await batch.stage(invoices, ReplaceOne({"_id": "INV-2"}, written), one="INV-2", becomes=written)
+        await batch.fetch_by(invoices, "number_keys", ["1", "2"])
+        before = len(commands.sent)
+        found = await batch.fetch(invoices, ["INV-1", "INV-2"])
+        assert commands.sent[before:] == []  # both known: one by the field, one as staged
+        assert found == {"INV-1": {"_id": "INV-1", "number_keys": ["1"]}, "INV-2": written}
+        assert (await batch.fetch(invoices, ["INV-3", "INV-9"]))["INV-9"] is None
+        assert commands.sent[before:] == ["find"]  # what the field did not find is read
 
 
 async def test_staged_writes_of_a_batch_that_does_not_commit_leave_no_trace(
@@ -177,28 +182,24 @@ async def test_the_hold_recheck_reads_a_bounded_slice_and_comes_round_to_every_h
 
 
 async def test_records_stored_without_numbers_get_them_at_start_read_by_the_index(
-    servers: Servers, database: AsyncDatabase[Document]
+    counted: tuple[AsyncDatabase[Document], Commands],
 ) -> None:
-    commands = Commands()
-    client: AsyncMongoClient[Document] = build_mongo_client(servers.mongodb_uri, listeners=[commands])
-    invoices = client[database.name].invoices
+    database, commands = counted
+    invoices = database.invoices
     await invoices.insert_many(
         [
             {"_id": "INV-2026-0042", "invoice_id": "INV-2026-0042"},  # stored by an earlier release
             {"_id": "INV-2026-0043", "invoice_id": "INV-2026-0043", "number_keys": ["keep"]},
         ]
     )
-    try:
-        await ReferenceView(client[database.name], "invoices").ensure_number_keys("invoice_id")
-        backfilled = await invoices.find_one({"_id": "INV-2026-0042"})
-        assert backfilled is not None
-        assert backfilled["number_keys"] == list(number_keys("INV-2026-0042"))
-        assert (await invoices.find_one({"_id": "INV-2026-0043"}) or {})["number_keys"] == ["keep"]
-        (looked_for,) = [found for name, found in commands.filters if name == "find"][:1]
-        explained = await invoices.find(looked_for).explain()
-        assert "COLLSCAN" not in str(explained["queryPlanner"]["winningPlan"])  # before: a scan
-    finally:
-        await client.close()
+    await ReferenceView(database, "invoices").ensure_number_keys("invoice_id")
+    backfilled = await invoices.find_one({"_id": "INV-2026-0042"})
+    assert backfilled is not None
+    assert backfilled["number_keys"] == list(number_keys("INV-2026-0042"))
+    assert (await invoices.find_one({"_id": "INV-2026-0043"}) or {})["number_keys"] == ["keep"]
+    (looked_for,) = [found for name, found in commands.filters if name == "find"][:1]
+    explained = await invoices.find(looked_for).explain()
+    assert "COLLSCAN" not in str(explained["queryPlanner"]["winningPlan"])  # before: a scan
 
 
 async def test_a_batch_and_its_session_are_let_go_once_its_transaction_is_over(
