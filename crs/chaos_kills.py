@@ -49,6 +49,7 @@ from crs.stack import (
     kill_part,
     replica_part,
     stack_down,
+    stack_on_free_ports,
     stack_up,
     start_part,
     start_replica,
@@ -194,11 +195,8 @@ class KillsReport:
 
 def chaos_stack(home: Path, *, session_timeout_ms: int) -> StackConfig:
     """A stack of the run's own: ``home`` for its state, free loopback ports."""
-    return StackConfig(
+    return stack_on_free_ports(
         home=home,
-        kafka_port=find_free_port(),
-        mongo_port=find_free_port(),
-        health_ports={name: find_free_port() for name in SERVICES},
         extra_env={f"CRS_{name.upper()}_SESSION_TIMEOUT_MS": str(session_timeout_ms) for name in SERVICES},
     )
 

@@ -1047,10 +1047,40 @@ def format_status(statuses: Sequence[PartStatus]) -> str:
 
 def find_free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that is free right now (bind port 0), e.g. for a throw-away test stack."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
+    (port,) = find_free_ports(1, host)
+    return port
+
+
+def find_free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct TCP ports that are free right now.
+
+    Every probe stays bound until all are chosen: ports asked for one after another may repeat,
+    since the kernel may hand a port that was just released to the next bind (a CI run drew the
+    same port for two services of one stack).
+    """
+    with contextlib.ExitStack() as probes:
+        ports: list[int] = []
+        for _ in range(count):
+            probe = probes.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            probe.bind((host, 0))
+            ports.append(probe.getsockname()[1])
+        return ports
+
+
+def stack_on_free_ports(home: Path, *, database_servers: int = 1, **options: Any) -> StackConfig:
+    """A stack at ``home`` on distinct free loopback ports (broker, every database server, every
+    service's health port), e.g. for a throw-away test stack; ``options`` are more StackConfig
+    fields (``database_groups`` must then name ``database_servers`` groups)."""
+    kafka_port, mongo_port, *rest = find_free_ports(2 + (database_servers - 1) + len(SERVICES))
+    database_ports, health = rest[: database_servers - 1], rest[database_servers - 1 :]
+    return StackConfig(
+        home=home,
+        kafka_port=kafka_port,
+        mongo_port=mongo_port,
+        database_ports=tuple(database_ports),
+        health_ports=dict(zip(SERVICES, health, strict=True)),
+        **options,
+    )
 
 
 # --------------------------------------------------------------------------------------------

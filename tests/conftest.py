@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from crs.stack import SERVICES, StackConfig, find_free_port, stack_down, stack_up
+from crs.stack import stack_down, stack_on_free_ports, stack_up
 from tests.support import Servers
 
 MONGO_IMAGE = "mongo:7"
@@ -116,12 +116,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
                 local_stack=None,
             )
         return
-    config = StackConfig(
-        home=Path(tmp_path_factory.mktemp("crs-stack")),
-        kafka_port=find_free_port(),
-        mongo_port=find_free_port(),
-        health_ports={name: find_free_port() for name in SERVICES},
-    )
+    config = stack_on_free_ports(home=Path(tmp_path_factory.mktemp("crs-stack")))
     asyncio.run(stack_up(config, include_services=False, timeout=90))
     try:
         yield Servers(

@@ -19,7 +19,7 @@ from crs.demo_queues import QUEUES, DemoRequest, publish_queue_demo, queue_demo_
 from crs.drain import drain
 from crs.io import producer, publish_many
 from crs.local_users import LocalUsers, prepare_local_users
-from crs.stack import SERVICES, StackConfig, find_free_port, stack_down, stack_up
+from crs.stack import SERVICES, StackConfig, stack_down, stack_on_free_ports, stack_up
 from shared.identity import crm_request_id, email_request_id
 from shared.topics import CRM_REQUESTS
 from tests.support import wait_until
@@ -31,12 +31,7 @@ CUSTOMERS = 60  # every kind of demo request has its data at this size (and it l
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[tuple[StackConfig, LocalUsers]]:
-    config = StackConfig(
-        home=tmp_path / "crs-home",
-        kafka_port=find_free_port(),
-        mongo_port=find_free_port(),
-        health_ports={name: find_free_port() for name in SERVICES},
-    )
+    config = stack_on_free_ports(home=tmp_path / "crs-home")
     users = prepare_local_users(config.home)  # made here, so the test knows the passwords
     try:
         await stack_up(config, timeout=180)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from crs.chaos_fuzz import INBOUND_TOPICS, FuzzTarget, run_fuzz
-from crs.stack import SERVICES, StackConfig, find_free_port, stack_down, stack_up
+from crs.stack import StackConfig, stack_down, stack_on_free_ports, stack_up
 
 pytestmark = pytest.mark.e2e
 
@@ -21,12 +21,7 @@ PER_TOPIC = 40
 
 @pytest.fixture
 async def local_stack(tmp_path: Path) -> AsyncIterator[StackConfig]:
-    config = StackConfig(
-        home=tmp_path / "crs-home",
-        kafka_port=find_free_port(),
-        mongo_port=find_free_port(),
-        health_ports={name: find_free_port() for name in SERVICES},
-    )
+    config = stack_on_free_ports(home=tmp_path / "crs-home")
     try:
         await stack_up(config, timeout=120)
         yield config

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from crs.io import producer, publish_json
-from crs.stack import PARTS, SERVICES, StackConfig, find_free_port, stack_down, stack_status, stack_up
+from crs.stack import (
+    PARTS,
+    StackConfig,
+    stack_down,
+    stack_on_free_ports,
+    stack_status,
+    stack_up,
+)
 from services.intake.domain import crm_request_id
 from shared.topics import CRM_REQUESTS, ERP_RESOLUTIONS, REQUEST_STATUS
 from tests.e2e.scenario import new_world
@@ -20,12 +27,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 async def local_stack(tmp_path: Path) -> AsyncIterator[StackConfig]:
-    config = StackConfig(
-        home=tmp_path / "crs-home",
-        kafka_port=find_free_port(),
-        mongo_port=find_free_port(),
-        health_ports={name: find_free_port() for name in SERVICES},
-    )
+    config = stack_on_free_ports(home=tmp_path / "crs-home")
     try:
         await stack_up(config, timeout=120)
         yield config

@@ -18,7 +18,13 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import ConnectionFailure
 
 from crs.audit import INTACT, verify_store
-from crs.stack import SERVICES, StackConfig, find_free_port, kill_part, start_part, stop_part
+from crs.stack import (
+    StackConfig,
+    kill_part,
+    stack_on_free_ports,
+    start_part,
+    stop_part,
+)
 from services.audit.reader import AuditReader
 from shared.delivery import Inbound, MessageOrigin
 from shared.topics import REQUEST_STATUS
@@ -41,12 +47,7 @@ def status_record(request_id: str, offset: int) -> Inbound:
 @pytest.fixture
 async def database_server(tmp_path: Path) -> AsyncIterator[StackConfig]:
     """A database server of the test's own, started as the local stack starts it (it gets killed)."""
-    config = StackConfig(
-        home=tmp_path / "stack",
-        kafka_port=find_free_port(),
-        mongo_port=find_free_port(),
-        health_ports={name: find_free_port() for name in SERVICES},
-    )
+    config = stack_on_free_ports(home=tmp_path / "stack")
     for directory in (config.home / "logs", config.home / "run", *config.data_paths):
         directory.mkdir(parents=True, exist_ok=True)
     await start_part(config, "mongodb", timeout=120)

@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from crs.io import producer, publish_json
-from crs.stack import INFRA, SERVICES, StackConfig, find_free_port, stack_down, stack_up
+from crs.stack import INFRA, StackConfig, find_free_ports, stack_down, stack_on_free_ports, stack_up
 from services.audit.app import build_app as build_audit
 from services.audit.settings import AuditSettings
 from shared.identity import crm_request_id, email_request_id
@@ -85,12 +85,13 @@ async def acrs(*argv: str, env: Mapping[str, str] | None = None, timeout: float 
 @pytest.fixture(scope="module")
 def stopped() -> dict[str, str]:
     """The environment of a local stack that is not running (its ports answer nothing)."""
+    kafka_port, mongo_port, workspace_port = find_free_ports(3)
     return {
-        "CRS_KAFKA_PORT": str(find_free_port()),
-        "CRS_MONGO_PORT": str(find_free_port()),
+        "CRS_KAFKA_PORT": str(kafka_port),
+        "CRS_MONGO_PORT": str(mongo_port),
         "CRS_HOME": "/nonexistent/crs-home",
         # Not the default 127.0.0.1:8080: a workspace of another stack on this machine answers there.
-        "CRS_WORKSPACE_URL": f"http://127.0.0.1:{find_free_port()}",
+        "CRS_WORKSPACE_URL": f"http://127.0.0.1:{workspace_port}",
     }
 
 
@@ -264,12 +265,7 @@ async def test_watch_ends_quietly_when_its_reader_goes_away(servers: Servers) ->
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[StackConfig]:
     """A broker and database of this test alone: it restarts the broker."""
-    config = StackConfig(
-        home=tmp_path / "crs-home",
-        kafka_port=find_free_port(),
-        mongo_port=find_free_port(),
-        health_ports={name: find_free_port() for name in SERVICES},
-    )
+    config = stack_on_free_ports(home=tmp_path / "crs-home")
     asyncio.run(stack_up(config, include_services=False, timeout=90))
     yield config
     asyncio.run(stack_down(config))

@@ -25,8 +25,8 @@ from crs.stack import (
     PortInUseError,
     StackConfig,
     StackStartError,
-    find_free_port,
     stack_down,
+    stack_on_free_ports,
     stack_status,
     stack_up,
 )
@@ -45,12 +45,7 @@ def _process_exists(pid: int) -> bool:
 @pytest.fixture
 def config(tmp_path: Path) -> Iterator[StackConfig]:
     """A stack of its own: a temporary home and free ports; whatever is left is stopped."""
-    stack = StackConfig(
-        home=tmp_path / "crs-home",
-        kafka_port=find_free_port(),
-        mongo_port=find_free_port(),
-        health_ports={name: find_free_port() for name in SERVICES},
-    )
+    stack = stack_on_free_ports(home=tmp_path / "crs-home")
     yield stack
     # A failing assertion must not leave a broker or a database behind.
     asyncio.run(stack_down(stack))
@@ -189,13 +184,10 @@ def test_down_stops_the_replicas_started_beside_the_services(config: StackConfig
 async def test_services_get_their_own_database_servers_which_status_lists_and_down_stops(
     tmp_path: Path,
 ) -> None:
-    config = StackConfig(
+    config = stack_on_free_ports(
         home=tmp_path / "crs-home",
-        kafka_port=find_free_port(),
-        mongo_port=find_free_port(),
-        health_ports={name: find_free_port() for name in SERVICES},
         database_groups=(("audit", "workspace", "intake", "routing"), ("validation", "resolution")),
-        database_ports=(find_free_port(),),
+        database_servers=2,
     )
     try:
         started = await stack_up(config, include_services=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from crs.stack import (
@@ -9,8 +11,10 @@ from crs.stack import (
     SERVICES,
     StackConfig,
     _launch,
+    find_free_ports,
     format_database_groups,
     parse_database_groups,
+    stack_on_free_ports,
 )
 
 
@@ -72,3 +76,18 @@ def test_every_database_server_acknowledges_only_commits_on_disk_whatever_option
         argv = _launch(config, part).argv
         assert "--sync-on-commit" in argv, argv
         assert argv[-2:] == ("--cache-size", "256M")
+
+
+def test_a_stack_on_free_ports_gets_distinct_ports_for_every_part(tmp_path: Path) -> None:
+    # A CI run once drew the same port twice for one stack, when each port was asked for alone.
+    groups = (("audit", "workspace"), ("intake", "routing"), ("validation", "resolution"))
+    config = stack_on_free_ports(tmp_path, database_servers=3, database_groups=groups)
+    ports = [
+        config.kafka_port,
+        *(server.port for server in config.database_servers),
+        *config.health_ports.values(),
+    ]
+    assert len(ports) == 2 + 2 + len(SERVICES)
+    assert len(set(ports)) == len(ports)
+    assert [server.services for server in config.database_servers] == list(groups)
+    assert len(set(find_free_ports(200))) == 200
