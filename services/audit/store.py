@@ -34,6 +34,7 @@ CACHED_CHAINS = 20_000
 """Request chain heads kept in memory (the most recently used); an older one is read again."""
 
 _POSITION_ONLY_INDEX = "topic_1_partition_1_offset_1"
+_POSITION_INDEX = f"topic_1_partition_1_offset_1_{FINGERPRINT_FIELD}_1"
 
 log = structlog.get_logger(__name__)
 
@@ -64,24 +65,38 @@ class AuditStore:
 
     async def ensure_indexes(self) -> None:
         await self._entries.create_index([("request_id", ASCENDING), ("sequence", ASCENDING)])
-        # One entry per record (its _id is the record's identity; entries of earlier releases have
-        # an ObjectId, and this index keeps them single too). A position alone does not name a
-        # record: a topic created again numbers from 0 again, so its fingerprint is part of the
-        # key. (Stores from before had a unique index on the position alone, which would refuse
-        # the new records: it goes.)
-        if _POSITION_ONLY_INDEX in await self._entries.index_information():
+        # One entry per record: its _id is the record's identity (its position and fingerprint: a
+        # topic created again numbers from 0 again). Entries of earlier releases have an ObjectId
+        # instead, so a store that has them keeps a unique index on position and fingerprint as
+        # well. A store without them does not: every index costs the local database server a
+        # write and a uniqueness check per entry, and this one would only repeat the _id's.
+        # (Stores from before also had a unique index on the position alone, which would refuse
+        # a topic created again: it goes.)
+        existing = await self._entries.index_information()
+        if _POSITION_ONLY_INDEX in existing:
             await self._entries.drop_index(_POSITION_ONLY_INDEX)
-        await self._entries.create_index(
-            [
-                ("topic", ASCENDING),
-                ("partition", ASCENDING),
-                ("offset", ASCENDING),
-                (FINGERPRINT_FIELD, ASCENDING),
-            ],
-            unique=True,
-        )
+        if await self._has_legacy_entries():
+            await self._entries.create_index(
+                [
+                    ("topic", ASCENDING),
+                    ("partition", ASCENDING),
+                    ("offset", ASCENDING),
+                    (FINGERPRINT_FIELD, ASCENDING),
+                ],
+                unique=True,
+            )
+        elif _POSITION_INDEX in existing:
+            await self._entries.drop_index(_POSITION_INDEX)
         # Unique: a replica appending after a stale global head is refused (and reads it again).
         await self._entries.create_index("global_sequence", unique=True, sparse=True)
+
+    async def _has_legacy_entries(self) -> bool:
+        """Whether an earlier release wrote here: it kept its heads in ``sequences`` and its
+        processed keys in ``processed_messages``, and gave its entries ObjectIds."""
+        for legacy in (self._legacy_heads, self._legacy_keys):
+            if await legacy.find_one({}, {"_id": 1}) is not None:
+                return True
+        return False
 
     async def check_heads(self) -> None:
         """At start: the global head from the last entry, which must hash to what it says.

@@ -173,3 +173,31 @@ async def test_deleting_a_requests_last_entry_is_found_by_verifying_that_request
         code, lines = await verify_request(reader, request)
         assert code == BROKEN, lines
     await audit.client.close()
+
+
+async def test_entries_carry_no_second_unique_index_unless_an_earlier_release_wrote_the_store(
+    servers: Servers,
+) -> None:
+    # A new store's entries are single by their _id (the record's identity) alone; an index on
+    # position and fingerprint would cost every insert a write and a check for nothing.
+    fresh = Audit(servers, unique("audit").lower().replace("-", "_"))
+    await fresh.start()
+    record = status_record(unique("REQ"), 0, 0)
+    await fresh.record([record])
+    await fresh.record([record])  # delivered again
+    assert sorted(await fresh.store._entries.index_information()) == [
+        "_id_",
+        "global_sequence_1",
+        "request_id_1_sequence_1",
+    ]
+    assert await count_entries(fresh) == 1
+    await fresh.client.close()
+
+    # Entries of an earlier release have ObjectIds: that store keeps the index on the position.
+    database = unique("audit").lower().replace("-", "_")
+    earlier = Audit(servers, database)
+    await earlier.client[database].sequences.insert_one({"_id": 0, "last": 0, "hash": ""})
+    await earlier.start()
+    indexes = await earlier.store._entries.index_information()
+    assert indexes["topic_1_partition_1_offset_1_record_fingerprint_1"]["unique"] is True
+    await earlier.client.close()
