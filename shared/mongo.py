@@ -89,10 +89,8 @@ class MongoLedgerTransaction:
         return self._session
 
     async def processed_among(self, keys: Sequence[str]) -> set[str]:
-        cursor = self._database.processed_messages.find(
-            {"_id": {"$in": list(keys)}}, {"_id": 1}, session=self._session
-        )
-        return {str(found["_id"]) async for found in cursor}
+        found = find_in(self._database.processed_messages, "_id", keys, {"_id": 1}, session=self._session)
+        return {str(document["_id"]) async for document in found}
 
     def begin(self, key: str) -> None:
         self._current_key = key
@@ -484,9 +482,30 @@ class MongoLease:
 
 # Batch prefetch and batched writes ---------------------------------------------------------------
 
-PREFETCH_CHUNK = 500
-"""Most ids in one ``$in``: the local server matches every candidate against the whole list, so a
-longer list costs more per id."""
+IN_CHUNK = 50
+"""Most values in one ``$in``. The local database server matches every document it finds against
+the whole list, so a list of n costs it about n squared: 200 ids took 24 ms of its CPU in one
+``$in`` and 10 ms in four of 50 (docs/benchmark.md). At a batch of 50 or fewer it is still one
+statement."""
+
+
+async def find_in(
+    collection: AsyncCollection[Document],
+    field: str,
+    values: Iterable[Any],
+    projection: Document | None = None,
+    *,
+    session: AsyncClientSession | None = None,
+) -> AsyncIterator[Document]:
+    """The documents whose ``field`` holds one of ``values``: one query per :data:`IN_CHUNK` of
+    them (an equality for a single one)."""
+    wanted = list(dict.fromkeys(values))
+    for start in range(0, len(wanted), IN_CHUNK):
+        chunk = wanted[start : start + IN_CHUNK]
+        query = {field: chunk[0]} if len(chunk) == 1 else {field: {"$in": chunk}}
+        async for document in collection.find(query, projection, session=session):
+            yield document
+
 
 _UNKNOWN: Final = object()  # an id whose document a staged partial update changed: read it again
 
@@ -496,7 +515,7 @@ class BatchDocuments:
 
     A store opens it for a batch (:func:`open_batch_documents`, from the batch's prefetch hook):
     the documents the batch will need are read with one ``$in`` per collection
-    (:meth:`fetch`, in chunks of :data:`PREFETCH_CHUNK`), each message then reads them here, and
+    (:meth:`fetch`, in chunks of :data:`IN_CHUNK`), each message then reads them here, and
     the writes of the whole batch are staged (:meth:`stage`) and sent as one ordered
     ``bulk_write`` per collection just before the commit. A staged write is what later reads of
     that id see, so a message sees what an earlier message of its batch wrote, exactly as if each
@@ -539,15 +558,12 @@ class BatchDocuments:
                     del known[one]
         results: dict[Any, Document | None] = {one: known[one] for one in wanted if one in known}
         missing = [one for one in wanted if one not in known]
-        for start in range(0, len(missing), PREFETCH_CHUNK):
-            chunk = missing[start : start + PREFETCH_CHUNK]
-            found: dict[Any, Document | None] = dict.fromkeys(chunk)
-            query = {"_id": chunk[0]} if len(chunk) == 1 else {"_id": {"$in": chunk}}
-            async for document in collection.find(query, session=self._session):
-                found[document["_id"]] = document
-            results.update(found)
-            if self._batched:
-                known.update(found)
+        found: dict[Any, Document | None] = dict.fromkeys(missing)
+        async for document in find_in(collection, "_id", missing, session=self._session):
+            found[document["_id"]] = document
+        results.update(found)
+        if self._batched:
+            known.update(found)
         return {one: results[one] for one in wanted}
 
     async def fetch_one(self, collection: AsyncCollection[Document], one: Any) -> Document | None:
@@ -567,15 +583,14 @@ class BatchDocuments:
         missing = [one for one in wanted if one not in known]
         found: dict[Any, list[Document]] = {one: [] for one in missing}
         by_id: dict[Any, Document] = {}
-        for start in range(0, len(missing), PREFETCH_CHUNK):
-            chunk = missing[start : start + PREFETCH_CHUNK]
-            query = {field: chunk[0]} if len(chunk) == 1 else {field: {"$in": chunk}}
-            async for document in collection.find(query, session=self._session):
-                by_id[document["_id"]] = document
-                held = document.get(field)
-                for value in held if isinstance(held, list) else [held]:
-                    if value in found:
-                        found[value].append(document)
+        async for document in find_in(collection, field, missing, session=self._session):
+            if document["_id"] in by_id:
+                continue  # found again through another of its values, in another chunk
+            by_id[document["_id"]] = document
+            held = document.get(field)
+            for value in held if isinstance(held, list) else [held]:
+                if value in found:
+                    found[value].append(document)
         if self._batched:
             known.update(found)
             known_by_id = self._known.setdefault(collection.name, {})

@@ -24,7 +24,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.audit.chain import FINGERPRINT_FIELD, UNATTRIBUTED, Head, Sealed, chain_of, entry_hash, seal
 from shared.delivery import LedgerTransaction
-from shared.mongo import Document
+from shared.mongo import Document, find_in
 
 GLOBAL_HEAD_ID = 0
 """The ``_id`` of the global chain's head among the request heads of earlier releases (the
@@ -177,15 +177,13 @@ class AuditStore:
     async def _recorded(self, record_ids: Sequence[str], session: AsyncClientSession) -> set[str]:
         found = {
             str(entry["_id"])
-            async for entry in self._entries.find(
-                {"_id": {"$in": list(record_ids)}}, {"_id": 1}, session=session
-            )
+            async for entry in find_in(self._entries, "_id", record_ids, {"_id": 1}, session=session)
         }
         if self._legacy_keys_left is None:
             self._legacy_keys_left = await self._legacy_keys.find_one({}, {"_id": 1}) is not None
         if self._legacy_keys_left:  # recorded by an earlier release, which kept processed keys
-            cursor = self._legacy_keys.find({"_id": {"$in": list(record_ids)}}, {"_id": 1}, session=session)
-            found |= {str(key["_id"]) async for key in cursor}
+            keys = find_in(self._legacy_keys, "_id", record_ids, {"_id": 1}, session=session)
+            found |= {str(key["_id"]) async for key in keys}
         return found
 
     async def _heads_of(self, chains: set[str], session: AsyncClientSession) -> dict[str, Head]:

@@ -2,7 +2,7 @@
 
 Routing a request and firing its SLA timers are transitions of its lifecycle
 (:mod:`services.routing.lifecycle`); the statuses of every request are applied to the SLA clocks a
-whole batch at a time (two statements per batch), since every status of every request passes here.
+whole batch at a time (two statements per batch of up to 50 requests), since every status of every request passes here.
 """
 
 from __future__ import annotations
@@ -104,7 +104,8 @@ class RoutingHandlers:
         """Collect a status change; the whole batch's changes are applied just before the commit.
 
         Every status event of every request passes here, so a batch costs two statements: one
-        ``$in`` read of the clocks it concerns and one bulk write of those that changed.
+        ``$in`` read of the clocks it concerns (one per 50 requests, ``shared.mongo.IN_CHUNK``) and
+        one bulk write of those that changed.
         """
         pending = self._status_changes.get(tx)
         if pending is None:

@@ -26,7 +26,7 @@ from shared.business_time import BusinessCalendar
 from shared.contract import Channel, Priority, RequestStatus
 from shared.delivery import LedgerTransaction
 from shared.events import RequestDetails, RequestValidated
-from shared.mongo import Document, batch_documents, open_batch_documents
+from shared.mongo import Document, batch_documents, find_in, open_batch_documents
 from shared.status_order import rank_of
 
 
@@ -198,11 +198,13 @@ class RoutingStore:
     async def clocks(
         self, request_ids: Iterable[str], *, session: AsyncClientSession | None
     ) -> dict[str, StoredClock]:
-        """The clocks of these requests (one ``$in`` query), by request id."""
-        cursor = self._clocks.find({"_id": {"$in": sorted(set(request_ids))}}, session=session)
+        """The clocks of these requests (one ``$in`` query per 50 of them), by request id."""
+        found = find_in(self._clocks, "_id", sorted(set(request_ids)), session=session)
         return {
-            str(found["_id"]): StoredClock(str(found["_id"]), _clock_of(found), found["revision"], found)
-            async for found in cursor
+            str(document["_id"]): StoredClock(
+                str(document["_id"]), _clock_of(document), document["revision"], document
+            )
+            async for document in found
         }
 
     async def save_clocks(

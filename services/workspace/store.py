@@ -5,7 +5,8 @@ indexed for the queues. ``emails``: the emails of ``email.requests.v1`` by Messa
 intake added to a request can be read in full on the request's page.
 
 Writes happen only in the consumer's transactions: a batch reads the documents it concerns with
-one ``$in`` query and writes those that changed with one bulk write, just before the commit.
+one ``$in`` query per 50 requests (``shared.mongo.IN_CHUNK``) and writes those that changed with
+one bulk write, just before the commit.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pymongo import ASCENDING, ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.mongo import Document
+from shared.mongo import Document, find_in
 
 VIEW_COLLECTIONS = ("requests", "emails", "refusals")
 """The collections that make the view (the rest of the database is the delivery ledger)."""
@@ -49,8 +50,8 @@ class WorkspaceStore:
     async def documents(
         self, request_ids: Iterable[str], *, session: AsyncClientSession
     ) -> dict[str, Document]:
-        cursor = self._requests.find({"_id": {"$in": sorted(set(request_ids))}}, session=session)
-        return {str(found["_id"]): found async for found in cursor}
+        found = find_in(self._requests, "_id", sorted(set(request_ids)), session=session)
+        return {str(document["_id"]): document async for document in found}
 
     async def save(self, documents: Sequence[Document], *, session: AsyncClientSession) -> None:
         # Whole documents replaced, not ``$set`` of the changed fields: the local server logs an
@@ -94,7 +95,7 @@ class WorkspaceStore:
 
     async def queues_of(self, request_ids: Iterable[str]) -> dict[str, str | None]:
         """The queue of each of these requests the view has (one read, for live updates)."""
-        found = self._requests.find({"_id": {"$in": list(request_ids)}}, {"summary.queue": 1})
+        found = find_in(self._requests, "_id", request_ids, {"summary.queue": 1})
         return {doc["_id"]: (doc.get("summary") or {}).get("queue") async for doc in found}
 
     async def summaries(
@@ -120,8 +121,8 @@ class WorkspaceStore:
         ]
 
     async def emails(self, message_ids: Iterable[str]) -> dict[str, Document]:
-        cursor = self._emails.find({"_id": {"$in": sorted(set(message_ids))}})
-        return {str(found["_id"]): found async for found in cursor}
+        found = find_in(self._emails, "_id", sorted(set(message_ids)))
+        return {str(document["_id"]): document async for document in found}
 
     async def changed_requests(self) -> AsyncIterator[str | None]:
         """None once following, then the id of every request document written (a change stream)."""

@@ -16,7 +16,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 import services.validation.store as validation_store
 from services.validation.store import ValidationStore
 from shared.document_numbers import number_keys
-from shared.mongo import BatchDocuments, Document, batch_documents, build_mongo_client, open_batch_documents
+from shared.mongo import (
+    IN_CHUNK,
+    BatchDocuments,
+    Document,
+    batch_documents,
+    build_mongo_client,
+    open_batch_documents,
+)
 from shared.reference_views import ReferenceView
 from tests.support import Servers, unique
 
@@ -217,3 +224,28 @@ async def test_a_batch_and_its_session_are_let_go_once_its_transaction_is_over(
     gone = await one_batch()
     gc.collect()
     assert gone() is None  # before: the registry's value held its key, and so both for ever
+
+
+async def test_a_long_list_is_read_in_bounded_chunks_and_each_document_found_once(
+    counted: tuple[AsyncDatabase[Document], Commands],
+) -> None:
+    # The local server matches every document found against the whole $in list: 200 ids in one
+    # list cost it more than twice what four lists of 50 do.
+    database, commands = counted
+    documents = database.documents
+    await documents.insert_many([{"_id": f"D{n:03}", "numbers": [f"N{n}", f"M{n}"]} for n in range(120)])
+    wanted = [f"D{n:03}" for n in range(120)] + ["missing"]
+
+    commands.filters.clear()
+    found = await BatchDocuments(None, batched=False).fetch(documents, wanted)
+    assert [one for one, document in found.items() if document is None] == ["missing"]
+    lists = [query["_id"]["$in"] for name, query in commands.filters if name == "find"]
+    assert [len(one) for one in lists] == [IN_CHUNK, IN_CHUNK, 121 - 2 * IN_CHUNK]
+
+    # Each of a document's values in another chunk: it is still one document, under both values.
+    commands.filters.clear()
+    numbers = [f"N{n}" for n in range(60)] + [f"M{n}" for n in range(60)]
+    by_number = await BatchDocuments(None, batched=False).fetch_by(documents, "numbers", numbers)
+    assert len([name for name, _ in commands.filters if name == "find"]) == 3
+    assert all(len(by_number[number]) == 1 for number in numbers)
+    assert by_number["N7"][0] is by_number["M7"][0]
