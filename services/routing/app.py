@@ -2,7 +2,8 @@
 
 Routing a request and firing its SLA timers are transitions of its lifecycle
 (:mod:`services.routing.lifecycle`); the statuses of every request are applied to the SLA clocks a
-whole batch at a time (two statements per batch of up to 50 requests), since every status of every request passes here.
+whole batch at a time (two statements per batch of up to 50 requests), since every status of every
+request passes here.
 """
 
 from __future__ import annotations
