@@ -178,16 +178,14 @@ class ApprovalPolicy(_Frozen):
         the policy's currency (each converted); one without a rate takes the highest tier."""
         currencies = {amount.currency for amount in amounts}
         if len(currencies) == 1:
-            total = sum((amount.amount for amount in amounts), Decimal(0))
-            return self.requirement(kind, Money(amount=total, currency=amounts[0].currency))
-        measured = [
-            self.convert(Money(amount=abs(amount.amount), currency=amount.currency)) for amount in amounts
-        ]
-        unknown = sorted({one.original.currency for one in measured if one.converted is None})
-        if unknown:
+            together = sum((amount.amount for amount in amounts), Decimal(0))
+            return self.requirement(kind, Money(amount=together, currency=amounts[0].currency))
+        measured, total = self._converted_sum(
+            [Money(amount=abs(amount.amount), currency=amount.currency) for amount in amounts]
+        )
+        if total is None:
+            unknown = sorted({one.original.currency for one in measured if one.converted is None})
             return self._highest_tier(kind, unknown)
-        with localcontext(prec=_CONVERSION_PRECISION):
-            total = sum((one.converted for one in measured if one.converted is not None), Decimal(0))
         parts = " + ".join(one.describe() for one in measured)
         return self._tier_for(kind, total, f"{parts}, together {_policy_figure(total, self.currency)},")
 
@@ -199,14 +197,21 @@ class ApprovalPolicy(_Frozen):
             return Money(
                 amount=sum((total.amount for total in totals), Decimal(0)), currency=totals[0].currency
             )
-        converted = [self.convert(total).converted for total in totals]
-        if any(one is None for one in converted):
+        _, total = self._converted_sum(totals)
+        if total is None:
             return None
-        with localcontext(prec=_CONVERSION_PRECISION):
-            total = sum((one for one in converted if one is not None), Decimal(0))
         # Money keeps four decimals: rounded away from zero, a total above a tier's bound never
         # reads as at or below it.
         return Money(amount=total.quantize(Decimal("0.0001"), rounding=ROUND_UP), currency=self.currency)
+
+    def _converted_sum(self, amounts: Sequence[Money]) -> tuple[list[PolicyAmount], Decimal | None]:
+        """Each amount in the policy's currency, and their exact sum (None when one has no rate)."""
+        measured = [self.convert(amount) for amount in amounts]
+        converted = [one.converted for one in measured if one.converted is not None]
+        if len(converted) < len(measured):
+            return measured, None
+        with localcontext(prec=_CONVERSION_PRECISION):
+            return measured, sum(converted, Decimal(0))
 
     def _highest_tier(self, kind: ResolutionKind, unknown: Sequence[str]) -> ApprovalRequirement:
         """Without a rate nobody can tell an amount is small: it must not get fewer approvals."""

@@ -94,7 +94,7 @@ class WorkspaceStore:
         return found["summary"] if found and found.get("summary") else None
 
     async def queues_of(self, request_ids: Iterable[str]) -> dict[str, str | None]:
-        """The queue of each of these requests the view has (one read, for live updates)."""
+        """The queue of each of these requests the view has (one read per 50, for live updates)."""
         found = find_in(self._requests, "_id", request_ids, {"summary.queue": 1})
         return {doc["_id"]: (doc.get("summary") or {}).get("queue") async for doc in found}
 
