@@ -1,7 +1,7 @@
 """Routing's own view: where each request went, and the state of its SLA clock.
 
 ``routes`` keeps each decision as made. ``sla_clocks`` keeps one clock per routed request with
-``next_due_at``, the instant its next timer fires (absent while the clock stands or when both
+``next_due_at``, the instant its next timer fires (null while the clock stands or when both
 timers have fired), so the timer job finds due clocks with one indexed query, and ``revision``,
 which every write raises, so a write made on a stale read matches nothing. A request's lifecycle
 (:class:`services.routing.lifecycle.RoutedRequest`: its route and its clock) is loaded from its
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -28,6 +28,9 @@ from shared.delivery import LedgerTransaction
 from shared.events import RequestDetails, RequestValidated
 from shared.mongo import Document, batch_documents, find_in, open_batch_documents
 from shared.status_order import rank_of
+
+EARLIEST_DUE_AT = datetime(1, 1, 1, tzinfo=UTC)
+"""The lower bound of the due-timer query: before any instant a timer can be due."""
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,13 @@ class RoutingStore:
 
     async def due_clocks(self, now: datetime, *, limit: int = 200) -> list[str]:
         """Requests with a timer due at ``now`` (read outside any transaction: a hint, re-read later)."""
-        cursor = self._clocks.find({"next_due_at": {"$lte": now}}, {"_id": 1}).sort("next_due_at", 1)
+        # Bounded below as well: with ``$lte`` alone the local server scans the index from its
+        # start, through the null of every clock that stands (resolved, closed: nearly all of
+        # them), and reads each of those documents. At 10,000 stood clocks that cost 0.3 to 0.4 s
+        # of its CPU on every check (every 5 s), growing with every request ever routed; bounded,
+        # about 1 ms. MongoDB brackets the range by type and reads no null either way.
+        due = {"$gte": EARLIEST_DUE_AT, "$lte": now}
+        cursor = self._clocks.find({"next_due_at": due}, {"_id": 1}).sort("next_due_at", 1)
         return [str(found["_id"]) async for found in cursor.limit(limit)]
 
     async def clocks(

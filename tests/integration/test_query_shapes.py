@@ -10,7 +10,9 @@ on the server.
 It fails on a shape the data file does not list (add it with the index it uses, so a new query is
 seen in review), and on a listed shape whose plan uses another index than the file says, or none
 where the file names one. Shapes the file marks ``scan`` use no index today: they are known, with
-the reason, and are to go (issue 13's second phase); a new one cannot be added silently.
+the reason, and are to go (issue 13's second phase); a new one cannot be added silently. An indexed
+range open below (``$lt`` alone) fails too, unless the file says in ``never_null`` why the field is
+never null: the local server reads it from the index's start, through every null.
 """
 
 from __future__ import annotations
@@ -91,6 +93,21 @@ def filter_shape(query: Mapping[str, Any]) -> str:
         else:
             parts.append(f"{field} =")
     return ", ".join(parts)
+
+
+def open_below(query: Mapping[str, Any]) -> list[str]:
+    """The fields a filter bounds from above only (``$lt``/``$lte`` with no ``$gt``/``$gte``)."""
+    fields = []
+    for field, condition in query.items():
+        if field in ("$or", "$and", "$nor"):
+            fields += [name for one in condition for name in open_below(one)]
+        elif (
+            isinstance(condition, Mapping)
+            and {"$lt", "$lte"} & set(condition)
+            and not {"$gt", "$gte"} & set(condition)
+        ):
+            fields.append(field)
+    return fields
 
 
 def samples_of(service: str, event: monitoring.CommandStartedEvent) -> Iterator[Sample]:
@@ -306,5 +323,12 @@ async def test_every_query_shape_the_services_send_is_listed_with_the_index_it_u
             problems.append(f"{shape}: uses {used}, {SHAPES_FILE.name} says {entry['index']}")
         elif used == "COLLSCAN" and not entry.get("scan"):
             problems.append(f"{shape}: uses no index (a known one says why in `scan`)")
+        elif used != "COLLSCAN" and open_below(sample.filter) and not entry.get("never_null"):
+            # The local server reads such a range from the start of the index: through every
+            # document whose field is null (the SLA clocks that stand: nearly all of them).
+            problems.append(
+                f"{shape}: a range open below reads every null of {used}; bound it below, or say "
+                "in `never_null` why every document holds a value"
+            )
     await explainer.close()
     assert not problems, "\n".join(problems)
