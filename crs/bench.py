@@ -29,7 +29,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -106,6 +106,9 @@ class Cost:
     memory: Mapping[str, Memory]
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
+    catch_up_seconds: float = 0.0
+    """From the last resolution to every service having consumed what the requests caused: how
+    far the views (audit's trail, the console) were behind when the request path was through."""
 
     def statements_of(self, service: str) -> int:
         return sum(self.statements.get(service, {}).values())
@@ -497,8 +500,9 @@ async def run_bench(
         rate=rate,
     )
     say("  waiting until every service has consumed what the requests caused (audit, workspace, ...)")
+    resolved_at = time.perf_counter()
     await everything_consumed()
-    cost = await meter.stop()
+    cost = replace(await meter.stop(), catch_up_seconds=time.perf_counter() - resolved_at)
 
     if not relay:
         return system, None, cost
@@ -568,6 +572,10 @@ def report(result: BenchResult) -> str:
         ]
     if system.latencies_ms:
         lines.append(f"system mean latency {statistics.fmean(system.latencies_ms):.1f} ms")
+    lines.append(
+        f"every service had consumed what the requests caused {cost.catch_up_seconds:.1f} s after "
+        "the last resolution (the views catch up last)"
+    )
     lines += ["", f"statements per request: {cost.total_statements / delivered:.2f}"]
     for service in sorted(cost.statements, key=lambda name: -cost.statements_of(name)):
         commands = cost.statements[service]
@@ -665,4 +673,5 @@ def as_json(result: BenchResult) -> dict[str, Any]:
         "memory_bytes": {name: asdict(memory) for name, memory in cost.memory.items()},
         "load_before": list(cost.load_before),
         "load_after": list(cost.load_after),
+        "catch_up_seconds": cost.catch_up_seconds,
     }

@@ -80,6 +80,11 @@ class Service:
     publishes: tuple[str, ...]
     user_directory: bool = False
     """Whether it reads the user directory (approvers and their roles): its pod mounts that Secret."""
+    view_only: bool = False
+    """Whether what it consumes only feeds a view (audit's trail, the console): no service waits
+    for it to consume anything, so it may fall behind a burst and catch up after. The local stack
+    runs it, and a database server that only such services use, at a lower CPU priority
+    (:attr:`crs.stack.StackConfig.view_niceness`)."""
 
     @property
     def module(self) -> str:
@@ -245,6 +250,7 @@ SERVICES: Final[tuple[Service, ...]] = (
         # The life of every request, in this order (`crs watch` tails the same list).
         consumes=tuple(topic.name for topic in TOPICS if topic.group is Group.REQUEST),
         publishes=(),
+        view_only=True,
     ),
     Service(
         "workspace",
@@ -268,6 +274,7 @@ SERVICES: Final[tuple[Service, ...]] = (
         ),
         publishes=(REQUEST_ACTIONS.name, APPROVALS.name),
         user_directory=True,
+        view_only=True,
     ),
 )
 """Every service of the system: a folder ``services/<name>/``, run as ``python -m services.<name>``."""

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shlex
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -178,6 +180,17 @@ def dlq_replay(
     return EXIT_OK
 
 
+def _niceness_of(pids: Sequence[int]) -> str:
+    """The CPU niceness these processes run at, as read from them (one figure if they agree)."""
+    import psutil
+
+    found = set()
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            found.add(psutil.Process(pid).nice())
+    return ", ".join(str(niceness) for niceness in sorted(found)) or "unknown"
+
+
 def _bench_stack(
     config: Any,
     *,
@@ -271,6 +284,7 @@ def bench(
     from crs.drain import drain
     from crs.stack import (
         SERVICES,
+        VIEW_SERVICES,
         StackConfig,
         format_database_groups,
         running_pid,
@@ -324,6 +338,9 @@ def bench(
                 raise NotFound(f"the services did not take in {what}: {left.describe()}")
 
         pids = {part: running_pid(config, part) for part in config.parts}
+        settings["views (audit, workspace) at niceness"] = _niceness_of(
+            [pid for name in VIEW_SERVICES if (pid := pids.get(name)) is not None]
+        )
         processes = Processes(
             services={name: pid for name in SERVICES if (pid := pids.get(name)) is not None},
             databases={part: pid for part in config.database_parts if (pid := pids.get(part)) is not None},

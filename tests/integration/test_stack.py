@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from crs.stack import (
@@ -25,6 +26,7 @@ from crs.stack import (
     PortInUseError,
     StackConfig,
     StackStartError,
+    running_pid,
     stack_down,
     stack_on_free_ports,
     stack_status,
@@ -203,5 +205,38 @@ async def test_services_get_their_own_database_servers_which_status_lists_and_do
         # Stopped whole even by a configuration that no longer names the second server.
         one = dataclasses.replace(config, database_groups=(tuple(SERVICES),), database_ports=())
         assert await stack_down(one) == ["mongodb", "mongodb-2", "kafka"]
+    finally:
+        await stack_down(config)
+
+
+def _autogroup_niceness(pid: int) -> int | None:
+    """The niceness of the process's autogroup (``/autogroup-N nice K``), None where there are none."""
+    try:
+        text = Path(f"/proc/{pid}/autogroup").read_text(encoding="ascii")
+    except OSError:
+        return None
+    return int(text.split()[-1])
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(120)
+async def test_a_database_server_only_the_views_use_runs_at_their_lower_priority(tmp_path: Path) -> None:
+    config = stack_on_free_ports(
+        home=tmp_path / "crs-home",
+        database_groups=(("audit", "workspace"), ("intake", "validation", "routing", "resolution")),
+        database_servers=2,
+        view_niceness=7,
+    )
+    try:
+        await stack_up(config, include_services=False)
+        pids = {part: running_pid(config, part) for part in ("kafka", "mongodb", "mongodb-2")}
+        niceness = {part: os.getpriority(os.PRIO_PROCESS, pid) for part, pid in pids.items() if pid}
+        assert niceness == {"kafka": 0, "mongodb": 7, "mongodb-2": 0}
+        # The threads the server started for its clients run at its niceness too.
+        threads = psutil.Process(pids["mongodb"]).threads()
+        assert {os.getpriority(os.PRIO_PROCESS, thread.id) for thread in threads} == {7}
+        autogroups = {part: _autogroup_niceness(pid) for part, pid in pids.items() if pid}
+        if None not in autogroups.values():  # where the kernel groups by session, that counts first
+            assert autogroups == {"kafka": 0, "mongodb": 7, "mongodb-2": 0}
     finally:
         await stack_down(config)

@@ -8,6 +8,7 @@ import pytest
 
 from crs.stack import (
     MEASURED_DATABASE_GROUPS,
+    MEASURED_VIEW_NICENESS,
     SERVICES,
     StackConfig,
     _launch,
@@ -91,3 +92,49 @@ def test_a_stack_on_free_ports_gets_distinct_ports_for_every_part(tmp_path: Path
     assert len(set(ports)) == len(ports)
     assert [server.services for server in config.database_servers] == list(groups)
     assert len(set(find_free_ports(200))) == 200
+
+
+def test_the_views_and_a_database_server_only_they_use_run_at_the_view_niceness() -> None:
+    config = StackConfig.from_env(environ={})
+    assert config.view_niceness == MEASURED_VIEW_NICENESS > 0
+    niceness = {part: config.niceness_of(part) for part in (*config.parts, "audit@b", "intake@b")}
+    assert niceness == {
+        "kafka": 0,
+        "mongodb": MEASURED_VIEW_NICENESS,  # audit's and the workspace's server
+        "mongodb-2": 0,
+        "mongodb-3": 0,
+        "mongodb-4": 0,
+        "intake": 0,
+        "validation": 0,
+        "routing": 0,
+        "resolution": 0,
+        "audit": MEASURED_VIEW_NICENESS,
+        "workspace": MEASURED_VIEW_NICENESS,
+        "audit@b": MEASURED_VIEW_NICENESS,
+        "intake@b": 0,
+    }
+    assert _launch(config, "workspace").niceness == MEASURED_VIEW_NICENESS
+    assert _launch(config, "mongodb-3").niceness == 0
+    # A server the request path shares with the views runs at the request path's priority.
+    shared = StackConfig.from_env(environ={"CRS_DATABASE_SERVERS": "one"})
+    assert shared.niceness_of("mongodb") == 0
+    assert shared.niceness_of("audit") == MEASURED_VIEW_NICENESS
+
+
+@pytest.mark.parametrize(
+    ("text", "niceness"), [("0", 0), ("19", 19), (" 5 ", 5), ("", MEASURED_VIEW_NICENESS)]
+)
+def test_the_view_niceness_is_read_from_the_environment(text: str, niceness: int) -> None:
+    config = StackConfig.from_env(environ={"CRS_VIEW_NICENESS": text})
+    assert config.view_niceness == niceness
+    assert config.niceness_of("audit") == niceness
+
+
+@pytest.mark.parametrize("text", ["20", "-1", "low"])
+def test_a_view_niceness_out_of_range_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match=r"CRS_VIEW_NICENESS|view_niceness"):
+        StackConfig.from_env(environ={"CRS_VIEW_NICENESS": text})
+
+
+def test_a_stack_built_in_code_runs_everything_at_one_priority() -> None:
+    assert {StackConfig().niceness_of(part) for part in StackConfig().parts} == {0}
