@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import importlib.resources
 import ipaddress
@@ -88,8 +89,8 @@ MEASURED_VIEW_NICENESS: Final = 10
 """The local stack's default CPU niceness of the views and of a database server only they use
 (``crs stack up``; ``CRS_VIEW_NICENESS`` overrides it, 0 gives them the same priority as the rest).
 
-On two cores the views took about a third of the CPU while a burst went through, and the request
-path waited for it: ``crs bench -n 10000 --fresh`` went from 139 to 145 requests/s to over 200 with
+On two cores the views took more than a quarter of the CPU while a burst went through, and the
+request path waited for it: ``crs bench -n 10000 --fresh`` went from 139 to 145 requests/s to over 200 with
 them at 10 (docs/benchmark.md). They catch up once the burst is through."""
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
@@ -280,7 +281,7 @@ class StackConfig:
     def from_env(cls, home: Path | None = None, *, environ: Mapping[str, str] | None = None) -> StackConfig:
         """The configuration, with overrides from the environment.
 
-        ``CRS_HOME`` (used when ``home`` is not given), ``CRS_KAFKA_PORT``, ``CRS_MONGO_PORT`` and
+        ``CRS_HOME`` (used when ``home`` is not given), ``CRS_KAFKA_PORT``, ``CRS_MONGO_PORT``,
         ``CRS_<SERVICE>_HEALTH_PORT`` (e.g. ``CRS_INTAKE_HEALTH_PORT``), ``CRS_DATABASE_SERVERS``,
         ``CRS_DATABASE_PORTS``, ``CRS_DATABASE_POOL_SIZE``, ``CRS_DATABASE_OPTIONS`` and
         ``CRS_VIEW_NICENESS``. An explicit ``home``
@@ -1199,7 +1200,8 @@ async def start_replica(
     if pid is None:
         launch = _launch(config, service)
         env = {**launch.env, _health_port_variable(service): str(health_port)}
-        pid = _spawn(config, _Launch(part, launch.argv, env, launch.host, health_port, launch.port_variable))
+        replica = dataclasses.replace(launch, name=part, env=env, port=health_port)
+        pid = _spawn(config, replica)
     deadline = asyncio.get_running_loop().time() + timeout
     while not await _http_healthy("127.0.0.1", health_port):
         if not _is_alive_and_ours(part, pid):
